@@ -1,0 +1,1 @@
+"""Data sets: the IDX format and MNIST."""

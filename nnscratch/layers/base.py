@@ -1,0 +1,132 @@
+"""The layer protocol, and a small base class of conveniences.
+
+The protocol is all a layer needs; any plain class with these four members works everywhere in
+nnscratch (inside ``Sequential``, with the optimizers, with ``sanity_check``):
+
+- ``forward(x, *args) -> y``: compute the output and cache what backward needs. Extra args are
+  for layers that need them (loss targets); other layers ignore them.
+- ``backward(delta) -> delta_x``: given dL/dy, return dL/dx, and *set* (overwrite, never
+  accumulate) the gradient of every parameter in ``parameters_deltas``.
+- ``parameters``: list of arrays, updated in place by optimizers.
+- ``parameters_deltas``: list of arrays aligned with ``parameters``.
+
+``Layer`` adds a name, ``__call__``, a readable repr, ``output_shape`` for summaries and
+``config`` for saving, plus the checks that turn bad input into clear ``ValueError``s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import seeding
+
+
+class Layer:
+    """Base class for built-in layers: protocol defaults and conveniences.
+
+    Subclasses set ``self.parameters`` / ``self.parameters_deltas`` (empty by default) and
+    implement ``forward`` and ``backward``.
+    """
+
+    def __init__(self):
+        self.parameters: list[np.ndarray] = []
+        self.parameters_deltas: list[np.ndarray] = []
+
+    # -- the protocol -------------------------------------------------------------------------
+    def forward(self, x, *args):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, delta):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    # -- conveniences -------------------------------------------------------------------------
+    def __call__(self, x, *args):
+        return self.forward(x, *args)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def config(self) -> dict:
+        """Constructor arguments, JSON-serialisable, so ``type(self)(**config())`` rebuilds it."""
+        return {}
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """Shape of the output for an input of ``input_shape`` (batch axis included).
+
+        The default runs forward on zeros; layers override it when that is wasteful or when
+        forward needs more than ``x``.
+        """
+        dtype = self.parameters[0].dtype if self.parameters else np.float32
+        return np.shape(self.forward(np.zeros(input_shape, dtype=dtype)))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{self.name}({args})"
+
+    # -- input checks shared by the layers ----------------------------------------------------
+    def _check_ndim(self, x, ndim: int, layout: str) -> None:
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self.name}: expected a numpy array as input, got {type(x).__name__}")
+        if x.ndim != ndim:
+            raise ValueError(
+                f"{self.name}: expected a {ndim}-D input ({layout}), got shape {x.shape}"
+            )
+
+    def _check_delta(self, delta, expected_shape: tuple) -> np.ndarray:
+        delta = np.asarray(delta)
+        if delta.shape != tuple(expected_shape):
+            raise ValueError(
+                f"{self.name}.backward: expected delta of shape {tuple(expected_shape)} "
+                f"(the shape of the last output), got {delta.shape}"
+            )
+        return delta
+
+    def _check_forward_called(self, cached) -> None:
+        if cached is None:
+            raise RuntimeError(f"{self.name}.backward called before forward")
+
+
+def check_positive_int(layer: str, name: str, value, allow_zero: bool = False) -> int:
+    """Validate a size hyperparameter in ``__init__``; return it as an int."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{layer}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        expected = "a non-negative int" if allow_zero else "a positive int"
+        raise ValueError(f"{layer}: {name} must be {expected}, got {value}")
+    return int(value)
+
+
+def pair(layer: str, name: str, value, allow_zero: bool = False) -> tuple[int, int]:
+    """``3 -> (3, 3)``, ``(3, 2) -> (3, 2)``, each entry validated (kernel sizes, strides, padding)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{layer}: {name} must be an int or an (h, w) pair, got {value!r}")
+        return (
+            check_positive_int(layer, name, value[0], allow_zero),
+            check_positive_int(layer, name, value[1], allow_zero),
+        )
+    size = check_positive_int(layer, name, value, allow_zero)
+    return size, size
+
+
+def as_dtype(layer: str, dtype) -> np.dtype:
+    """Accept float32/float64 (as dtype, type or name); anything else is a clear TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{layer}: dtype must be a floating dtype, got {dtype!r}") from None
+    if dt.kind != "f":
+        raise TypeError(f"{layer}: dtype must be a floating dtype such as float32, got {dt}")
+    return dt
+
+
+def get_rng(rng) -> np.random.Generator:
+    """The generator a layer initialises from: the one given, or one drawn from the global seed."""
+    if rng is None:
+        return seeding.default_rng()
+    if isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")

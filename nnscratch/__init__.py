@@ -1,6 +1,35 @@
 """nnscratch: a neural-network framework written from scratch on NumPy."""
 
+from .layers import (
+    CrossEntropy,
+    Flatten,
+    Layer,
+    Linear,
+    Mean,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    SoftmaxCrossEntropy,
+    Tanh,
+)
+from .optim import SGD, Adam
 from .seeding import seed
+from .sequential import Sequential
 
-__all__ = ["seed"]
+__all__ = [
+    "Layer",
+    "Linear",
+    "Sigmoid",
+    "Tanh",
+    "ReLU",
+    "Softmax",
+    "CrossEntropy",
+    "SoftmaxCrossEntropy",
+    "Mean",
+    "Flatten",
+    "Sequential",
+    "SGD",
+    "Adam",
+    "seed",
+]
 __version__ = "0.1.0"

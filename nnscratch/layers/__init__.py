@@ -1,5 +1,20 @@
 """The built-in layers, one module per family."""
 
+from .activations import ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
+from .linear import Linear
+from .losses import CrossEntropy, Mean, SoftmaxCrossEntropy
+from .shape import Flatten
 
-__all__ = ["Layer"]
+__all__ = [
+    "Layer",
+    "Linear",
+    "Sigmoid",
+    "Tanh",
+    "ReLU",
+    "Softmax",
+    "CrossEntropy",
+    "SoftmaxCrossEntropy",
+    "Mean",
+    "Flatten",
+]

@@ -1,0 +1,78 @@
+"""The fully connected layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer, as_dtype, check_positive_int, get_rng
+
+
+class Linear(Layer):
+    """Affine map of the last axis: y = x @ W + b.
+
+    Initialisation is He (Kaiming) uniform, W ~ U(-sqrt(6 / in_features), +sqrt(6 / in_features)),
+    which keeps activations at a steady scale through ReLU networks; the bias starts at zero.
+
+    Backward: dL/dW = x^T @ delta, dL/db = sum of delta over the batch, dL/dx = delta @ W^T.
+
+    Shape:
+        x: (N, in_features)
+        y: (N, out_features)
+        weight: (in_features, out_features), bias: (out_features,)
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        self.in_features = check_positive_int("Linear", "in_features", in_features)
+        self.out_features = check_positive_int("Linear", "out_features", out_features)
+        dtype = as_dtype("Linear", dtype)
+        bound = np.sqrt(6.0 / self.in_features)
+        self.weight = get_rng(rng).uniform(-bound, bound, (self.in_features, self.out_features)).astype(dtype)
+        self.parameters = [self.weight]
+        if bias:
+            self.bias = np.zeros(self.out_features, dtype=dtype)
+            self.parameters.append(self.bias)
+        else:
+            self.bias = None
+        # Preallocated gradient buffers: backward overwrites them in place every step.
+        self.parameters_deltas = [np.zeros_like(p) for p in self.parameters]
+        self._x = None
+
+    def config(self) -> dict:
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias is not None,
+            "dtype": self.weight.dtype.name,
+        }
+
+    def output_shape(self, input_shape):
+        return (*input_shape[:-1], self.out_features)
+
+    def forward(self, x, *args):
+        self._check_ndim(x, 2, "N, in_features")
+        if x.shape[1] != self.in_features:
+            raise ValueError(
+                f"Linear: expected {self.in_features} input features (x of shape (N, {self.in_features})), "
+                f"got x of shape {x.shape}"
+            )
+        x = x.astype(self.weight.dtype, copy=False)
+        self._x = x
+        y = x @ self.weight
+        if self.bias is not None:
+            y += self.bias
+        return y
+
+    def backward(self, delta):
+        self._check_forward_called(self._x)
+        x = self._x
+        delta = self._check_delta(delta, (x.shape[0], self.out_features)).astype(x.dtype, copy=False)
+        weight_delta = self.parameters_deltas[0]
+        if weight_delta.dtype != x.dtype:
+            # The parameters changed dtype since the buffers were made (e.g. a float64 check).
+            self.parameters_deltas = [np.zeros_like(p) for p in self.parameters]
+            weight_delta = self.parameters_deltas[0]
+        np.matmul(x.T, delta, out=weight_delta)
+        if self.bias is not None:
+            np.sum(delta, axis=0, out=self.parameters_deltas[1])
+        return delta @ self.weight.T

@@ -1,0 +1,42 @@
+"""Layers that only change an array's shape."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import Layer
+
+
+class Flatten(Layer):
+    """Flatten every axis but the batch axis: (N, C, H, W) -> (N, C*H*W).
+
+    Forward returns a view of the input when it can (no copy); backward reshapes delta back.
+
+    Shape:
+        x: (N, *); y: (N, prod(*))
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._shape = None
+
+    def output_shape(self, input_shape):
+        return (input_shape[0], math.prod(input_shape[1:]))
+
+    def forward(self, x, *args):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"Flatten: expected a numpy array as input, got {type(x).__name__}")
+        if x.ndim < 1:
+            raise ValueError("Flatten: expected an input with a batch axis (N, ...), got a scalar")
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, delta):
+        self._check_forward_called(self._shape)
+        delta = np.asarray(delta)
+        expected = self.output_shape(self._shape)
+        if delta.shape != expected:
+            raise ValueError(f"Flatten.backward: expected delta of shape {expected}, got {delta.shape}")
+        return delta.reshape(self._shape)

@@ -1,0 +1,146 @@
+"""Sequential: a chain of layers that is itself a layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _layer_name(layer) -> str:
+    return getattr(layer, "name", None) or type(layer).__name__
+
+
+def _check_protocol(index: int, layer) -> None:
+    missing = [m for m in ("forward", "backward", "parameters", "parameters_deltas") if not hasattr(layer, m)]
+    if missing:
+        raise TypeError(
+            f"Sequential: layer {index} ({type(layer).__name__}) does not follow the layer protocol, "
+            f"expected forward, backward, parameters and parameters_deltas; missing {', '.join(missing)}"
+        )
+
+
+def _with_context(error: Exception, where: str) -> Exception:
+    """The same kind of error with the layer's position in front of its message."""
+    message = f"{where}: {error}"
+    for kind in (type(error), ValueError if isinstance(error, ValueError) else TypeError):
+        try:
+            return kind(message)
+        except TypeError:  # an exception class with a constructor of its own
+            continue
+    return error
+
+
+class Sequential:
+    """Chain layers: y = layer_k(... layer_2(layer_1(x, *args), *args) ..., *args).
+
+    Every layer gets the extra ``args`` (the loss targets); layers that do not need them ignore
+    them. ``backward`` walks the chain in reverse, handing each layer's dL/dx to the one before.
+    A Sequential follows the layer protocol itself, so it nests and can be checked and optimised
+    like any layer. ``net[i]`` is a layer, ``net[a:b]`` a Sequential sharing the same layer objects
+    (``net[:-2]`` is the model without its loss and mean).
+
+    Shape:
+        x: whatever the first layer takes; y: whatever the last layer returns
+    """
+
+    def __init__(self, *layers):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for index, layer in enumerate(layers):
+            _check_protocol(index, layer)
+        self.layers = list(layers)
+
+    # -- the layer protocol --------------------------------------------------------------------
+    @property
+    def parameters(self) -> list:
+        return [p for layer in self.layers for p in layer.parameters]
+
+    @property
+    def parameters_deltas(self) -> list:
+        return [d for layer in self.layers for d in layer.parameters_deltas]
+
+    def forward(self, x, *args):
+        for index, layer in enumerate(self.layers):
+            try:
+                x = layer.forward(x, *args)
+            except (ValueError, TypeError) as error:
+                raise _with_context(error, f"in layer {index} ({_layer_name(layer)}) of Sequential") from error
+        return x
+
+    def backward(self, delta=1.0):
+        for index in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[index]
+            try:
+                delta = layer.backward(delta)
+            except (ValueError, TypeError) as error:
+                raise _with_context(
+                    error, f"in layer {index} ({_layer_name(layer)}) of Sequential, backward"
+                ) from error
+        return delta
+
+    def __call__(self, x, *args):
+        return self.forward(x, *args)
+
+    # -- a list of layers ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(*self.layers[index])
+        return self.layers[index]
+
+    @property
+    def name(self) -> str:
+        return "Sequential"
+
+    def config(self) -> dict:
+        return {}
+
+    def __repr__(self) -> str:
+        lines = ["Sequential("]
+        for index, layer in enumerate(self.layers):
+            inner = repr(layer).replace("\n", "\n  ")
+            lines.append(f"  ({index}): {inner}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    # -- inspection ----------------------------------------------------------------------------
+    def output_shape(self, input_shape: tuple) -> tuple:
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = _output_shape(layer, shape)
+        return shape
+
+    def summary(self, input_shape: tuple) -> str:
+        """A table of each layer's output shape and parameter count, for one input sample.
+
+        ``input_shape`` excludes the batch axis, e.g. ``(1, 28, 28)``; the batch shows as N.
+        """
+        shape = (1, *tuple(input_shape))
+        rows = [("#", "layer", "output shape", "parameters")]
+        total = 0
+        for index, layer in enumerate(self.layers):
+            try:
+                shape = _output_shape(layer, shape)
+                shown = str(("N", *shape[1:])).replace("'", "") if shape else "()"
+            except Exception as error:  # a user layer that cannot be run on zeros: say so, keep going
+                shown = f"? ({type(error).__name__})"
+            count = sum(int(np.size(p)) for p in layer.parameters)
+            total += count
+            rows.append((str(index), repr(layer).split("\n")[0].rstrip("("), shown, f"{count:,}"))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append(f"Total parameters: {total:,}")
+        return "\n".join(lines)
+
+
+def _output_shape(layer, shape: tuple) -> tuple:
+    if hasattr(layer, "output_shape"):
+        return tuple(layer.output_shape(shape))
+    # A plain protocol class: run it on zeros of the parameters' dtype.
+    dtype = layer.parameters[0].dtype if layer.parameters else np.float32
+    return np.shape(layer.forward(np.zeros(shape, dtype=dtype)))

@@ -1,0 +1,48 @@
+"""``nnscratch download-mnist``: fetch and verify the four MNIST files into the data directory."""
+
+from __future__ import annotations
+
+import sys
+
+HELP = "download and verify MNIST into the data directory (a second run uses the cache, no network)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        metavar="D",
+        default=None,
+        help="where the files go (default: $NNSCRATCH_DATA_DIR, else ./data/mnist)",
+    )
+    parser.add_argument(
+        "--mirror",
+        metavar="URL",
+        action="append",
+        dest="mirrors",
+        default=None,
+        help="base URL the file names are appended to; repeat to try several in order "
+        "(default: $NNSCRATCH_MNIST_MIRROR, comma-separated, else the built-in public mirrors)",
+    )
+    parser.add_argument("--force", action="store_true", help="download again even if the cache verifies")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    # imported here so `nnscratch --help` does not pay for requests and tqdm
+    from ..data import MNISTDownloadError, download_mnist
+
+    try:
+        root = download_mnist(
+            data_dir=args.data_dir, mirrors=args.mirrors, force=args.force, progress=not args.quiet
+        )
+    except MNISTDownloadError as error:
+        print(error, file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as error:  # a malformed --mirror or environment variable
+        print(f"download-mnist: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the data directory cannot be created or written
+        print(f"download-mnist: cannot write the data directory: {error}", file=sys.stderr)
+        return 1
+    print(f"MNIST is ready in {root} (4 files, SHA-256 verified)")
+    return 0

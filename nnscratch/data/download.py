@@ -1,0 +1,246 @@
+"""Fetching a file from mirrors so that nothing unverified ever sits under its final name.
+
+One attempt: stream ``mirror + name`` to a temporary file in the destination directory (with a
+progress bar), decompress it if it is gzip, hash the decompressed bytes with SHA-256, and only
+when the hash matches the pinned one ``os.replace`` the result onto the final name. Connection
+errors, 429 and 5xx are retried with a short, bounded backoff; anything else moves on to the next
+mirror. The caller (``nnscratch.data.mnist``) decides which mirrors to try for which file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from tqdm import tqdm
+
+# Public mirrors of the four MNIST files, tried in this order. The original site comes last:
+# it now often refuses downloads (403) and serves plain HTTP.
+DEFAULT_MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+MIRROR_ENV = "NNSCRATCH_MNIST_MIRROR"
+
+# (connect, read) seconds: read is the longest silence allowed between two chunks, not the
+# whole transfer, so a slow but live mirror still finishes.
+TIMEOUT = (4.0, 20.0)
+# Extra attempts per file and mirror after a connection error, 429 or 5xx; the waits are
+# BACKOFF, 2*BACKOFF, ... so a closed port costs under a second before the next mirror.
+RETRIES = 2
+BACKOFF = 0.25
+MAX_RETRY_AFTER = 5.0  # cap on a server's Retry-After, in seconds
+# No MNIST file is near this size, compressed or not: a mirror serving more is wrong (or hostile)
+# and must not fill the disk.
+MAX_BYTES = 256 << 20
+_CHUNK = 1 << 20
+
+
+class MNISTDownloadError(RuntimeError):
+    """Every mirror failed for at least one file; ``str(error)`` is the complete user-facing message.
+
+    Attributes: ``data_dir`` (Path), ``missing`` (file names not obtained) and ``failures``, a list
+    of ``(mirror, file name, reason)`` in the order they were tried.
+    """
+
+    def __init__(self, data_dir: Path, missing: list[str], failures: list[tuple[str, str, str]]):
+        self.data_dir = Path(data_dir)
+        self.missing = list(missing)
+        self.failures = list(failures)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        lines = [f"Could not download MNIST into {self.data_dir}: no mirror delivered {', '.join(self.missing)}."]
+        lines.append("Tried, in order:")
+        for mirror, name, reason in self.failures:
+            lines.append(f"  {mirror}{name}: {reason}")
+        if not self.failures:
+            lines.append("  (no mirror)")
+        lines.append("To fix it, either:")
+        lines.append(
+            "  - give a mirror that works: nnscratch download-mnist --mirror URL (a base URL to which the "
+            f"file names are appended; repeat --mirror to try several, or set {MIRROR_ENV}=URL1,URL2), or"
+        )
+        lines.append(
+            f"  - download the files yourself and put them in {self.data_dir} (gzipped .gz or decompressed): "
+            + ", ".join(f"{name}.gz" for name in self.missing)
+        )
+        return "\n".join(lines)
+
+
+class FetchError(Exception):
+    """One mirror could not deliver one file; ``reason`` says why in a few words.
+
+    ``unreachable`` is true when the server could not be reached at all, so the caller can skip
+    that mirror for the remaining files instead of paying its timeouts again.
+    """
+
+    def __init__(self, reason: str, unreachable: bool = False, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.unreachable = unreachable
+        self.retry_after = retry_after
+
+
+class _Retryable(FetchError):
+    """A failure worth another attempt at the same mirror (connection error, 429, 5xx)."""
+
+
+def resolve_mirrors(mirrors=None) -> list[str]:
+    """The mirrors to try, in order: the argument, else ``$NNSCRATCH_MNIST_MIRROR`` (comma-separated),
+    else ``DEFAULT_MIRRORS``. Each is a base URL and gets a trailing slash."""
+    if mirrors is None:
+        env = os.environ.get(MIRROR_ENV, "")
+        mirrors = [m.strip() for m in env.split(",") if m.strip()] or list(DEFAULT_MIRRORS)
+        origin = f"${MIRROR_ENV}" if env.strip() else "DEFAULT_MIRRORS"
+    else:
+        origin = "mirrors"
+        if isinstance(mirrors, str):
+            mirrors = [mirrors]
+        mirrors = list(mirrors)
+        if not mirrors:
+            raise ValueError("mirrors: expected at least one base URL, got an empty list")
+    result = []
+    for mirror in mirrors:
+        if not isinstance(mirror, str):
+            raise TypeError(f"{origin}: expected URLs as strings, got {type(mirror).__name__} {mirror!r}")
+        parts = urlsplit(mirror)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{origin}: expected an http:// or https:// base URL, got {mirror!r}")
+        result.append(mirror if mirror.endswith("/") else mirror + "/")
+    return result
+
+
+def sha256_of(path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def install_verified(source: Path, expected_sha256: str, dest: Path) -> None:
+    """Decompress ``source`` (if gzip) into ``dest`` when its content hashes to ``expected_sha256``.
+
+    The output goes to a temporary file beside ``dest`` that replaces it only once verified; on
+    any failure ``dest`` is untouched and ``FetchError`` says why.
+    """
+    with open(source, "rb") as f:
+        compressed = f.read(2) == b"\x1f\x8b"
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out, (gzip.open if compressed else open)(source, "rb") as src:
+            while True:
+                try:
+                    chunk = src.read(_CHUNK)
+                except (OSError, EOFError, zlib.error) as error:
+                    raise FetchError(f"not valid gzip ({error})") from None
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    raise FetchError(f"content larger than {MAX_BYTES >> 20} MiB, not an MNIST file")
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != expected_sha256:
+            raise FetchError(
+                f"content is altered or truncated: SHA-256 of the {size} decompressed bytes is "
+                f"{digest.hexdigest()[:16]}..., expected {expected_sha256[:16]}..."
+            )
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _short(error: Exception) -> str:
+    """The useful part of a requests/urllib3 error ("Connection refused", not the whole repr chain)."""
+    text = str(error)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if found:
+        return found.group(1).strip()
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    return text if len(text) <= 160 else text[:160] + "..."
+
+
+def _retry_after(response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return min(float(value), MAX_RETRY_AFTER) if value.strip().isdigit() else None
+
+
+def _stream_to(session, url: str, path: Path, progress: bool, label: str) -> None:
+    """One GET of ``url`` into ``path``; raises ``_Retryable`` or ``FetchError``."""
+    try:
+        response = session.get(url, stream=True, timeout=TIMEOUT)
+    except requests.ConnectTimeout:
+        raise _Retryable(f"cannot connect: no answer within {TIMEOUT[0]:g} s", unreachable=True) from None
+    except requests.ReadTimeout:
+        raise _Retryable(f"no response within {TIMEOUT[1]:g} s") from None
+    except requests.ConnectionError as error:
+        raise _Retryable(f"cannot connect ({_short(error)})", unreachable=True) from None
+    except requests.RequestException as error:
+        raise FetchError(f"request failed ({_short(error)})") from None
+    with response:
+        status = f"HTTP {response.status_code} {response.reason or ''}".strip()
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Retryable(status, retry_after=_retry_after(response))
+        if response.status_code != 200:
+            raise FetchError(status)
+        length = response.headers.get("Content-Length", "")
+        total = int(length) if length.isdigit() and "Content-Encoding" not in response.headers else None
+        if total is not None and total > MAX_BYTES:
+            raise FetchError(f"server announces {total} bytes, more than an MNIST file ({MAX_BYTES >> 20} MiB)")
+        received = 0
+        with open(path, "wb") as f, tqdm(
+            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=not progress
+        ) as bar:
+            try:
+                for chunk in response.iter_content(1 << 16):
+                    received += len(chunk)
+                    if received > MAX_BYTES:
+                        raise FetchError(f"more than {MAX_BYTES >> 20} MiB received, not an MNIST file")
+                    f.write(chunk)
+                    bar.update(len(chunk))
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+                of = f" of {total}" if total is not None else ""
+                raise _Retryable(f"connection lost after {received}{of} bytes ({_short(error)})") from None
+        if total is not None and received != total:
+            raise _Retryable(f"transfer truncated: {received} of {total} bytes")
+
+
+def fetch_verified(session, url: str, expected_sha256: str, dest: Path, progress: bool = True) -> None:
+    """Download ``url``, verify its (decompressed) content and install it as ``dest``.
+
+    Retries connection errors, 429 and 5xx up to ``RETRIES`` times with backoff; raises
+    ``FetchError`` when this mirror cannot deliver. Temporary files never outlive the call.
+    """
+    label = dest.name
+    for attempt in range(RETRIES + 1):
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".download")
+        os.close(fd)
+        try:
+            _stream_to(session, url, Path(tmp), progress, label)
+            install_verified(Path(tmp), expected_sha256, dest)
+            return
+        except _Retryable as error:
+            if attempt == RETRIES:
+                attempts = f"{RETRIES + 1} attempts" if RETRIES else "1 attempt"
+                raise FetchError(f"{error.reason} ({attempts})", unreachable=error.unreachable) from None
+            time.sleep(error.retry_after if error.retry_after is not None else BACKOFF * 2**attempt)
+        finally:
+            Path(tmp).unlink(missing_ok=True)

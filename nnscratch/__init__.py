@@ -12,6 +12,7 @@ from .layers import (
     SoftmaxCrossEntropy,
     Tanh,
 )
+from .check import GradientCheckError, GradientCheckReport, TensorCheck, sanity_check
 from .optim import SGD, Adam
 from .seeding import seed
 from .sequential import Sequential
@@ -31,5 +32,9 @@ __all__ = [
     "SGD",
     "Adam",
     "seed",
+    "sanity_check",
+    "GradientCheckError",
+    "GradientCheckReport",
+    "TensorCheck",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,436 @@
+"""sanity_check: plain protocol classes with right and deliberately wrong gradients, float32 layers
+left untouched, views, sampling, and the built-in layers."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nnscratch.check import (
+    GradientCheckError,
+    GradientCheckReport,
+    TensorCheck,
+    sample_coords,
+    sanity_check,
+)
+
+
+# -- small layers written the way a user would: plain classes, no base class -----------------
+class PlainLinear:
+    """y = x @ W + b, with preallocated delta buffers written in place."""
+
+    def __init__(self, n_in=4, n_out=3, dtype=np.float64, seed=0):
+        rng = np.random.default_rng(seed)
+        self.W = rng.standard_normal((n_in, n_out)).astype(dtype)
+        self.b = rng.standard_normal(n_out).astype(dtype)
+        self.parameters = [self.W, self.b]
+        self.parameters_deltas = [np.zeros_like(self.W), np.zeros_like(self.b)]
+
+    def forward(self, x, *args):
+        self.x = x.astype(self.W.dtype, copy=False)
+        return self.x @ self.W + self.b
+
+    def backward(self, delta):
+        self.parameters_deltas[0][...] = self.x.T @ delta
+        self.parameters_deltas[1][...] = delta.sum(axis=0)
+        return delta @ self.W.T
+
+
+class WrongInputGradient(PlainLinear):
+    def backward(self, delta):
+        return 2 * super().backward(delta)
+
+
+class WrongWeightGradient(PlainLinear):
+    def backward(self, delta):
+        delta_x = super().backward(delta)
+        self.parameters_deltas[0][1, 2] += 0.5  # a single wrong coordinate
+        return delta_x
+
+
+class ZeroInputGradient(PlainLinear):
+    def backward(self, delta):
+        super().backward(delta)
+        return np.zeros_like(self.x)
+
+
+class AccumulatingDeltas(PlainLinear):
+    """The classic bug: += into the delta buffers, so a second backward doubles them."""
+
+    def backward(self, delta):
+        self.parameters_deltas[0] += self.x.T @ delta
+        self.parameters_deltas[1] += delta.sum(axis=0)
+        return delta @ self.W.T
+
+
+class NoisyBackward(PlainLinear):
+    def backward(self, delta):
+        return super().backward(delta) + np.random.default_rng().normal(0, 1e-3, self.x.shape)
+
+
+class StoredDtype(PlainLinear):
+    """Casts to a dtype stored at construction: cannot be checked in float64."""
+
+    def __init__(self):
+        super().__init__(dtype=np.float32)
+        self.dtype = np.float32
+
+    def forward(self, x, *args):
+        return super().forward(x).astype(self.dtype)
+
+
+class Square:
+    """y = x**2 elementwise; no parameters at all (not even the attributes)."""
+
+    def forward(self, x, *args):
+        self.x = x
+        return x**2
+
+    def backward(self, delta):
+        return 2 * self.x * delta
+
+
+class PlainFlatten:
+    """Returns a view of its input, as Flatten does."""
+
+    parameters: list = []
+    parameters_deltas: list = []
+
+    def forward(self, x, *args):
+        self.shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, delta):
+        return delta.reshape(self.shape)
+
+
+class ScaledSumOfSquares:
+    """A scalar output: f = s * sum(x**2), with a single parameter s of shape ()."""
+
+    def __init__(self):
+        self.s = np.array(0.7)
+        self.parameters = [self.s]
+        self.parameters_deltas = [np.zeros(())]
+
+    def forward(self, x, *args):
+        self.x = x
+        return float(self.s * np.sum(x**2))
+
+    def backward(self, delta):
+        self.parameters_deltas[0] = np.array(delta * np.sum(self.x**2))
+        return delta * 2 * self.s * self.x
+
+
+def run_check(layer, x=None, **kwargs):
+    x = np.random.default_rng(1).standard_normal((5, 4)) if x is None else x
+    return sanity_check(layer, x, **kwargs)
+
+
+# -- correct gradients pass --------------------------------------------------------------------
+def test_plain_class_with_correct_gradients_passes_and_reports_every_tensor():
+    report = run_check(PlainLinear())
+    assert isinstance(report, GradientCheckReport) and report.passed
+    assert [row.tensor for row in report] == ["input", "parameter 0", "parameter 1"]
+    assert [row.shape for row in report] == [(5, 4), (4, 3), (3,)]
+    assert [row.coords for row in report] == [20, 12, 3]  # small tensors: every coordinate
+    for row in report:
+        assert isinstance(row, TensorCheck) and row.passed
+        assert row.max_abs_err < 1e-8 and row.max_rel_err < 1e-7
+    text = str(report)
+    assert "PlainLinear" in text and "parameter 0 (4, 3)" in text and text.count("PASS") == 3
+
+
+def test_layer_without_parameters_attributes_and_scalar_output():
+    assert [row.tensor for row in run_check(Square())] == ["input"]
+    report = run_check(ScaledSumOfSquares())
+    assert [(row.tensor, row.shape) for row in report] == [("input", (5, 4)), ("parameter 0", ())]
+
+
+def test_view_returning_layer_is_checked_correctly():
+    report = run_check(PlainFlatten(), np.random.default_rng(2).standard_normal((2, 3, 4)))
+    assert report[0].shape == (2, 3, 4) and report[0].coords == 24 and report[0].max_abs_err < 1e-9
+
+
+def test_a_layer_returning_its_reused_output_buffer_is_checked_correctly():
+    class BufferedSquare(Square):
+        out = None
+
+        def forward(self, x, *args):
+            if self.out is None or self.out.shape != x.shape:
+                self.out = np.empty_like(x)
+            np.multiply(x, x, out=self.out)
+            self.x = x
+            return self.out  # the same array every call, overwritten each time
+
+    assert run_check(BufferedSquare()).passed
+
+
+def test_a_layer_that_modifies_its_input_does_not_corrupt_the_check_or_the_callers_x():
+    class Clobbers(Square):
+        def forward(self, x, *args):
+            y = super().forward(x.copy())
+            x[...] = 0.0  # bad manners; the check feeds copies
+            return y
+
+    x = np.random.default_rng(3).standard_normal((3, 4))
+    before = x.copy()
+    assert run_check(Clobbers(), x).passed
+    np.testing.assert_array_equal(x, before)
+
+
+# -- wrong gradients fail, with a message that says where ----------------------------------------
+def parse_values(message):
+    numerical = float(re.search(r"numerical (\S+),", message).group(1))
+    analytical = float(re.search(r"analytical (\S+),", message).group(1))
+    return numerical, analytical
+
+
+def test_wrong_input_gradient_fails_naming_layer_tensor_index_and_values():
+    with pytest.raises(GradientCheckError, match=r"WrongInputGradient: gradient is wrong for input") as info:
+        run_check(WrongInputGradient())
+    message = str(info.value)
+    assert "(shape (5, 4))" in message and re.search(r"at index \(\d, \d\)", message)
+    assert "abs err" in message and "rel err" in message
+    numerical, analytical = parse_values(message)
+    assert analytical == pytest.approx(2 * numerical, rel=1e-6)
+    assert isinstance(info.value, AssertionError)
+    # the parameters were right: only the input row fails
+    assert [row.passed for row in info.value.report] == [False, True, True]
+
+
+def test_wrong_parameter_gradient_fails_at_the_wrong_coordinate():
+    with pytest.raises(GradientCheckError, match=r"for parameter 0 \(shape \(4, 3\)\) at index \(1, 2\)") as info:
+        run_check(WrongWeightGradient())
+    numerical, analytical = parse_values(str(info.value))
+    assert analytical == pytest.approx(numerical + 0.5, abs=1e-6)
+
+
+def test_all_zero_analytical_gradient_fails():
+    with pytest.raises(GradientCheckError, match=r"ZeroInputGradient: gradient is wrong for input"):
+        run_check(ZeroInputGradient())
+
+
+def test_all_zero_gradient_fails_even_when_the_change_is_below_atol():
+    class Tiny(Square):
+        def forward(self, x, *args):
+            return 1e-9 * super().forward(x)
+
+        def backward(self, delta):
+            return np.zeros_like(self.x)
+
+    with pytest.raises(GradientCheckError, match="analytical gradient is all zero, but the function changes"):
+        run_check(Tiny())
+
+
+def test_a_function_that_truly_does_not_change_may_have_a_zero_gradient():
+    class Constant:
+        def forward(self, x, *args):
+            self.x = x
+            return np.ones_like(x)
+
+        def backward(self, delta):
+            return np.zeros_like(self.x)
+
+    assert run_check(Constant()).passed
+
+
+def test_accumulated_deltas_fail_as_a_second_call_that_differs():
+    with pytest.raises(GradientCheckError, match=r"AccumulatingDeltas: backward gave different results on a second call.*parameter 0 \(4, 3\).*not accumulate"):
+        run_check(AccumulatingDeltas())
+
+
+def test_nondeterministic_backward_fails():
+    with pytest.raises(GradientCheckError, match=r"NoisyBackward: backward gave different results on a second call.*input"):
+        run_check(NoisyBackward())
+
+
+@pytest.mark.parametrize(
+    "deltas, match",
+    [
+        (lambda layer: [layer.parameters_deltas[0]], r"parameters_deltas has 1 entries but parameters has 2"),
+        (lambda layer: [layer.parameters_deltas[0], np.zeros(4)], r"parameters_deltas\[1\] must have the shape of parameters\[1\], \(3,\), got shape \(4,\)"),
+        (lambda layer: [layer.parameters_deltas[0], None], r"parameters_deltas\[1\] .* got None"),
+    ],
+)
+def test_misaligned_parameters_deltas_fail_clearly(deltas, match):
+    class Misaligned(PlainLinear):
+        def backward(self, delta):
+            delta_x = super().backward(delta)
+            self.parameters_deltas = deltas(self)
+            return delta_x
+
+    with pytest.raises(GradientCheckError, match="Misaligned: " + match):
+        run_check(Misaligned())
+
+
+def test_backward_returning_the_wrong_shape_fails():
+    class WrongShape(Square):
+        def backward(self, delta):
+            return delta.ravel()
+
+    with pytest.raises(GradientCheckError, match=r"WrongShape: backward must return .* \(5, 4\).*got shape \(20,\)"):
+        run_check(WrongShape())
+
+
+def test_not_a_layer_and_bad_options_are_type_and_value_errors():
+    class NoBackward:
+        def forward(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="NoBackward does not follow the layer protocol: it has no backward"):
+        run_check(NoBackward())
+    with pytest.raises(ValueError, match="max_coords must be a positive int or None, got 0"):
+        run_check(Square(), max_coords=0)
+    with pytest.raises(TypeError, match="x must be a real numeric array"):
+        sanity_check(Square(), np.array(["a"]))
+
+
+def test_a_layer_that_keeps_its_own_dtype_gets_a_clear_error():
+    with pytest.raises(TypeError, match=r"StoredDtype.forward returned float32 .* float64"):
+        run_check(StoredDtype())
+
+
+# -- float64 on a copy; the layer is left as found --------------------------------------------
+def test_float32_layer_is_checked_in_float64_and_left_exactly_as_found():
+    layer = PlainLinear(dtype=np.float32)
+    W, b, dW, db = layer.W, layer.b, *layer.parameters_deltas
+    values = [a.copy() for a in (W, b, dW, db)]
+    report = run_check(layer, atol=1e-9, rtol=1e-8)  # float32 arithmetic could not reach this
+    assert report.passed and report[1].max_abs_err < 1e-9
+    assert layer.W is W and layer.b is b and layer.parameters[0] is W and layer.parameters[1] is b
+    assert layer.parameters_deltas[0] is dW and layer.parameters_deltas[1] is db
+    for array, value in zip((W, b, dW, db), values):
+        assert array.dtype == np.float32
+        np.testing.assert_array_equal(array, value)
+    assert not hasattr(layer, "x")  # not even a forward cache was left on the original
+
+
+def test_parameters_referenced_through_dicts_and_tuples_are_promoted_consistently():
+    class Indirect(PlainLinear):
+        def __init__(self):
+            super().__init__(dtype=np.float32)
+            self.state = {"W": self.W, "pair": (self.W, self.b)}
+
+        def forward(self, x, *args):
+            W, b = self.state["pair"]
+            assert W is self.state["W"]
+            self.x = x.astype(W.dtype, copy=False)
+            return self.x @ W + b
+
+    layer = Indirect()
+    report = run_check(layer, atol=1e-9, rtol=1e-8)
+    assert report.passed
+    assert layer.state["pair"][0] is layer.W and layer.W.dtype == np.float32
+
+
+def test_float_args_go_to_float64_and_integer_args_stay():
+    seen = []
+
+    class Recorder(Square):
+        def forward(self, x, *args):
+            seen.append(tuple(a.dtype for a in args))
+            return super().forward(x)
+
+    run_check(Recorder(), args=(np.zeros(5, dtype=np.int32), np.zeros((5, 4), dtype=np.float32)))
+    assert set(seen) == {(np.dtype(np.int32), np.dtype(np.float64))}
+
+
+def test_a_copy_sharing_the_original_parameters_is_refused():
+    class SelfCopy(PlainLinear):
+        def __deepcopy__(self, memo):
+            return self
+
+    with pytest.raises(TypeError, match="shares parameter arrays with the original"):
+        run_check(SelfCopy())
+
+
+# -- coordinate sampling ---------------------------------------------------------------------
+def test_sampling_is_seeded_respects_the_count_and_differs_across_seeds():
+    first = sample_coords(1000, 50, seed=3, tensor_index=1)
+    assert len(first) == 50 == len(np.unique(first)) and first.min() >= 0 and first.max() < 1000
+    np.testing.assert_array_equal(first, sample_coords(1000, 50, seed=3, tensor_index=1))
+    assert not np.array_equal(first, sample_coords(1000, 50, seed=4, tensor_index=1))
+    np.testing.assert_array_equal(sample_coords(30, 50, seed=0, tensor_index=0), np.arange(30))
+    np.testing.assert_array_equal(sample_coords(30, None, seed=0, tensor_index=0), np.arange(30))
+
+
+def test_the_check_differences_exactly_the_sampled_coordinates():
+    class Counting(PlainLinear):
+        forwards = 0
+        perturbed = []
+
+        def forward(self, x, *args):
+            Counting.forwards += 1
+            Counting.perturbed.append(x.copy())
+            return super().forward(x)
+
+    x = np.random.default_rng(5).standard_normal((10, 4))
+    report = sanity_check(Counting(), x, max_coords=7, seed=11)
+    assert [row.coords for row in report] == [7, 7, 3]
+    # forward, backward twice, then two forwards per coordinate
+    assert Counting.forwards == 2 + 2 * (7 + 7 + 3)
+    moved = {int(np.flatnonzero(xp != x)[0]) for xp in Counting.perturbed[2 : 2 + 14]}
+    assert moved == set(sample_coords(40, 7, seed=11, tensor_index=0).tolist())
+
+
+def test_a_wrong_coordinate_outside_the_sample_is_not_seen_and_inside_it_is():
+    # WrongWeightGradient is wrong only at flat index 1 * 3 + 2 = 5 of parameter 0
+    seeds = {s: 5 in sample_coords(12, 3, seed=s, tensor_index=1) for s in range(20)}
+    missing = next(s for s, hit in seeds.items() if not hit)
+    hitting = next(s for s, hit in seeds.items() if hit)
+    assert run_check(WrongWeightGradient(), max_coords=3, seed=missing).passed
+    with pytest.raises(GradientCheckError, match=r"parameter 0 .* at index \(1, 2\)"):
+        run_check(WrongWeightGradient(), max_coords=3, seed=hitting)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    n=st.integers(1, 4),
+    n_in=st.integers(1, 5),
+    n_out=st.integers(1, 4),
+    factor=st.sampled_from([0.5, 0.9, 1.1, -1.0]),
+)
+def test_any_scaling_of_a_right_gradient_is_caught(n, n_in, n_out, factor):
+    class Scaled(PlainLinear):
+        def backward(self, delta):
+            return factor * super().backward(delta)
+
+    x = np.random.default_rng(n).standard_normal((n, n_in))
+    assert sanity_check(PlainLinear(n_in, n_out), x).passed
+    with pytest.raises(GradientCheckError, match="for input"):
+        sanity_check(Scaled(n_in, n_out), x)
+
+
+# -- the built-in layers, including a whole network with its loss -----------------------------
+def test_builtin_network_with_its_loss_end_to_end():
+    import nnscratch
+
+    rng = np.random.default_rng(0)
+    net = nnscratch.Sequential(
+        nnscratch.Linear(6, 5, rng=1), nnscratch.Tanh(), nnscratch.Linear(5, 3, rng=2),
+        nnscratch.SoftmaxCrossEntropy(), nnscratch.Mean(),
+    )
+    before = [(p, p.copy()) for p in net.parameters]
+    report = sanity_check(net, rng.standard_normal((4, 6)), args=(np.array([0, 2, 1, 2]),))
+    assert [row.tensor for row in report] == ["input"] + [f"parameter {i}" for i in range(4)]
+    assert [row.shape for row in report] == [(4, 6), (6, 5), (5,), (5, 3), (3,)]
+    for (p, value), now in zip(before, net.parameters):
+        assert now is p and p.dtype == np.float32
+        np.testing.assert_array_equal(p, value)
+
+
+def test_builtin_layer_with_a_wrong_backward_is_caught():
+    import nnscratch
+
+    class HalfLinear(nnscratch.Linear):
+        def backward(self, delta):
+            return 0.5 * super().backward(delta)
+
+    layer, wrong = nnscratch.Linear(4, 3, rng=0), HalfLinear(4, 3, rng=0)
+    assert sanity_check(layer, np.random.default_rng(0).standard_normal((2, 4))).passed
+    with pytest.raises(GradientCheckError, match=r"HalfLinear: gradient is wrong for input \(shape \(2, 4\)\)"):
+        sanity_check(wrong, np.random.default_rng(0).standard_normal((2, 4)))

@@ -1,0 +1,157 @@
+"""Linear: forward and backward against loops written from the definition, dtype, init, errors."""
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+
+
+def naive_linear(x, weight, bias):
+    """y[n, j] = sum_i x[n, i] W[i, j] + b[j], one element at a time."""
+    n_rows, n_in = x.shape
+    n_out = weight.shape[1]
+    y = np.zeros((n_rows, n_out))
+    for n in range(n_rows):
+        for j in range(n_out):
+            total = 0.0 if bias is None else bias[j]
+            for i in range(n_in):
+                total += x[n, i] * weight[i, j]
+            y[n, j] = total
+    return y
+
+
+def naive_linear_backward(x, weight, delta):
+    """dW[i, j] = sum_n x[n, i] delta[n, j]; db[j] = sum_n delta[n, j]; dx[n, i] = sum_j delta[n, j] W[i, j]."""
+    n_rows, n_in = x.shape
+    n_out = weight.shape[1]
+    d_weight = np.zeros_like(weight)
+    d_bias = np.zeros(n_out)
+    d_x = np.zeros_like(x)
+    for n in range(n_rows):
+        for j in range(n_out):
+            d_bias[j] += delta[n, j]
+            for i in range(n_in):
+                d_weight[i, j] += x[n, i] * delta[n, j]
+                d_x[n, i] += delta[n, j] * weight[i, j]
+    return d_x, d_weight, d_bias
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_forward_and_backward_match_loops(bias):
+    rng = np.random.default_rng(0)
+    layer = nn.Linear(5, 3, bias=bias, dtype=np.float64, rng=1)
+    if bias:
+        layer.bias[:] = rng.normal(size=3)
+    x = rng.normal(size=(4, 5))
+    delta = rng.normal(size=(4, 3))
+
+    y = layer.forward(x)
+    np.testing.assert_allclose(y, naive_linear(x, layer.weight, layer.bias), rtol=1e-12)
+
+    d_x = layer.backward(delta)
+    ref_x, ref_w, ref_b = naive_linear_backward(x, layer.weight, delta)
+    np.testing.assert_allclose(d_x, ref_x, rtol=1e-12)
+    np.testing.assert_allclose(layer.parameters_deltas[0], ref_w, rtol=1e-12)
+    if bias:
+        assert len(layer.parameters) == 2
+        np.testing.assert_allclose(layer.parameters_deltas[1], ref_b, rtol=1e-12)
+    else:
+        assert len(layer.parameters) == 1 and len(layer.parameters_deltas) == 1
+
+
+def test_parameters_layout_and_he_uniform_init():
+    layer = nn.Linear(400, 300, rng=0)
+    weight, bias = layer.parameters
+    assert weight is layer.weight and bias is layer.bias
+    assert weight.shape == (400, 300) and bias.shape == (300,)
+    bound = np.sqrt(6 / 400)
+    assert np.abs(weight).max() <= bound
+    # U(-b, b) has variance b^2 / 3 = 2 / fan_in.
+    assert weight.var() == pytest.approx(2 / 400, rel=0.02)
+    assert not bias.any()
+
+
+def test_deltas_are_overwritten_not_accumulated():
+    layer = nn.Linear(3, 2, rng=0)
+    x = np.ones((2, 3), np.float32)
+    layer.forward(x)
+    layer.backward(np.ones((2, 2), np.float32))
+    first = [d.copy() for d in layer.parameters_deltas]
+    layer.backward(np.ones((2, 2), np.float32))
+    for before, after in zip(first, layer.parameters_deltas):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_float32_end_to_end_even_for_float64_and_uint8_input():
+    layer = nn.Linear(4, 3, rng=0)
+    for x in (np.ones((2, 4)), np.ones((2, 4), np.uint8)):
+        y = layer.forward(x)
+        d_x = layer.backward(np.ones((2, 3)))
+        assert y.dtype == np.float32 and d_x.dtype == np.float32
+        assert all(d.dtype == np.float32 for d in layer.parameters_deltas)
+
+
+def test_seeded_init_is_reproducible():
+    nn.seed(123)
+    a = nn.Linear(6, 4)
+    nn.seed(123)
+    b = nn.Linear(6, 4)
+    c = nn.Linear(6, 4)
+    np.testing.assert_array_equal(a.weight, b.weight)
+    assert not np.array_equal(b.weight, c.weight)
+    np.testing.assert_array_equal(nn.Linear(6, 4, rng=7).weight, nn.Linear(6, 4, rng=7).weight)
+
+
+def test_config_rebuilds_the_layer():
+    layer = nn.Linear(3, 2, bias=False, dtype=np.float64)
+    assert layer.config() == {"in_features": 3, "out_features": 2, "bias": False, "dtype": "float64"}
+    again = nn.Linear(**layer.config())
+    assert again.weight.dtype == np.float64 and again.bias is None
+    assert repr(layer) == "Linear(in_features=3, out_features=2, bias=False, dtype='float64')"
+
+
+def test_sanity_check_on_input_and_parameters():
+    check = pytest.importorskip("nnscratch.check")
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    report = check.sanity_check(nn.Linear(4, 5, rng=0), x)
+    assert report is not None
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        ((0, 3), ValueError, r"Linear: in_features must be a positive int, got 0"),
+        ((3, -1), ValueError, r"Linear: out_features must be a positive int, got -1"),
+        ((3.5, 2), TypeError, r"Linear: in_features must be an int, got float"),
+    ],
+)
+def test_bad_constructor_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        nn.Linear(*args)
+
+
+def test_bad_dtype():
+    with pytest.raises(TypeError, match=r"Linear: dtype must be a floating dtype"):
+        nn.Linear(2, 2, dtype=np.int32)
+
+
+def test_wrong_feature_count_names_layer_expected_and_received():
+    layer = nn.Linear(784, 10)
+    with pytest.raises(ValueError, match=r"Linear: expected 784 input features .* got x of shape \(2, 100\)"):
+        layer.forward(np.zeros((2, 100), np.float32))
+
+
+def test_wrong_number_of_dimensions():
+    with pytest.raises(ValueError, match=r"Linear: expected a 2-D input \(N, in_features\), got shape \(2, 1, 784\)"):
+        nn.Linear(784, 10).forward(np.zeros((2, 1, 784), np.float32))
+
+
+def test_non_array_input_and_bad_delta():
+    layer = nn.Linear(2, 2)
+    with pytest.raises(TypeError, match=r"Linear: expected a numpy array as input, got list"):
+        layer.forward([[1.0, 2.0]])
+    with pytest.raises(RuntimeError, match=r"Linear.backward called before forward"):
+        layer.backward(np.zeros((1, 2)))
+    layer.forward(np.zeros((3, 2), np.float32))
+    with pytest.raises(ValueError, match=r"Linear.backward: expected delta of shape \(3, 2\).*got \(3, 5\)"):
+        layer.backward(np.zeros((3, 5), np.float32))

@@ -1,0 +1,113 @@
+"""Sequential: chaining, args to every layer, slicing, nesting, errors with context, summary."""
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+
+
+class Scale:
+    """A plain protocol class, no base class: y = a * x with one parameter a."""
+
+    def __init__(self, a):
+        self.a = np.array([a])
+        self.parameters = [self.a]
+        self.parameters_deltas = [np.zeros(1)]
+
+    def forward(self, x, *args):
+        self.x = x
+        return self.a[0] * x
+
+    def backward(self, delta):
+        self.parameters_deltas[0][0] = np.sum(delta * self.x)
+        return self.a[0] * delta
+
+
+def make_net(rng=0):
+    return nn.Sequential(
+        nn.Linear(4, 6, dtype=np.float64, rng=rng), nn.Tanh(), nn.Linear(6, 3, dtype=np.float64, rng=rng + 1),
+        nn.SoftmaxCrossEntropy(), nn.Mean(),
+    )
+
+
+def test_forward_backward_chain_equals_layer_by_layer():
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(5, 4)), rng.integers(0, 3, 5)
+    net = make_net()
+    loss = net.forward(x, labels)
+
+    h = x
+    for layer in net.layers[:3]:
+        h = layer.forward(h)
+    per_sample = net.layers[3].forward(h, labels)
+    assert loss == pytest.approx(per_sample.mean(), rel=1e-12)
+
+    d_x = net.backward()
+    delta = np.full(5, 1 / 5)
+    for layer in reversed(net.layers[:4]):
+        delta = layer.backward(delta)
+    np.testing.assert_allclose(d_x, delta, rtol=1e-12)
+
+
+def test_parameters_are_flattened_and_shared():
+    net = make_net()
+    params = net.parameters
+    assert len(params) == 4 and len(net.parameters_deltas) == 4
+    assert params[0] is net[0].weight and params[3] is net[2].bias
+
+
+def test_indexing_and_slicing_share_layers():
+    net = make_net()
+    assert net[0] is net.layers[0]
+    model = net[:-2]
+    assert isinstance(model, nn.Sequential) and len(model) == 3
+    assert all(a is b for a, b in zip(model.layers, net.layers[:3]))
+    x = np.ones((2, 4))
+    assert model.forward(x).shape == (2, 3)
+
+
+def test_nested_sequential_and_plain_class():
+    inner = nn.Sequential(Scale(2.0), Scale(3.0))
+    outer = nn.Sequential(inner, Scale(0.5))
+    x = np.array([1.0, -2.0])
+    np.testing.assert_allclose(outer.forward(x), 3.0 * x)
+    np.testing.assert_allclose(outer.backward(np.ones(2)), [3.0, 3.0])
+    # d(sum(a1 a2 a3 x))/d a1 = a2 a3 sum(x)
+    np.testing.assert_allclose([d[0] for d in outer.parameters_deltas], [1.5 * -1, 1.0 * -1, 6.0 * -1])
+    opt = nn.SGD(outer, lr=0.1)
+    opt.step()
+    assert inner[0].a[0] == pytest.approx(2.0 + 0.15)
+
+
+def test_sanity_check_whole_network_with_loss():
+    check = pytest.importorskip("nnscratch.check")
+    rng = np.random.default_rng(1)
+    check.sanity_check(make_net(), rng.normal(size=(5, 4)), args=(rng.integers(0, 3, 5),))
+
+
+def test_errors_name_the_layer_index():
+    net = make_net()
+    with pytest.raises(ValueError, match=r"in layer 0 \(Linear\) of Sequential: Linear: expected 4 input features"):
+        net.forward(np.zeros((2, 5)), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"in layer 3 \(SoftmaxCrossEntropy\) of Sequential: .*labels must be in \[0, 3\)"):
+        net.forward(np.zeros((2, 4)), np.array([0, 7]))
+    outer = nn.Sequential(nn.Flatten(), net[:3])
+    with pytest.raises(ValueError, match=r"in layer 1 \(Sequential\) of Sequential: in layer 0 \(Linear\) of Sequential"):
+        outer.forward(np.zeros((2, 5)))
+
+
+def test_not_a_layer_is_rejected():
+    with pytest.raises(TypeError, match=r"Sequential: layer 1 \(int\) does not follow the layer protocol.*missing forward"):
+        nn.Sequential(nn.ReLU(), 3)
+
+
+def test_repr_and_summary():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 2), nn.SoftmaxCrossEntropy(), nn.Mean())
+    text = repr(net)
+    assert text.startswith("Sequential(\n  (0): Flatten()\n  (1): Linear(in_features=12, out_features=5")
+    summary = net.summary((3, 4))
+    lines = summary.splitlines()
+    assert "(N, 12)" in lines[2] and "0" in lines[2]
+    assert "(N, 5)" in lines[3] and lines[3].rstrip().endswith("65")
+    assert "(N,)" in lines[6] and "()" in lines[7]
+    assert lines[-1] == f"Total parameters: {12 * 5 + 5 + 5 * 2 + 2:,}"

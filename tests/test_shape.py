@@ -1,0 +1,34 @@
+"""Flatten: a view forward, a reshape backward."""
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+
+
+def test_flatten_forward_backward():
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    layer = nn.Flatten()
+    y = layer.forward(x)
+    assert y.shape == (2, 60) and np.shares_memory(x, y)
+    for n in range(2):
+        np.testing.assert_array_equal(y[n], [x[n, c, h, w] for c in range(3) for h in range(4) for w in range(5)])
+    delta = np.random.default_rng(0).normal(size=(2, 60)).astype(np.float32)
+    d_x = layer.backward(delta)
+    assert d_x.shape == x.shape and d_x.dtype == np.float32
+    np.testing.assert_array_equal(d_x[1, 2, 3, 4], delta[1, 59])
+    assert layer.output_shape((7, 3, 4, 5)) == (7, 60)
+
+
+def test_flatten_sanity_check_despite_returning_a_view():
+    check = pytest.importorskip("nnscratch.check")
+    check.sanity_check(nn.Flatten(), np.random.default_rng(0).normal(size=(2, 3, 2)))
+
+
+def test_flatten_bad_input():
+    layer = nn.Flatten()
+    with pytest.raises(ValueError, match=r"Flatten: expected an input with a batch axis"):
+        layer.forward(np.zeros(()))
+    layer.forward(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"Flatten.backward: expected delta of shape \(2, 12\), got \(2, 11\)"):
+        layer.backward(np.zeros((2, 11)))

@@ -1,0 +1,214 @@
+"""``nnscratch sanity-check`` end to end: built-in layers, a user's layer from --layer, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import nnscratch
+from nnscratch.cli import main
+
+USER_MODULE = textwrap.dedent(
+    """
+    import numpy as np
+
+
+    class Scale:
+        \"\"\"y = x * w over the last axis, w float32.\"\"\"
+
+        def __init__(self, n=6, factor=1.0):
+            self.w = np.linspace(0.5, 1.5, n).astype(np.float32)
+            self.parameters = [self.w]
+            self.parameters_deltas = [np.zeros_like(self.w)]
+            self.factor = factor
+
+        def forward(self, x, *args):
+            self.x = x.astype(self.w.dtype, copy=False)
+            return self.x * self.w
+
+        def backward(self, delta):
+            self.parameters_deltas[0][...] = (delta * self.x).sum(axis=0)
+            return self.factor * delta * self.w
+
+
+    class Broken(Scale):
+        def __init__(self):
+            super().__init__(factor=3.0)
+
+
+    class NotALayer:
+        def forward(self, x):
+            return x
+
+
+    class NeedsArgs(Scale):
+        def __init__(self, size):
+            super().__init__(n=size)
+    """
+)
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "my_layers.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "my_layers"
+    sys.modules.pop("my_layers", None)
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """Rows of the printed table split on runs of 2+ spaces (cells have single spaces inside)."""
+    import re
+
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("layer"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.strip():
+            break
+        rows.append(re.split(r"\s{2,}", line.strip()))
+    return rows
+
+
+def test_one_builtin_layer_passes_with_a_table_and_summary(capsys):
+    assert main(["sanity-check", "Linear", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    header = out.splitlines()[0].split()
+    assert header[:3] == ["layer", "configuration", "tensor"] and header[-1] == "result"
+    rows = table_rows(out)
+    assert [(r[0], r[2], r[3], r[-1]) for r in rows] == [
+        ("Linear", "input (4, 5)", "20", "PASS"),
+        ("Linear", "parameter 0 (5, 3)", "15", "PASS"),
+        ("Linear", "parameter 1 (3,)", "3", "PASS"),
+        ("Linear", "input (3, 6)", "18", "PASS"),
+        ("Linear", "parameter 0 (6, 2)", "12", "PASS"),
+    ]
+    for r in rows:
+        assert float(r[4]) < 1e-8 and float(r[5]) < 1e-5
+    assert "all 2 configurations passed (5 tensors checked)" in out
+
+
+def test_layer_names_are_case_insensitive_and_unknown_names_exit_2_with_the_list(capsys):
+    assert main(["sanity-check", "tanh", "--quiet"]) == 0
+    assert "Tanh" in capsys.readouterr().out
+    assert main(["sanity-check", "Conv3D"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "unknown layer 'Conv3D'" in err
+    for name in ("Linear", "Conv2D", "MaxPool2D", "Softmax", "SoftmaxCrossEntropy", "Sequential"):
+        assert name in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_builtin_with_a_broken_backward_fails_with_exit_1(capsys, monkeypatch):
+    backward = nnscratch.Tanh.backward
+    monkeypatch.setattr(nnscratch.Tanh, "backward", lambda self, delta: 1.01 * backward(self, delta))
+    assert main(["sanity-check", "Tanh", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert table_rows(out)[0][-1] == "FAIL"
+    assert "FAIL Tanh [" in out and "Tanh: gradient is wrong for input (shape (4, 5))" in out
+    assert "1 of 1 configurations FAILED" in out
+
+
+def test_user_layer_from_layer_option_passes_with_the_given_input_shape(capsys, user_module):
+    assert main(["sanity-check", "--layer", f"{user_module}:Scale", "--input-shape", "5,6", "--quiet"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert [(r[0], r[1], r[2], r[3], r[-1]) for r in rows] == [
+        ("my_layers:Scale", "input (5, 6)", "input (5, 6)", "30", "PASS"),
+        ("my_layers:Scale", "input (5, 6)", "parameter 0 (6,)", "6", "PASS"),
+    ]
+
+
+def test_user_layer_constructor_arguments_and_coordinate_count(capsys, user_module):
+    argv = ["sanity-check", "--layer", f"{user_module}:NeedsArgs", "--args", '{"size": 40}',
+            "--input-shape", "3,40", "--coords", "7", "--quiet"]
+    assert main(argv) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert [(r[2], r[3]) for r in rows] == [("input (3, 40)", "7"), ("parameter 0 (40,)", "7")]
+
+
+def test_broken_user_layer_fails_with_exit_1_and_says_where(capsys, user_module):
+    assert main(["sanity-check", "--layer", f"{user_module}:Broken", "--input-shape", "4,6", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert [(r[2], r[-1]) for r in rows] == [("input (4, 6)", "FAIL"), ("parameter 0 (6,)", "PASS")]
+    assert "Broken: gradient is wrong for input (shape (4, 6)) at index (" in out
+    assert "1 of 1 configurations FAILED" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--layer", "no_such_module_xyz:Foo", "--input-shape", "2,3"], "cannot import module 'no_such_module_xyz'"),
+        (["--layer", "my_layers:Missing", "--input-shape", "2,3"], "module 'my_layers' has no class 'Missing'"),
+        (["--layer", "my_layers", "--input-shape", "2,3"], "expected pkg.module:Class, got 'my_layers'"),
+        (["--layer", "my_layers:NotALayer", "--input-shape", "2,3"], "does not follow the layer protocol .* missing backward"),
+        (["--layer", "my_layers:NeedsArgs", "--input-shape", "2,3"], r"cannot build my_layers:NeedsArgs\(\*\*\{\}\): TypeError"),
+        (["--layer", "my_layers:NeedsArgs", "--args", "[3]", "--input-shape", "2,3"], "expected a JSON object"),
+        (["--layer", "my_layers:Scale"], "--layer needs --input-shape"),
+        (["--layer", "my_layers:Scale", "--input-shape", "5,x"], "expected positive ints separated by commas"),
+        (["--layer", "my_layers:Scale", "--input-shape", "5,0"], "expected positive ints separated by commas"),
+        (["--input-shape", "5,6"], "--input-shape and --args go with --layer"),
+        (["Linear", "--coords", "0"], "--coords: expected a positive int, got 0"),
+    ],
+)
+def test_bad_command_lines_exit_2_with_one_line_and_no_traceback(capsys, user_module, argv, message):
+    import re
+
+    assert main(["sanity-check", *argv, "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("nnscratch sanity-check: error: ")
+    assert re.search(message, err), err
+
+
+def test_progress_bar_goes_to_stderr_unless_quiet(capsys):
+    assert main(["sanity-check", "Softmax", "Mean", "Flatten", "ReLU", "Tanh", "Sigmoid"]) == 0
+    out, err = capsys.readouterr()
+    assert "sanity-check" in err and "config" in err and "PASS" in out and "PASS" not in err
+    assert main(["sanity-check", "Softmax", "Mean", "Flatten", "ReLU", "Tanh", "Sigmoid", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_every_builtin_layer_passes_in_every_configuration(capsys):
+    assert main(["sanity-check", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert rows and all(r[-1] == "PASS" for r in rows)
+    configs = {(r[0], r[1]) for r in rows}
+    layers = {layer for layer, _ in configs}
+    assert layers == {"Linear", "Conv2D", "MaxPool2D", "Sigmoid", "Tanh", "ReLU", "Softmax", "Flatten", "Mean",
+                      "CrossEntropy", "SoftmaxCrossEntropy", "Sequential"}
+    conv = {config for layer, config in configs if layer == "Conv2D"}
+    for wanted in ("4x4 input, 3x3 kernel", "padding 1", "stride 2 on 7x7", "padding 1 + stride 2 on 7x7",
+                   "3 input channels", "3 channels + bias", "4 filters", "4 filters + bias", "mini-batch of 3",
+                   "RGB batch 3x3x7x7, 4 filters, stride 2, padding 1"):
+        assert wanted in conv
+    assert any("kernel (3, 2)" in c for c in conv) and any("stride (1, 2)" in c for c in conv)
+    for loss in ("CrossEntropy", "SoftmaxCrossEntropy"):
+        kinds = {config for layer, config in configs if layer == loss}
+        assert {"integer targets", "one-hot targets", "soft targets"} <= kinds
+    # Conv2D and MaxPool2D check their parameters too, not only the input
+    assert any(r[0] == "Conv2D" and r[2].startswith("parameter 1 (4,)") for r in rows)
+    assert f"all {len(configs)} configurations passed" in out
+
+
+def test_subprocess_python_m_nnscratch(tmp_path):
+    (tmp_path / "my_layers.py").write_text(USER_MODULE)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "nnscratch", "sanity-check", "Linear"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("PASS") == 5 and "all 2 configurations passed" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "nnscratch", "sanity-check", "--layer", "my_layers:Broken",
+                           "--input-shape", "4,6"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1 and "FAIL" in done.stdout and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "nnscratch", "sanity-check", "--layer", "nope_mod:X",
+                           "--input-shape", "4,6"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("nnscratch sanity-check: error: --layer: cannot import module 'nope_mod': "
+                                   "ModuleNotFoundError: No module named 'nope_mod'")

@@ -1,0 +1,243 @@
+"""Shared fixtures: loopback HTTP servers (with injectable faults), the real MNIST files as a
+loopback mirror, small synthetic MNIST, and a guard that fails any test reaching beyond loopback.
+
+- ``http_server(directory, faults=None)`` -> URL of a threaded server on 127.0.0.1 (a ``str`` with
+  ``.requests``, the paths asked for in order, and ``.stop()``). ``faults`` maps a file name to a
+  fault for every request (``503``, ``"truncate"``, ``"stall"``), or to a list of faults for the
+  first requests, after which the file is served normally.
+- ``dead_url``: a loopback URL whose port is closed.
+- ``mnist_mirror``: URL serving ``../shared/data/mnist`` (skips when that folder is absent).
+- ``synthetic_mnist``: 600 train / 100 test learnable 28x28 images served as MNIST ``.gz`` files,
+  with ``nnscratch.data.mnist.SHA256`` patched to their hashes; see ``SyntheticMNIST``.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import ipaddress
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnscratch.data import mnist as mnist_module
+from nnscratch.data.idx import write_idx
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+MNIST_GZ = [f"{name}.gz" for name in mnist_module.FILES]
+
+
+# -- no network beyond loopback -----------------------------------------------------------------
+def _is_loopback(host) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name: resolving it is already network access
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch):
+    """Fail the test if anything in it tries to resolve or connect to a non-loopback address."""
+    blocked = []
+    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host is not None and not _is_loopback(host):
+            blocked.append(str(host))
+            raise OSError(f"tests/conftest.py blocks network access to {host!r} (loopback only)")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+            blocked.append(str(address[0]))
+            raise OSError(f"tests/conftest.py blocks network access to {address[0]!r} (loopback only)")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    yield
+    if blocked:
+        pytest.fail(f"the test tried to reach non-loopback addresses: {sorted(set(blocked))}")
+
+
+# -- loopback HTTP servers ----------------------------------------------------------------------
+class ServerURL(str):
+    """The base URL (with trailing slash) of a running test server, plus its request log."""
+
+    requests: list
+    stop: callable
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory quietly, records each request and applies the configured faults."""
+
+    def log_message(self, format, *args):  # keep test output clean
+        pass
+
+    def do_GET(self):
+        name = self.path.lstrip("/").split("?")[0]
+        with self.server.lock:
+            self.server.requests.append(self.path)
+            fault = self.server.faults.get(name)
+            if isinstance(fault, list):
+                fault = fault.pop(0) if fault else None
+        if fault is None:
+            return super().do_GET()
+        if isinstance(fault, int):
+            self.send_response(fault)
+            if fault == 429:
+                self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif fault == "truncate":
+            # announce the whole file, send half, hang up: a connection lost mid-file
+            data = (Path(self.directory) / name).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+        elif fault == "stall":
+            self.server.stopping.wait(30)  # accept, then never answer
+        else:
+            raise ValueError(f"http_server: unknown fault {fault!r} for {name}")
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # clients hanging up are part of the tests
+        pass
+
+
+@pytest.fixture
+def http_server():
+    """Factory: ``http_server(directory, faults=None) -> URL``; every server stops after the test."""
+    servers = []
+
+    def serve(directory, faults=None) -> ServerURL:
+        handler = functools.partial(_Handler, directory=str(directory))
+        server = _Server(("127.0.0.1", 0), handler)
+        server.requests, server.lock, server.stopping = [], threading.Lock(), threading.Event()
+        server.faults = {name: list(f) if isinstance(f, list) else f for name, f in (faults or {}).items()}
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        stopped = []
+
+        def stop():
+            if not stopped:
+                stopped.append(True)
+                server.stopping.set()
+                server.shutdown()
+                server.server_close()
+                thread.join(5)
+
+        url = ServerURL(f"http://127.0.0.1:{server.server_address[1]}/")
+        url.requests, url.stop = server.requests, stop
+        servers.append(stop)
+        return url
+
+    yield serve
+    for stop in servers:
+        stop()
+
+
+@pytest.fixture
+def dead_url():
+    """A loopback base URL on a port nobody listens on (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+def mnist_mirror(http_server):
+    """URL of a loopback mirror of the real MNIST files in ``../shared/data/mnist``."""
+    missing = [name for name in MNIST_GZ if not (SHARED_MNIST / name).is_file()]
+    if missing:
+        pytest.skip(f"real MNIST files not found in {SHARED_MNIST} (missing {', '.join(missing)})")
+    return http_server(SHARED_MNIST)
+
+
+# -- synthetic MNIST ----------------------------------------------------------------------------
+def make_synthetic_mnist(n_train=600, n_test=100, seed=0):
+    """Learnable MNIST look-alikes: noise plus a bright 6x6 square whose place encodes the class.
+
+    Class k puts its square in cell (k // 5, k % 5) of a 2x5 grid, jittered by up to 1 pixel.
+
+    Shape:
+        x (n, 28, 28) uint8, y (n,) uint8 with every class present (n >= 10).
+    """
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        y = rng.permutation(np.arange(n) % 10).astype(np.uint8)
+        x = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
+        for i, k in enumerate(y):
+            top = 14 * (k // 5) + 4 + rng.integers(-1, 2)
+            left = 5 * (k % 5) + 1 + rng.integers(-1, 2)
+            x[i, top : top + 6, left : left + 6] = rng.integers(180, 256, size=(6, 6))
+        return x, y
+
+    x_train, y_train = make(n_train)
+    x_test, y_test = make(n_test)
+    return x_train, y_train, x_test, y_test
+
+
+@dataclass
+class SyntheticMNIST:
+    """What ``synthetic_mnist`` made: ``url`` (its mirror), ``directory`` (the served .gz files),
+    ``data_dir`` (a path for the cache, not yet created), the arrays (labels uint8 as stored) and
+    ``sha256`` (the patched hashes of the decompressed files)."""
+
+    url: ServerURL
+    directory: Path
+    data_dir: Path
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    sha256: dict
+
+
+@pytest.fixture
+def synthetic_mnist(tmp_path, http_server, monkeypatch):
+    """Synthetic MNIST ``.gz`` files on a loopback mirror, with ``SHA256`` patched to match."""
+    directory = tmp_path / "mirror"
+    directory.mkdir()
+    x_train, y_train, x_test, y_test = make_synthetic_mnist()
+    contents = {
+        "train-images-idx3-ubyte": x_train,
+        "train-labels-idx1-ubyte": y_train,
+        "t10k-images-idx3-ubyte": x_test,
+        "t10k-labels-idx1-ubyte": y_test,
+    }
+    sha256 = {}
+    for name, array in contents.items():
+        path = write_idx(directory / f"{name}.gz", array)
+        sha256[name] = hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
+        # setitem, not setattr: every holder of the dict (nnscratch.data.SHA256 too) sees the change
+        monkeypatch.setitem(mnist_module.SHA256, name, sha256[name])
+    data_dir = tmp_path / "cache"
+    return SyntheticMNIST(
+        url=http_server(directory),
+        directory=directory,
+        data_dir=data_dir,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        sha256=sha256,
+    )

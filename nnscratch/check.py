@@ -135,19 +135,19 @@ def _to_float64(layer, name: str):
         work = copy.deepcopy(layer)
     except Exception as error:
         raise TypeError(f"sanity_check: cannot deep-copy layer {name} to check it: {error}") from None
-    originals = {id(p) for p in _arrays(layer, "parameters")}
-    if work is layer or any(id(p) in originals for p in _arrays(work, "parameters")):
+    originals = {id(p) for p in _parameters(layer)}
+    if work is layer or any(id(p) in originals for p in _parameters(work)):
         raise TypeError(
             f"sanity_check: copy.deepcopy({name}) shares parameter arrays with the original; "
             "the check needs an independent copy so as to leave the layer untouched"
         )
     replacements = {}
-    for p in _arrays(work, "parameters") + _arrays(work, "parameters_deltas"):
+    for p in _parameters(work) + _delta_buffers(work):
         if p.dtype.kind == "f" and p.dtype != np.float64:
             replacements[id(p)] = p.astype(np.float64)
     if replacements:
         _promote_graph(work, replacements, {})
-    for i, p in enumerate(_arrays(work, "parameters")):
+    for i, p in enumerate(_parameters(work)):
         if p.dtype != np.float64:
             raise TypeError(
                 f"sanity_check: parameter {i} of {name} is {p.dtype} and could not be made float64 "
@@ -156,10 +156,27 @@ def _to_float64(layer, name: str):
     return work
 
 
-def _arrays(layer, attr: str) -> list:
-    """The arrays in ``layer.<attr>`` (a missing attribute or None counts as empty)."""
-    items = getattr(layer, attr, None)
+def _parameters(layer) -> list:
+    """``layer.parameters`` validated: a list of arrays (a missing attribute counts as empty)."""
+    items = getattr(layer, "parameters", None)
     if items is None:
+        return []
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(
+            f"sanity_check: {layer_name(layer)}.parameters must be a list of arrays, got {type(items).__name__}"
+        )
+    for i, item in enumerate(items):
+        if not isinstance(item, np.ndarray):
+            raise TypeError(
+                f"sanity_check: {layer_name(layer)}.parameters[{i}] must be a numpy array, got {type(item).__name__}"
+            )
+    return list(items)
+
+
+def _delta_buffers(layer) -> list:
+    """The arrays already in ``layer.parameters_deltas`` (before backward it may hold anything)."""
+    items = getattr(layer, "parameters_deltas", None)
+    if not isinstance(items, (list, tuple)):
         return []
     return [item for item in items if isinstance(item, np.ndarray)]
 
@@ -202,8 +219,14 @@ class _Runner:
                 f"{self.name}: backward must return the input gradient of shape {self.x.shape} "
                 f"(the input's shape), got {got}"
             )
-        params = _arrays(self.layer, "parameters")
-        deltas = getattr(self.layer, "parameters_deltas", None) or []
+        params = _parameters(self.layer)
+        deltas = getattr(self.layer, "parameters_deltas", None)
+        deltas = [] if deltas is None and not params else deltas
+        if not isinstance(deltas, (list, tuple)):
+            raise GradientCheckError(
+                f"{self.name}: parameters_deltas must be a list aligned with parameters, "
+                f"got {type(deltas).__name__}"
+            )
         if len(deltas) != len(params):
             raise GradientCheckError(
                 f"{self.name}: parameters_deltas has {len(deltas)} entries but parameters has "
@@ -354,7 +377,9 @@ def sanity_check(
         raise TypeError(f"sanity_check: x must be a real numeric array, got dtype {x.dtype} for {name}")
     if not (eps > 0 and atol >= 0 and rtol >= 0):
         raise ValueError(f"sanity_check: expected eps > 0, atol >= 0, rtol >= 0, got {eps}, {atol}, {rtol}")
-    if max_coords is not None and (isinstance(max_coords, bool) or int(max_coords) != max_coords or max_coords < 1):
+    if max_coords is not None and (
+        isinstance(max_coords, bool) or not isinstance(max_coords, (int, np.integer)) or max_coords < 1
+    ):
         raise ValueError(f"sanity_check: max_coords must be a positive int or None, got {max_coords!r}")
     if not isinstance(args, (tuple, list)):
         args = (args,)
@@ -371,7 +396,7 @@ def sanity_check(
     delta_x, deltas = first
 
     report = GradientCheckReport(name)
-    params = _arrays(work, "parameters")
+    params = _parameters(work)
     targets = [("input", run.x, delta_x)]
     targets += [(f"parameter {i}", p, d) for i, (p, d) in enumerate(zip(params, deltas))]
     for index, (tensor, target, analytical) in enumerate(targets):

@@ -254,6 +254,7 @@ def test_nondeterministic_backward_fails():
         (lambda layer: [layer.parameters_deltas[0]], r"parameters_deltas has 1 entries but parameters has 2"),
         (lambda layer: [layer.parameters_deltas[0], np.zeros(4)], r"parameters_deltas\[1\] must have the shape of parameters\[1\], \(3,\), got shape \(4,\)"),
         (lambda layer: [layer.parameters_deltas[0], None], r"parameters_deltas\[1\] .* got None"),
+        (lambda layer: None, r"parameters_deltas must be a list aligned with parameters, got NoneType"),
     ],
 )
 def test_misaligned_parameters_deltas_fail_clearly(deltas, match):
@@ -285,6 +286,22 @@ def test_not_a_layer_and_bad_options_are_type_and_value_errors():
         run_check(NoBackward())
     with pytest.raises(ValueError, match="max_coords must be a positive int or None, got 0"):
         run_check(Square(), max_coords=0)
+    with pytest.raises(ValueError, match="max_coords must be a positive int or None, got 2.5"):
+        run_check(Square(), max_coords=2.5)
+
+    class MethodParameters(Square):
+        def parameters(self):
+            return []
+
+    with pytest.raises(TypeError, match=r"MethodParameters.parameters must be a list of arrays, got method"):
+        run_check(MethodParameters())
+
+    class ListParameter(Square):
+        parameters = [[1.0, 2.0]]
+        parameters_deltas = [None]
+
+    with pytest.raises(TypeError, match=r"ListParameter.parameters\[0\] must be a numpy array, got list"):
+        run_check(ListParameter())
     with pytest.raises(TypeError, match="x must be a real numeric array"):
         sanity_check(Square(), np.array(["a"]))
 

@@ -1,10 +1,12 @@
 """nnscratch: a neural-network framework written from scratch on NumPy."""
 
 from .layers import (
+    Conv2D,
     CrossEntropy,
     Flatten,
     Layer,
     Linear,
+    MaxPool2D,
     Mean,
     ReLU,
     Sigmoid,
@@ -28,6 +30,8 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "Mean",
     "Flatten",
+    "Conv2D",
+    "MaxPool2D",
     "Sequential",
     "SGD",
     "Adam",

@@ -2,6 +2,7 @@
 
 from .activations import ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
+from .conv import Conv2D, MaxPool2D
 from .linear import Linear
 from .losses import CrossEntropy, Mean, SoftmaxCrossEntropy
 from .shape import Flatten
@@ -17,4 +18,6 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "Mean",
     "Flatten",
+    "Conv2D",
+    "MaxPool2D",
 ]

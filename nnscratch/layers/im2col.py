@@ -1,0 +1,176 @@
+"""im2col and col2im: a convolution as one matrix product, and its gradient scattered back.
+
+Layout. Everything here is channel-major. The (padded) input is viewed as (C, N, Hp, Wp) and the
+column matrix is (C*kh*kw [+1], G): one row per (channel, kernel offset), one column per output
+position of the whole batch. Then
+
+    forward:            y_grid (F, G)       = W (F, C*kh*kw) @ cols
+    weight gradient:    dW     (F, C*kh*kw) = delta_grid (F, G) @ cols^T
+    input gradient:     dcols  (C*kh*kw, G) = W^T @ delta_grid, then col2im(dcols)
+
+and the (F, N, oh, ow) result becomes the layer's (N, F, oh, ow) output by a free transpose. With
+``ones_row`` the last row of cols is all ones, so the bias rides along as the last column of W:
+no separate bias pass in forward, and its gradient (the sum of delta) falls out of the same
+weight-gradient product.
+
+The G positions are laid out in one of two ways:
+
+- flat (stride 1): the positions cover the whole padded grid (N, Hp, Wp), including the few rows
+  and columns per image where the kernel would hang off the edge. The cols row for kernel offset
+  (i, j) is then the flattened padded input shifted by s = i*Wp + j: ONE contiguous copy per offset,
+  and col2im is one contiguous add per offset. The extra positions cost Hp*Wp / (oh*ow) more
+  matrix-product work (1.15x for 28x28 with padding 1) and save the strided gathers and scatters,
+  which otherwise cost more than the products. Their delta is held at zero, so they add nothing to
+  any gradient, and their outputs are never shown (the output is a view of the valid positions).
+- strided (any stride): the positions are exactly (N, oh, ow), each offset a strided slice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Columns per block in the weight-gradient product. OpenBLAS is slow for a product whose outer
+# sizes are tiny (F x C*kh*kw) and whose inner size is huge (G ~ 10^5): splitting the inner axis
+# into blocks of about this many columns, one stacked matmul, then summing, is several times faster.
+_BLOCK_COLUMNS = 1024
+
+
+class Im2Col:
+    """Buffers and index arithmetic of one convolution for one input shape and dtype.
+
+    Built once per (input shape, dtype) and reused: the padded input, the column matrix and the
+    gridded delta are preallocated, and only their live parts are rewritten on each call.
+
+    Shape:
+        x: (N, C, H, W); cols: (C*kh*kw [+1], G); output: (N, F, oh, ow)
+        G = N*Hp*Wp when flat (stride 1), else N*oh*ow
+    """
+
+    def __init__(self, x_shape, out_channels, kernel, stride, padding, dtype, ones_row):
+        n, c, h, w = x_shape
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+        self.x_shape, self.dtype = tuple(x_shape), np.dtype(dtype)
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+        self.padded_hw = (h + 2 * ph, w + 2 * pw)
+        hp, wp = self.padded_hw
+        self.out_hw = ((hp - kh) // sh + 1, (wp - kw) // sw + 1)
+        self.flat = (sh, sw) == (1, 1)
+        self.grid_hw = self.padded_hw if self.flat else self.out_hw
+        self.columns = n * self.grid_hw[0] * self.grid_hw[1]
+        self.rows = c * kh * kw
+        # Zeros: in the flat layout the tail of each shifted row is never written and must stay 0.
+        self.cols = np.zeros((self.rows + bool(ones_row), self.columns), self.dtype)
+        if ones_row:
+            self.cols[self.rows] = 1
+        # The padded input: borders zeroed here once, only the interior rewritten per forward.
+        self._padded = np.zeros((c, n, hp, wp), self.dtype) if (ph or pw) else None
+        # Flat layout: delta on the padded grid, zero at the positions that are not outputs.
+        self._delta_grid = np.zeros((out_channels, n, hp, wp), self.dtype) if self.flat else None
+        self._dcols = np.empty((self.rows, self.columns), self.dtype)
+        self._blocks = self._block_count(n, self.grid_hw[0] * self.grid_hw[1])
+
+    @staticmethod
+    def _block_count(n: int, per_image: int) -> int:
+        """How many blocks to split the G columns into: whole images each, about _BLOCK_COLUMNS."""
+        images = max(1, _BLOCK_COLUMNS // max(per_image, 1))
+        while images > 1 and n % images:
+            images -= 1
+        return max(n // images, 1)
+
+    def matches(self, x_shape, dtype) -> bool:
+        return self.x_shape == tuple(x_shape) and self.dtype == dtype
+
+    # -- forward ----------------------------------------------------------------------------------
+    def _channels_first(self, x: np.ndarray) -> np.ndarray:
+        """x as (C, N, Hp, Wp): written once into the padded buffer, or a view when unpadded."""
+        if self._padded is None:
+            return x.transpose(1, 0, 2, 3)
+        h, w = self.x_shape[2:]
+        ph, pw = self.padding
+        self._padded[:, :, ph : ph + h, pw : pw + w] = x.transpose(1, 0, 2, 3)
+        return self._padded
+
+    def im2col(self, x: np.ndarray) -> np.ndarray:
+        """Fill and return the column matrix for x: one copy per kernel offset."""
+        padded = self._channels_first(x)
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        c = padded.shape[0]
+        if self.flat:
+            # A reshape of the channels-first input: free when x is already channel-major.
+            source = padded.reshape(c, -1)
+            rows = self.cols[: self.rows].reshape(c, kh * kw, self.columns)
+            wp = self.padded_hw[1]
+            for i in range(kh):
+                for j in range(kw):
+                    shift = i * wp + j
+                    rows[:, i * kw + j, : self.columns - shift] = source[:, shift:]
+        else:
+            oh, ow = self.out_hw
+            rows = self.cols[: self.rows].reshape(c, kh, kw, -1, oh, ow)
+            for i in range(kh):
+                for j in range(kw):
+                    rows[:, i, j] = padded[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+        return self.cols
+
+    def output(self, y_grid: np.ndarray) -> np.ndarray:
+        """The (N, F, oh, ow) output: a view of the product's valid positions, no copy."""
+        f = y_grid.shape[0]
+        n = self.x_shape[0]
+        oh, ow = self.out_hw
+        y = y_grid.reshape(f, n, *self.grid_hw)
+        if self.flat:
+            y = y[:, :, :oh, :ow]
+        return y.transpose(1, 0, 2, 3)
+
+    # -- backward ---------------------------------------------------------------------------------
+    def delta_grid(self, delta: np.ndarray) -> np.ndarray:
+        """delta (N, F, oh, ow) laid out like the product's output, (F, G)."""
+        channels_first = delta.transpose(1, 0, 2, 3)
+        if not self.flat:
+            return np.ascontiguousarray(channels_first).reshape(channels_first.shape[0], -1)
+        oh, ow = self.out_hw
+        self._delta_grid[:, :, :oh, :ow] = channels_first
+        return self._delta_grid.reshape(self._delta_grid.shape[0], -1)
+
+    def weight_gradient(self, delta_grid: np.ndarray) -> np.ndarray:
+        """delta_grid @ cols^T, (F, rows [+1]), as one stacked product over column blocks."""
+        f, k = delta_grid.shape[0], self.cols.shape[0]
+        blocks = self._blocks
+        if blocks == 1:
+            return delta_grid @ self.cols.T
+        width = self.columns // blocks
+        # (blocks, F, width) @ (blocks, width, k): views, no copies; BLAS reads them strided.
+        left = delta_grid.reshape(f, blocks, width).transpose(1, 0, 2)
+        right = self.cols.reshape(k, blocks, width).transpose(1, 2, 0)
+        return np.matmul(left, right).sum(axis=0)
+
+    def input_columns(self, weight_2d: np.ndarray, delta_grid: np.ndarray) -> np.ndarray:
+        """W^T @ delta_grid, (rows, G), into a reused buffer (col2im reads it, nothing keeps it)."""
+        return np.matmul(weight_2d.T, delta_grid, out=self._dcols)
+
+    def col2im(self, dcols: np.ndarray) -> np.ndarray:
+        """Scatter-add the columns' gradient back onto the input: one add per kernel offset.
+
+        Returns a new (N, C, H, W) array (a view of a fresh channel-major buffer).
+        """
+        n, c, h, w = self.x_shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        hp, wp = self.padded_hw
+        if self.flat:
+            rows = dcols.reshape(c, kh * kw, self.columns)
+            # Offset (0, 0) reaches every position, so it initialises the buffer: no zero pass.
+            grad = rows[:, 0].copy()
+            for i in range(kh):
+                for j in range(kw):
+                    shift = i * wp + j
+                    if shift:
+                        grad[:, shift:] += rows[:, i * kw + j, : self.columns - shift]
+            grad = grad.reshape(c, n, hp, wp)
+        else:
+            oh, ow = self.out_hw
+            rows = dcols.reshape(c, kh, kw, n, oh, ow)
+            grad = np.zeros((c, n, hp, wp), dcols.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    grad[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] += rows[:, i, j]
+        return grad[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)

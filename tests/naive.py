@@ -1,0 +1,128 @@
+"""Slow, obvious loop-based references for Conv2D and MaxPool2D, in float64.
+
+Written from the definitions, one output element (or one gradient contribution) at a time, with
+no im2col and nothing clever, so that a reader can check them by eye. The fast layers are tested
+against these, and ``scripts/benchmark.py`` times ``naive_conv2d_forward`` + ``naive_conv2d_backward``
+for the Conv2D micro-benchmark (the fast layer must be at least 100x faster).
+
+    from naive import naive_conv2d_forward, naive_conv2d_backward      # tests/ on sys.path
+    y = naive_conv2d_forward(x, weight, bias, stride=(1, 1), padding=(1, 1))
+    dx, dweight, dbias = naive_conv2d_backward(x, weight, delta, stride=(1, 1), padding=(1, 1))
+
+Conventions as in the layers: x (N, C, H, W), weight (F, C, kh, kw), bias (F,) or None,
+stride and padding (h, w) pairs (or ints), cross-correlation with zero padding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _pair(value):
+    return (value, value) if np.isscalar(value) else tuple(value)
+
+
+def _zero_pad(x, padding):
+    """x (N, C, H, W) with ph zero rows above and below and pw zero columns left and right."""
+    ph, pw = padding
+    n, c, h, w = x.shape
+    padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw))
+    padded[:, :, ph : ph + h, pw : pw + w] = x
+    return padded
+
+
+def naive_conv2d_forward(x, weight, bias=None, stride=1, padding=0):
+    """y[n, f, r, c] = bias[f] + sum_{k, i, j} weight[f, k, i, j] * xpad[n, k, r*sh + i, c*sw + j].
+
+    Shape:
+        x: (N, C, H, W), weight: (F, C, kh, kw), bias: (F,) or None
+        y: (N, F, oh, ow), oh = (H + 2ph - kh) // sh + 1, ow likewise
+    """
+    (sh, sw), padding = _pair(stride), _pair(padding)
+    x, weight = np.asarray(x, np.float64), np.asarray(weight, np.float64)
+    xp = _zero_pad(x, padding)
+    n, _, hp, wp = xp.shape
+    f, _, kh, kw = weight.shape
+    oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    y = np.zeros((n, f, oh, ow))
+    for b in range(n):
+        for o in range(f):
+            for r in range(oh):
+                for c in range(ow):
+                    window = xp[b, :, r * sh : r * sh + kh, c * sw : c * sw + kw]
+                    y[b, o, r, c] = np.sum(window * weight[o]) + (0.0 if bias is None else bias[o])
+    return y
+
+
+def naive_conv2d_backward(x, weight, delta, stride=1, padding=0):
+    """Gradients of L given delta = dL/dy: returns (dL/dx, dL/dweight, dL/dbias).
+
+    Each output y[n, f, r, c] sends delta[n, f, r, c] * weight[f] back to the window of the padded
+    input it read, and delta[n, f, r, c] * that window to weight[f]; the bias gradient is the sum of
+    delta over n, r, c. The padding's share of the input gradient is dropped at the end.
+
+    Shape:
+        x: (N, C, H, W), weight: (F, C, kh, kw), delta: (N, F, oh, ow)
+        dx: like x, dweight: like weight, dbias: (F,)
+    """
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    x, weight, delta = (np.asarray(a, np.float64) for a in (x, weight, delta))
+    xp = _zero_pad(x, (ph, pw))
+    n, _, hp, wp = xp.shape
+    f, _, kh, kw = weight.shape
+    oh, ow = delta.shape[2:]
+    dxp = np.zeros_like(xp)
+    dweight = np.zeros_like(weight)
+    dbias = np.zeros(f)
+    for b in range(n):
+        for o in range(f):
+            for r in range(oh):
+                for c in range(ow):
+                    d = delta[b, o, r, c]
+                    rows, cols = slice(r * sh, r * sh + kh), slice(c * sw, c * sw + kw)
+                    dxp[b, :, rows, cols] += d * weight[o]
+                    dweight[o] += d * xp[b, :, rows, cols]
+                    dbias[o] += d
+    dx = dxp[:, :, ph : hp - ph, pw : wp - pw]
+    return dx, dweight, dbias
+
+
+def naive_maxpool2d_forward(x, kernel_size, stride=None):
+    """y[n, c, r, q] = max of the window x[n, c, r*sh : r*sh + kh, q*sw : q*sw + kw].
+
+    Shape:
+        x: (N, C, H, W); y: (N, C, (H - kh) // sh + 1, (W - kw) // sw + 1)
+    """
+    (kh, kw) = _pair(kernel_size)
+    (sh, sw) = (kh, kw) if stride is None else _pair(stride)
+    x = np.asarray(x, np.float64)
+    n, ch, h, w = x.shape
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    y = np.zeros((n, ch, oh, ow))
+    for b in range(n):
+        for c in range(ch):
+            for r in range(oh):
+                for q in range(ow):
+                    y[b, c, r, q] = x[b, c, r * sh : r * sh + kh, q * sw : q * sw + kw].max()
+    return y
+
+
+def naive_maxpool2d_backward(x, delta, kernel_size, stride=None):
+    """dL/dx: each window's delta goes to its maximum, the first in row-major order on ties.
+
+    Shape:
+        x: (N, C, H, W); delta: (N, C, oh, ow); dx: like x
+    """
+    (kh, kw) = _pair(kernel_size)
+    (sh, sw) = (kh, kw) if stride is None else _pair(stride)
+    x, delta = np.asarray(x, np.float64), np.asarray(delta, np.float64)
+    n, ch, oh, ow = delta.shape
+    dx = np.zeros_like(x)
+    for b in range(n):
+        for c in range(ch):
+            for r in range(oh):
+                for q in range(ow):
+                    window = x[b, c, r * sh : r * sh + kh, q * sw : q * sw + kw]
+                    i, j = np.unravel_index(np.argmax(window), window.shape)  # first maximum
+                    dx[b, c, r * sh + i, q * sw + j] += delta[b, c, r, q]
+    return dx

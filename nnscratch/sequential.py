@@ -66,16 +66,29 @@ class Sequential:
                 raise _with_context(error, f"in layer {index} ({_layer_name(layer)}) of Sequential") from error
         return x
 
-    def backward(self, delta=1.0):
-        for index in range(len(self.layers) - 1, -1, -1):
+    def backward(self, delta=1.0, input_delta=True):
+        """Walk the chain in reverse, each layer's dL/dx becoming the delta of the one before.
+
+        Returns dL/dx of the first layer's input. ``input_delta=False`` is an opt-in for training
+        loops, which never use the gradient of the data: the layers in front of the first layer
+        with parameters are not run backward (they have no parameter deltas to set), that layer is
+        asked to skip its own dL/dx when it has a ``needs_input_delta`` attribute (as ``Linear``
+        does; a nested Sequential is passed ``input_delta=False``), and the result is None. The
+        parameter deltas are the same either way.
+        """
+        first = 0 if input_delta else _first_with_parameters(self.layers)
+        for index in range(len(self.layers) - 1, first - 1, -1):
             layer = self.layers[index]
             try:
-                delta = layer.backward(delta)
+                if index == first and not input_delta:
+                    delta = _backward_without_input_delta(layer, delta)
+                else:
+                    delta = layer.backward(delta)
             except (ValueError, TypeError) as error:
                 raise _with_context(
                     error, f"in layer {index} ({_layer_name(layer)}) of Sequential, backward"
                 ) from error
-        return delta
+        return delta if input_delta else None
 
     def __call__(self, x, *args):
         return self.forward(x, *args)
@@ -136,6 +149,31 @@ class Sequential:
         lines.insert(1, "-" * len(lines[0]))
         lines.append(f"Total parameters: {total:,}")
         return "\n".join(lines)
+
+
+def _first_with_parameters(layers) -> int:
+    """Index of the first layer that has parameters (len(layers) when none has)."""
+    for index, layer in enumerate(layers):
+        if len(layer.parameters):
+            return index
+    return len(layers)
+
+
+def _backward_without_input_delta(layer, delta):
+    """``layer.backward(delta)`` for its parameter deltas only; dL/dx is skipped where the layer allows."""
+    if isinstance(layer, Sequential):
+        return layer.backward(delta, input_delta=False)
+    if not hasattr(layer, "needs_input_delta"):
+        layer.backward(delta)  # a layer without the switch computes dL/dx anyway; drop it
+        return None
+    previous = layer.needs_input_delta
+    layer.needs_input_delta = False
+    try:
+        layer.backward(delta)
+    finally:
+        # Only for this call: every other caller (gradient checks included) gets the full backward.
+        layer.needs_input_delta = previous
+    return None
 
 
 def _output_shape(layer, shape: tuple) -> tuple:

@@ -15,6 +15,12 @@ class Linear(Layer):
 
     Backward: dL/dW = x^T @ delta, dL/db = sum of delta over the batch, dL/dx = delta @ W^T.
 
+    ``needs_input_delta`` (True by default): set to False, backward still sets the parameter
+    deltas but skips dL/dx and returns None. For the first layer of a network in training, where
+    nobody uses the gradient of the data, that saves a third of the layer's matrix products (PyTorch
+    skips it too: the data does not require grad). ``Sequential.backward(input_delta=False)`` sets it
+    for the duration of one call; leave it True everywhere else (gradient checks need dL/dx).
+
     Shape:
         x: (N, in_features)
         y: (N, out_features)
@@ -36,6 +42,7 @@ class Linear(Layer):
             self.bias = None
         # Preallocated gradient buffers: backward overwrites them in place every step.
         self.parameters_deltas = [np.zeros_like(p) for p in self.parameters]
+        self.needs_input_delta = True
         self._x = None
 
     def config(self) -> dict:
@@ -75,4 +82,6 @@ class Linear(Layer):
         np.matmul(x.T, delta, out=weight_delta)
         if self.bias is not None:
             np.sum(delta, axis=0, out=self.parameters_deltas[1])
+        if not self.needs_input_delta:
+            return None
         return delta @ self.weight.T

@@ -4,7 +4,7 @@ One attempt: stream ``mirror + name`` to a temporary file in the destination dir
 progress bar), decompress it if it is gzip, hash the decompressed bytes with SHA-256, and only
 when the hash matches the pinned one ``os.replace`` the result onto the final name. Connection
 errors, 429 and 5xx are retried with a short, bounded backoff; anything else moves on to the next
-mirror. The caller (``nnscratch.data.mnist``) decides which mirrors to try for which file.
+mirror (timeouts too: see ``TIMEOUT``). The caller (``nnscratch.data.mnist``) decides which mirrors to try for which file.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ DEFAULT_MIRRORS = [
 MIRROR_ENV = "NNSCRATCH_MNIST_MIRROR"
 
 # (connect, read) seconds: read is the longest silence allowed between two chunks, not the
-# whole transfer, so a slow but live mirror still finishes.
-TIMEOUT = (4.0, 20.0)
-# Extra attempts per file and mirror after a connection error, 429 or 5xx; the waits are
-# BACKOFF, 2*BACKOFF, ... so a closed port costs under a second before the next mirror.
+# whole transfer, so a slow but live mirror still finishes. A timeout is not retried and ends
+# the mirror for the remaining files, so a blackholed or stalled mirror costs one timeout.
+TIMEOUT = (4.0, 15.0)
+# Extra attempts per file and mirror after a refused or dropped connection, 429 or 5xx; the waits
+# are BACKOFF, 2*BACKOFF, ... so a closed port costs under a second before the next mirror.
 RETRIES = 2
 BACKOFF = 0.25
 MAX_RETRY_AFTER = 5.0  # cap on a server's Retry-After, in seconds
@@ -187,10 +188,12 @@ def _stream_to(session, url: str, path: Path, progress: bool, label: str) -> Non
     """One GET of ``url`` into ``path``; raises ``_Retryable`` or ``FetchError``."""
     try:
         response = session.get(url, stream=True, timeout=TIMEOUT)
+    # Timeouts are not retried: a server silent for that long rarely answers the next time, and
+    # retrying would multiply the wait for a dead mirror from seconds to minutes.
     except requests.ConnectTimeout:
-        raise _Retryable(f"cannot connect: no answer within {TIMEOUT[0]:g} s", unreachable=True) from None
+        raise FetchError(f"cannot connect: no answer within {TIMEOUT[0]:g} s", unreachable=True) from None
     except requests.ReadTimeout:
-        raise _Retryable(f"no response within {TIMEOUT[1]:g} s") from None
+        raise FetchError(f"no response within {TIMEOUT[1]:g} s", unreachable=True) from None
     except requests.ConnectionError as error:
         raise _Retryable(f"cannot connect ({_short(error)})", unreachable=True) from None
     except requests.RequestException as error:
@@ -226,7 +229,7 @@ def _stream_to(session, url: str, path: Path, progress: bool, label: str) -> Non
 def fetch_verified(session, url: str, expected_sha256: str, dest: Path, progress: bool = True) -> None:
     """Download ``url``, verify its (decompressed) content and install it as ``dest``.
 
-    Retries connection errors, 429 and 5xx up to ``RETRIES`` times with backoff; raises
+    Retries refused or dropped connections, 429 and 5xx up to ``RETRIES`` times with backoff; raises
     ``FetchError`` when this mirror cannot deliver. Temporary files never outlive the call.
     """
     label = dest.name

@@ -1,0 +1,186 @@
+"""Downloading from faulty mirrors: dead, stalled, altered, cut mid-file, erroring; retries,
+fall-over to the next mirror, the final message, and nothing unverified left on disk."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from nnscratch.data import MNISTDownloadError, download_mnist, load_mnist, write_idx
+from nnscratch.data import download as download_module
+
+FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+GZ = [f"{name}.gz" for name in FILES]
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record the backoff waits instead of sleeping through them."""
+    waits = []
+    monkeypatch.setattr(download_module, "time", SimpleNamespace(sleep=waits.append))
+    return waits
+
+
+def listing(directory):
+    """Every entry of the directory, hidden temporary files included."""
+    return sorted(os.listdir(directory)) if directory.exists() else []
+
+
+def copy_with(synthetic, tmp_path, name, content: bytes):
+    """A copy of the synthetic mirror's directory with one file's bytes replaced."""
+    directory = tmp_path / f"mirror-{len(listing(tmp_path))}"
+    shutil.copytree(synthetic.directory, directory)
+    (directory / name).write_bytes(content)
+    return directory
+
+
+def load_and_check(synthetic, mirrors):
+    arrays = load_mnist(synthetic.data_dir, mirrors=mirrors, progress=False)
+    for got, want in zip(arrays, [synthetic.x_train, synthetic.y_train, synthetic.x_test, synthetic.y_test]):
+        np.testing.assert_array_equal(got, want)
+
+
+# -- dead and stalled mirrors ----------------------------------------------------------------------
+def test_dead_mirror_fails_fast_with_the_whole_story(dead_url, tmp_path):
+    root = tmp_path / "mnist"
+    start = time.perf_counter()
+    with pytest.raises(MNISTDownloadError) as caught:
+        download_mnist(root, mirrors=[dead_url], progress=False)
+    elapsed = time.perf_counter() - start
+    error = caught.value
+    assert isinstance(error, RuntimeError)
+    assert elapsed < 3.0, f"a closed port took {elapsed:.1f} s to give up on"
+    assert error.missing == GZ
+    assert error.failures[0] == (dead_url, GZ[0], "cannot connect (Connection refused) (3 attempts)")
+    assert [f[2] for f in error.failures[1:]] == ["skipped: unreachable for an earlier file"] * 3
+    message = str(error)
+    assert message.startswith(f"Could not download MNIST into {root}: no mirror delivered {', '.join(GZ)}.")
+    assert f"{dead_url}{GZ[0]}: cannot connect (Connection refused)" in message
+    assert "nnscratch download-mnist --mirror URL" in message and "NNSCRATCH_MNIST_MIRROR" in message
+    assert f"put them in {root}" in message
+    assert listing(root) == []
+
+
+def test_falls_over_from_a_dead_mirror_to_the_next(dead_url, synthetic_mnist):
+    start = time.perf_counter()
+    load_and_check(synthetic_mnist, [dead_url, synthetic_mnist.url])
+    assert time.perf_counter() - start < 3.0
+    assert sorted(synthetic_mnist.url.requests) == sorted(f"/{gz}" for gz in GZ)
+    assert listing(synthetic_mnist.data_dir) == sorted(FILES)
+
+
+def test_a_stalled_mirror_costs_one_timeout(synthetic_mnist, http_server, monkeypatch, sleeps):
+    monkeypatch.setattr(download_module, "TIMEOUT", (1.0, 0.5))
+    stalled = http_server(synthetic_mnist.directory, faults={gz: "stall" for gz in GZ})
+    start = time.perf_counter()
+    load_and_check(synthetic_mnist, [stalled, synthetic_mnist.url])
+    assert time.perf_counter() - start < 0.5 + 2.0
+    assert stalled.requests == [f"/{GZ[0]}"] and sleeps == []  # not retried, skipped for the other files
+    with pytest.raises(MNISTDownloadError, match=rf"{GZ[0]}: no response within 0\.5 s\n") as caught:
+        download_mnist(synthetic_mnist.data_dir, mirrors=[stalled], force=True, progress=False)
+    assert "skipped: unreachable for an earlier file" in str(caught.value)
+
+
+# -- retries ---------------------------------------------------------------------------------------
+def test_5xx_is_retried_with_backoff(synthetic_mnist, http_server, sleeps):
+    flaky = http_server(synthetic_mnist.directory, faults={GZ[1]: [503, 500]})
+    load_and_check(synthetic_mnist, [flaky])
+    assert flaky.requests.count(f"/{GZ[1]}") == 3
+    assert sleeps == [download_module.BACKOFF, 2 * download_module.BACKOFF]
+
+
+def test_429_waits_for_retry_after(synthetic_mnist, http_server, sleeps):
+    busy = http_server(synthetic_mnist.directory, faults={GZ[2]: [429]})
+    load_and_check(synthetic_mnist, [busy])
+    assert busy.requests.count(f"/{GZ[2]}") == 2
+    assert sleeps == [0.0]  # the server's Retry-After: 0, not our backoff
+
+
+def test_persistent_5xx_gives_up_after_the_retries(synthetic_mnist, http_server, sleeps):
+    broken = http_server(synthetic_mnist.directory, faults={GZ[1]: 503})
+    with pytest.raises(MNISTDownloadError, match=rf"{GZ[1]}: HTTP 503 Service Unavailable \(3 attempts\)") as caught:
+        download_mnist(synthetic_mnist.data_dir, mirrors=[broken], progress=False)
+    assert caught.value.missing == [GZ[1]]
+    assert broken.requests.count(f"/{GZ[1]}") == 1 + download_module.RETRIES
+    # the files that arrived stay, verified; the missing one is nowhere, not even half
+    assert listing(synthetic_mnist.data_dir) == sorted(FILES[:1] + FILES[2:])
+
+
+def test_404_is_not_retried(synthetic_mnist, http_server, sleeps):
+    partial = http_server(synthetic_mnist.directory, faults={GZ[3]: 404})
+    load_and_check(synthetic_mnist, [partial, synthetic_mnist.url])
+    assert partial.requests.count(f"/{GZ[3]}") == 1 and sleeps == []
+    assert synthetic_mnist.url.requests == [f"/{GZ[3]}"]
+
+
+# -- bad content -------------------------------------------------------------------------------------
+def test_connection_closed_mid_file_is_retried_then_the_next_mirror_used(synthetic_mnist, http_server, sleeps):
+    cut = http_server(synthetic_mnist.directory, faults={GZ[0]: "truncate"})
+    load_and_check(synthetic_mnist, [cut, synthetic_mnist.url])
+    assert cut.requests.count(f"/{GZ[0]}") == 3
+    assert synthetic_mnist.url.requests == [f"/{GZ[0]}"]
+    with pytest.raises(MNISTDownloadError, match=rf"{GZ[0]}: connection lost after \d+ of \d+ bytes"):
+        download_mnist(synthetic_mnist.data_dir, mirrors=[cut], force=True, progress=False)
+
+
+def test_altered_content_is_rejected_and_the_next_mirror_used(synthetic_mnist, http_server, tmp_path, sleeps):
+    labels = synthetic_mnist.y_train.copy()
+    labels[0] = (labels[0] + 1) % 10  # still a valid IDX file and valid gzip: only the hash can tell
+    write_idx(tmp_path / "altered.gz", labels)
+    altered = http_server(copy_with(synthetic_mnist, tmp_path, GZ[1], (tmp_path / "altered.gz").read_bytes()))
+    with pytest.raises(MNISTDownloadError) as caught:
+        download_mnist(synthetic_mnist.data_dir, mirrors=[altered], progress=False)
+    served = hashlib.sha256(gzip.decompress((tmp_path / "altered.gz").read_bytes())).hexdigest()
+    reason = (f"content is altered or truncated: SHA-256 of the 608 decompressed bytes is {served[:16]}..., "
+              f"expected {synthetic_mnist.sha256[FILES[1]][:16]}...")
+    assert caught.value.failures == [(altered, GZ[1], reason)]
+    assert altered.requests.count(f"/{GZ[1]}") == 1 and sleeps == []  # content errors are not retried
+    assert listing(synthetic_mnist.data_dir) == sorted(FILES[:1] + FILES[2:])
+    load_and_check(synthetic_mnist, [altered, synthetic_mnist.url])
+    assert synthetic_mnist.url.requests == [f"/{GZ[1]}"]
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"\x1f\x8b\x08\x00" + b"garbage" * 10, "not valid gzip"),
+        (b"<html>Moved</html>", "content is altered or truncated"),  # not gzip: taken as raw IDX, hash fails
+        (None, "content is altered or truncated"),  # a gzip cut short, served with a consistent length
+    ],
+)
+def test_broken_archives_are_rejected(synthetic_mnist, http_server, tmp_path, content, reason):
+    if content is None:
+        content = (synthetic_mnist.directory / GZ[2]).read_bytes()[:-20]
+        reason = "not valid gzip"
+    bad = http_server(copy_with(synthetic_mnist, tmp_path, GZ[2], content))
+    with pytest.raises(MNISTDownloadError, match=rf"{GZ[2]}: {reason}"):
+        download_mnist(synthetic_mnist.data_dir, mirrors=[bad], progress=False)
+    assert listing(synthetic_mnist.data_dir) == sorted(FILES[:2] + FILES[3:])
+
+
+def test_a_mirror_serving_uncompressed_files_is_fine(synthetic_mnist, http_server, tmp_path):
+    raw = gzip.decompress((synthetic_mnist.directory / GZ[0]).read_bytes())
+    plain = http_server(copy_with(synthetic_mnist, tmp_path, GZ[0], raw))
+    load_and_check(synthetic_mnist, [plain])
+
+
+def test_oversized_content_is_refused_before_it_fills_the_disk(synthetic_mnist, monkeypatch):
+    monkeypatch.setattr(download_module, "MAX_BYTES", 1000)
+    with pytest.raises(MNISTDownloadError, match=rf"{GZ[0]}: server announces \d+ bytes, more than an MNIST file"):
+        download_mnist(synthetic_mnist.data_dir, mirrors=[synthetic_mnist.url], progress=False)
+
+
+def test_failed_forced_download_keeps_the_good_cache(synthetic_mnist, dead_url):
+    load_and_check(synthetic_mnist, [synthetic_mnist.url])
+    before = {name: (synthetic_mnist.data_dir / name).read_bytes() for name in FILES}
+    with pytest.raises(MNISTDownloadError):
+        download_mnist(synthetic_mnist.data_dir, mirrors=[dead_url], force=True, progress=False)
+    assert {name: (synthetic_mnist.data_dir / name).read_bytes() for name in FILES} == before
+    assert listing(synthetic_mnist.data_dir) == sorted(FILES)

@@ -1,0 +1,106 @@
+"""``nnscratch download-mnist``: exit codes, the one message on stderr, quiet mode, and the
+real command line in a subprocess."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nnscratch import cli
+from nnscratch.commands import download_mnist as command
+
+FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+
+
+def test_options_and_their_defaults():
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.data_dir, args.mirrors, args.force, args.quiet) == (None, None, False, False)
+    args = parser.parse_args(["--data-dir", "d", "--mirror", "http://b.test/", "--mirror", "http://a.test/",
+                              "--force", "--quiet"])
+    assert args.data_dir == "d" and args.mirrors == ["http://b.test/", "http://a.test/"]  # order kept
+    assert args.force and args.quiet
+    assert isinstance(command.HELP, str) and "\n" not in command.HELP
+
+
+def test_every_mirror_failing_exits_1_with_one_message_and_no_traceback(dead_url, tmp_path, capsys):
+    root = tmp_path / "mnist"
+    second = dead_url.replace("127.0.0.1", "localhost")
+    code = cli.main(["download-mnist", "--data-dir", str(root), "--mirror", dead_url, "--mirror", second])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err.startswith(f"Could not download MNIST into {root}: no mirror delivered train-images-idx3-ubyte.gz")
+    assert f"{dead_url}train-images-idx3-ubyte.gz: cannot connect" in err
+    assert f"{second}train-images-idx3-ubyte.gz: cannot connect" in err
+    assert "--mirror URL" in err and f"put them in {root}" in err
+    assert "Traceback" not in err
+
+
+def test_success_then_cache_with_quiet(synthetic_mnist, capsys):
+    argv = ["download-mnist", "--data-dir", str(synthetic_mnist.data_dir), "--mirror", synthetic_mnist.url]
+    assert cli.main(argv + ["--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"MNIST is ready in {synthetic_mnist.data_dir} (4 files, SHA-256 verified)\n"
+    assert err == ""  # --quiet: no progress bars
+    assert sorted(os.listdir(synthetic_mnist.data_dir)) == sorted(FILES)
+    synthetic_mnist.url.stop()
+    assert cli.main(argv) == 0  # from the cache: the stopped server is not needed
+    assert len(synthetic_mnist.url.requests) == 4
+    assert cli.main(argv + ["--force"]) == 1  # --force must go to the (now stopped) mirror
+
+
+def test_progress_bars_without_quiet(synthetic_mnist, capsys):
+    assert cli.main(["download-mnist", "--data-dir", str(synthetic_mnist.data_dir),
+                     "--mirror", synthetic_mnist.url]) == 0
+    err = capsys.readouterr().err
+    assert all(f"{name}: 100%" in err for name in FILES)
+
+
+def test_mirror_from_the_environment(dead_url, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NNSCRATCH_MNIST_MIRROR", dead_url)
+    monkeypatch.setenv("NNSCRATCH_DATA_DIR", str(tmp_path / "env-dir"))
+    assert cli.main(["download-mnist", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"into {tmp_path / 'env-dir'}:" in err and f"{dead_url}train-images-idx3-ubyte.gz" in err
+
+
+def test_a_malformed_mirror_exits_2_with_one_line(tmp_path, capsys):
+    assert cli.main(["download-mnist", "--data-dir", str(tmp_path), "--mirror", "ftp://x.test/"]) == 2
+    err = capsys.readouterr().err
+    assert err == "download-mnist: mirrors: expected an http:// or https:// base URL, got 'ftp://x.test/'\n"
+
+
+def test_an_unwritable_data_dir_exits_1_with_one_line(tmp_path, dead_url, capsys):
+    (tmp_path / "file").write_text("a file, not a directory")
+    assert cli.main(["download-mnist", "--data-dir", str(tmp_path / "file" / "mnist"), "--mirror", dead_url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("download-mnist: cannot write the data directory:") and err.count("\n") == 1
+
+
+def run_module(*args, cwd):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NNSCRATCH_")}
+    return subprocess.run([sys.executable, "-m", "nnscratch", "download-mnist", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_subprocess_every_mirror_failing(dead_url, tmp_path):
+    result = run_module("--mirror", dead_url, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"Could not download MNIST into {tmp_path / 'data' / 'mnist'}:")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_subprocess_real_files_then_cache(mnist_mirror, dead_url, tmp_path):
+    result = run_module("--data-dir", "here", "--mirror", mnist_mirror, "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"MNIST is ready in {tmp_path / 'here'} (4 files, SHA-256 verified)\n"
+    assert sorted(os.listdir(tmp_path / "here")) == sorted(FILES)
+    # second run: cache only; the only mirror given is dead, and it is not needed
+    result = run_module("--data-dir", "here", "--mirror", dead_url, cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == ""

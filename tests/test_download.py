@@ -64,7 +64,9 @@ def test_dead_mirror_fails_fast_with_the_whole_story(dead_url, tmp_path):
     assert message.startswith(f"Could not download MNIST into {root}: no mirror delivered {', '.join(GZ)}.")
     assert f"{dead_url}{GZ[0]}: cannot connect (Connection refused)" in message
     assert "nnscratch download-mnist --mirror URL" in message and "NNSCRATCH_MNIST_MIRROR" in message
-    assert f"put them in {root}" in message
+    assert f"put them in {root} (gzipped .gz or decompressed): {', '.join(GZ)}" in message
+    assert message.count(dead_url) == 1  # the skipped files are one note, not one line each
+    assert "not tried again for the later files" in message
     assert listing(root) == []
 
 
@@ -85,7 +87,8 @@ def test_a_stalled_mirror_costs_one_timeout(synthetic_mnist, http_server, monkey
     assert stalled.requests == [f"/{GZ[0]}"] and sleeps == []  # not retried, skipped for the other files
     with pytest.raises(MNISTDownloadError, match=rf"{GZ[0]}: no response within 0\.5 s\n") as caught:
         download_mnist(synthetic_mnist.data_dir, mirrors=[stalled], force=True, progress=False)
-    assert "skipped: unreachable for an earlier file" in str(caught.value)
+    assert "not tried again for the later files" in str(caught.value)
+    assert [reason for _, _, reason in caught.value.failures[1:]] == ["skipped: unreachable for an earlier file"] * 3
 
 
 # -- retries ---------------------------------------------------------------------------------------

@@ -47,6 +47,9 @@ MAX_BYTES = 256 << 20
 _CHUNK = 1 << 20
 
 
+SKIPPED = "skipped: unreachable for an earlier file"
+
+
 class MNISTDownloadError(RuntimeError):
     """Every mirror failed for at least one file; ``str(error)`` is the complete user-facing message.
 
@@ -63,10 +66,11 @@ class MNISTDownloadError(RuntimeError):
     def _message(self) -> str:
         lines = [f"Could not download MNIST into {self.data_dir}: no mirror delivered {', '.join(self.missing)}."]
         lines.append("Tried, in order:")
-        for mirror, name, reason in self.failures:
+        tried = [(mirror, name, reason) for mirror, name, reason in self.failures if reason != SKIPPED]
+        for mirror, name, reason in tried:
             lines.append(f"  {mirror}{name}: {reason}")
-        if not self.failures:
-            lines.append("  (no mirror)")
+        if len(tried) < len(self.failures):
+            lines.append("  (a mirror that could not be reached was not tried again for the later files)")
         lines.append("To fix it, either:")
         lines.append(
             "  - give a mirror that works: nnscratch download-mnist --mirror URL (a base URL to which the "
@@ -74,7 +78,7 @@ class MNISTDownloadError(RuntimeError):
         )
         lines.append(
             f"  - download the files yourself and put them in {self.data_dir} (gzipped .gz or decompressed): "
-            + ", ".join(f"{name}.gz" for name in self.missing)
+            + ", ".join(self.missing)
         )
         return "\n".join(lines)
 

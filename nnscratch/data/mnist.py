@@ -15,6 +15,7 @@ import numpy as np
 import requests
 
 from .download import (
+    SKIPPED,
     FetchError,
     MNISTDownloadError,
     fetch_verified,
@@ -101,7 +102,7 @@ def _ensure(root: Path, names, mirrors, force: bool, progress: bool) -> Path:
         for name in needed:
             for mirror in mirrors:
                 if mirror in unreachable:
-                    failures.append((mirror, f"{name}.gz", "skipped: unreachable for an earlier file"))
+                    failures.append((mirror, f"{name}.gz", SKIPPED))
                     continue
                 try:
                     fetch_verified(session, f"{mirror}{name}.gz", SHA256[name], root / name, progress)

@@ -197,6 +197,14 @@ def test_bad_cache_without_download_names_the_file_and_the_fix(synthetic_mnist, 
     assert len(synthetic_mnist.url.requests) == 4
 
 
+def test_an_oversized_cache_file_is_refused_without_reading_it(synthetic_mnist, monkeypatch):
+    root = synthetic_mnist.data_dir
+    download_mnist(root, mirrors=[synthetic_mnist.url], progress=False)
+    monkeypatch.setattr(data.download, "MAX_BYTES", 10_000)  # the synthetic images are 470 kB
+    with pytest.raises(MNISTCacheError, match=r"train-images-idx3-ubyte is 470416 bytes, far more than MNIST's"):
+        load_mnist(root, download=False)
+
+
 def test_missing_cache_without_download_says_how_to_fetch(tmp_path):
     with pytest.raises(MNISTCacheError, match=r"train-images-idx3-ubyte is missing\. Run `nnscratch download-mnist"):
         load_mnist(tmp_path / "empty", download=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from . import download as _download  # the module; load_mnist has a `download` flag
 from .download import (
     SKIPPED,
     FetchError,
@@ -59,30 +60,27 @@ def resolve_data_dir(data_dir=None) -> Path:
     return Path(data_dir).expanduser().absolute()
 
 
-def _cache_problem(path: Path, name: str) -> str | None:
-    """Why the cached ``path`` cannot be used (None when it verifies)."""
-    if not path.is_file():
-        return "missing"
-    digest = sha256_of(path)
-    if digest != SHA256[name]:
-        return f"altered or truncated (SHA-256 {digest[:16]}..., expected {SHA256[name][:16]}...)"
-    return None
+def _verified(path: Path, name: str) -> bool:
+    """Whether the cached ``path`` exists and hashes to the pinned SHA-256 of ``name``."""
+    return path.is_file() and path.stat().st_size <= _download.MAX_BYTES and sha256_of(path) == SHA256[name]
 
 
 def download_mnist(data_dir=None, mirrors=None, force=False, progress=True) -> Path:
     """Make sure the four verified MNIST files are in the data directory; returns that directory.
 
-    Files already there and verified are kept without any network access (unless ``force``).
-    Missing or bad files come from ``NAME.gz`` placed in the directory by hand, else from the
-    mirrors in order (see ``resolve_mirrors``). Raises ``MNISTDownloadError`` when some file
-    could not be obtained; files that were obtained stay.
+    Files already there and verified are kept without any network access. Missing or bad files
+    come from ``NAME.gz`` placed in the directory by hand, else from the mirrors in order (see
+    ``resolve_mirrors``; mirrors are only looked at when something must be downloaded).
+    ``force`` downloads all four again from the mirrors; the old files are replaced only by
+    verified new ones. Raises ``MNISTDownloadError`` when some file could not be obtained;
+    the files that were obtained stay.
     """
     return _ensure(resolve_data_dir(data_dir), FILES, mirrors, force, progress)
 
 
 def _ensure(root: Path, names, mirrors, force: bool, progress: bool) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    needed = [name for name in names if force or _cache_problem(root / name, name) is not None]
+    needed = [name for name in names if force or not _verified(root / name, name)]
     if not force:
         for name in list(needed):
             local = root / f"{name}.gz"
@@ -123,6 +121,8 @@ def _read_verified(path: Path, name: str) -> np.ndarray:
     fix = f"Run `nnscratch download-mnist --force --data-dir {path.parent}` to fetch it again."
     try:
         size = path.stat().st_size
+        if size > _download.MAX_BYTES:  # not MNIST, and too big to read just to find that out
+            raise MNISTCacheError(f"MNIST file {path} is {size} bytes, far more than MNIST's. {fix}")
         buffer = bytearray(size)
         with open(path, "rb", buffering=0) as f:
             filled = 0

@@ -1,0 +1,279 @@
+"""scripts/benchmark.py: correctness only, no timing assertions.
+
+The side-by-side is only worth something if both columns do the same work: the nnscratch and
+PyTorch networks it builds must compute the same loss, gradients and SGD update from the same
+weights. The command must write every figure as positive finite numbers, and training memory must
+stay flat from step to step.
+"""
+
+import gc
+import importlib.util
+import json
+import math
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY = ["--repeats", "2", "--mlp-steps", "2", "--cnn-steps", "1", "--warmup", "1", "--batch", "4",
+        "--memory-epochs", "2", "--only", "mlp,cnn,memory"]
+
+
+def _numbers(tree):
+    """Every int/float in a JSON tree (bools and counts included as they are)."""
+    if isinstance(tree, dict):
+        for value in tree.values():
+            yield from _numbers(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _numbers(value)
+    elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        yield tree
+
+
+def _check_speed(row):
+    assert row["median"] > 0 and math.isfinite(row["median"])
+    assert len(row["runs"]) == 2 and all(r > 0 and math.isfinite(r) for r in row["runs"])
+
+
+def test_json_without_torch_has_every_figure_and_says_why_torch_is_skipped(bench, tmp_path, capsys):
+    path = tmp_path / "figures.json"
+    assert bench.main([*TINY, "--no-torch", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "skipping the PyTorch column: --no-torch given" in out
+    figures = json.loads(path.read_text())
+    assert set(figures) >= {"machine", "settings", "torch_skipped", "networks", "memory",
+                            "load_before", "load_after"}
+    assert set(figures["networks"]) == {"mlp", "cnn"}
+    for name, row in figures["networks"].items():
+        _check_speed(row["nnscratch"])
+        assert row["pytorch"] is None and row["ratio"] is None
+        assert row["target"] == {"mlp": 1.5, "cnn": 0.75}[name] and row["batch"] == 4
+    for mem in figures["memory"].values():
+        assert len(mem["rss_mb"]) == 3 and all(mb > 0 for mb in mem["rss_mb"])
+    assert all(math.isfinite(v) for v in _numbers(figures))
+    assert [p.name for p in tmp_path.iterdir()] == ["figures.json"]  # no temp file left behind
+
+
+@pytest.mark.slow  # importing torch alone takes seconds
+def test_json_with_torch_has_the_pytorch_column_and_ratios(bench, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "figures.json"
+    assert bench.main([*TINY, "--only", "mlp,cnn", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(path.read_text())
+    assert figures["torch_skipped"] is None and "skipping" not in out
+    machine = figures["machine"]
+    assert machine["torch"] == torch.__version__
+    if machine["blas_threads"]:
+        assert machine["torch_threads"] == machine["blas_threads"]
+    for row in figures["networks"].values():
+        _check_speed(row["nnscratch"])
+        _check_speed(row["pytorch"])
+        assert row["ratio"] == pytest.approx(row["nnscratch"]["median"] / row["pytorch"]["median"])
+        assert isinstance(row["meets_target"], bool)
+    assert "MLP" in out and "CNN" in out and "ratio" in out
+
+
+def test_conv_micro_benchmark_times_both_implementations(bench):
+    conv = bench.compare_conv(repeats=2, naive_repeats=1, batch=1)
+    assert conv["skipped"] is None
+    assert conv["fast_seconds"] > 0 and conv["naive_seconds"] > 0
+    assert conv["speedup"] == pytest.approx(conv["naive_seconds"] / conv["fast_seconds"])
+
+
+def test_the_naive_reference_computes_what_the_timed_layer_computes(bench):
+    # The micro-benchmark calls both the way compare_conv does; they must agree to be comparable.
+    naive = bench.load_naive()
+    rng = np.random.default_rng(0)
+    layer = nn.Conv2D(1, 8, 3, padding=1, dtype=np.float64, rng=rng)
+    layer.bias[:] = rng.normal(size=8)
+    x, delta = rng.normal(size=(2, 1, 28, 28)), rng.normal(size=(2, 8, 28, 28))
+    np.testing.assert_allclose(layer.forward(x), naive.naive_conv2d_forward(x, layer.weight, layer.bias, 1, 1),
+                               rtol=1e-10, atol=1e-12)
+    d_x, d_weight, d_bias = naive.naive_conv2d_backward(x, layer.weight, delta, 1, 1)
+    np.testing.assert_allclose(layer.backward(delta), d_x, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.parameters_deltas[0], d_weight, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.parameters_deltas[1], d_bias, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("network", ["mlp", "cnn"])
+def test_both_frameworks_compute_the_same_loss_gradients_and_update(bench, network):
+    torch = pytest.importorskip("torch")
+    net, optimizer = bench.build_nnscratch(network, seed=5)
+    model, torch_optimizer, loss_fn = bench.build_torch(torch, net)
+    (x, labels), = bench.make_batches(1, 16, seed=6)
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+
+    loss = net.forward(x, labels)
+    d_x = net.backward()
+    torch_loss = loss_fn(model(tx), torch.from_numpy(labels))
+    torch_loss.backward()
+
+    assert loss.dtype == np.float32
+    assert float(loss) == pytest.approx(torch_loss.item(), rel=1e-5)
+    np.testing.assert_allclose(d_x, tx.grad.numpy(), rtol=1e-4, atol=1e-7)
+    theirs = [p.grad.numpy() for p in model.parameters()]
+    ours = [d.T if d.ndim == 2 else d for d in net.parameters_deltas]  # Linear's W is (in, out)
+    assert len(ours) == len(theirs) == {"mlp": 4, "cnn": 6}[network]
+    for index, (a, b) in enumerate(zip(ours, theirs)):
+        assert a.dtype == np.float32, index
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=f"parameter {index}")
+
+    # The training step proper: data gradient skipped on our side, one SGD-with-momentum update each.
+    for _ in range(2):
+        bench.nnscratch_step(net, optimizer, x, labels)
+        bench.torch_step(model, torch_optimizer, loss_fn, torch.from_numpy(x), torch.from_numpy(labels))
+    for index, (a, b) in enumerate(zip(net.parameters, model.parameters())):
+        a = a.T if a.ndim == 2 else a
+        np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-4, atol=1e-6, err_msg=f"parameter {index}")
+
+
+class Spy:
+    """A parameterless plain layer recording whether its backward ran."""
+
+    def __init__(self):
+        self.parameters, self.parameters_deltas, self.backward_calls = [], [], 0
+
+    def forward(self, x, *args):
+        return x
+
+    def backward(self, delta):
+        self.backward_calls += 1
+        return delta
+
+
+def test_skipping_the_data_gradient_leaves_every_parameter_delta_unchanged():
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(6, 5)), rng.integers(0, 3, 6)
+
+    def make():
+        inner = nn.Sequential(nn.Linear(5, 4, dtype=np.float64, rng=1), nn.ReLU())
+        spy = Spy()
+        net = nn.Sequential(spy, inner, nn.Linear(4, 3, dtype=np.float64, rng=2), nn.SoftmaxCrossEntropy(), nn.Mean())
+        return net, spy
+
+    full, _ = make()
+    full.forward(x, labels)
+    d_x = full.backward()
+    assert d_x.shape == x.shape
+
+    fast, spy = make()
+    fast.forward(x, labels)
+    assert fast.backward(1.0, input_delta=False) is None
+    assert spy.backward_calls == 0  # nothing in front of the first layer with parameters runs
+    for a, b in zip(full.parameters_deltas, fast.parameters_deltas):
+        np.testing.assert_array_equal(a, b)
+    assert fast[1][0].needs_input_delta is True  # switched off for that call only
+
+    # ... so the next plain backward, and a gradient check, get dL/dx again.
+    np.testing.assert_array_equal(fast.backward(), d_x)
+    assert spy.backward_calls == 1
+
+
+def test_a_linear_told_to_skip_returns_none_but_sets_its_deltas():
+    layer = nn.Linear(3, 2, rng=0)
+    x, delta = np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)
+    layer.forward(x)
+    full = layer.backward(delta)
+    expected = [d.copy() for d in layer.parameters_deltas]
+    layer.parameters_deltas[0][...] = 0
+    layer.needs_input_delta = False
+    assert layer.backward(delta) is None
+    np.testing.assert_array_equal(layer.parameters_deltas[0], expected[0])
+    layer.needs_input_delta = True
+    np.testing.assert_array_equal(layer.backward(delta), full)
+
+
+def _traced_growth(step, warmup=3, steps=30) -> int:
+    """Bytes still allocated (numpy arrays included) after ``steps`` more steps than a warmed-up start."""
+    tracemalloc.start()
+    try:
+        for _ in range(warmup):
+            step()
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(steps):
+            step()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("network", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
+def test_training_memory_does_not_grow_per_step(bench, network):
+    net, optimizer = bench.build_nnscratch(network)
+    batches = bench.make_batches(3, 16)
+    counter = iter(range(10**9))
+
+    def step():
+        bench.nnscratch_step(net, optimizer, *batches[next(counter) % 3])
+
+    # One batch of images is 16 x 784 x 4 B = 50 kB; a per-step leak of that size over 30 steps
+    # would be 1.5 MB. Allow a seventh of that for interpreter noise.
+    assert _traced_growth(step) < 200_000
+
+    # The bound catches a leak: keeping each step's loss output plus one 50 kB copy grows past it.
+    kept = []
+    leaky = lambda: kept.append(batches[0][0].copy()) or step()  # noqa: E731
+    assert _traced_growth(leaky) > 200_000
+
+
+def test_memory_measure_reports_a_flat_rss_trace(bench):
+    mem = bench.measure_memory("mlp", epochs=3, steps=20, batch=16)
+    assert len(mem["rss_mb"]) == 4 and min(mem["rss_mb"]) > 0
+    # RSS moves in pages and with the allocator's moods: a loose bound, 8 MB over 60 small steps.
+    assert abs(mem["growth_mb"]) < 8
+    assert mem["growth_per_step_bytes"] == pytest.approx(mem["growth_mb"] * 2**20 / 60)
+
+
+def test_machine_probes(bench):
+    info = bench.blas_info()
+    assert set(info) == {"library", "threads", "threads_source"}
+    assert info["threads"] is None or info["threads"] >= 1
+    assert bench.rss_bytes() > 10 * 2**20  # this interpreter with numpy loaded
+    assert bench.cpu_model()
+
+
+def test_write_json_is_atomic_on_failure(bench, tmp_path):
+    path = tmp_path / "figures.json"
+    bench.write_json(path, {"a": 1})
+    with pytest.raises(TypeError):
+        bench.write_json(path, {"a": object()})  # not serialisable
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["figures.json"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--repeats", "0"], "--repeats: expected a positive int, got 0"),
+        (["--warmup", "-1"], "--warmup: expected a non-negative int, got -1"),
+        (["--only", "mlp,gpu"], "--only: expected names among mlp, cnn, conv, memory, got gpu"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(bench, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_network_is_a_clear_error(bench):
+    with pytest.raises(ValueError, match="benchmark: network must be 'mlp' or 'cnn', got 'rnn'"):
+        bench.build_nnscratch("rnn")

@@ -123,6 +123,18 @@ def test_user_layer_from_layer_option_passes_with_the_given_input_shape(capsys, 
     ]
 
 
+def test_user_module_in_the_current_directory_is_found_as_from_the_console_script(capsys, tmp_path, monkeypatch):
+    (tmp_path / "cwd_layers.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    path_before = list(sys.path)
+    try:
+        assert main(["sanity-check", "--layer", "cwd_layers:Scale", "--input-shape", "2,6", "--quiet"]) == 0
+    finally:
+        sys.modules.pop("cwd_layers", None)
+    assert sys.path == path_before
+    assert "cwd_layers:Scale" in capsys.readouterr().out
+
+
 def test_user_layer_constructor_arguments_and_coordinate_count(capsys, user_module):
     argv = ["sanity-check", "--layer", f"{user_module}:NeedsArgs", "--args", '{"size": 40}',
             "--input-shape", "3,40", "--coords", "7", "--quiet"]

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 import nnscratch
-from nnscratch.check import DEFAULT_ATOL, DEFAULT_MAX_COORDS, DEFAULT_RTOL, GradientCheckError, sanity_check
+from nnscratch.check import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_MAX_COORDS, DEFAULT_RTOL, GradientCheckError, sanity_check
 
 HELP = "Check layer gradients against central differences (all built-ins, one of them, or your own layer)."
 
@@ -281,6 +281,9 @@ def run(args) -> int:
     for failure in failures:
         print(f"FAIL {failure}")
     tensors = sum(1 for r in rows if r[2] != "-")
+    print(f"\nA tensor passes when every coordinate checked has abs err <= atol + rtol * |gradient| "
+          f"(atol={args.atol:g}, rtol={args.rtol:g}; central differences, eps={DEFAULT_EPS:g}, float64).\n"
+          "max rel err is taken over the coordinates with |gradient| >= atol.")
     if failures:
         print(f"\nsanity-check: {len(failures)} of {len(cases)} configurations FAILED ({tensors} tensors checked)")
         return 1

@@ -451,3 +451,22 @@ def test_builtin_layer_with_a_wrong_backward_is_caught():
     assert sanity_check(layer, np.random.default_rng(0).standard_normal((2, 4))).passed
     with pytest.raises(GradientCheckError, match=r"HalfLinear: gradient is wrong for input \(shape \(2, 4\)\)"):
         sanity_check(wrong, np.random.default_rng(0).standard_normal((2, 4)))
+
+
+def test_builtin_float32_conv_is_left_exactly_as_found_deltas_included():
+    import nnscratch
+
+    conv = nnscratch.Conv2D(2, 3, 3, stride=2, padding=1, rng=4)
+    x = np.random.default_rng(4).standard_normal((2, 2, 5, 5)).astype(np.float32)
+    conv.forward(x)
+    conv.backward(np.ones((2, 3, 3, 3), dtype=np.float32))
+    params, deltas = list(conv.parameters), list(conv.parameters_deltas)
+    values = [a.copy() for a in params + deltas]
+    report = sanity_check(conv, x)
+    assert report.passed and max(row.max_abs_err for row in report) < 1e-8  # float64 accuracy
+    assert all(now is p for now, p in zip(conv.parameters, params))
+    assert all(now is d for now, d in zip(conv.parameters_deltas, deltas))
+    for array, value in zip(params + deltas, values):
+        assert array.dtype == np.float32
+        np.testing.assert_array_equal(array, value)
+    assert conv.forward(x).dtype == np.float32

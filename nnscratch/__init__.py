@@ -15,9 +15,11 @@ from .layers import (
     Tanh,
 )
 from .check import GradientCheckError, GradientCheckReport, TensorCheck, sanity_check
+from .io import load, load_checkpoint, save
 from .optim import SGD, Adam
 from .seeding import seed
 from .sequential import Sequential
+from .train import evaluate, fit, predict
 
 __all__ = [
     "Layer",
@@ -40,5 +42,11 @@ __all__ = [
     "GradientCheckError",
     "GradientCheckReport",
     "TensorCheck",
+    "fit",
+    "evaluate",
+    "predict",
+    "save",
+    "load",
+    "load_checkpoint",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,237 @@
+"""save / load: exact round trips, optimizer state, atomic writes, and clear errors for bad files."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+from nnscratch.io import load, load_checkpoint, save
+
+
+def every_layer_net():
+    """A network using every built-in layer, a float64 part and a nested Sequential."""
+    rng = np.random.default_rng(0)
+    return nn.Sequential(
+        nn.Conv2D(2, 3, (3, 2), stride=(1, 2), padding=1, rng=rng),
+        nn.ReLU(),
+        nn.MaxPool2D(2, stride=1),
+        nn.Flatten(),
+        nn.Sequential(nn.Linear(3 * 5 * 2, 6, rng=rng), nn.Tanh(), nn.Linear(6, 5, bias=False, dtype=np.float64, rng=rng)),
+        nn.Sigmoid(),
+        nn.Linear(5, 4, rng=rng),
+        nn.Softmax(),
+    )
+
+
+def perturb(net):
+    """Give every parameter (biases too) values no fresh layer would have."""
+    rng = np.random.default_rng(1)
+    for p in net.parameters:
+        p[...] = rng.normal(size=p.shape)
+
+
+def small_net():
+    return nn.Sequential(nn.Linear(3, 4, rng=0), nn.ReLU(), nn.Linear(4, 2, rng=1), nn.SoftmaxCrossEntropy(), nn.Mean())
+
+
+def train_steps(net, optimizer, steps, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        x = rng.normal(size=(5, 3)).astype(np.float32)
+        net.forward(x, rng.integers(0, 2, 5))
+        net.backward()
+        optimizer.step()
+
+
+def rewrite(path, change):
+    """Load an .npz's arrays and header, let ``change(arrays, header)`` edit them, write it back."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    header = json.loads(str(arrays["header"]))
+    change(arrays, header)
+    arrays["header"] = np.array(json.dumps(header))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_round_trip_gives_identical_outputs_and_structure(tmp_path):
+    net = every_layer_net()
+    perturb(net)
+    path = save(net, tmp_path / "net.ckpt")
+    assert path == tmp_path / "net.ckpt" and path.exists()  # no ".npz" appended
+    loaded = load(path)
+    assert repr(loaded) == repr(net)
+    assert isinstance(loaded[4], nn.Sequential)
+    for a, b in zip(net.parameters, loaded.parameters):
+        assert a.dtype == b.dtype and a is not b
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(2).normal(size=(3, 2, 6, 5)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.forward(x), net.forward(x))
+    assert loaded[0].weight is loaded[0].parameters[0]  # weights copied in place
+
+
+@pytest.mark.parametrize("make", [lambda net: nn.Adam(net, lr=0.01, betas=(0.8, 0.9), weight_decay=0.1),
+                                  lambda net: nn.SGD(net, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)])
+def test_optimizer_state_round_trip_continues_identically(tmp_path, make):
+    net = small_net()
+    optimizer = make(net)
+    train_steps(net, optimizer, 3)
+    save(net, tmp_path / "c.npz", optimizer=optimizer, epoch=7, metadata={"note": "hi", "big": 2**100})
+    checkpoint = load_checkpoint(tmp_path / "c.npz")
+    assert checkpoint.epoch == 7
+    assert checkpoint.metadata == {"note": "hi", "big": 2**100}
+    loaded = checkpoint.optimizer
+    assert type(loaded) is type(optimizer) and loaded.steps == optimizer.steps == 3
+    for name in ("lr", "weight_decay", "betas", "eps", "momentum", "nesterov"):
+        assert getattr(loaded, name, None) == getattr(optimizer, name, None)
+    train_steps(net, optimizer, 2, seed=9)
+    train_steps(checkpoint.model, loaded, 2, seed=9)
+    for a, b in zip(net.parameters, checkpoint.model.parameters):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoint_without_optimizer_or_epoch(tmp_path):
+    save(small_net(), tmp_path / "m.npz")
+    checkpoint = load_checkpoint(tmp_path / "m.npz")
+    assert checkpoint.optimizer is None and checkpoint.epoch is None and checkpoint.metadata == {}
+
+
+def test_save_replaces_atomically_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    save(small_net(), path)
+    original = path.read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+
+    def broken_savez(f, **arrays):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        save(small_net(), path)
+    assert path.read_bytes() == original  # the old checkpoint survives a failed write
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]  # and no temporary file is left
+
+
+def test_loading_does_not_consume_the_global_seed(tmp_path):
+    save(small_net(), tmp_path / "m.npz")
+    nn.seed(3)
+    expected = nn.Linear(4, 4).weight
+    nn.seed(3)
+    load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(nn.Linear(4, 4).weight, expected)
+
+
+class Custom:
+    parameters, parameters_deltas = [], []
+
+    def forward(self, x, *args):
+        return x
+
+    def backward(self, delta):
+        return delta
+
+
+class MyLinear(nn.Linear):
+    pass
+
+
+@pytest.mark.parametrize("layer, name", [(Custom(), "Custom"), (MyLinear(2, 2), "MyLinear")])
+def test_save_refuses_layers_it_cannot_describe(tmp_path, layer, name):
+    with pytest.raises(TypeError, match=rf"model\[1\] is a {name}, which save cannot describe"):
+        save(nn.Sequential(nn.ReLU(), layer), tmp_path / "m.npz")
+    assert not os.listdir(tmp_path)
+
+
+def test_save_refuses_foreign_optimizer_and_bad_metadata(tmp_path):
+    net = small_net()
+    with pytest.raises(ValueError, match="does not update this model's parameters"):
+        save(net, tmp_path / "m.npz", optimizer=nn.Adam(small_net()))
+    with pytest.raises(TypeError, match="metadata must be JSON-serialisable"):
+        save(net, tmp_path / "m.npz", metadata={"x": np.zeros(2)})
+    with pytest.raises(TypeError, match="SGD and Adam optimizers only"):
+        save(net, tmp_path / "m.npz", optimizer=object())
+
+
+# -- bad files ---------------------------------------------------------------------------------
+@pytest.fixture
+def checkpoint_path(tmp_path):
+    net = small_net()
+    optimizer = nn.Adam(net)
+    train_steps(net, optimizer, 1)
+    return save(net, tmp_path / "good.npz", optimizer=optimizer, epoch=1)
+
+
+def test_junk_empty_and_truncated_files(tmp_path, checkpoint_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(os.urandom(500))
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.npz"
+    data = checkpoint_path.read_bytes()
+    for path, content in ((junk, None), (empty, None), (truncated, data[: len(data) // 2])):
+        if content is not None:
+            path.write_bytes(content)
+        with pytest.raises(ValueError, match=rf"{path.name}: not .*nnscratch checkpoint"):
+            load(path)
+    # every truncation point fails cleanly, never with another exception or a half-loaded model
+    for cut in range(0, len(data), max(1, len(data) // 40)):
+        truncated.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="truncated.npz"):
+            load(truncated)
+
+
+def test_other_npz_and_npy_files(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    with pytest.raises(ValueError, match=r"a\.npy: .*single \.npy array"):
+        load(tmp_path / "a.npy")
+    np.savez(tmp_path / "b.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match=r"b\.npz: not an nnscratch checkpoint: no 'header'"):
+        load(tmp_path / "b.npz")
+    np.savez(tmp_path / "c.npz", header=np.array([{"format": "nnscratch-checkpoint"}], dtype=object))
+    with pytest.raises(ValueError, match=r"c\.npz: .*pickle"):  # never unpickled
+        load(tmp_path / "c.npz")
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda a, h: h.update(format="other"), "format is not 'nnscratch-checkpoint'"),
+        (lambda a, h: h.update(version=2), "format version 2"),
+        (lambda a, h: h["architecture"]["layers"][0].update({"class": "os.system"}), "unknown layer class 'os.system'"),
+        (lambda a, h: h["architecture"]["layers"][0].update({"class": "Layer"}), "unknown layer class 'Layer'"),
+        (lambda a, h: h["architecture"]["layers"][0]["config"].update(in_features=5),
+         r"parameter 0: the architecture gives \(5, 4\)"),
+        (lambda a, h: h["architecture"]["layers"][0]["config"].update(in_features=-1), "cannot rebuild it"),
+        (lambda a, h: h["architecture"]["layers"][0]["config"].update(colour="red"), "cannot rebuild it"),
+        (lambda a, h: h["architecture"]["layers"].pop(0), "parameters but the file describes"),
+        (lambda a, h: a.update({"param.0": a["param.0"].astype(np.float64)}), r"parameter 0: expected shape \(3, 4\) float32"),
+        (lambda a, h: a.update({"param.1": a["param.1"][:2]}), r"parameter 1: expected shape \(4,\) float32, the file holds \(2,\)"),
+        (lambda a, h: a.pop("param.2"), "'param.2' is missing"),
+        (lambda a, h: a.update(extra=np.zeros(1)), "unexpected arrays in the checkpoint: extra"),
+        (lambda a, h: a.update({"optimizer.m.0": a["optimizer.m.0"][:1]}), "optimizer state m.0"),
+        (lambda a, h: h["optimizer"].update({"class": "Lion"}), "unknown optimizer 'Lion'"),
+        (lambda a, h: h["optimizer"]["config"].update(lr=-1), "cannot rebuild the Adam optimizer"),
+        (lambda a, h: h["optimizer"].update(steps="many"), "steps must be a non-negative int"),
+        (lambda a, h: h.update(epoch=-3), "epoch must be a non-negative int"),
+        (lambda a, h: h.update(architecture={"class": "Sequential", "layers": "no"}), "needs a 'layers' list"),
+    ],
+)
+def test_mismatched_or_tampered_files(checkpoint_path, change, match):
+    rewrite(checkpoint_path, change)
+    with pytest.raises(ValueError, match=rf"good\.npz: .*{match}"):
+        load_checkpoint(checkpoint_path)
+
+
+def test_invalid_json_header(checkpoint_path):
+    with np.load(checkpoint_path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["header"] = np.array("{not json")
+    with open(checkpoint_path, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ValueError, match="header is not valid JSON"):
+        load(checkpoint_path)

@@ -1,0 +1,244 @@
+"""fit / evaluate / predict: every sample once per epoch, the right update, the history, the guard."""
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+from nnscratch.train import NonFiniteLossError, evaluate, fit, predict
+
+
+class Recorder:
+    """A plain protocol class (no base class) that passes x through and records the ids it saw.
+
+    Column 0 of x holds each sample's index, so the recorded ids tell which samples each batch held.
+    """
+
+    def __init__(self):
+        self.parameters, self.parameters_deltas, self.batches = [], [], []
+
+    def forward(self, x, *args):
+        self.batches.append(x[:, 0].astype(int).tolist())
+        return x
+
+    def backward(self, delta):
+        return delta
+
+
+class PlainLinear:
+    """y = x @ W, written against the protocol only (no nnscratch base class)."""
+
+    def __init__(self, weight):
+        self.weight = weight
+        self.parameters = [self.weight]
+        self.parameters_deltas = [np.zeros_like(weight)]
+
+    def forward(self, x, *args):
+        self.x = x
+        return x @ self.weight
+
+    def backward(self, delta):
+        self.parameters_deltas[0][...] = self.x.T @ delta
+        return delta @ self.weight.T
+
+
+def blobs(n=200, seed=0, dtype=np.float32):
+    """Three well-separated Gaussian blobs in 2-D, labels 0-2."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centres = np.array([[3.0, 0.0], [-3.0, 3.0], [0.0, -3.0]])
+    x = (centres[y] + rng.normal(size=(n, 2))).astype(dtype)
+    return x, y
+
+
+def ce_loss():
+    return nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
+
+
+def reference_loss(logits, labels):
+    """Mean softmax cross-entropy in float64, written out."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -log_probs[np.arange(len(labels)), labels].mean()
+
+
+def test_every_sample_once_per_epoch_in_shuffled_batches_with_a_partial_last_one():
+    n, batch_size = 103, 10
+    x = np.stack([np.arange(n), np.ones(n)], axis=1).astype(np.float32)
+    y = np.arange(n) % 3
+    recorder = Recorder()
+    model = nn.Sequential(recorder, nn.Linear(2, 3, rng=0))
+    fit(model, ce_loss(), nn.SGD(model, lr=1e-3), x, y, epochs=3, batch_size=batch_size, rng=0, progress=False)
+    assert len(recorder.batches) == 3 * 11
+    for epoch in range(3):
+        batches = recorder.batches[epoch * 11 : (epoch + 1) * 11]
+        assert [len(b) for b in batches] == [10] * 10 + [3]
+        seen = [i for b in batches for i in b]
+        assert sorted(seen) == list(range(n))  # each sample exactly once
+        assert seen != list(range(n))  # shuffled
+    first, second = (sum(recorder.batches[e * 11 : (e + 1) * 11], []) for e in (0, 1))
+    assert first != second  # a fresh permutation each epoch
+
+
+def test_full_batch_sgd_epoch_is_one_gradient_step():
+    x, y = blobs(60, dtype=np.float64)
+    layer = nn.Linear(2, 3, dtype=np.float64, rng=1)
+    weight0, bias0 = layer.weight.copy(), layer.bias.copy()
+    fit(layer, ce_loss(), nn.SGD(layer, lr=0.1), x, y, epochs=1, batch_size=len(x), rng=0, progress=False)
+    # the same step by hand: dL/dz = (softmax(z) - onehot) / N
+    z = x @ weight0 + bias0
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1
+    p /= len(y)
+    np.testing.assert_allclose(layer.weight, weight0 - 0.1 * x.T @ p, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.bias, bias0 - 0.1 * p.sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+def test_history_values_match_independent_computations():
+    x, y = blobs(300)
+    x_val, y_val = blobs(100, seed=1)
+    model = nn.Sequential(nn.Linear(2, 16, rng=0), nn.ReLU(), nn.Linear(16, 3, rng=1))
+    history = fit(model, ce_loss(), nn.Adam(model, lr=0.01), x, y, epochs=4, batch_size=32,
+                  validation=(x_val, y_val), rng=0, progress=False)
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert set(history[0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert all(r["seconds"] > 0 and r["lr"] == 0.01 for r in history)
+    logits = model.forward(x_val)
+    assert history[-1]["val_accuracy"] == np.mean(logits.argmax(axis=1) == y_val)
+    assert history[-1]["val_accuracy"] > 0.95
+    assert history[-1]["val_loss"] == pytest.approx(reference_loss(logits, y_val), rel=1e-5)
+
+
+def test_one_hot_targets_and_a_probability_model():
+    """Softmax -> CrossEntropy with one-hot targets: accuracy is the argmax of the probabilities."""
+    x, y = blobs(300)
+    targets = np.eye(3, dtype=np.float32)[y]
+    model = nn.Sequential(nn.Linear(2, 3, rng=0), nn.Softmax())
+    loss = nn.Sequential(nn.CrossEntropy(), nn.Mean())
+    history = fit(model, loss, nn.SGD(model, lr=0.5), x, targets, epochs=3, batch_size=30, rng=0,
+                  validation=(x, targets), progress=False)
+    assert history[-1]["val_accuracy"] == np.mean(model.forward(x).argmax(axis=1) == y) > 0.95
+    assert model[0].weight.dtype == np.float32
+
+
+def test_a_plain_protocol_model_trains_and_evaluates():
+    x, y = blobs(200, dtype=np.float64)
+    model = PlainLinear(np.zeros((2, 3)))
+    before = evaluate(model, x, y)["accuracy"]
+    fit(model, ce_loss(), nn.SGD(model, lr=0.5), x, y, epochs=2, batch_size=20, rng=0, progress=False)
+    assert before < 0.5 < 0.95 < evaluate(model, x, y)["accuracy"]
+
+
+def test_same_rng_same_training():
+    def run():
+        x, y = blobs(100)
+        model = nn.Sequential(nn.Linear(2, 8, rng=0), nn.Tanh(), nn.Linear(8, 3, rng=1))
+        history = fit(model, ce_loss(), nn.Adam(model), x, y, 2, 16, rng=np.random.default_rng(5), progress=False)
+        return [(r["loss"], r["accuracy"]) for r in history], [p.copy() for p in model.parameters]
+
+    (h1, p1), (h2, p2) = run(), run()
+    assert h1 == h2
+    for a, b in zip(p1, p2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_schedule_initial_epoch_and_callback():
+    x, y = blobs(50)
+    model = nn.Linear(2, 3, rng=0)
+    seen = []
+    history = fit(model, ce_loss(), nn.SGD(model, lr=1.0), x, y, epochs=4, batch_size=10, rng=0, progress=False,
+                  initial_epoch=1, schedule=lambda e: 0.1 / (e + 1), on_epoch_end=seen.append)
+    assert [r["epoch"] for r in history] == [2, 3, 4]
+    assert [r["lr"] for r in history] == pytest.approx([0.1 / 2, 0.1 / 3, 0.1 / 4])
+    assert seen == history
+
+
+def test_progress_bar_and_epoch_lines(capsys):
+    x, y = blobs(40)
+    model = nn.Linear(2, 3, rng=0)
+    fit(model, ce_loss(), nn.SGD(model, lr=0.1), x, y, epochs=2, batch_size=10, rng=0, progress=True,
+        validation=(x, y))
+    err = capsys.readouterr().err
+    assert "epoch 1/2: loss" in err and "epoch 2/2: loss" in err and "val_accuracy" in err
+
+
+class NaNAfter:
+    """A loss (plain class) that returns NaN on its k-th forward call, the mean of x otherwise."""
+
+    def __init__(self, k):
+        self.k, self.calls, self.parameters, self.parameters_deltas = k, 0, [], []
+
+    def forward(self, x, *args):
+        self.calls += 1
+        self.shape = x.shape
+        return np.float32(np.nan) if self.calls == self.k else np.float32(x.mean())
+
+    def backward(self, delta):
+        return np.full(self.shape, delta / np.prod(self.shape), dtype=np.float32)
+
+
+def test_non_finite_loss_names_epoch_and_batch_and_skips_the_update():
+    x, y = blobs(40)
+    model = nn.Linear(2, 3, rng=0)
+    optimizer = nn.SGD(model, lr=0.1)
+    # 4 batches per epoch: call 7 is epoch 2, batch 3
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 2, batch 3/4.*lr=0\.1.*lower") as info:
+        fit(model, NaNAfter(7), optimizer, x, y, epochs=3, batch_size=10, rng=0, progress=False)
+    assert isinstance(info.value, RuntimeError)
+    assert optimizer.steps == 6  # the bad batch never reached the optimizer
+    assert np.isfinite(model.weight).all()
+
+
+def test_diverging_sgd_is_caught():
+    x, y = blobs(100)
+    model = nn.Sequential(nn.Linear(2, 64, rng=0), nn.ReLU(), nn.Linear(64, 3, rng=1))
+    with pytest.raises(NonFiniteLossError, match=r"at epoch \d+, batch \d+/10"):
+        fit(model, ce_loss(), nn.SGD(model, lr=1e35), x * 1e3, y, epochs=5, batch_size=10, rng=0, progress=False)
+
+
+def test_predict_and_evaluate_in_batches_equal_full_batch():
+    x, y = blobs(103, dtype=np.float64)
+    model = nn.Sequential(nn.Linear(2, 8, dtype=np.float64, rng=0), nn.ReLU(), nn.Linear(8, 3, dtype=np.float64, rng=1))
+    full = model.forward(x)
+    batched = predict(model, x, batch_size=7)
+    assert batched.shape == (103, 3) and batched.dtype == np.float64
+    np.testing.assert_allclose(batched, full, rtol=1e-12, atol=1e-12)
+    result = evaluate(model, x, y, batch_size=10, loss=ce_loss())
+    assert result["accuracy"] == np.mean(full.argmax(axis=1) == y)
+    assert result["loss"] == pytest.approx(reference_loss(full, y), rel=1e-10)
+    assert set(evaluate(model, x, y, batch_size=1000)) == {"accuracy"}
+    one_hot = np.eye(3)[y]
+    assert evaluate(model, x, one_hot, batch_size=4)["accuracy"] == result["accuracy"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"epochs": -1}, ValueError, "epochs must be >= 0, got -1"),
+        ({"epochs": 1.5}, TypeError, "epochs must be an int"),
+        ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
+        ({"y": np.zeros(9, dtype=int)}, ValueError, "x has 10 samples but y has 9"),
+        ({"x": np.zeros((0, 2), np.float32), "y": np.zeros(0, int)}, ValueError, "x is empty"),
+        ({"validation": ([1],)}, TypeError, "validation must be a pair"),
+        ({"loss": nn.SoftmaxCrossEntropy()}, ValueError, r"scalar \(end it with Mean\(\)\), got shape \(5,\)"),
+    ],
+)
+def test_fit_rejects_bad_arguments(kwargs, error, match):
+    model = nn.Linear(2, 3, rng=0)
+    args = {"x": np.zeros((10, 2), np.float32), "y": np.zeros(10, int), "epochs": 1, "batch_size": 5,
+            "loss": ce_loss()}
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        fit(model, args.pop("loss"), nn.SGD(model, lr=0.1), progress=False, **args)
+
+
+def test_evaluate_and_predict_reject_bad_arguments():
+    model = nn.Linear(2, 3, rng=0)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        predict(model, np.zeros((4, 2), np.float32), batch_size=0)
+    with pytest.raises(ValueError, match="x has 4 samples but y has 3"):
+        evaluate(model, np.zeros((4, 2), np.float32), np.zeros(3, int))
+    with pytest.raises(ValueError, match=r"scores of shape \(N, C\)"):
+        evaluate(nn.Sequential(nn.Linear(2, 3, rng=0), nn.Mean()), np.zeros((4, 2), np.float32), np.zeros(4, int))

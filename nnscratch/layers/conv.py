@@ -36,6 +36,10 @@ class Conv2D(Layer):
     The output (and the input gradient) are (N, ...) views of channel-major memory: passing them to
     the next layer costs no transposing copy. ``np.ascontiguousarray`` them if C order matters.
 
+    ``needs_input_delta`` (True by default), as in ``Linear``: set to False, backward sets the
+    parameter deltas but skips dL/dx (a product and col2im) and returns None, for the first layer of
+    a network in training; ``Sequential.backward(input_delta=False)`` sets it for one call.
+
     Shape:
         x: (N, in_channels, H, W)
         y: (N, out_channels, oh, ow)
@@ -61,6 +65,7 @@ class Conv2D(Layer):
         self.parameters = [self.weight] if self.bias is None else [self.weight, self.bias]
         # Preallocated gradient buffers: backward overwrites them in place every step.
         self.parameters_deltas = [np.zeros_like(p) for p in self.parameters]
+        self.needs_input_delta = True
         self._plans: dict = {}  # (input shape, dtype) -> Im2Col; two sizes: full and last batch
         self._plan = None  # the plan of the last forward, which backward uses
 
@@ -138,6 +143,8 @@ class Conv2D(Layer):
         np.copyto(weight_delta, gradient[:, : plan.rows].reshape(self.weight.shape))
         if bias_delta is not None:
             np.copyto(bias_delta, gradient[:, plan.rows])
+        if not self.needs_input_delta:
+            return None
         weight = self.weight.reshape(self.out_channels, -1).astype(plan.dtype, copy=False)
         return plan.col2im(plan.input_columns(weight, delta_grid))
 

@@ -1,0 +1,402 @@
+"""Conv2D against the loop-based twin in naive.py, hand-computed values, sanity_check and PyTorch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nnscratch
+from nnscratch import Conv2D, MaxPool2D, ReLU, Sequential, sanity_check
+from naive import _zero_pad, naive_conv2d_backward, naive_conv2d_forward
+
+# The configurations issue 2 names, each a test:
+# (id, in_channels, out_channels, kernel, stride, padding, bias, input shape)
+CONFIGS = [
+    ("4x4 input * 3x3 kernel", 1, 1, 3, 1, 0, False, (1, 1, 4, 4)),
+    ("padding 1", 1, 1, 3, 1, 1, False, (1, 1, 4, 4)),
+    ("stride 2 on 7x7", 1, 1, 3, 2, 0, False, (1, 1, 7, 7)),
+    ("padding 1 + stride 2 on 7x7", 1, 1, 3, 2, 1, False, (1, 1, 7, 7)),
+    ("3 input channels", 3, 1, 3, 1, 0, False, (1, 3, 5, 5)),
+    ("channels + bias", 3, 1, 3, 1, 0, True, (1, 3, 5, 5)),
+    ("4 filters", 3, 4, 3, 1, 0, False, (1, 3, 5, 5)),
+    ("4 filters + bias", 3, 4, 3, 1, 0, True, (1, 3, 5, 5)),
+    ("mini-batch of 3", 3, 4, 3, 1, 0, True, (3, 3, 5, 5)),
+    ("RGB 3x7x7 batch, 4 filters, stride 2, padding 1", 3, 4, 3, 2, 1, True, (3, 3, 7, 7)),
+    ("rectangular kernel 3x2, stride (1, 2), padding (0, 1)", 2, 3, (3, 2), (1, 2), (0, 1), True, (2, 2, 6, 7)),
+    ("rectangular kernel 2x3, stride (2, 1), padding (2, 0)", 2, 3, (2, 3), (2, 1), (2, 0), True, (2, 2, 5, 6)),
+    ("rectangular input 5x9, kernel (1, 4), stride 3", 2, 2, (1, 4), 3, 0, True, (2, 2, 5, 9)),
+    ("1x1 kernel", 3, 2, 1, 1, 0, True, (2, 3, 4, 5)),
+    ("padding larger than the kernel reach", 1, 2, 2, 1, 3, True, (2, 1, 3, 3)),
+]
+
+
+def make_layer(c_in, c_out, kernel, stride, padding, bias, dtype=np.float64, seed=0):
+    layer = Conv2D(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias, dtype=dtype, rng=seed)
+    if bias:  # a non-zero bias, or its gradient path would not be tested
+        layer.bias[...] = np.random.default_rng(seed + 1).standard_normal(c_out)
+    return layer
+
+
+def check_against_naive(layer, x, delta_seed=0, rtol=1e-10, atol=1e-10):
+    """Forward, input gradient and every parameter gradient of layer vs the loop twin."""
+    bias = layer.bias if layer.bias is not None else None
+    y = layer.forward(x)
+    y_ref = naive_conv2d_forward(x, layer.weight, bias, layer.stride, layer.padding)
+    np.testing.assert_allclose(y, y_ref, rtol=rtol, atol=atol)
+    delta = np.random.default_rng(delta_seed).standard_normal(y.shape)
+    dx = layer.backward(delta)
+    dx_ref, dw_ref, db_ref = naive_conv2d_backward(x, layer.weight, delta, layer.stride, layer.padding)
+    np.testing.assert_allclose(dx, dx_ref, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(layer.parameters_deltas[0], dw_ref, rtol=rtol, atol=atol)
+    if layer.bias is not None:
+        np.testing.assert_allclose(layer.parameters_deltas[1], db_ref, rtol=rtol, atol=atol)
+    return y, dx
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_matches_naive_twin(config):
+    _, c_in, c_out, kernel, stride, padding, bias, shape = config
+    layer = make_layer(c_in, c_out, kernel, stride, padding, bias)
+    x = np.random.default_rng(5).standard_normal(shape)
+    y, _ = check_against_naive(layer, x)
+    assert y.shape == layer.output_shape(shape)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_float32_layer_matches_naive_twin(config):
+    _, c_in, c_out, kernel, stride, padding, bias, shape = config
+    layer = make_layer(c_in, c_out, kernel, stride, padding, bias, dtype=np.float32)
+    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+    check_against_naive(layer, x, rtol=1e-4, atol=1e-5)
+
+
+def test_hand_computed_4x4_by_3x3():
+    # x = 0..15 row-major, W = ones: each output is the sum of a 3x3 window.
+    layer = Conv2D(1, 1, 3, bias=False, dtype=np.float64)
+    layer.weight[...] = 1.0
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y[0, 0], [[45.0, 54.0], [81.0, 90.0]])
+    assert naive_conv2d_forward(x, layer.weight)[0, 0].tolist() == [[45.0, 54.0], [81.0, 90.0]]
+    dx = layer.backward(np.ones((1, 1, 2, 2)))
+    # dL/dx counts the windows covering each pixel; dL/dW[i, j] sums x over the 2x2 block at (i, j).
+    np.testing.assert_array_equal(dx[0, 0], [[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]])
+    i, j = np.indices((3, 3))
+    np.testing.assert_array_equal(layer.parameters_deltas[0][0, 0], 10 + 16 * i + 4 * j)
+
+
+def test_hand_computed_padding_stride_and_bias():
+    # 3x3 input, 2x2 kernel of ones, padding 1, stride 2: windows at rows/cols -1 and 1.
+    layer = Conv2D(1, 1, 2, stride=2, padding=1, dtype=np.float64)
+    layer.weight[...] = 1.0
+    layer.bias[...] = 0.5
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)  # [[1 2 3] [4 5 6] [7 8 9]]
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y[0, 0], [[1.5, 5.5], [11.5, 28.5]])
+    dx = layer.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    np.testing.assert_array_equal(dx[0, 0], [[1, 2, 2], [3, 4, 4], [3, 4, 4]])
+    np.testing.assert_array_equal(layer.parameters_deltas[1], [10.0])
+
+
+def test_naive_twin_pads_with_zeros():
+    x = np.ones((1, 1, 2, 2))
+    np.testing.assert_array_equal(_zero_pad(x, (1, 2))[0, 0], [[0] * 6, [0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 0, 0], [0] * 6])
+
+
+@st.composite
+def conv_cases(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), 8))
+    w = draw(st.integers(max(1, kw - 2 * pw), 8))
+    n, c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    bias = draw(st.booleans())
+    layout = draw(st.sampled_from(["C", "channel-major", "strided"]))
+    seed = draw(st.integers(0, 2**16))
+    return (c_in, c_out, (kh, kw), (sh, sw), (ph, pw), bias, (n, c_in, h, w), layout, seed)
+
+
+def with_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    """The same values in another memory layout: what layers hand each other in a network."""
+    if layout == "channel-major":
+        return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    if layout == "strided":
+        bigger = np.zeros((x.shape[0], x.shape[1], x.shape[2], 2 * x.shape[3]))
+        bigger[..., ::2] = x
+        return bigger[..., ::2]
+    return x
+
+
+@settings(max_examples=80, deadline=None)
+@given(conv_cases())
+def test_random_configurations_match_naive_twin(case):
+    c_in, c_out, kernel, stride, padding, bias, shape, layout, seed = case
+    layer = make_layer(c_in, c_out, kernel, stride, padding, bias, seed=seed)
+    x = np.random.default_rng(seed).standard_normal(shape)
+    check_against_naive(layer, with_layout(x, layout), delta_seed=seed)
+
+
+def test_backward_twice_gives_the_same_and_deltas_are_overwritten():
+    layer = make_layer(2, 3, 3, 1, 1, True)
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 5))
+    y = layer.forward(x)
+    delta = np.random.default_rng(1).standard_normal(y.shape)
+    dx1 = layer.backward(delta).copy()
+    deltas1 = [d.copy() for d in layer.parameters_deltas]
+    dx2 = layer.backward(delta)
+    np.testing.assert_array_equal(dx1, dx2)
+    for a, b in zip(deltas1, layer.parameters_deltas):
+        np.testing.assert_array_equal(a, b)
+    layer.backward(2 * delta)  # overwritten: twice the gradient, not three times
+    for a, b in zip(deltas1, layer.parameters_deltas):
+        np.testing.assert_allclose(b, 2 * a)
+
+
+def test_results_do_not_alias_between_calls():
+    # Buffers are reused inside the layer; what it hands out must not change under the caller.
+    layer = make_layer(1, 2, 3, 1, 1, True)
+    x1, x2 = np.random.default_rng(0).standard_normal((2, 2, 1, 6, 6))
+    y1 = layer.forward(x1)
+    y1_copy = y1.copy()
+    dx1 = layer.backward(np.ones_like(y1))
+    dx1_copy = dx1.copy()
+    layer.forward(x2)
+    layer.backward(np.full_like(y1, 3.0))
+    np.testing.assert_array_equal(y1, y1_copy)
+    np.testing.assert_array_equal(dx1, dx1_copy)
+
+
+def test_changing_batch_size_and_dtype_rebuilds_buffers():
+    layer = make_layer(2, 3, 3, 1, 1, True)
+    rng = np.random.default_rng(0)
+    for n in (4, 1, 3, 4, 2):  # more shapes than the two cached ones
+        check_against_naive(layer, rng.standard_normal((n, 2, 5, 4)), delta_seed=n)
+    layer32 = make_layer(2, 3, 3, 2, 1, True, dtype=np.float32)
+    check_against_naive(layer32, rng.standard_normal((3, 2, 6, 6)).astype(np.float32), rtol=1e-4, atol=1e-5)
+
+
+def test_float32_stays_float32():
+    layer = Conv2D(3, 4, 3, stride=2, padding=1)
+    assert layer.weight.dtype == np.float32 and layer.bias.dtype == np.float32
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 7))  # float64 input is cast
+    y = layer.forward(x)
+    assert y.dtype == np.float32
+    dx = layer.backward(np.ones(y.shape))  # float64 delta is cast too
+    assert dx.dtype == np.float32
+    assert [d.dtype for d in layer.parameters_deltas] == [np.float32, np.float32]
+    stride1 = Conv2D(3, 4, 3, padding=1)
+    assert stride1.forward(x.astype(np.float32)).dtype == np.float32
+    assert stride1.backward(np.ones((2, 4, 7, 7), np.float32)).dtype == np.float32
+
+
+def test_float64_layer_stays_float64():
+    layer = Conv2D(1, 2, 3, dtype="float64")
+    y = layer.forward(np.ones((1, 1, 4, 4), np.float32))
+    assert y.dtype == np.float64 and layer.backward(np.ones(y.shape)).dtype == np.float64
+
+
+def test_parameters_shapes_and_no_bias_entry():
+    layer = Conv2D(3, 5, (3, 2))
+    assert [p.shape for p in layer.parameters] == [(5, 3, 3, 2), (5,)]
+    assert layer.parameters[0] is layer.weight and layer.parameters[1] is layer.bias
+    assert [d.shape for d in layer.parameters_deltas] == [(5, 3, 3, 2), (5,)]
+    no_bias = Conv2D(3, 5, 3, bias=False)
+    assert len(no_bias.parameters) == 1 and len(no_bias.parameters_deltas) == 1
+    assert no_bias.bias is None
+
+
+def test_he_uniform_initialisation_and_zero_bias():
+    layer = Conv2D(16, 64, 5, rng=0)
+    bound = math.sqrt(6.0 / (16 * 5 * 5))
+    assert np.abs(layer.weight).max() <= bound
+    assert np.abs(layer.weight).max() > 0.99 * bound
+    # U(-b, b) has standard deviation b / sqrt(3)
+    assert abs(layer.weight.std() - bound / math.sqrt(3)) < 0.02 * bound
+    assert not layer.bias.any()
+
+
+def test_seeded_initialisation_is_reproducible():
+    nnscratch.seed(3)
+    a = Conv2D(2, 4, 3)
+    nnscratch.seed(3)
+    b = Conv2D(2, 4, 3)
+    np.testing.assert_array_equal(a.weight, b.weight)
+    nnscratch.seed(4)
+    assert not np.array_equal(Conv2D(2, 4, 3).weight, a.weight)
+    np.testing.assert_array_equal(Conv2D(2, 4, 3, rng=7).weight, Conv2D(2, 4, 3, rng=7).weight)
+    assert not np.array_equal(Conv2D(2, 4, 3, rng=7).weight, Conv2D(2, 4, 3, rng=8).weight)
+
+
+def test_config_rebuilds_and_output_shape():
+    layer = Conv2D(3, 4, (3, 2), stride=(2, 1), padding=1, bias=False, dtype=np.float64)
+    config = layer.config()
+    assert config == {"in_channels": 3, "out_channels": 4, "kernel_size": [3, 2], "stride": [2, 1],
+                      "padding": 1, "bias": False, "dtype": "float64"}
+    assert Conv2D(**config).config() == config
+    assert repr(layer).startswith("Conv2D(in_channels=3, out_channels=4, kernel_size=[3, 2]")
+    for shape in [(2, 3, 7, 7), (1, 3, 1, 5), (5, 3, 10, 3)]:
+        assert layer.output_shape(shape) == layer.forward(np.zeros(shape)).shape
+
+
+def test_needs_input_delta_false_skips_dx_but_sets_parameter_deltas():
+    layer = make_layer(1, 3, 3, 1, 1, True)
+    x = np.random.default_rng(0).standard_normal((2, 1, 5, 5))
+    delta = np.random.default_rng(1).standard_normal((2, 3, 5, 5))
+    layer.forward(x)
+    layer.backward(delta)
+    expected = [d.copy() for d in layer.parameters_deltas]
+    layer.needs_input_delta = False
+    layer.forward(x)
+    assert layer.backward(delta) is None
+    for a, b in zip(expected, layer.parameters_deltas):
+        np.testing.assert_allclose(a, b)
+
+
+def test_in_a_network_with_pooling_matches_naive_twins():
+    # Layers hand each other channel-major views; the chain must still be right end to end.
+    from naive import naive_maxpool2d_backward, naive_maxpool2d_forward
+
+    rng = np.random.default_rng(0)
+    conv1, conv2 = make_layer(1, 3, 3, 1, 1, True, seed=1), make_layer(3, 2, 3, 1, 1, True, seed=2)
+    net = Sequential(conv1, ReLU(), MaxPool2D(2), conv2)
+    x = rng.standard_normal((2, 1, 8, 8))
+    y = net.forward(x)
+    a1 = naive_conv2d_forward(x, conv1.weight, conv1.bias, 1, 1)
+    r1 = np.maximum(a1, 0)
+    p1 = naive_maxpool2d_forward(r1, 2)
+    y_ref = naive_conv2d_forward(p1, conv2.weight, conv2.bias, 1, 1)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-12)
+    delta = rng.standard_normal(y.shape)
+    dx = net.backward(delta)
+    dp1, dw2, db2 = naive_conv2d_backward(p1, conv2.weight, delta, 1, 1)
+    da1 = naive_maxpool2d_backward(r1, dp1, 2) * (a1 > 0)
+    dx_ref, dw1, db1 = naive_conv2d_backward(x, conv1.weight, da1, 1, 1)
+    for got, want in zip([dx, *conv1.parameters_deltas, *conv2.parameters_deltas], [dx_ref, dw1, db1, dw2, db2]):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"in_channels": 0}, ValueError, r"Conv2D: in_channels must be a positive int, got 0"),
+        ({"out_channels": -2}, ValueError, r"Conv2D: out_channels must be a positive int, got -2"),
+        ({"kernel_size": 0}, ValueError, r"Conv2D: kernel_size must be a positive int, got 0"),
+        ({"kernel_size": (3, -1)}, ValueError, r"Conv2D: kernel_size must be a positive int, got -1"),
+        ({"kernel_size": (3, 3, 3)}, ValueError, r"Conv2D: kernel_size must be an int or an \(h, w\) pair"),
+        ({"stride": 0}, ValueError, r"Conv2D: stride must be a positive int, got 0"),
+        ({"stride": (1, 0)}, ValueError, r"Conv2D: stride must be a positive int, got 0"),
+        ({"padding": -1}, ValueError, r"Conv2D: padding must be a non-negative int, got -1"),
+        ({"padding": (0, -2)}, ValueError, r"Conv2D: padding must be a non-negative int, got -2"),
+        ({"kernel_size": 2.5}, TypeError, r"Conv2D: kernel_size must be an int, got float"),
+        ({"bias": "yes"}, TypeError, r"Conv2D: bias must be True or False"),
+        ({"dtype": np.int32}, TypeError, r"Conv2D: dtype must be a floating dtype"),
+    ],
+)
+def test_bad_hyperparameters(kwargs, error, match):
+    args = {"in_channels": 1, "out_channels": 1, "kernel_size": 3, **kwargs}
+    with pytest.raises(error, match=match):
+        Conv2D(**args)
+
+
+def test_bad_inputs():
+    layer = Conv2D(3, 2, 3, padding=1)
+    with pytest.raises(ValueError, match=r"Conv2D: expected a 4-D input \(N, C, H, W\), got shape \(3, 5, 5\)"):
+        layer.forward(np.zeros((3, 5, 5)))
+    with pytest.raises(ValueError, match=r"Conv2D: expected 3 input channels .* got x of shape \(2, 1, 5, 5\)"):
+        layer.forward(np.zeros((2, 1, 5, 5)))
+    with pytest.raises(TypeError, match=r"Conv2D: expected a numpy array"):
+        layer.forward([[[[1.0]]]])
+    big = Conv2D(1, 1, (5, 2), padding=1)
+    with pytest.raises(ValueError, match=r"Conv2D: .*kernel 5x2 after padding \(1, 1\), got x of shape \(1, 1, 2, 6\), 4x8 padded"):
+        big.forward(np.zeros((1, 1, 2, 6)))
+    with pytest.raises(ValueError, match=r"kernel 5x2"):
+        big.output_shape((1, 1, 2, 6))
+    big.forward(np.zeros((1, 1, 3, 6)))  # 5x8 padded: just fits
+
+
+def test_bad_delta_and_backward_before_forward():
+    layer = Conv2D(1, 2, 3)
+    with pytest.raises(RuntimeError, match=r"Conv2D.backward called before forward"):
+        layer.backward(np.zeros((1, 2, 2, 2)))
+    layer.forward(np.zeros((1, 1, 4, 4)))
+    with pytest.raises(ValueError, match=r"Conv2D.backward: expected delta of shape \(1, 2, 2, 2\).*got \(1, 2, 4, 4\)"):
+        layer.backward(np.zeros((1, 2, 4, 4)))
+
+
+def test_sequential_names_the_layer_on_bad_input():
+    net = Sequential(Conv2D(1, 2, 3), ReLU(), Conv2D(3, 2, 3))
+    with pytest.raises(ValueError, match=r"layer 2 \(Conv2D\).*expected 3 input channels"):
+        net.forward(np.zeros((1, 1, 6, 6)))
+
+
+# -- numerical gradient checks ---------------------------------------------------------------------
+@pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_sanity_check(config):
+    _, c_in, c_out, kernel, stride, padding, bias, shape = config
+    layer = make_layer(c_in, c_out, kernel, stride, padding, bias, dtype=np.float32)
+    x = np.random.default_rng(2).standard_normal(shape)
+    report = sanity_check(layer, x, max_coords=60)
+    assert report.passed
+    assert [row.tensor for row in report] == ["input", "parameter 0"] + (["parameter 1"] if bias else [])
+    assert layer.weight.dtype == np.float32  # the layer is left as it was found
+
+
+def test_sanity_check_catches_a_broken_weight_gradient():
+    class Broken(Conv2D):
+        def backward(self, delta):
+            dx = super().backward(delta)
+            self.parameters_deltas[0][0, 0, 0, 0] += 1.0
+            return dx
+
+    layer = Broken(2, 2, 3, padding=1, rng=0)
+    with pytest.raises(AssertionError, match=r"parameter 0"):
+        sanity_check(layer, np.random.default_rng(0).standard_normal((1, 2, 4, 4)), max_coords=None)
+
+
+# -- PyTorch as an independent reference -------------------------------------------------------------
+@pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_matches_pytorch(config):
+    torch = pytest.importorskip("torch")
+    _, c_in, c_out, kernel, stride, padding, bias, shape = config
+    layer = make_layer(c_in, c_out, kernel, stride, padding, bias)
+    x = np.random.default_rng(3).standard_normal(shape)
+    y = layer.forward(x)
+    delta = np.random.default_rng(4).standard_normal(y.shape)
+    dx = layer.backward(delta)
+
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(layer.weight, requires_grad=True)
+    tb = torch.tensor(layer.bias, requires_grad=True) if bias else None
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=layer.stride, padding=layer.padding)
+    ty.backward(torch.tensor(delta))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.parameters_deltas[0], tw.grad.numpy(), rtol=1e-10, atol=1e-12)
+    if bias:
+        np.testing.assert_allclose(layer.parameters_deltas[1], tb.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_matches_pytorch_at_mnist_sizes_in_float32():
+    torch = pytest.importorskip("torch")
+    layer = Conv2D(8, 16, 3, padding=1, rng=0)
+    layer.bias[...] = np.linspace(-1, 1, 16, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 8, 14, 14)).astype(np.float32)
+    y = layer.forward(x)
+    delta = rng.standard_normal(y.shape).astype(np.float32)
+    dx = layer.backward(delta)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(layer.weight, requires_grad=True)
+    tb = torch.tensor(layer.bias, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
+    ty.backward(torch.tensor(delta))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.parameters_deltas[0], tw.grad.numpy(), rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(layer.parameters_deltas[1], tb.grad.numpy(), rtol=1e-3, atol=1e-2)

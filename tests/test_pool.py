@@ -1,0 +1,210 @@
+"""MaxPool2D against the loop-based twin in naive.py, hand-computed values, sanity_check and PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nnscratch import MaxPool2D, sanity_check
+from naive import naive_maxpool2d_backward, naive_maxpool2d_forward
+
+# (id, kernel, stride, input shape)
+CONFIGS = [
+    ("2x2, default stride", 2, None, (2, 3, 4, 4)),
+    ("2x2 stride 2 on odd 7x7: floor drops the last row and column", 2, 2, (2, 2, 7, 7)),
+    ("3x3 default stride", 3, None, (1, 2, 9, 7)),
+    ("overlapping: 2x2 stride 1", 2, 1, (2, 2, 5, 5)),
+    ("overlapping: 3x3 stride 2", 3, 2, (2, 2, 7, 8)),
+    ("gaps: 2x2 stride 3", 2, 3, (1, 2, 8, 8)),
+    ("rectangular kernel (2, 3), stride (1, 2)", (2, 3), (1, 2), (2, 2, 5, 7)),
+    ("rectangular kernel (3, 1), stride (3, 1)", (3, 1), (3, 1), (2, 1, 6, 4)),
+    ("kernel the size of the input", (4, 5), None, (2, 2, 4, 5)),
+    ("1x1 kernel stride 2", 1, 2, (1, 2, 5, 4)),
+]
+
+
+def check_against_naive(layer, x, delta_seed=0):
+    k, s = layer.kernel_size, layer.stride
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y, naive_maxpool2d_forward(x, k, s))
+    delta = np.random.default_rng(delta_seed).standard_normal(y.shape).astype(y.dtype)
+    dx = layer.backward(delta)
+    np.testing.assert_allclose(dx, naive_maxpool2d_backward(x, delta, k, s), rtol=1e-6, atol=1e-6)
+    return y, dx, delta
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_matches_naive_twin(config):
+    _, kernel, stride, shape = config
+    layer = MaxPool2D(kernel, stride)
+    x = np.random.default_rng(0).standard_normal(shape)
+    y, _, _ = check_against_naive(layer, x)
+    assert y.shape == layer.output_shape(shape)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_ties_send_the_gradient_to_exactly_one_element(config):
+    _, kernel, stride, shape = config
+    layer = MaxPool2D(kernel, stride)
+    x = np.random.default_rng(1).integers(0, 2, shape).astype(np.float64)  # ties everywhere
+    y, dx, delta = check_against_naive(layer, x, delta_seed=1)
+    np.testing.assert_allclose(dx.sum(), delta.sum())
+    # all-equal input: each window sends its delta to its first element only
+    ones = np.ones(shape)
+    layer.forward(ones)
+    dx = layer.backward(np.ones(y.shape))
+    assert dx.sum() == y.size
+    if layer.stride[0] >= layer.kernel_size[0] and layer.stride[1] >= layer.kernel_size[1]:
+        assert np.count_nonzero(dx) == y.size  # non-overlapping: one element per window
+
+
+def test_hand_computed_2x2():
+    x = np.array([[1.0, 3.0, 2.0, 2.0],
+                  [4.0, 0.0, 2.0, 1.0],
+                  [5.0, 5.0, -1.0, -2.0],
+                  [5.0, 0.0, -3.0, -1.0]]).reshape(1, 1, 4, 4)
+    layer = MaxPool2D(2)
+    np.testing.assert_array_equal(layer.forward(x)[0, 0], [[4.0, 2.0], [5.0, -1.0]])
+    dx = layer.backward(np.array([[[[10.0, 20.0], [30.0, 40.0]]]]))
+    # ties (2, 2 and 5, 5, 5) go to the first in row-major order
+    np.testing.assert_array_equal(dx[0, 0], [[0, 0, 20, 0], [10, 0, 0, 0], [30, 0, 40, 0], [0, 0, 0, 0]])
+
+
+def test_hand_computed_overlapping():
+    # 3x3 windows, stride 1, on a 4x4 with the maximum 9 in the middle: all four windows pick it.
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 1, 2] = 9.0
+    layer = MaxPool2D(3, stride=1)
+    np.testing.assert_array_equal(layer.forward(x)[0, 0], [[9.0, 9.0], [9.0, 9.0]])
+    dx = layer.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    assert dx[0, 0, 1, 2] == 10.0 and np.count_nonzero(dx) == 1
+
+
+def test_large_kernel_uses_wide_indices():
+    # 17 x 17 = 289 offsets: more than a byte can index
+    layer = MaxPool2D(17, stride=3)
+    x = np.random.default_rng(2).standard_normal((1, 2, 23, 20))
+    check_against_naive(layer, x)
+
+
+@st.composite
+def pool_cases(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(1, 4))))
+    h, w = draw(st.integers(kh, 9)), draw(st.integers(kw, 9))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    values = draw(st.sampled_from(["distinct", "ties"]))
+    layout = draw(st.sampled_from(["C", "channel-major", "strided"]))
+    return (kh, kw), stride, (n, c, h, w), values, layout, draw(st.integers(0, 2**16))
+
+
+@settings(max_examples=100, deadline=None)
+@given(pool_cases())
+def test_random_configurations_match_naive_twin(case):
+    kernel, stride, shape, values, layout, seed = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) if values == "distinct" else rng.integers(-1, 2, shape).astype(np.float64)
+    if layout == "channel-major":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "strided":
+        x = np.repeat(x, 2, axis=3)[..., ::2]
+    layer = MaxPool2D(kernel, stride)
+    _, dx, delta = check_against_naive(layer, x, delta_seed=seed)
+    np.testing.assert_allclose(dx.sum(), delta.sum(), atol=1e-9)
+
+
+def test_keeps_dtype_and_layout():
+    layer = MaxPool2D(2)
+    x32 = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    y = layer.forward(x32)
+    assert y.dtype == np.float32
+    assert layer.backward(np.ones(y.shape)).dtype == np.float32  # float64 delta is cast
+    y64 = layer.forward(x32.astype(np.float64))
+    assert y64.dtype == np.float64 and layer.backward(np.ones(y.shape)).dtype == np.float64
+    assert layer.forward(np.arange(16).reshape(1, 1, 4, 4)).dtype == np.float32  # integers
+    # a channel-major input (what Conv2D hands out) gives channel-major output and gradient
+    channel_major = np.ascontiguousarray(x32.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    y = layer.forward(channel_major)
+    assert y.transpose(1, 0, 2, 3).flags.c_contiguous
+    assert layer.backward(np.ones(y.shape, np.float32)).transpose(1, 0, 2, 3).flags.c_contiguous
+
+
+def test_backward_twice_gives_the_same():
+    layer = MaxPool2D(3, stride=2)
+    x = np.random.default_rng(0).standard_normal((2, 2, 7, 7))
+    y = layer.forward(x)
+    delta = np.random.default_rng(1).standard_normal(y.shape)
+    dx1 = layer.backward(delta).copy()
+    np.testing.assert_array_equal(dx1, layer.backward(delta))
+
+
+def test_config_and_output_shape():
+    layer = MaxPool2D((2, 3), stride=(1, 2))
+    assert layer.config() == {"kernel_size": [2, 3], "stride": [1, 2]}
+    assert MaxPool2D(**layer.config()).config() == layer.config()
+    assert MaxPool2D(2).config() == {"kernel_size": 2, "stride": 2}
+    assert repr(MaxPool2D(3)) == "MaxPool2D(kernel_size=3, stride=3)"
+    assert layer.parameters == [] and layer.parameters_deltas == []
+    assert layer.output_shape((4, 3, 7, 8)) == (4, 3, 6, 3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"kernel_size": 0}, ValueError, r"MaxPool2D: kernel_size must be a positive int, got 0"),
+        ({"kernel_size": (2, -1)}, ValueError, r"MaxPool2D: kernel_size must be a positive int, got -1"),
+        ({"kernel_size": 2, "stride": 0}, ValueError, r"MaxPool2D: stride must be a positive int, got 0"),
+        ({"kernel_size": 2, "stride": (1, 2, 3)}, ValueError, r"MaxPool2D: stride must be an int or an \(h, w\) pair"),
+        ({"kernel_size": 1.5}, TypeError, r"MaxPool2D: kernel_size must be an int, got float"),
+    ],
+)
+def test_bad_hyperparameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MaxPool2D(**kwargs)
+
+
+def test_bad_inputs_and_delta():
+    layer = MaxPool2D(3)
+    with pytest.raises(ValueError, match=r"MaxPool2D: expected a 4-D input \(N, C, H, W\), got shape \(2, 6, 6\)"):
+        layer.forward(np.zeros((2, 6, 6)))
+    with pytest.raises(ValueError, match=r"MaxPool2D: expected an input at least as large as the kernel 3x3, "
+                                         r"got x of shape \(1, 1, 2, 6\)"):
+        layer.forward(np.zeros((1, 1, 2, 6)))
+    with pytest.raises(TypeError, match=r"MaxPool2D: expected a numpy array"):
+        layer.forward([[1.0]])
+    with pytest.raises(RuntimeError, match=r"MaxPool2D.backward called before forward"):
+        layer.backward(np.zeros((1, 1, 2, 2)))
+    layer.forward(np.zeros((1, 1, 6, 6)))
+    with pytest.raises(ValueError, match=r"MaxPool2D.backward: expected delta of shape \(1, 1, 2, 2\).*got \(1, 1, 3, 3\)"):
+        layer.backward(np.zeros((1, 1, 3, 3)))
+
+
+def separated(shape, seed):
+    """A random permutation of values 0.1 apart: no near-ties, so central differences are exact."""
+    values = np.random.default_rng(seed).permutation(int(np.prod(shape))) * 0.1
+    return values.reshape(shape)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_sanity_check(config):
+    _, kernel, stride, shape = config
+    report = sanity_check(MaxPool2D(kernel, stride), separated(shape, 3), max_coords=80)
+    assert report.passed and [row.tensor for row in report] == ["input"]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_matches_pytorch(config):
+    torch = pytest.importorskip("torch")
+    _, kernel, stride, shape = config
+    layer = MaxPool2D(kernel, stride)
+    x = np.random.default_rng(4).standard_normal(shape)
+    y = layer.forward(x)
+    delta = np.random.default_rng(5).standard_normal(y.shape)
+    dx = layer.backward(delta)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(tx, layer.kernel_size, layer.stride)
+    ty.backward(torch.tensor(delta))
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)

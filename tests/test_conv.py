@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import nnscratch
 from nnscratch import Conv2D, MaxPool2D, ReLU, Sequential, sanity_check
+from nnscratch.layers import im2col
 from naive import _zero_pad, naive_conv2d_backward, naive_conv2d_forward
 
 # The configurations issue 2 names, each a test:
@@ -133,12 +134,29 @@ def with_layout(x: np.ndarray, layout: str) -> np.ndarray:
 
 
 @settings(max_examples=80, deadline=None)
-@given(conv_cases())
-def test_random_configurations_match_naive_twin(case):
+@given(conv_cases(), st.sampled_from([1, 2**18]))
+def test_random_configurations_match_naive_twin(case, block_work):
     c_in, c_out, kernel, stride, padding, bias, shape, layout, seed = case
-    layer = make_layer(c_in, c_out, kernel, stride, padding, bias, seed=seed)
-    x = np.random.default_rng(seed).standard_normal(shape)
-    check_against_naive(layer, with_layout(x, layout), delta_seed=seed)
+    saved = im2col._BLOCK_WORK
+    im2col._BLOCK_WORK = block_work  # 1: the weight gradient in one block per image
+    try:
+        layer = make_layer(c_in, c_out, kernel, stride, padding, bias, seed=seed)
+        x = np.random.default_rng(seed).standard_normal(shape)
+        check_against_naive(layer, with_layout(x, layout), delta_seed=seed)
+    finally:
+        im2col._BLOCK_WORK = saved
+
+
+@pytest.mark.parametrize("images_per_block", [1, 2, 3, 4, 6])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_weight_gradient_in_blocks_of_images(monkeypatch, images_per_block, stride):
+    # Small tests fit in one block; make blocks of 1, 2, 3 (4 -> 3: whole images) or 6 images here.
+    grid = (5, 7) if stride == 1 else (3, 3)  # per image: (oh, Wp) flat, (oh, ow) strided
+    work_per_image = 3 * (2 * 3 * 3 + 1) * grid[0] * grid[1]  # F * (C*kh*kw + 1) * positions
+    monkeypatch.setattr(im2col, "_BLOCK_WORK", images_per_block * work_per_image)
+    layer = make_layer(2, 3, 3, stride, 1, True)
+    check_against_naive(layer, np.random.default_rng(0).standard_normal((6, 2, 5, 5)))
+    assert layer._plan._blocks == {1: 6, 2: 3, 3: 2, 4: 2, 6: 1}[images_per_block]
 
 
 def test_backward_twice_gives_the_same_and_deltas_are_overwritten():

@@ -277,3 +277,34 @@ def test_bad_options_exit_2_with_a_message(bench, capsys, argv, message):
 def test_unknown_network_is_a_clear_error(bench):
     with pytest.raises(ValueError, match="benchmark: network must be 'mlp' or 'cnn', got 'rnn'"):
         bench.build_nnscratch("rnn")
+
+
+# -- the speed-ups of the non-conv layers keep their results -------------------------------------
+def test_relu_forward_equals_np_maximum_on_special_values_and_strided_views():
+    special = np.array([-np.inf, -2.0, -0.0, 0.0, 1e-45, 3.0, np.inf, np.nan], np.float32)
+    layer = nn.ReLU()
+    y = layer.forward(special)
+    np.testing.assert_array_equal(y, [0, 0, 0, 0, 1e-45, 3, np.inf, np.nan])
+    np.testing.assert_array_equal(layer.backward(np.ones(8, np.float32)), [0, 0, 0, 0, 1, 1, 1, 0])
+    # A strided, transposed view, as Conv2D hands out: same values as the plain formula.
+    memory = np.random.default_rng(0).normal(size=(3, 2, 6, 6)).astype(np.float32)
+    x = memory[:, :, :5, :5].transpose(1, 0, 2, 3)
+    y = layer.forward(x)
+    assert y.dtype == np.float32 and not np.shares_memory(y, x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    delta = np.random.default_rng(1).normal(size=x.shape).astype(np.float32)
+    np.testing.assert_array_equal(layer.backward(delta), delta * (x > 0))
+
+
+def test_flatten_backward_returns_delta_in_the_inputs_memory_order():
+    x = np.arange(3 * 2 * 4 * 5, dtype=np.float32).reshape(3, 2, 4, 5).transpose(1, 0, 2, 3)  # channel-major
+    layer = nn.Flatten()
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y, np.ascontiguousarray(x).reshape(2, 60))
+    delta = np.random.default_rng(0).normal(size=(2, 60)).astype(np.float32)
+    d_x = layer.backward(delta)
+    np.testing.assert_array_equal(d_x, delta.reshape(2, 3, 4, 5))
+    assert d_x.strides == x.strides and d_x.dtype == np.float32
+    # C-order input: backward stays a view of delta, as before.
+    layer.forward(np.ascontiguousarray(x))
+    assert np.shares_memory(layer.backward(delta), delta)

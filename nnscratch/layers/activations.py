@@ -85,9 +85,14 @@ class ReLU(_Elementwise):
 
     def forward(self, x, *args):
         x = self._input(x)
-        self._mask = x > 0
+        # max(x, 0) against an array of zeros, not the scalar 0: numpy's SIMD loop takes two arrays,
+        # and the one for a broadcast scalar is several times slower. The zeros array becomes y.
+        y = np.zeros_like(x)
+        np.maximum(x, y, out=y)
+        # y > 0 exactly where x > 0 (NaN included), and y is contiguous where x may be a strided view.
+        self._mask = y > 0
         self._dtype = x.dtype
-        return np.maximum(x, 0, dtype=x.dtype)
+        return y
 
     def backward(self, delta):
         self._check_forward_called(self._mask)

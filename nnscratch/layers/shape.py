@@ -12,7 +12,10 @@ from .base import Layer
 class Flatten(Layer):
     """Flatten every axis but the batch axis: (N, C, H, W) -> (N, C*H*W).
 
-    Forward returns a view of the input when it can (no copy); backward reshapes delta back.
+    Forward returns a view of the input when it can (no copy); backward reshapes delta back, into
+    the input's memory order when that was not C order (Conv2D and MaxPool2D hand out channel-major
+    (C, N, H, W) memory behind their (N, C, H, W) outputs, and the layer before reads a delta in its
+    own order several times faster).
 
     Shape:
         x: (N, *); y: (N, prod(*))
@@ -21,6 +24,7 @@ class Flatten(Layer):
     def __init__(self):
         super().__init__()
         self._shape = None
+        self._axis_order = None  # the input's memory order, when it was not C order
 
     def output_shape(self, input_shape):
         return (input_shape[0], math.prod(input_shape[1:]))
@@ -31,6 +35,7 @@ class Flatten(Layer):
         if x.ndim < 1:
             raise ValueError("Flatten: expected an input with a batch axis (N, ...), got a scalar")
         self._shape = x.shape
+        self._axis_order = None if x.flags.c_contiguous else _axis_order(x)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, delta):
@@ -39,4 +44,15 @@ class Flatten(Layer):
         expected = self.output_shape(self._shape)
         if delta.shape != expected:
             raise ValueError(f"Flatten.backward: expected delta of shape {expected}, got {delta.shape}")
-        return delta.reshape(self._shape)
+        delta = delta.reshape(self._shape)
+        if self._axis_order is None:
+            return delta
+        order = self._axis_order
+        delta_x = np.empty([self._shape[axis] for axis in order], delta.dtype).transpose(np.argsort(order))
+        np.copyto(delta_x, delta)
+        return delta_x
+
+
+def _axis_order(x: np.ndarray) -> tuple:
+    """x's axes from the slowest-varying in memory to the fastest (C order: 0, 1, ..., ndim - 1)."""
+    return tuple(sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis])))

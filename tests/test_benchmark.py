@@ -284,7 +284,7 @@ def test_relu_forward_equals_np_maximum_on_special_values_and_strided_views():
     special = np.array([-np.inf, -2.0, -0.0, 0.0, 1e-45, 3.0, np.inf, np.nan], np.float32)
     layer = nn.ReLU()
     y = layer.forward(special)
-    np.testing.assert_array_equal(y, [0, 0, 0, 0, 1e-45, 3, np.inf, np.nan])
+    np.testing.assert_array_equal(y, np.array([0, 0, 0, 0, 1e-45, 3, np.inf, np.nan], np.float32))
     np.testing.assert_array_equal(layer.backward(np.ones(8, np.float32)), [0, 0, 0, 0, 1, 1, 1, 0])
     # A strided, transposed view, as Conv2D hands out: same values as the plain formula.
     memory = np.random.default_rng(0).normal(size=(3, 2, 6, 6)).astype(np.float32)

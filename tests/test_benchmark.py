@@ -61,7 +61,7 @@ def test_json_without_torch_has_every_figure_and_says_why_torch_is_skipped(bench
     assert set(figures["networks"]) == {"mlp", "cnn"}
     for name, row in figures["networks"].items():
         _check_speed(row["nnscratch"])
-        assert row["pytorch"] is None and row["ratio"] is None
+        assert row["pytorch"] is None and row["ratio"] is None and row["pair_ratios"] is None
         assert row["target"] == {"mlp": 1.5, "cnn": 0.75}[name] and row["batch"] == 4
     for mem in figures["memory"].values():
         assert len(mem["rss_mb"]) == 3 and all(mb > 0 for mb in mem["rss_mb"])
@@ -85,6 +85,7 @@ def test_json_with_torch_has_the_pytorch_column_and_ratios(bench, tmp_path, caps
         _check_speed(row["nnscratch"])
         _check_speed(row["pytorch"])
         assert row["ratio"] == pytest.approx(row["nnscratch"]["median"] / row["pytorch"]["median"])
+        assert row["pair_ratios"] == pytest.approx([a / b for a, b in zip(row["nnscratch"]["runs"], row["pytorch"]["runs"])])
         assert isinstance(row["meets_target"], bool)
     assert "MLP" in out and "CNN" in out and "ratio" in out
 

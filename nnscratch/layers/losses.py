@@ -11,6 +11,8 @@ Targets come in two kinds, accepted by both cross-entropies:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import Layer
@@ -181,12 +183,12 @@ class Mean(Layer):
             raise ValueError(f"Mean: expected a non-empty input, got shape {x.shape}")
         dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
         self._shape, self._dtype = x.shape, dtype
-        return np.mean(x, dtype=dtype)
+        # What np.mean computes (a sum in dtype, then a division), without its Python-level wrapper.
+        return np.add.reduce(x, axis=None, dtype=dtype) / dtype.type(x.size)
 
     def backward(self, delta=1.0):
         self._check_forward_called(self._shape)
         delta = np.asarray(delta, dtype=self._dtype)
         if delta.shape != ():
             raise ValueError(f"Mean.backward: expected a scalar delta (shape ()), got shape {delta.shape}")
-        size = int(np.prod(self._shape))
-        return np.full(self._shape, delta / size, dtype=self._dtype)
+        return np.full(self._shape, delta / math.prod(self._shape), dtype=self._dtype)

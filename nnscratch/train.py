@@ -160,15 +160,16 @@ def fit(
         progress: a tqdm bar per epoch with the running loss and accuracy.
         initial_epoch: epochs already done (when resuming); training runs epochs
             ``initial_epoch + 1 .. epochs`` and numbers them so.
-        schedule: optional ``schedule(epoch_index) -> lr`` (0-based), applied to ``optimizer.lr``
-            at the start of each epoch.
+        schedule: optional ``schedule(progress) -> lr``, set as ``optimizer.lr`` before every
+            batch; ``progress`` is the number of epochs done so far as a float (0.0 at the start,
+            1.5 halfway through the second epoch), so a schedule can decay smoothly per step.
         on_epoch_end: optional ``callback(record)`` after each epoch (checkpointing, logging).
 
     Returns:
         one dict per epoch trained: ``epoch`` (1-based), ``loss`` and ``accuracy`` (over the epoch's
         batches, as the weights moved), ``val_loss`` and ``val_accuracy`` (None without
-        validation), ``lr`` (None if the optimizer has none) and ``seconds`` (training time of the
-        epoch, the validation pass excluded).
+        validation), ``lr`` (at the epoch's first batch; None if the optimizer has none) and
+        ``seconds`` (training time of the epoch, the validation pass excluded).
 
     Raises:
         NonFiniteLossError: the loss of a batch is NaN or infinite; raised before that batch's
@@ -193,17 +194,17 @@ def fit(
     num_batches = -(-n // batch_size)
     history = []
     for epoch in range(initial_epoch + 1, epochs + 1):
-        if schedule is not None:
-            optimizer.lr = float(schedule(epoch - 1))
-        record = {"epoch": epoch}
-        record.update(_train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs,
-                                   num_batches, progress))
-        record["val_loss"] = record["val_accuracy"] = None
+        lr = float(optimizer.lr) if hasattr(optimizer, "lr") else None
+        trained = _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs,
+                               num_batches, progress, schedule)
+        val = {"loss": None, "accuracy": None}
         if validation is not None:
-            result = evaluate(model, validation[0], validation[1], batch_size, loss=loss)
-            record["val_loss"], record["val_accuracy"] = result["loss"], result["accuracy"]
-        record["lr"] = float(optimizer.lr) if hasattr(optimizer, "lr") else None
-        record["seconds"] = record.pop("_seconds")
+            val = evaluate(model, validation[0], validation[1], batch_size, loss=loss)
+        record = {
+            "epoch": epoch, "loss": trained["loss"], "accuracy": trained["accuracy"],
+            "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+            "lr": trained.get("lr", lr), "seconds": trained["seconds"],
+        }  # fmt: skip
         if progress and tqdm is not None:
             tqdm.write(_epoch_line(record, epochs), file=sys.stderr)
         history.append(record)
@@ -220,8 +221,10 @@ def _epoch_line(record: dict, epochs: int) -> str:
 
 
 def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs, num_batches,
-                 progress) -> dict:
-    """One pass over a fresh permutation of the data; returns the epoch's loss, accuracy, time."""
+                 progress, schedule) -> dict:
+    """One pass over a fresh permutation of the data; returns the epoch's loss, accuracy, first lr
+    and time."""
+    result = {}
     order = rng.permutation(len(x))
     skip_input_delta = isinstance(model, Sequential)
     total_loss, correct, seen = 0.0, 0, 0
@@ -236,6 +239,10 @@ def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, e
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for batch, start in enumerate(range(0, len(x), batch_size), start=1):
                 index = order[start : start + batch_size]
+                if schedule is not None:
+                    optimizer.lr = float(schedule(epoch - 1 + (batch - 1) / num_batches))
+                    if batch == 1:
+                        result["lr"] = optimizer.lr
                 x_batch, y_batch = x[index], y[index]
                 scores = model.forward(x_batch)
                 value = _scalar("fit", loss.forward(scores, y_batch))
@@ -262,4 +269,5 @@ def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, e
     finally:
         if bar is not None:
             bar.close()
-    return {"loss": total_loss / seen, "accuracy": correct / seen, "_seconds": time.perf_counter() - started}
+    result.update(loss=total_loss / seen, accuracy=correct / seen, seconds=time.perf_counter() - started)
+    return result

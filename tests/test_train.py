@@ -144,14 +144,29 @@ def test_same_rng_same_training():
         np.testing.assert_array_equal(a, b)
 
 
-def test_schedule_initial_epoch_and_callback():
+def test_schedule_per_batch_initial_epoch_and_callback():
     x, y = blobs(50)
     model = nn.Linear(2, 3, rng=0)
-    seen = []
-    history = fit(model, ce_loss(), nn.SGD(model, lr=1.0), x, y, epochs=4, batch_size=10, rng=0, progress=False,
-                  initial_epoch=1, schedule=lambda e: 0.1 / (e + 1), on_epoch_end=seen.append)
+    optimizer = nn.SGD(model, lr=1.0)
+    seen, progress, rates = [], [], []
+
+    def schedule(t):
+        progress.append(t)
+        return 0.1 / (1 + t)
+
+    real_step = optimizer.step
+
+    def step():
+        rates.append(optimizer.lr)
+        real_step()
+
+    optimizer.step = step
+    history = fit(model, ce_loss(), optimizer, x, y, epochs=4, batch_size=10, rng=0, progress=False,
+                  initial_epoch=1, schedule=schedule, on_epoch_end=seen.append)
     assert [r["epoch"] for r in history] == [2, 3, 4]
-    assert [r["lr"] for r in history] == pytest.approx([0.1 / 2, 0.1 / 3, 0.1 / 4])
+    assert progress == pytest.approx([1 + i / 5 for i in range(15)])  # 5 batches per epoch, epochs 2-4
+    assert rates == pytest.approx([0.1 / (2 + i / 5) for i in range(15)])  # set before every step
+    assert [r["lr"] for r in history] == pytest.approx([0.1 / 2, 0.1 / 3, 0.1 / 4])  # each epoch's first
     assert seen == history
 
 

@@ -1,0 +1,86 @@
+"""The train-mnist presets: architectures, shapes, defaults, optimizers and schedules."""
+
+import math
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+from nnscratch.models import PRESETS, cnn_net, make_optimizer, make_schedule, mlp_net, softmax_net
+from nnscratch.train import fit
+
+
+def test_softmax_preset_is_the_classic_graph():
+    net = softmax_net(rng=0)
+    assert [type(layer).__name__ for layer in net] == ["Linear", "Softmax", "CrossEntropy", "Mean"]
+    assert net[0].weight.shape == (784, 10)
+    preset = PRESETS["softmax"]
+    assert (preset.optimizer, preset.lr, preset.batch_size, preset.one_hot, preset.epochs) == ("sgd", 0.5, 100, True, 2)
+    assert preset.schedule == "constant" and preset.momentum == 0
+
+
+@pytest.mark.parametrize("name, expected_parameters", [
+    ("softmax", 784 * 10 + 10),
+    ("mlp", 784 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10),
+    ("cnn", 16 * 25 + 16 + 32 * 16 * 25 + 32 + 1568 * 128 + 128 + 128 * 10 + 10),
+])
+def test_every_preset_maps_a_batch_to_ten_scores(name, expected_parameters):
+    preset = PRESETS[name]
+    net = preset.build(rng=0)
+    assert sum(p.size for p in net.parameters) == expected_parameters
+    assert all(p.dtype == np.float32 for p in net.parameters)
+    x = np.random.default_rng(0).random((3, *preset.input_shape), dtype=np.float32)
+    scores = net[:-2].forward(x)
+    assert scores.shape == (3, 10) and scores.dtype == np.float32
+    assert [type(layer).__name__ for layer in net[-1:]] == ["Mean"]
+    targets = np.eye(10, dtype=np.float32)[[1, 2, 3]] if preset.one_hot else np.array([1, 2, 3])
+    assert np.ndim(net.forward(x, targets)) == 0
+
+
+def test_presets_build_reproducibly_from_a_seed():
+    for build in (softmax_net, mlp_net, cnn_net):
+        a, b, c = build(rng=1), build(rng=1), build(rng=2)
+        assert all(np.array_equal(p, q) for p, q in zip(a.parameters, b.parameters))
+        assert not np.array_equal(a.parameters[0], c.parameters[0])
+    nn.seed(4)
+    first = mlp_net().parameters[0].copy()
+    nn.seed(4)
+    np.testing.assert_array_equal(mlp_net().parameters[0], first)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_a_few_steps_of_each_preset_lower_the_loss(name):
+    preset = PRESETS[name]
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 64)
+    templates = rng.random((10, *preset.input_shape), dtype=np.float32)
+    x = templates[y] + 0.1 * rng.random((64, *preset.input_shape), dtype=np.float32)
+    net = preset.build(rng=0)
+    optimizer = make_optimizer(preset.optimizer, net, preset.lr)
+    history = fit(net[:-2], net[-2:], optimizer, x, y, epochs=5, batch_size=16, rng=0, progress=False)
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]  # ten noisy templates
+
+
+def test_make_optimizer():
+    layer = nn.Linear(2, 2, rng=0)
+    sgd = make_optimizer("sgd", layer, 0.1, momentum=0.9, weight_decay=0.01)
+    assert isinstance(sgd, nn.SGD) and (sgd.lr, sgd.momentum, sgd.weight_decay) == (0.1, 0.9, 0.01)
+    adam = make_optimizer("adam", layer, 0.002, weight_decay=0.1)
+    assert isinstance(adam, nn.Adam) and (adam.lr, adam.weight_decay) == (0.002, 0.1)
+    with pytest.raises(ValueError, match="momentum applies to the sgd optimizer only"):
+        make_optimizer("adam", layer, 0.1, momentum=0.5)
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        make_optimizer("rmsprop", layer, 0.1)
+
+
+def test_cosine_schedule_values():
+    schedule = make_schedule("cosine", 0.2, 4)
+    assert schedule(0) == pytest.approx(0.2)
+    assert schedule(2) == pytest.approx(0.1)
+    assert schedule(1) == pytest.approx(0.1 * (1 + math.cos(math.pi / 4)))
+    assert schedule(4) == pytest.approx(0.0, abs=1e-15)
+    values = [schedule(t / 10) for t in range(40)]
+    assert all(a > b for a, b in zip(values, values[1:]))
+    assert make_schedule("constant", 0.2, 4) is None
+    with pytest.raises(ValueError, match="unknown schedule 'step'"):
+        make_schedule("step", 0.1, 3)

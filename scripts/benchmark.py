@@ -95,6 +95,30 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
+def cpu_snapshot() -> tuple:
+    """(CPU seconds used by the whole machine, by this process, wall clock) now.
+
+    Two snapshots tell how much of the CPUs *other* processes used in between: the noise that a
+    load average, a minute-long mean, only hints at. The machine's figure is None off Linux.
+    """
+    own = os.times()
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+        busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+    except (OSError, ValueError, IndexError):
+        busy = None
+    return busy, own.user + own.system, time.perf_counter()
+
+
+def others_cpu_share(before: tuple, after: tuple) -> float | None:
+    """Fraction of all CPUs' time that other processes used between two ``cpu_snapshot``s."""
+    if before[0] is None or after[0] is None or after[2] <= before[2]:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return min(max(others / ((after[2] - before[2]) * (os.cpu_count() or 1)), 0.0), 1.0)
+
+
 def load_torch():
     """(torch, None) when it imports, else (None, the reason)."""
     try:
@@ -199,6 +223,7 @@ def compare_network(network: str, torch=None, repeats=7, steps=50, warmup=5, bat
         torch_batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
         runners["pytorch"] = lambda x, y: torch_step(model, torch_optimizer, loss_fn, x, y)
     runs = {name: [] for name in runners}
+    before = cpu_snapshot()
     for repeat in range(repeats):
         order = list(runners) if repeat % 2 == 0 else list(reversed(runners))
         for name in order:
@@ -208,6 +233,7 @@ def compare_network(network: str, torch=None, repeats=7, steps=50, warmup=5, bat
         "target": TARGETS[network], "steps": steps, "repeats": repeats, "batch": batch,
         "nnscratch": {"median": statistics.median(runs["nnscratch"]), "runs": runs["nnscratch"]},
         "pytorch": None, "ratio": None, "pair_ratios": None, "meets_target": None,
+        "others_cpu_share": others_cpu_share(before, cpu_snapshot()),
     }
     if torch is not None:
         result["pytorch"] = {"median": statistics.median(runs["pytorch"]), "runs": runs["pytorch"]}
@@ -303,13 +329,13 @@ def render(results: dict) -> str:
     if results["torch_skipped"]:
         lines.append(f"skipping the PyTorch column: {results['torch_skipped']}")
     lines += ["", f"{'network':<8}{'nnscratch samples/s':>21}{'PyTorch samples/s':>19}"
-              f"{'ratio':>8}{'target':>9}  result"]
+              f"{'ratio':>8}{'target':>9}  result  CPU used by other processes"]
     for name, row in results["networks"].items():
         torch_speed = f"{row['pytorch']['median']:,.0f}" if row["pytorch"] else "skipped"
         ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
         verdict = "-" if row["meets_target"] is None else ("PASS" if row["meets_target"] else "MISS")
         lines.append(f"{name.upper():<8}{row['nnscratch']['median']:>21,.0f}{torch_speed:>19}{ratio:>8}"
-                     f"{'>= ' + format(row['target'], 'g'):>9}  {verdict}")
+                     f"{'>= ' + format(row['target'], 'g'):>9}  {verdict:<6}  {_share(row['others_cpu_share'])}")
     conv = results.get("conv2d")
     if conv:
         lines.append("")
@@ -325,6 +351,10 @@ def render(results: dict) -> str:
                      f"{trace}; growth {mem['growth_mb']:+.2f} MB ({mem['growth_per_step_bytes']:+,.0f} B/step)")
     lines.append(f"medians of {results['settings']['repeats']} alternating runs; ratio = nnscratch / PyTorch")
     return "\n".join(lines)
+
+
+def _share(value) -> str:
+    return "unknown" if value is None else f"{value:.0%}"
 
 
 def _load(values) -> str:

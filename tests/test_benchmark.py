@@ -10,6 +10,7 @@ import gc
 import importlib.util
 import json
 import math
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def test_json_without_torch_has_every_figure_and_says_why_torch_is_skipped(bench
         _check_speed(row["nnscratch"])
         assert row["pytorch"] is None and row["ratio"] is None and row["pair_ratios"] is None
         assert row["target"] == {"mlp": 1.5, "cnn": 0.75}[name] and row["batch"] == 4
+        assert row["others_cpu_share"] is None or 0 <= row["others_cpu_share"] <= 1
     for mem in figures["memory"].values():
         assert len(mem["rss_mb"]) == 3 and all(mb > 0 for mb in mem["rss_mb"])
     assert all(math.isfinite(v) for v in _numbers(figures))
@@ -241,6 +243,17 @@ def test_memory_measure_reports_a_flat_rss_trace(bench):
     # RSS moves in pages and with the allocator's moods: a loose bound, 8 MB over 60 small steps.
     assert abs(mem["growth_mb"]) < 8
     assert mem["growth_per_step_bytes"] == pytest.approx(mem["growth_mb"] * 2**20 / 60)
+
+
+def test_others_cpu_share_counts_only_what_this_process_did_not_use(bench):
+    # Machine-wide 3 CPU-seconds busy over 2 s of wall clock, 1 of them ours, on os.cpu_count() CPUs.
+    cpus = os.cpu_count() or 1
+    share = bench.others_cpu_share((10.0, 5.0, 100.0), (13.0, 6.0, 102.0))
+    assert share == pytest.approx(min(2.0 / (2.0 * cpus), 1.0))
+    assert bench.others_cpu_share((10.0, 5.0, 100.0), (10.5, 6.0, 102.0)) == 0.0  # never negative
+    assert bench.others_cpu_share((None, 5.0, 100.0), (None, 6.0, 102.0)) is None
+    busy, own, wall = bench.cpu_snapshot()
+    assert own > 0 and wall > 0 and (busy is None or busy > 0)
 
 
 def test_machine_probes(bench):

@@ -14,7 +14,8 @@ run preceded by untimed warm-up steps; the figures are medians over the runs. Al
 
     python scripts/benchmark.py [--repeats 9] [--json figures.json]    (pip install -e .[bench] for torch)
 
-Machines shared with other work give noisy timings: the load average is printed with the figures.
+Machines shared with other work give noisy timings: the load average, and the share of the CPUs
+that other processes took during each network's timed runs, are printed with the figures.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def blas_info() -> dict:
         paths = set()
     getters = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
                "openblas_get_num_threads64_", "openblas_get_num_threads", "MKL_Get_Max_Threads")
-    for path in sorted(p for p in paths if p.startswith("/")):
+    # numpy's own copy first: torch, when imported, may bring a BLAS of its own.
+    for path in sorted((p for p in paths if p.startswith("/")), key=lambda p: ("numpy" not in p, p)):
         try:
             library = ctypes.CDLL(path)
         except OSError:

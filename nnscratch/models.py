@@ -45,6 +45,7 @@ class Preset:
     epochs: int
     batch_size: int
     schedule: str
+    summary: str  # the architecture in one line, for --help
 
 
 def softmax_net(rng=None) -> Sequential:
@@ -93,9 +94,12 @@ def cnn_net(rng=None) -> Sequential:
 
 
 PRESETS = {
-    "softmax": Preset("softmax", softmax_net, (784,), True, "sgd", 0.5, 0.0, 0.0, 2, 100, "constant"),
-    "mlp": Preset("mlp", mlp_net, (784,), False, "adam", 1e-3, 0.0, 0.0, 8, 128, "cosine"),
-    "cnn": Preset("cnn", cnn_net, (1, 28, 28), False, "adam", 2e-3, 0.0, 0.0, 4, 64, "cosine"),
+    "softmax": Preset("softmax", softmax_net, (784,), True, "sgd", 0.5, 0.0, 0.0, 2, 100, "constant",
+                      "Linear(784, 10) -> Softmax -> CrossEntropy -> Mean, one-hot targets"),
+    "mlp": Preset("mlp", mlp_net, (784,), False, "adam", 3e-3, 0.0, 0.0, 6, 128, "cosine",
+                  "784 -> 512 -> 256 -> 10, ReLU, SoftmaxCrossEntropy"),
+    "cnn": Preset("cnn", cnn_net, (1, 28, 28), False, "adam", 2e-3, 0.0, 0.0, 5, 64, "cosine",
+                  "Conv5x5(16) -> pool -> Conv5x5(32) -> pool -> 128 -> 10, ReLU, SoftmaxCrossEntropy"),
 }
 
 

@@ -11,6 +11,7 @@ divergence), 2 bad options, 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import math
@@ -30,7 +31,20 @@ class UsageError(Exception):
     """A bad option: printed as one line, exit code 2."""
 
 
+def _epilog() -> str:
+    from ..models import PRESETS
+
+    lines = ["presets and their defaults:"]
+    for p in PRESETS.values():
+        lines.append(f"  {p.name:8s} {p.summary}")
+        lines.append(f"  {'':8s} {p.optimizer} lr {p.lr:g} ({p.schedule}), batch {p.batch_size}, {p.epochs} epochs")
+    lines.append("exit codes: 0 done, 1 failed (download, diverged), 2 bad options, 130 interrupted")
+    return "\n".join(lines)
+
+
 def add_arguments(parser) -> None:
+    parser.epilog = _epilog()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the epilog's lines
     add = parser.add_argument
     add("--model", choices=PRESET_NAMES, default=None, help=f"the preset network (default: {DEFAULT_MODEL})")
     add("--epochs", type=int, default=None, help="total epochs (default: the preset's; with --resume, "
@@ -41,7 +55,8 @@ def add_arguments(parser) -> None:
     add("--momentum", type=float, default=None, help="SGD momentum in [0, 1) (default: the preset's)")
     add("--weight-decay", type=float, default=None, help="L2 weight decay, >= 0 (default: the preset's)")
     add("--schedule", choices=("constant", "cosine"), default=None,
-        help="learning rate per epoch: constant, or cosine decay to ~0 (default: the preset's)")
+        help="learning rate: constant, or cosine decay per batch towards 0 at the last epoch "
+        "(default: the preset's)")
     add("--seed", type=int, default=None, help="seed for initialisation and shuffling (default: 0)")
     add("--data-dir", metavar="D", default=None,
         help="MNIST directory (default: $NNSCRATCH_DATA_DIR, else ./data/mnist)")
@@ -230,6 +245,8 @@ def _run(args) -> int:
         return 130
     except NonFiniteLossError as error:
         print(f"train-mnist: {error}", file=sys.stderr)
+        if "save" in outputs and last["epoch"] > start_epoch:
+            print(f"train-mnist: {outputs['save']} holds the state after epoch {last['epoch']}", file=sys.stderr)
         return 1
 
     test = evaluate(model, x_test, y_test, config["batch_size"], loss=loss)
@@ -309,6 +326,7 @@ def _plot(path: Path, history: list, model: str) -> None:
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [record["epoch"] for record in history]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -316,6 +334,7 @@ def _plot(path: Path, history: list, model: str) -> None:
         axes.plot(epochs, [r[key] for r in history], marker="o", label="train")
         axes.plot(epochs, [r[f"val_{key}"] for r in history], marker="o", label="test")
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title(f"{model}: {title}")
         axes.grid(alpha=0.3)
         axes.legend()

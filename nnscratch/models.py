@@ -4,12 +4,13 @@ Every preset network is one ``Sequential`` ending in its loss and ``Mean``, so `
 model (scores) and ``net[-2:]`` the loss, which is how ``fit`` takes them:
 
 - ``softmax``: Linear(784, 10) -> Softmax -> CrossEntropy -> Mean, one-hot targets, plain SGD
-  lr 0.5, batch 100: the classic computation-graph recipe (about 92% in 2 epochs).
-- ``mlp``: 784 -> 512 -> 256 -> 10 with ReLU, SoftmaxCrossEntropy, Adam with a cosine learning
-  rate (about 98.4% in 8 epochs).
-- ``cnn``: two 5x5 convolutions with max pooling, then two Linear layers (about 99.3%).
+  lr 0.5, batch 100, 2 epochs: the classic computation-graph recipe (91.8% test accuracy).
+- ``mlp``: 784 -> 512 -> 256 -> 10 with ReLU, SoftmaxCrossEntropy; Adam lr 3e-3 decayed by a
+  per-batch cosine, batch 128, 6 epochs (98.6%; 97.3-97.5% after a 1-epoch run).
+- ``cnn``: two 5x5 convolutions (16, 32 channels) each with ReLU and 2x2 max pooling, then
+  Linear 1568 -> 128 -> 10; Adam lr 2e-3 with the cosine, batch 64, 5 epochs (99.3%).
 
-The figures in these docstrings are measured on MNIST's test set; see the README for the runs.
+The accuracies are on MNIST's test set, from runs with the default seed 0; see the README.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .layers.base import get_rng
 from .layers import CrossEntropy, Flatten, Linear, Mean, ReLU, Softmax, SoftmaxCrossEntropy
+from .layers.base import get_rng
 from .optim import SGD, Adam
 from .sequential import Sequential
 

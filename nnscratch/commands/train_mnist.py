@@ -157,11 +157,37 @@ def _load_resume(path):
 
 
 # -- the run -----------------------------------------------------------------------------------
-def _run(args) -> int:
+def _start(config: dict, checkpoint, resume_path):
+    """The network, optimizer, epochs done, history so far and shuffling generator of the run."""
     import numpy as np
 
     import nnscratch
-    from ..models import PRESETS, make_optimizer, make_schedule
+    from ..models import PRESETS, make_optimizer
+
+    init_seed, shuffle_seed = np.random.SeedSequence(config["seed"]).spawn(2)
+    shuffle_rng = np.random.default_rng(shuffle_seed)
+    if checkpoint is None:
+        nnscratch.seed(config["seed"])
+        net = PRESETS[config["model"]].build(rng=np.random.default_rng(init_seed))
+        optimizer = make_optimizer(config["optimizer"], net, config["lr"], config["momentum"], config["weight_decay"])
+        return net, optimizer, 0, [], shuffle_rng
+    saved = checkpoint.metadata["train_mnist"]
+    try:
+        # the generator continues exactly where it stopped: the next epochs get the same shuffles
+        shuffle_rng.bit_generator.state = saved["shuffle_state"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise UsageError(f"--resume {resume_path}: the shuffling state is missing or invalid ({error})") from None
+    if checkpoint.optimizer is None:
+        raise UsageError(f"--resume {resume_path}: the checkpoint holds no optimizer state")
+    history = saved.get("history")
+    if not isinstance(history, list):
+        raise UsageError(f"--resume {resume_path}: the checkpoint's history is missing")
+    return checkpoint.model, checkpoint.optimizer, checkpoint.epoch or 0, list(history), shuffle_rng
+
+
+def _run(args) -> int:
+    from ..models import PRESETS, make_schedule
+    from ..train import NonFiniteLossError, evaluate, fit
 
     checkpoint = _load_resume(args.resume) if args.resume else None
     config = _resolve_config(args, checkpoint)
@@ -173,40 +199,25 @@ def _run(args) -> int:
     }
     if "plot" in outputs and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib, which is not installed: pip install 'nnscratch[plot]'")
+    net, optimizer, start_epoch, history, shuffle_rng = _start(config, checkpoint, args.resume)
     say = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
 
     data = _load_data(args, config, PRESETS[config["model"]])
     if data is None:
         return 1
     x_train, y_train, x_test, y_test = data
-    preset = PRESETS[config["model"]]
-    init_seed, shuffle_seed = np.random.SeedSequence(config["seed"]).spawn(2)
-    shuffle_rng = np.random.default_rng(shuffle_seed)
-    if checkpoint is None:
-        nnscratch.seed(config["seed"])
-        net = preset.build(rng=np.random.default_rng(init_seed))
-        optimizer = make_optimizer(config["optimizer"], net, config["lr"], config["momentum"], config["weight_decay"])
-        start_epoch, history = 0, []
-    else:
-        net, optimizer, start_epoch = checkpoint.model, checkpoint.optimizer, checkpoint.epoch or 0
-        saved = checkpoint.metadata["train_mnist"]
-        history = list(saved.get("history", []))
-        try:
-            shuffle_rng.bit_generator.state = saved["shuffle_state"]
-        except (KeyError, TypeError, ValueError) as error:
-            raise UsageError(f"--resume {args.resume}: the shuffling state is missing or invalid ({error})") from None
-        if optimizer is None:
-            raise UsageError(f"--resume {args.resume}: the checkpoint holds no optimizer state")
     model, loss = net[:-2], net[-2:]
     parameter_count = sum(int(p.size) for p in net.parameters)
+    plan = (f"epochs {start_epoch + 1}-{config['epochs']}" if start_epoch < config["epochs"]
+            else f"nothing to train (epoch {start_epoch} of {config['epochs']} done)")  # fmt: skip
     say(
-        f"train-mnist: {config['model']} ({parameter_count:,} parameters), epochs {start_epoch + 1}-{config['epochs']} "
-        f"of {len(x_train):,} samples, batch {config['batch_size']}, {config['optimizer']} lr {config['lr']:g} "
-        f"({config['schedule']}), seed {config['seed']}"
+        f"train-mnist: {config['model']} ({parameter_count:,} parameters), {plan}, {len(x_train):,} samples, "
+        f"batch {config['batch_size']}, {config['optimizer']} lr {config['lr']:g} ({config['schedule']}), "
+        f"seed {config['seed']}"
     )
 
     def state(epoch: int) -> dict:
-        """Everything --save writes, as copies: the last complete state for Ctrl-C."""
+        """Everything --save writes, as copies: the last complete state, kept for Ctrl-C."""
         return {
             "parameters": [p.copy() for p in net.parameters],
             "optimizer": optimizer.state_dict(),
@@ -221,10 +232,8 @@ def _run(args) -> int:
         nonlocal last
         history.append(record)
         last = state(record["epoch"])
-        if "save" in outputs:
+        if "save" in outputs:  # every epoch, so that even a killed run leaves its last epoch
             _save(net, optimizer, last, outputs["save"])
-
-    from ..train import NonFiniteLossError, evaluate, fit
 
     try:
         fit(model, loss, optimizer, x_train, y_train, config["epochs"], config["batch_size"],
@@ -232,16 +241,17 @@ def _run(args) -> int:
             schedule=make_schedule(config["schedule"], config["lr"], config["epochs"]),
             on_epoch_end=on_epoch_end)  # fmt: skip
     except KeyboardInterrupt:
-        if "save" in outputs:
-            for p, saved in zip(net.parameters, last["parameters"]):
-                p[...] = saved
-            optimizer.load_state_dict(last["optimizer"])
-            _save(net, optimizer, last, outputs["save"])
-            print(f"train-mnist: interrupted; saved the state after epoch {last['epoch']} to {outputs['save']} "
-                  f"(continue with --resume {outputs['save']})", file=sys.stderr)  # fmt: skip
-        else:
+        if "save" not in outputs:
             print(f"train-mnist: interrupted after {last['epoch']} complete epochs (nothing saved: no --save)",
                   file=sys.stderr)
+            return 130
+        # the batches since the last epoch are undone: the file holds a state a resume continues exactly
+        for p, saved in zip(net.parameters, last["parameters"]):
+            p[...] = saved
+        optimizer.load_state_dict(last["optimizer"])
+        _save(net, optimizer, last, outputs["save"])
+        print(f"train-mnist: interrupted; saved the state after epoch {last['epoch']} to {outputs['save']} "
+              f"(continue with --resume {outputs['save']})", file=sys.stderr)  # fmt: skip
         return 130
     except NonFiniteLossError as error:
         print(f"train-mnist: {error}", file=sys.stderr)
@@ -250,7 +260,7 @@ def _run(args) -> int:
         return 1
 
     test = evaluate(model, x_test, y_test, config["batch_size"], loss=loss)
-    if "save" in outputs:
+    if "save" in outputs and last["epoch"] == start_epoch:  # no epoch ran, so none saved yet
         _save(net, optimizer, last, outputs["save"])
     train_seconds = sum(record["seconds"] for record in history)
     metrics = {

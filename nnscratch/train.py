@@ -251,7 +251,7 @@ def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, e
                     raise NonFiniteLossError(
                         f"training diverged: the loss is {value} at epoch {epoch}, batch "
                         f"{batch}/{num_batches}; the learning rate{lr} is probably too high, "
-                        "try a lower one (--lr)"
+                        "try a lower one"
                     )
                 correct += _correct("fit", scores, labels[index])
                 if skip_input_delta:  # nobody uses dL/dx of the data: skip computing it

@@ -198,7 +198,8 @@ def test_non_finite_loss_stops_with_a_clear_message(synthetic_mnist, tmp_path, c
     captured = capsys.readouterr()
     assert code == 1
     assert re.search(r"train-mnist: training diverged: the loss is (nan|inf) at epoch 1, batch \d+/5; "
-                     r"the learning rate \(lr=1e\+30\) is probably too high, try a lower one", captured.err)
+                     r"the learning rate \(lr=1e\+30\) is probably too high, try a lower one, e\.g\. --lr 1e\+29\n",
+                     captured.err)
     assert "Traceback" not in captured.err and captured.out == ""
     assert not path.exists()  # no epoch completed: nothing to save
 

@@ -254,7 +254,7 @@ def _run(args) -> int:
               f"(continue with --resume {outputs['save']})", file=sys.stderr)  # fmt: skip
         return 130
     except NonFiniteLossError as error:
-        print(f"train-mnist: {error}", file=sys.stderr)
+        print(f"train-mnist: {error}, e.g. --lr {config['lr'] / 10:g}", file=sys.stderr)
         if "save" in outputs and last["epoch"] > start_epoch:
             print(f"train-mnist: {outputs['save']} holds the state after epoch {last['epoch']}", file=sys.stderr)
         return 1

@@ -34,7 +34,7 @@ import numpy as np
 # outer sizes are tiny (F x C*kh*kw) and whose inner size is huge (G ~ 10^5); split the inner axis
 # into blocks of whole images, about this much work each (around where OpenBLAS stops threading),
 # as one stacked matmul, then sum: measured 4-6x faster at the MNIST network's sizes.
-_BLOCK_WORK = 2**18
+_BLOCK_WORK = 2**19
 
 
 class Im2Col:

@@ -418,3 +418,36 @@ def test_matches_pytorch_at_mnist_sizes_in_float32():
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(layer.parameters_deltas[0], tw.grad.numpy(), rtol=1e-3, atol=1e-2)
     np.testing.assert_allclose(layer.parameters_deltas[1], tb.grad.numpy(), rtol=1e-3, atol=1e-2)
+
+
+# -- recycled result buffers --------------------------------------------------------------------------
+def test_recycled_empty_never_hands_out_an_array_still_held():
+    from nnscratch.layers.base import recycled_empty
+
+    store = {}
+    first = recycled_empty(store, "y", (3, 4), np.float32)
+    address = first.ctypes.data
+    view = first.T[1:]  # a view keeps the memory alive, and held
+    del first
+    second = recycled_empty(store, "y", (3, 4), np.float32)
+    assert not np.shares_memory(second, view)
+    del view
+    third = recycled_empty(store, "y", (3, 4), np.float32)  # the first one is free again
+    assert third.ctypes.data == address and not np.shares_memory(third, second)
+    assert recycled_empty(store, "y", (4, 3), np.float32).shape == (4, 3)  # new shape: new array
+    assert recycled_empty(store, "y", (3, 4), np.float64).dtype == np.float64
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_recycles_its_output_and_input_gradient_once_dropped(stride):
+    layer = make_layer(2, 3, 3, stride, 1, True, dtype=np.float32)
+    x = np.random.default_rng(0).standard_normal((4, 2, 8, 8)).astype(np.float32)
+    y = layer.forward(x)
+    delta = np.ones(y.shape, np.float32)
+    y_address, dx_address = y.ctypes.data, layer.backward(delta).ctypes.data
+    del y
+    again = layer.forward(x)
+    assert again.ctypes.data == y_address  # same memory: no fresh pages to fault in
+    assert layer.backward(delta).ctypes.data == dx_address
+    kept = layer.forward(2 * x)  # `again` is still held: it must keep its values
+    np.testing.assert_allclose(kept - again, np.asarray(again) - layer.bias[:, None, None], rtol=1e-5, atol=1e-5)

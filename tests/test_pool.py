@@ -208,3 +208,20 @@ def test_matches_pytorch(config):
     ty.backward(torch.tensor(delta))
     np.testing.assert_array_equal(y, ty.detach().numpy())
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_results_held_by_the_caller_are_never_overwritten_and_dropped_ones_are_recycled():
+    layer = MaxPool2D(2)
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal((2, 3, 2, 6, 6))
+    y1 = layer.forward(x1)
+    dx1 = layer.backward(np.ones(y1.shape))
+    y1_copy, dx1_copy = y1.copy(), dx1.copy()
+    y2 = layer.forward(x2)
+    dx2 = layer.backward(np.full(y2.shape, 2.0))
+    np.testing.assert_array_equal(y1, y1_copy)
+    np.testing.assert_array_equal(dx1, dx1_copy)
+    np.testing.assert_array_equal(y2, naive_maxpool2d_forward(x2, 2))
+    address = y2.ctypes.data
+    del y2, dx2
+    assert layer.forward(x2).ctypes.data == address  # dropped: same memory again

@@ -6,18 +6,19 @@ import math
 
 import numpy as np
 
-from .base import Layer, as_dtype, check_positive_int, get_rng, pair
+from .base import Layer, as_dtype, check_positive_int, get_rng, pair, recycled_empty
 from .im2col import Im2Col
 
 
-def _empty_like_layout(x: np.ndarray, shape: tuple, dtype) -> np.ndarray:
+def _empty_like_layout(x: np.ndarray, shape: tuple, dtype, store: dict, key: str) -> np.ndarray:
     """An empty array of ``shape`` whose axes are laid out in memory in the same order as x's.
 
     Conv2D hands out channel-major (C, N, H, W) memory behind (N, C, H, W) views; keeping that order
     through pooling lets the next Conv2D read, and the previous one take its delta, without copies.
+    The memory is recycled from ``store`` (see ``recycled_empty``).
     """
     order = sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis]))
-    memory = np.empty([shape[axis] for axis in order], dtype)
+    memory = recycled_empty(store, key, [shape[axis] for axis in order], dtype)
     return memory.transpose(np.argsort(order))
 
 
@@ -129,7 +130,8 @@ class Conv2D(Layer):
         dtype = self.weight.dtype
         x = x.astype(dtype, copy=False)
         plan = self._plan_for(x.shape, dtype)
-        y_grid = self._weight_matrix(dtype) @ plan.im2col(x)
+        plan.im2col(x)
+        y_grid = plan.product(self._weight_matrix(dtype))
         self._plan = plan
         return plan.output(y_grid)
 
@@ -184,6 +186,7 @@ class MaxPool2D(Layer):
         self.stride = self.kernel_size if stride is None else pair("MaxPool2D", "stride", stride)
         self._x = None
         self._argmax = None
+        self._buffers: dict = {}  # results and scratch, recycled (see recycled_empty)
 
     def config(self) -> dict:
         def compact(value):
@@ -218,19 +221,21 @@ class MaxPool2D(Layer):
         shape = self.output_shape(x.shape)
         offsets = self.kernel_size[0] * self.kernel_size[1]
         windows = self._windows(x, shape[2:])
-        y = _empty_like_layout(x, shape, x.dtype)
+        buffers = self._buffers
+        y = _empty_like_layout(x, shape, x.dtype, buffers, "y")
         np.copyto(y, next(windows))
-        argmax = _empty_like_layout(x, shape, np.uint8 if offsets <= 256 else np.int32)
+        index_dtype = np.uint8 if offsets <= 256 else np.int32
+        argmax = _empty_like_layout(x, shape, index_dtype, buffers, "argmax")
         argmax.fill(0)
-        greater = _empty_like_layout(x, shape, bool)
+        greater = _empty_like_layout(x, shape, bool, buffers, "greater")
+        step = _empty_like_layout(x, shape, index_dtype, buffers, "step")
         for k, window in enumerate(windows, start=1):
             # Strictly greater: on ties the earlier offset keeps the win.
             np.greater(window, y, out=greater)
             np.maximum(y, window, out=y)
             # The winner only ever moves to a later offset, so max(argmax, k * greater) records it
             # with two cheap integer passes (np.putmask is several times slower on these views).
-            step = greater.astype(argmax.dtype)
-            step *= k
+            np.multiply(greater, k, out=step, dtype=index_dtype)
             np.maximum(argmax, step, out=argmax)
         self._x, self._argmax = x, argmax
         return y
@@ -244,10 +249,10 @@ class MaxPool2D(Layer):
         overlapping = sh < kh or sw < kw
         tiled = (sh, sw) == (kh, kw) and x.shape[2:] == (oh * kh, ow * kw)
         # Exact tiling: every input is written exactly once below, so skip zero-filling.
-        dx = _empty_like_layout(x, x.shape, x.dtype)
+        dx = _empty_like_layout(x, x.shape, x.dtype, self._buffers, "dx")
         if not tiled:
             dx.fill(0)
-        won = _empty_like_layout(x, argmax.shape, bool)
+        won = _empty_like_layout(x, argmax.shape, bool, self._buffers, "won")
         for k, window in enumerate(self._windows(dx, (oh, ow))):
             np.equal(argmax, k, out=won)
             if overlapping:  # an input can win several windows: add up what each sends it

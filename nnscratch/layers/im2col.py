@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import recycled_empty
+
 # Multiply-adds per block of the weight-gradient product. OpenBLAS is slow for a product whose
 # outer sizes are tiny (F x C*kh*kw) and whose inner size is huge (G ~ 10^5); split the inner axis
 # into blocks of whole images, about this much work each (around where OpenBLAS stops threading),
@@ -69,6 +71,7 @@ class Im2Col:
         # Flat layout: delta on the padded grid, zero at the positions that are not outputs.
         self._delta_grid = np.zeros((out_channels, n, *self.grid_hw), self.dtype) if self.flat else None
         self._dcols = np.empty((self.rows, self.columns), self.dtype)
+        self._results: dict = {}  # outputs and input gradients, recycled once their callers drop them
         per_image = self.grid_hw[0] * self.grid_hw[1]
         self._blocks = self._block_count(n, out_channels * self.cols.shape[0] * per_image)
 
@@ -115,6 +118,11 @@ class Im2Col:
                 for j in range(kw):
                     rows[:, i, j] = padded[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
         return self.cols
+
+    def product(self, weight_2d: np.ndarray) -> np.ndarray:
+        """weight_2d @ cols, (F, G), the forward product, into an array of its own."""
+        y_grid = recycled_empty(self._results, "y", (weight_2d.shape[0], self.columns), self.dtype)
+        return np.matmul(weight_2d, self.cols, out=y_grid)
 
     def output(self, y_grid: np.ndarray) -> np.ndarray:
         """The (N, F, oh, ow) output: a view of the product's valid positions, no copy."""
@@ -164,7 +172,7 @@ class Im2Col:
             span = self.grid_hw[0] * wp
             rows = dcols.reshape(c, kh * kw, n, span)
             # Offset (0, 0) initialises the first span positions of each image: no full zero pass.
-            grad = np.empty((c, n, hp * wp), dcols.dtype)
+            grad = recycled_empty(self._results, "dx", (c, n, hp * wp), dcols.dtype)
             grad[:, :, :span] = rows[:, 0]
             grad[:, :, span:] = 0
             for i in range(kh):
@@ -177,7 +185,8 @@ class Im2Col:
         else:
             oh, ow = self.out_hw
             rows = dcols.reshape(c, kh, kw, n, oh, ow)
-            grad = np.zeros((c, n, hp, wp), dcols.dtype)
+            grad = recycled_empty(self._results, "dx", (c, n, hp, wp), dcols.dtype)
+            grad.fill(0)
             for i in range(kh):
                 for j in range(kw):
                     grad[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] += rows[:, i, j]

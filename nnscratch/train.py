@@ -143,6 +143,7 @@ def fit(
     *,
     initial_epoch: int = 0,
     schedule=None,
+    augment=None,
     on_epoch_end=None,
 ) -> list[dict]:
     """Train ``model`` on (x, y) with mini-batch gradient descent; return the per-epoch history.
@@ -163,6 +164,8 @@ def fit(
         schedule: optional ``schedule(progress) -> lr``, set as ``optimizer.lr`` before every
             batch; ``progress`` is the number of epochs done so far as a float (0.0 at the start,
             1.5 halfway through the second epoch), so a schedule can decay smoothly per step.
+        augment: optional ``augment(x_batch, rng) -> x_batch``, applied to every training batch
+            (never to validation), drawing its randomness from ``rng``, e.g. ``models.random_shift``.
         on_epoch_end: optional ``callback(record)`` after each epoch (checkpointing, logging).
 
     Returns:
@@ -196,7 +199,7 @@ def fit(
     for epoch in range(initial_epoch + 1, epochs + 1):
         lr = float(optimizer.lr) if hasattr(optimizer, "lr") else None
         trained = _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs,
-                               num_batches, progress, schedule)
+                               num_batches, progress, schedule, augment)
         val = {"loss": None, "accuracy": None}
         if validation is not None:
             val = evaluate(model, validation[0], validation[1], batch_size, loss=loss)
@@ -221,7 +224,7 @@ def _epoch_line(record: dict, epochs: int) -> str:
 
 
 def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs, num_batches,
-                 progress, schedule) -> dict:
+                 progress, schedule, augment) -> dict:
     """One pass over a fresh permutation of the data; returns the epoch's loss, accuracy, first lr
     and time."""
     result = {}
@@ -244,6 +247,8 @@ def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, e
                     if batch == 1:
                         result["lr"] = optimizer.lr
                 x_batch, y_batch = x[index], y[index]
+                if augment is not None:
+                    x_batch = augment(x_batch, rng)
                 scores = model.forward(x_batch)
                 value = _scalar("fit", loss.forward(scores, y_batch))
                 if not np.isfinite(value):

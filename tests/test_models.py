@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.models import PRESETS, cnn_net, make_optimizer, make_schedule, mlp_net, softmax_net
+from nnscratch.models import (
+    PRESETS,
+    cnn_net,
+    make_augment,
+    make_optimizer,
+    make_schedule,
+    mlp_net,
+    random_shift,
+    softmax_net,
+)
 from nnscratch.train import fit
 
 
@@ -84,3 +93,39 @@ def test_cosine_schedule_values():
     assert make_schedule("constant", 0.2, 4) is None
     with pytest.raises(ValueError, match="unknown schedule 'step'"):
         make_schedule("step", 0.1, 3)
+
+
+def naive_shift(image, dy, dx):
+    """out[i, j] = image[i - dy, j - dx], zero outside: the definition, one pixel at a time."""
+    out = np.zeros_like(image)
+    height, width = image.shape
+    for i in range(height):
+        for j in range(width):
+            if 0 <= i - dy < height and 0 <= j - dx < width:
+                out[i, j] = image[i - dy, j - dx]
+    return out
+
+
+def test_random_shift_against_the_definition():
+    x = np.random.default_rng(0).random((40, 2, 6, 7), dtype=np.float32)
+    shifted = random_shift(x, np.random.default_rng(1), max_shift=2)
+    assert shifted.shape == x.shape and shifted.dtype == np.float32
+    offsets = set()
+    for n in range(len(x)):
+        # find the one (dy, dx) that explains this sample, the same for both channels
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if all(np.array_equal(shifted[n, c], naive_shift(x[n, c], dy, dx)) for c in range(2))]
+        assert len(matches) == 1
+        offsets.add(matches[0])
+    assert len(offsets) > 10  # each sample its own offset
+    np.testing.assert_array_equal(random_shift(x, np.random.default_rng(1), 0), x)
+
+
+def test_make_augment_keeps_the_input_layout():
+    assert make_augment(0) is None
+    augment = make_augment(1)
+    flat = np.random.default_rng(0).random((5, 784), dtype=np.float32)
+    out = augment(flat, np.random.default_rng(2))
+    expected = random_shift(flat.reshape(5, 1, 28, 28), np.random.default_rng(2), 1).reshape(5, 784)
+    assert out.shape == (5, 784)
+    np.testing.assert_array_equal(out, expected)

@@ -170,6 +170,23 @@ def test_schedule_per_batch_initial_epoch_and_callback():
     assert seen == history
 
 
+def test_augment_applies_to_training_batches_only():
+    x, y = blobs(30)
+    calls = []
+
+    def augment(x_batch, rng):
+        calls.append(len(x_batch))
+        assert isinstance(rng, np.random.Generator)
+        return x_batch * 0  # erase the input: the model can only learn the bias
+
+    model = nn.Linear(2, 3, rng=0)
+    history = fit(model, ce_loss(), nn.SGD(model, lr=0.1), x, y, epochs=2, batch_size=8, rng=0, progress=False,
+                  validation=(x, y), augment=augment)
+    assert calls == [8, 8, 8, 6] * 2
+    assert np.count_nonzero(model.weight - nn.Linear(2, 3, rng=0).weight) == 0  # no gradient reached W
+    assert history[-1]["val_accuracy"] is not None
+
+
 def test_progress_bar_and_epoch_lines(capsys):
     x, y = blobs(40)
     model = nn.Linear(2, 3, rng=0)

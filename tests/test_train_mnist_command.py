@@ -46,7 +46,8 @@ def test_mlp_end_to_end_metrics_and_checkpoint(synthetic_mnist, tmp_path, capsys
     assert set(metrics) == METRIC_KEYS
     lr = PRESETS["mlp"].lr
     assert metrics["config"] == {"model": "mlp", "epochs": 3, "batch_size": 50, "lr": lr, "optimizer": "adam",
-                                 "momentum": 0.0, "weight_decay": 0.0, "schedule": "cosine", "seed": 0, "limit": None}
+                                 "momentum": 0.0, "weight_decay": 0.0, "schedule": "cosine", "shift": 0, "seed": 0,
+                                 "limit": None}
     assert [r["epoch"] for r in metrics["history"]] == [1, 2, 3]
     assert all(set(r) == HISTORY_KEYS for r in metrics["history"])
     # cosine: each epoch starts at lr (1 + cos(pi e / 3)) / 2
@@ -75,12 +76,19 @@ def test_softmax_preset_and_the_nnscratch_dispatch(synthetic_mnist, capsys):
     assert accuracy >= 90
 
 
-def test_cnn_preset_runs_on_a_limit(synthetic_mnist, tmp_path, capsys):
+def test_cnn_preset_runs_on_a_limit(synthetic_mnist, tmp_path, monkeypatch, capsys):
+    from nnscratch import models
+
+    shifted = []
+    real_shift = models.random_shift
+    monkeypatch.setattr(models, "random_shift", lambda x, rng, s: shifted.append((len(x), s)) or real_shift(x, rng, s))
     metrics_path = tmp_path / "m.json"
     code = train_mnist_main(options(synthetic_mnist, "--epochs", "1", "--limit", "128", "--metrics", str(metrics_path)))
     assert code == 0
     metrics = json.loads(metrics_path.read_text())
     assert metrics["config"]["model"] == "cnn" and metrics["config"]["limit"] == 128
+    assert metrics["config"]["shift"] == PRESETS["cnn"].shift > 0
+    assert shifted == [(64, PRESETS["cnn"].shift)] * 2  # every training batch, and no test batch
     assert metrics["samples_per_second"] == pytest.approx(128 / metrics["train_seconds"])
 
 
@@ -233,6 +241,7 @@ def test_divergence_after_a_saved_epoch_keeps_that_checkpoint(synthetic_mnist, t
         (["--momentum", "0.9"], "--momentum applies to --optimizer sgd only"),
         (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
         (["--limit", "0"], "--limit must be >= 1, got 0"),
+        (["--shift", "-1"], "--shift must be between 0 and 8 pixels, got -1"),
         (["--save", "{tmp}/no/such/dir/m.npz"], "--save .*m.npz: the directory .*dir does not exist"),
         (["--save", "{tmp}"], "--save .*: is a directory, expected a file path"),
         (["--metrics", "{tmp}/missing/m.json"], "--metrics .*does not exist"),

@@ -24,7 +24,8 @@ HELP = "train a softmax, MLP or CNN classifier on MNIST (downloads it if needed)
 PRESET_NAMES = ("softmax", "mlp", "cnn")
 DEFAULT_MODEL = "cnn"
 # the options a resumed run takes from its checkpoint (they must not contradict it)
-RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "seed", "limit")
+RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "shift", "seed",
+               "limit")
 
 
 class UsageError(Exception):
@@ -37,7 +38,9 @@ def _epilog() -> str:
     lines = ["presets and their defaults:"]
     for p in PRESETS.values():
         lines.append(f"  {p.name:8s} {p.summary}")
-        lines.append(f"  {'':8s} {p.optimizer} lr {p.lr:g} ({p.schedule}), batch {p.batch_size}, {p.epochs} epochs")
+        shift = f", shifts up to {p.shift} px" if p.shift else ""
+        lines.append(f"  {'':8s} {p.optimizer} lr {p.lr:g} ({p.schedule}), batch {p.batch_size}, "
+                     f"{p.epochs} epochs{shift}")
     lines.append("exit codes: 0 done, 1 failed (download, diverged), 2 bad options, 130 interrupted")
     return "\n".join(lines)
 
@@ -57,6 +60,8 @@ def add_arguments(parser) -> None:
     add("--schedule", choices=("constant", "cosine"), default=None,
         help="learning rate: constant, or cosine decay per batch towards 0 at the last epoch "
         "(default: the preset's)")
+    add("--shift", type=int, default=None, metavar="PX",
+        help="augment: translate each training image by up to PX pixels, 0 = off (default: the preset's)")
     add("--seed", type=int, default=None, help="seed for initialisation and shuffling (default: 0)")
     add("--data-dir", metavar="D", default=None,
         help="MNIST directory (default: $NNSCRATCH_DATA_DIR, else ./data/mnist)")
@@ -115,6 +120,8 @@ def _check_numbers(config: dict) -> None:
         raise UsageError(f"--momentum applies to --optimizer sgd only, got --optimizer {config['optimizer']}")
     if not (math.isfinite(config["weight_decay"]) and config["weight_decay"] >= 0):
         raise UsageError(f"--weight-decay must be a finite number >= 0, got {config['weight_decay']:g}")
+    if not 0 <= config["shift"] <= 8:
+        raise UsageError(f"--shift must be between 0 and 8 pixels, got {config['shift']}")
     if config["limit"] is not None and config["limit"] < 1:
         raise UsageError(f"--limit must be >= 1, got {config['limit']}")
 
@@ -129,7 +136,7 @@ def _resolve_config(args, checkpoint) -> dict:
         config = {
             "model": preset.name, "epochs": preset.epochs, "batch_size": preset.batch_size, "lr": preset.lr,
             "optimizer": preset.optimizer, "momentum": preset.momentum, "weight_decay": preset.weight_decay,
-            "schedule": preset.schedule, "seed": 0, "limit": None,
+            "schedule": preset.schedule, "shift": preset.shift, "seed": 0, "limit": None,
         }  # fmt: skip
         config.update({name: value for name, value in given.items() if value is not None})
         return config
@@ -186,7 +193,7 @@ def _start(config: dict, checkpoint, resume_path):
 
 
 def _run(args) -> int:
-    from ..models import PRESETS, make_schedule
+    from ..models import PRESETS, make_augment, make_schedule
     from ..train import NonFiniteLossError, evaluate, fit
 
     checkpoint = _load_resume(args.resume) if args.resume else None
@@ -213,6 +220,7 @@ def _run(args) -> int:
     say(
         f"train-mnist: {config['model']} ({parameter_count:,} parameters), {plan}, {len(x_train):,} samples, "
         f"batch {config['batch_size']}, {config['optimizer']} lr {config['lr']:g} ({config['schedule']}), "
+        f"shifts up to {config['shift']} px, "
         f"seed {config['seed']}"
     )
 
@@ -239,6 +247,7 @@ def _run(args) -> int:
         fit(model, loss, optimizer, x_train, y_train, config["epochs"], config["batch_size"],
             validation=(x_test, y_test), rng=shuffle_rng, progress=not args.quiet, initial_epoch=start_epoch,
             schedule=make_schedule(config["schedule"], config["lr"], config["epochs"]),
+            augment=make_augment(config["shift"]),
             on_epoch_end=on_epoch_end)  # fmt: skip
     except KeyboardInterrupt:
         if "save" not in outputs:

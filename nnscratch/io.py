@@ -112,6 +112,8 @@ def save(model, path, optimizer=None, epoch=None, metadata=None) -> Path:
     Raises:
         TypeError: a layer is not a built-in nnscratch layer, or metadata is not JSON.
     """
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"save: metadata must be a dict, got {type(metadata).__name__}")
     classes = _layer_classes()
     path = Path(path)
     parameters = list(model.parameters)
@@ -131,7 +133,7 @@ def save(model, path, optimizer=None, epoch=None, metadata=None) -> Path:
     try:
         arrays["header"] = np.array(json.dumps(header, allow_nan=False))
     except (TypeError, ValueError) as error:
-        raise TypeError(f"save: metadata must be JSON-serialisable, got {metadata!r} ({error})") from None
+        raise TypeError(f"save: metadata must be JSON-serialisable, got {metadata!r:.200} ({error})") from None
 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:

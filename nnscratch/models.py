@@ -112,8 +112,8 @@ PRESETS = {
     ),
     "cnn": Preset(
         name="cnn", build=cnn_net, input_shape=(1, 28, 28), one_hot=False,
-        optimizer="adam", lr=2e-3, momentum=0.0, weight_decay=0.0, epochs=6, batch_size=64,
-        schedule="cosine", shift=2,
+        optimizer="adam", lr=2e-3, momentum=0.0, weight_decay=0.0, epochs=5, batch_size=64,
+        schedule="cosine", shift=1,
         summary="Conv5x5(16) -> pool -> Conv5x5(32) -> pool -> 128 -> 10, ReLU, SoftmaxCrossEntropy",
     ),
 }  # fmt: skip

@@ -151,6 +151,8 @@ def test_save_refuses_foreign_optimizer_and_bad_metadata(tmp_path):
         save(net, tmp_path / "m.npz", optimizer=nn.Adam(small_net()))
     with pytest.raises(TypeError, match="metadata must be JSON-serialisable"):
         save(net, tmp_path / "m.npz", metadata={"x": np.zeros(2)})
+    with pytest.raises(TypeError, match="metadata must be a dict, got list"):
+        save(net, tmp_path / "m.npz", metadata=[1])
     with pytest.raises(TypeError, match="SGD and Adam optimizers only"):
         save(net, tmp_path / "m.npz", optimizer=object())
 

@@ -7,17 +7,21 @@ import math
 import numpy as np
 
 from .base import Layer, as_dtype, check_positive_int, get_rng, pair, recycled_empty
-from .im2col import Im2Col
+from .im2col import Im2Col, window_slices
 
 
-def _empty_like_layout(x: np.ndarray, shape: tuple, dtype, store: dict, key: str) -> np.ndarray:
-    """An empty array of ``shape`` whose axes are laid out in memory in the same order as x's.
+def _memory_order(x: np.ndarray) -> tuple:
+    """x's axes from the slowest-varying in memory to the fastest, e.g. (1, 0, 2, 3) for (C, N, H, W)."""
+    return tuple(sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis])))
+
+
+def _empty_in_order(shape: tuple, order: tuple, dtype, store: dict, key: str) -> np.ndarray:
+    """An empty array of ``shape`` whose axes are laid out in memory in ``order``.
 
     Conv2D hands out channel-major (C, N, H, W) memory behind (N, C, H, W) views; keeping that order
     through pooling lets the next Conv2D read, and the previous one take its delta, without copies.
     The memory is recycled from ``store`` (see ``recycled_empty``).
     """
-    order = sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis]))
     memory = recycled_empty(store, key, [shape[axis] for axis in order], dtype)
     return memory.transpose(np.argsort(order))
 
@@ -184,7 +188,7 @@ class MaxPool2D(Layer):
         super().__init__()
         self.kernel_size = pair("MaxPool2D", "kernel_size", kernel_size)
         self.stride = self.kernel_size if stride is None else pair("MaxPool2D", "stride", stride)
-        self._x = None
+        self._input = None  # (shape, dtype, memory order) of the last input; not the input itself
         self._argmax = None
         self._buffers: dict = {}  # results and scratch, recycled (see recycled_empty)
 
@@ -209,10 +213,10 @@ class MaxPool2D(Layer):
 
     def _windows(self, x: np.ndarray, out_hw: tuple):
         """For each kernel offset (i, j), row-major: the (N, C, oh, ow) view of the inputs it sees."""
-        (kh, kw), (sh, sw), (oh, ow) = self.kernel_size, self.stride, out_hw
+        kh, kw = self.kernel_size
         for i in range(kh):
             for j in range(kw):
-                yield x[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+                yield x[(..., *window_slices(i, j, self.stride, out_hw))]
 
     def forward(self, x, *args):
         self._check_ndim(x, 4, "N, C, H, W")
@@ -221,14 +225,14 @@ class MaxPool2D(Layer):
         shape = self.output_shape(x.shape)
         offsets = self.kernel_size[0] * self.kernel_size[1]
         windows = self._windows(x, shape[2:])
-        buffers = self._buffers
-        y = _empty_like_layout(x, shape, x.dtype, buffers, "y")
+        buffers, order = self._buffers, _memory_order(x)
+        y = _empty_in_order(shape, order, x.dtype, buffers, "y")
         np.copyto(y, next(windows))
         index_dtype = np.uint8 if offsets <= 256 else np.int32
-        argmax = _empty_like_layout(x, shape, index_dtype, buffers, "argmax")
+        argmax = _empty_in_order(shape, order, index_dtype, buffers, "argmax")
         argmax.fill(0)
-        greater = _empty_like_layout(x, shape, bool, buffers, "greater")
-        step = _empty_like_layout(x, shape, index_dtype, buffers, "step")
+        greater = _empty_in_order(shape, order, bool, buffers, "greater")
+        step = _empty_in_order(shape, order, index_dtype, buffers, "step")
         for k, window in enumerate(windows, start=1):
             # Strictly greater: on ties the earlier offset keeps the win.
             np.greater(window, y, out=greater)
@@ -237,22 +241,22 @@ class MaxPool2D(Layer):
             # with two cheap integer passes (np.putmask is several times slower on these views).
             np.multiply(greater, k, out=step, dtype=index_dtype)
             np.maximum(argmax, step, out=argmax)
-        self._x, self._argmax = x, argmax
+        self._input, self._argmax = (x.shape, x.dtype, order), argmax
         return y
 
     def backward(self, delta):
         self._check_forward_called(self._argmax)
-        x, argmax = self._x, self._argmax
-        delta = self._check_delta(delta, argmax.shape).astype(x.dtype, copy=False)
+        (x_shape, dtype, order), argmax = self._input, self._argmax
+        delta = self._check_delta(delta, argmax.shape).astype(dtype, copy=False)
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         oh, ow = argmax.shape[2:]
         overlapping = sh < kh or sw < kw
-        tiled = (sh, sw) == (kh, kw) and x.shape[2:] == (oh * kh, ow * kw)
+        tiled = (sh, sw) == (kh, kw) and x_shape[2:] == (oh * kh, ow * kw)
         # Exact tiling: every input is written exactly once below, so skip zero-filling.
-        dx = _empty_like_layout(x, x.shape, x.dtype, self._buffers, "dx")
+        dx = _empty_in_order(x_shape, order, dtype, self._buffers, "dx")
         if not tiled:
             dx.fill(0)
-        won = _empty_like_layout(x, argmax.shape, bool, self._buffers, "won")
+        won = _empty_in_order(argmax.shape, order, bool, self._buffers, "won")
         for k, window in enumerate(self._windows(dx, (oh, ow))):
             np.equal(argmax, k, out=won)
             if overlapping:  # an input can win several windows: add up what each sends it

@@ -39,6 +39,12 @@ from .base import recycled_empty
 _BLOCK_WORK = 2**19
 
 
+def window_slices(i: int, j: int, stride: tuple, out_hw: tuple) -> tuple:
+    """Rows and columns that kernel offset (i, j) visits across all oh x ow windows, as slices."""
+    (sh, sw), (oh, ow) = stride, out_hw
+    return slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw)
+
+
 class Im2Col:
     """Buffers and index arithmetic of one convolution for one input shape and dtype.
 
@@ -62,7 +68,7 @@ class Im2Col:
         self.grid_hw = (self.out_hw[0], wp) if self.flat else self.out_hw
         self.columns = n * self.grid_hw[0] * self.grid_hw[1]
         self.rows = c * kh * kw
-        # Zeros: in the flat layout the last kw - 1 positions of some images are never written.
+        # Zeros: in the flat layout a few non-output columns are never written (see im2col).
         self.cols = np.zeros((self.rows + bool(ones_row), self.columns), self.dtype)
         if ones_row:
             self.cols[self.rows] = 1
@@ -83,9 +89,6 @@ class Im2Col:
             images -= 1
         return max(n // images, 1)
 
-    def matches(self, x_shape, dtype) -> bool:
-        return self.x_shape == tuple(x_shape) and self.dtype == dtype
-
     # -- forward ----------------------------------------------------------------------------------
     def _channels_first(self, x: np.ndarray) -> np.ndarray:
         """x as (C, N, Hp, Wp): written once into the padded buffer, or a view when unpadded."""
@@ -99,7 +102,7 @@ class Im2Col:
     def im2col(self, x: np.ndarray) -> np.ndarray:
         """Fill and return the column matrix for x: one copy per kernel offset."""
         padded = self._channels_first(x)
-        (kh, kw), (sh, sw) = self.kernel, self.stride
+        kh, kw = self.kernel
         c = padded.shape[0]
         if self.flat:
             n, (hp, wp), span = padded.shape[1], self.padded_hw, self.grid_hw[0] * self.grid_hw[1]
@@ -108,15 +111,15 @@ class Im2Col:
             for i in range(kh):
                 for j in range(kw):
                     shift = i * wp + j
-                    # The last kw - 1 - j positions of the last row would read the next image.
+                    # Bottom kernel row: the last j positions of each image would read into the
+                    # next one. They are not outputs (x >= Wp - j >= ow) and keep their zeros.
                     length = min(span, hp * wp - shift)
                     rows[:, i * kw + j, :, :length] = source[:, :, shift : shift + length]
         else:
-            oh, ow = self.out_hw
-            rows = self.cols[: self.rows].reshape(c, kh, kw, -1, oh, ow)
+            rows = self.cols[: self.rows].reshape(c, kh, kw, -1, *self.out_hw)
             for i in range(kh):
                 for j in range(kw):
-                    rows[:, i, j] = padded[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+                    rows[:, i, j] = padded[(..., *window_slices(i, j, self.stride, self.out_hw))]
         return self.cols
 
     def product(self, weight_2d: np.ndarray) -> np.ndarray:
@@ -126,12 +129,9 @@ class Im2Col:
 
     def output(self, y_grid: np.ndarray) -> np.ndarray:
         """The (N, F, oh, ow) output: a view of the product's valid positions, no copy."""
-        f = y_grid.shape[0]
-        n = self.x_shape[0]
-        oh, ow = self.out_hw
-        y = y_grid.reshape(f, n, *self.grid_hw)
+        y = y_grid.reshape(y_grid.shape[0], self.x_shape[0], *self.grid_hw)
         if self.flat:
-            y = y[:, :, :, :ow]
+            y = y[:, :, :, : self.out_hw[1]]
         return y.transpose(1, 0, 2, 3)
 
     # -- backward ---------------------------------------------------------------------------------
@@ -140,8 +140,7 @@ class Im2Col:
         channels_first = delta.transpose(1, 0, 2, 3)
         if not self.flat:
             return np.ascontiguousarray(channels_first).reshape(channels_first.shape[0], -1)
-        oh, ow = self.out_hw
-        self._delta_grid[:, :, :, :ow] = channels_first
+        self._delta_grid[:, :, :, : self.out_hw[1]] = channels_first
         return self._delta_grid.reshape(self._delta_grid.shape[0], -1)
 
     def weight_gradient(self, delta_grid: np.ndarray) -> np.ndarray:
@@ -163,10 +162,11 @@ class Im2Col:
     def col2im(self, dcols: np.ndarray) -> np.ndarray:
         """Scatter-add the columns' gradient back onto the input: one add per kernel offset.
 
-        Returns a new (N, C, H, W) array (a view of a fresh channel-major buffer).
+        Returns an (N, C, H, W) view of channel-major memory of its own (recycled only once the
+        caller has dropped it).
         """
         n, c, h, w = self.x_shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        (kh, kw), (ph, pw) = self.kernel, self.padding
         hp, wp = self.padded_hw
         if self.flat:
             span = self.grid_hw[0] * wp
@@ -183,11 +183,10 @@ class Im2Col:
                         grad[:, :, shift : shift + length] += rows[:, i * kw + j, :, :length]
             grad = grad.reshape(c, n, hp, wp)
         else:
-            oh, ow = self.out_hw
-            rows = dcols.reshape(c, kh, kw, n, oh, ow)
+            rows = dcols.reshape(c, kh, kw, n, *self.out_hw)
             grad = recycled_empty(self._results, "dx", (c, n, hp, wp), dcols.dtype)
             grad.fill(0)
             for i in range(kh):
                 for j in range(kw):
-                    grad[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] += rows[:, i, j]
+                    grad[(..., *window_slices(i, j, self.stride, self.out_hw))] += rows[:, i, j]
         return grad[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)

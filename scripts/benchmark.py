@@ -239,17 +239,23 @@ def compare_network(network: str, torch=None, repeats=7, steps=50, warmup=5, bat
             runs[name].append(samples_per_second(runners[name], data, steps, warmup, settle))
     result = {
         "target": TARGETS[network], "steps": steps, "repeats": repeats, "batch": batch,
-        "nnscratch": {"median": statistics.median(runs["nnscratch"]), "runs": runs["nnscratch"]},
-        "pytorch": None, "ratio": None, "pair_ratios": None, "meets_target": None,
+        "nnscratch": _summary(runs["nnscratch"]),
+        "pytorch": None, "ratio": None, "pair_ratios": None, "best_ratio": None, "meets_target": None,
         "others_cpu_share": others_cpu_share(before, cpu_snapshot()),
     }
     if torch is not None:
-        result["pytorch"] = {"median": statistics.median(runs["pytorch"]), "runs": runs["pytorch"]}
+        result["pytorch"] = _summary(runs["pytorch"])
+        # The fastest run is the one least disturbed by anything else on the machine.
+        result["best_ratio"] = result["nnscratch"]["best"] / result["pytorch"]["best"]
         result["ratio"] = result["nnscratch"]["median"] / result["pytorch"]["median"]
         # Each repeat's two runs are next to each other in time: their ratio sees the same load.
         result["pair_ratios"] = [a / b for a, b in zip(runs["nnscratch"], runs["pytorch"])]
         result["meets_target"] = result["ratio"] >= TARGETS[network]
     return result
+
+
+def _summary(runs: list) -> dict:
+    return {"median": statistics.median(runs), "best": max(runs), "runs": runs}
 
 
 def load_naive():
@@ -337,13 +343,15 @@ def render(results: dict) -> str:
     if results["torch_skipped"]:
         lines.append(f"skipping the PyTorch column: {results['torch_skipped']}")
     lines += ["", f"{'network':<8}{'nnscratch samples/s':>21}{'PyTorch samples/s':>19}"
-              f"{'ratio':>8}{'target':>9}  result  CPU used by other processes"]
+              f"{'ratio':>8}{'target':>9}  result  {'best runs ratio':>15}  CPU used by others"]
     for name, row in results["networks"].items():
         torch_speed = f"{row['pytorch']['median']:,.0f}" if row["pytorch"] else "skipped"
         ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
+        best = f"{row['best_ratio']:.2f}" if row["best_ratio"] is not None else "-"
         verdict = "-" if row["meets_target"] is None else ("PASS" if row["meets_target"] else "MISS")
         lines.append(f"{name.upper():<8}{row['nnscratch']['median']:>21,.0f}{torch_speed:>19}{ratio:>8}"
-                     f"{'>= ' + format(row['target'], 'g'):>9}  {verdict:<6}  {_share(row['others_cpu_share'])}")
+                     f"{'>= ' + format(row['target'], 'g'):>9}  {verdict:<6}  {best:>15}  "
+                     f"{_share(row['others_cpu_share'])}")
     conv = results.get("conv2d")
     if conv:
         lines.append("")
@@ -357,7 +365,8 @@ def render(results: dict) -> str:
         trace = " ".join(f"{mb:.1f}" for mb in mem["rss_mb"])
         lines.append(f"{name.upper()} training RSS after each epoch of {mem['steps_per_epoch']} steps (MB): "
                      f"{trace}; growth {mem['growth_mb']:+.2f} MB ({mem['growth_per_step_bytes']:+,.0f} B/step)")
-    lines.append(f"medians of {results['settings']['repeats']} alternating runs; ratio = nnscratch / PyTorch")
+    lines.append(f"samples/s: medians of {results['settings']['repeats']} alternating runs; ratio = nnscratch / "
+                 "PyTorch (the target is on it); best runs ratio = fastest run / fastest run")
     return "\n".join(lines)
 
 

@@ -48,6 +48,7 @@ def _numbers(tree):
 
 def _check_speed(row):
     assert row["median"] > 0 and math.isfinite(row["median"])
+    assert row["best"] == max(row["runs"]) >= row["median"]
     assert len(row["runs"]) == 2 and all(r > 0 and math.isfinite(r) for r in row["runs"])
 
 
@@ -63,6 +64,7 @@ def test_json_without_torch_has_every_figure_and_says_why_torch_is_skipped(bench
     for name, row in figures["networks"].items():
         _check_speed(row["nnscratch"])
         assert row["pytorch"] is None and row["ratio"] is None and row["pair_ratios"] is None
+        assert row["best_ratio"] is None
         assert row["target"] == {"mlp": 1.5, "cnn": 0.75}[name] and row["batch"] == 4
         assert row["others_cpu_share"] is None or 0 <= row["others_cpu_share"] <= 1
     for mem in figures["memory"].values():
@@ -89,6 +91,7 @@ def test_json_with_torch_has_the_pytorch_column_and_ratios(bench, tmp_path, caps
         assert row["ratio"] == pytest.approx(row["nnscratch"]["median"] / row["pytorch"]["median"])
         assert row["pair_ratios"] == pytest.approx([a / b for a, b in zip(row["nnscratch"]["runs"], row["pytorch"]["runs"])])
         assert isinstance(row["meets_target"], bool)
+        assert row["best_ratio"] == pytest.approx(row["nnscratch"]["best"] / row["pytorch"]["best"])
     assert "MLP" in out and "CNN" in out and "ratio" in out
 
 

@@ -8,8 +8,8 @@ Networks (batch 128, float32, SoftmaxCrossEntropy + Mean, SGD lr 0.01 momentum 0
 
 PyTorch runs the same architecture from the same initial weights (nn.CrossEntropyLoss,
 torch.optim.SGD) with as many threads as numpy's BLAS uses. The two alternate, run by run, each
-run preceded by a short sleep (OpenBLAS's idle threads spin for ~0.1 s and would slow the next
-run) and untimed warm-up steps; the figures are medians over the runs. Also: Conv2D forward
+run preceded by at least 0.2 s of untimed warm-up steps (OpenBLAS's idle threads spin for
+~0.1 s and would slow the next run's timed steps); the figures are medians over the runs. Also: Conv2D forward
 + backward (batch 64, 28x28, 1->8 3x3 pad 1) against the naive loop twin in tests/naive.py
 (target >= 100x), and the resident memory of nnscratch training across epochs.
 
@@ -203,16 +203,19 @@ def torch_step(model, optimizer, loss_fn, x, labels):
 
 
 # -- measuring ---------------------------------------------------------------------------------
-def samples_per_second(step, batches, steps: int, warmup: int, settle: float = 0.0) -> float:
-    """Sleep ``settle`` seconds, run ``warmup`` untimed steps, then ``steps`` timed ones cycling
-    through ``batches``; return samples per second.
+def samples_per_second(step, batches, steps: int, warmup: int, warmup_seconds: float = 0.0) -> float:
+    """Run untimed warm-up steps (at least ``warmup`` of them and ``warmup_seconds`` of them), then
+    ``steps`` timed ones cycling through ``batches``; return samples per second.
 
-    The sleep is for fairness: after its last call OpenBLAS keeps a worker thread spinning on a
-    core for ~0.1 s (measured here), which would slow down whichever framework runs next.
+    The warm-up time is for fairness: after its last call OpenBLAS keeps a worker thread spinning
+    on a core for ~0.1 s (measured here), which must not slow down the timed steps of whichever
+    framework runs next. (Sleeping instead made later runs erratic: after an idle pause the
+    BLAS threads sometimes share one core.)
     """
-    time.sleep(settle)
-    for i in range(warmup):
+    start, i = time.perf_counter(), 0
+    while i < warmup or time.perf_counter() - start < warmup_seconds:
         step(*batches[i % len(batches)])
+        i += 1
     start = time.perf_counter()
     for i in range(steps):
         step(*batches[i % len(batches)])
@@ -221,7 +224,7 @@ def samples_per_second(step, batches, steps: int, warmup: int, settle: float = 0
 
 
 def compare_network(network: str, torch=None, repeats=7, steps=50, warmup=5, batch=128,
-                    full_backward=False, settle=0.25) -> dict:
+                    full_backward=False, warmup_seconds=0.2) -> dict:
     """Alternating runs of nnscratch and PyTorch (who goes first swaps each repeat); medians."""
     net, optimizer = build_nnscratch(network)
     batches = make_batches(4, batch)
@@ -236,7 +239,7 @@ def compare_network(network: str, torch=None, repeats=7, steps=50, warmup=5, bat
         order = list(runners) if repeat % 2 == 0 else list(reversed(runners))
         for name in order:
             data = torch_batches if name == "pytorch" else batches
-            runs[name].append(samples_per_second(runners[name], data, steps, warmup, settle))
+            runs[name].append(samples_per_second(runners[name], data, steps, warmup, warmup_seconds))
     result = {
         "target": TARGETS[network], "steps": steps, "repeats": repeats, "batch": batch,
         "nnscratch": _summary(runs["nnscratch"]),
@@ -418,7 +421,8 @@ def run(args) -> dict:
     for network, steps in (("mlp", args.mlp_steps), ("cnn", args.cnn_steps)):
         if network in args.only:
             results["networks"][network] = compare_network(
-                network, torch, args.repeats, steps, args.warmup, args.batch, args.full_backward, args.settle)
+                network, torch, args.repeats, steps, args.warmup, args.batch, args.full_backward,
+                args.warmup_seconds)
     if "conv" in args.only:
         results["conv2d"] = compare_conv(args.conv_repeats, args.naive_repeats)
     if "memory" in args.only:
@@ -435,9 +439,9 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=9, help="timed runs per framework and network (median)")
     parser.add_argument("--mlp-steps", type=int, default=100, help="timed training steps per MLP run")
     parser.add_argument("--cnn-steps", type=int, default=20, help="timed training steps per CNN run")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before every run")
-    parser.add_argument("--settle", type=float, default=0.25,
-                        help="seconds of sleep before each run, so the other library's spinning threads stop")
+    parser.add_argument("--warmup", type=int, default=5, help="minimum untimed steps before every run")
+    parser.add_argument("--warmup-seconds", type=float, default=0.2,
+                        help="minimum untimed warm-up per run; covers the other library's still-spinning threads")
     parser.add_argument("--batch", type=int, default=128, help="batch size of the networks (the issue: 128)")
     parser.add_argument("--conv-repeats", type=int, default=20, help="timed calls of the fast Conv2D")
     parser.add_argument("--naive-repeats", type=int, default=1, help="timed calls of the naive Conv2D")
@@ -454,8 +458,8 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')}: expected a positive int, got {getattr(args, name)}")
     if args.warmup < 0:
         parser.error(f"--warmup: expected a non-negative int, got {args.warmup}")
-    if not 0 <= args.settle <= 60:
-        parser.error(f"--settle: expected seconds between 0 and 60, got {args.settle}")
+    if not 0 <= args.warmup_seconds <= 60:
+        parser.error(f"--warmup-seconds: expected seconds between 0 and 60, got {args.warmup_seconds}")
     args.only = [part.strip() for part in args.only.split(",") if part.strip()]
     unknown = sorted(set(args.only) - {"mlp", "cnn", "conv", "memory"})
     if unknown or not args.only:

@@ -30,7 +30,7 @@ def bench():
     return module
 
 
-TINY = ["--repeats", "2", "--mlp-steps", "2", "--cnn-steps", "1", "--warmup", "1", "--batch", "4", "--settle", "0",
+TINY = ["--repeats", "2", "--mlp-steps", "2", "--cnn-steps", "1", "--warmup", "1", "--batch", "4", "--warmup-seconds", "0",
         "--memory-epochs", "2", "--only", "mlp,cnn,memory"]
 
 
@@ -281,7 +281,7 @@ def test_write_json_is_atomic_on_failure(bench, tmp_path):
     [
         (["--repeats", "0"], "--repeats: expected a positive int, got 0"),
         (["--warmup", "-1"], "--warmup: expected a non-negative int, got -1"),
-        (["--settle", "-0.5"], "--settle: expected seconds between 0 and 60, got -0.5"),
+        (["--warmup-seconds", "-0.5"], "--warmup-seconds: expected seconds between 0 and 60, got -0.5"),
         (["--only", "mlp,gpu"], "--only: expected names among mlp, cnn, conv, memory, got gpu"),
     ],
 )

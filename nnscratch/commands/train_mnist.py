@@ -296,11 +296,11 @@ def _run(args) -> int:
 
 def _load_data(args, config, preset):
     """MNIST scaled to float32 once, shaped for the preset; None (after a message) when it fails."""
-    from ..data import MNISTDownloadError, load_mnist, one_hot, scale_images
+    from ..data import IDXFormatError, MNISTCacheError, MNISTDownloadError, load_mnist, one_hot, scale_images
 
     try:
         x_train, y_train, x_test, y_test = load_mnist(args.data_dir, mirrors=args.mirrors, progress=not args.quiet)
-    except MNISTDownloadError as error:
+    except (MNISTDownloadError, MNISTCacheError, IDXFormatError) as error:  # the data, not the options
         print(error, file=sys.stderr)
         return None
     except (ValueError, TypeError) as error:  # a malformed --mirror or environment variable

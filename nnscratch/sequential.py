@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .layers.base import output_shape_by_running
+
 
 def _layer_name(layer) -> str:
     return getattr(layer, "name", None) or type(layer).__name__
@@ -179,6 +181,4 @@ def _backward_without_input_delta(layer, delta):
 def _output_shape(layer, shape: tuple) -> tuple:
     if hasattr(layer, "output_shape"):
         return tuple(layer.output_shape(shape))
-    # A plain protocol class: run it on zeros of the parameters' dtype.
-    dtype = layer.parameters[0].dtype if layer.parameters else np.float32
-    return np.shape(layer.forward(np.zeros(shape, dtype=dtype)))
+    return output_shape_by_running(layer, shape)  # a plain protocol class

@@ -111,3 +111,10 @@ def test_repr_and_summary():
     assert "(N, 5)" in lines[3] and lines[3].rstrip().endswith("65")
     assert "(N,)" in lines[6] and "()" in lines[7]
     assert lines[-1] == f"Total parameters: {12 * 5 + 5 + 5 * 2 + 2:,}"
+
+
+def test_summary_runs_a_plain_class_to_find_its_output_shape():
+    net = nn.Sequential(nn.Linear(3, 4, dtype=np.float64), Scale(2.0))
+    lines = net.summary((3,)).splitlines()
+    assert "(N, 4)" in lines[3] and lines[3].rstrip().endswith("1")
+    assert net.output_shape((5, 3)) == (5, 4)

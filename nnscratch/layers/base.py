@@ -59,8 +59,7 @@ class Layer:
         The default runs forward on zeros; layers override it when that is wasteful or when
         forward needs more than ``x``.
         """
-        dtype = self.parameters[0].dtype if self.parameters else np.float32
-        return np.shape(self.forward(np.zeros(input_shape, dtype=dtype)))
+        return output_shape_by_running(self, input_shape)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -87,6 +86,12 @@ class Layer:
     def _check_forward_called(self, cached) -> None:
         if cached is None:
             raise RuntimeError(f"{self.name}.backward called before forward")
+
+
+def output_shape_by_running(layer, input_shape: tuple) -> tuple:
+    """The output shape of any protocol layer, found by running forward on zeros of its dtype."""
+    dtype = layer.parameters[0].dtype if layer.parameters else np.float32
+    return np.shape(layer.forward(np.zeros(input_shape, dtype=dtype)))
 
 
 def check_positive_int(layer: str, name: str, value, allow_zero: bool = False) -> int:

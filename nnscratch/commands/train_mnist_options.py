@@ -1,0 +1,163 @@
+"""``train-mnist``'s command line: its options, their checks, and the run configuration they give.
+
+Every option is checked here, before any work starts: a bad value raises ``UsageError``, which the
+command prints as one line with exit code 2. The configuration comes from the chosen preset, or
+from the checkpoint given to ``--resume``, overridden by the options given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import tempfile
+from pathlib import Path
+
+PRESET_NAMES = ("softmax", "mlp", "cnn")
+DEFAULT_MODEL = "cnn"
+# the options a resumed run takes from its checkpoint (they must not contradict it)
+RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "shift", "seed",
+               "limit")
+
+
+class UsageError(Exception):
+    """A bad option: printed as one line, exit code 2."""
+
+
+def _epilog() -> str:
+    from ..models import PRESETS
+
+    lines = ["presets and their defaults:"]
+    for p in PRESETS.values():
+        lines.append(f"  {p.name:8s} {p.summary}")
+        shift = f", shifts up to {p.shift} px" if p.shift else ""
+        lines.append(f"  {'':8s} {p.optimizer} lr {p.lr:g} ({p.schedule}), batch {p.batch_size}, "
+                     f"{p.epochs} epochs{shift}")
+    lines.append("exit codes: 0 done, 1 failed (download, diverged), 2 bad options, 130 interrupted")
+    return "\n".join(lines)
+
+
+def add_arguments(parser) -> None:
+    parser.epilog = _epilog()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the epilog's lines
+    add = parser.add_argument
+    add("--model", choices=PRESET_NAMES, default=None, help=f"the preset network (default: {DEFAULT_MODEL})")
+    add("--epochs", type=int, default=None, help="total epochs (default: the preset's; with --resume, "
+        "the checkpoint's plan, or a new total)")
+    add("--batch-size", type=int, default=None, metavar="N", help="mini-batch size (default: the preset's)")
+    add("--lr", type=float, default=None, help="learning rate, > 0 (default: the preset's)")
+    add("--optimizer", choices=("sgd", "adam"), default=None, help="optimizer (default: the preset's)")
+    add("--momentum", type=float, default=None, help="SGD momentum in [0, 1) (default: the preset's)")
+    add("--weight-decay", type=float, default=None, help="L2 weight decay, >= 0 (default: the preset's)")
+    add("--schedule", choices=("constant", "cosine"), default=None,
+        help="learning rate: constant, or cosine decay per batch towards 0 at the last epoch "
+        "(default: the preset's)")
+    add("--shift", type=int, default=None, metavar="PX",
+        help="augment: translate each training image by up to PX pixels, 0 = off (default: the preset's)")
+    add("--seed", type=int, default=None, help="seed for initialisation and shuffling (default: 0)")
+    add("--data-dir", metavar="D", default=None,
+        help="MNIST directory (default: $NNSCRATCH_DATA_DIR, else ./data/mnist)")
+    add("--mirror", metavar="URL", action="append", dest="mirrors", default=None,
+        help="MNIST mirror base URL, repeatable, tried in order (as in download-mnist)")
+    add("--limit", type=int, default=None, metavar="N", help="train on the first N samples only (a quick try)")
+    add("--save", metavar="PATH", default=None,
+        help="checkpoint (.npz) written after every epoch, and on Ctrl-C (the last complete epoch)")
+    add("--resume", metavar="PATH", default=None, help="continue a run from a checkpoint written by --save")
+    add("--metrics", metavar="PATH", default=None,
+        help="write a JSON file: config, per-epoch history, test_accuracy, test_loss, train_seconds, "
+        "samples_per_second")
+    add("--plot", metavar="PATH", default=None, help="write a PNG of the loss and accuracy curves "
+        "(needs matplotlib: pip install 'nnscratch[plot]')")
+    add("--quiet", action="store_true", help="no progress output, only the final line")
+
+
+# -- checking the options ----------------------------------------------------------------------
+def resolve_options(args):
+    """Check every option; return ``(config, checkpoint or None, outputs)``.
+
+    ``outputs`` maps "save", "metrics" and "plot" (those given) to paths already shown writable.
+    """
+    checkpoint = _load_resume(args.resume) if args.resume else None
+    config = _resolve_config(args, checkpoint)
+    _check_numbers(config)
+    outputs = {
+        name: _check_output_path(f"--{name}", getattr(args, name))
+        for name in ("save", "metrics", "plot")
+        if getattr(args, name) is not None
+    }
+    if "plot" in outputs and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib, which is not installed: pip install 'nnscratch[plot]'")
+    return config, checkpoint, outputs
+
+
+def _check_output_path(option: str, path) -> Path:
+    """The path's directory must exist and take a new file: checked by writing one, before any work."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory, expected a file path")
+    directory = path.parent
+    if not directory.is_dir():
+        raise UsageError(f"{option} {path}: the directory {directory} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".train-mnist-check-"):
+            pass
+    except OSError as error:
+        raise UsageError(f"{option} {path}: cannot write in {directory} ({error.strerror or error})") from None
+    return path
+
+
+def _check_numbers(config: dict) -> None:
+    if config["epochs"] < 0:
+        raise UsageError(f"--epochs must be >= 0, got {config['epochs']}")
+    if config["batch_size"] < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {config['batch_size']}")
+    if not (math.isfinite(config["lr"]) and config["lr"] > 0):
+        raise UsageError(f"--lr must be a finite number > 0, got {config['lr']:g}")
+    if not (0 <= config["momentum"] < 1):
+        raise UsageError(f"--momentum must be in [0, 1), got {config['momentum']:g}")
+    if config["momentum"] and config["optimizer"] != "sgd":
+        raise UsageError(f"--momentum applies to --optimizer sgd only, got --optimizer {config['optimizer']}")
+    if not (math.isfinite(config["weight_decay"]) and config["weight_decay"] >= 0):
+        raise UsageError(f"--weight-decay must be a finite number >= 0, got {config['weight_decay']:g}")
+    if not 0 <= config["shift"] <= 8:
+        raise UsageError(f"--shift must be between 0 and 8 pixels, got {config['shift']}")
+    if config["limit"] is not None and config["limit"] < 1:
+        raise UsageError(f"--limit must be >= 1, got {config['limit']}")
+
+
+def _resolve_config(args, checkpoint) -> dict:
+    """The run's configuration: the preset's defaults, or the checkpoint's, overridden by the options."""
+    from ..models import PRESETS
+
+    given = {name: getattr(args, name) for name in (*RUN_OPTIONS, "epochs")}
+    if checkpoint is None:
+        preset = PRESETS[given["model"] or DEFAULT_MODEL]
+        config = {
+            "model": preset.name, "epochs": preset.epochs, "batch_size": preset.batch_size, "lr": preset.lr,
+            "optimizer": preset.optimizer, "momentum": preset.momentum, "weight_decay": preset.weight_decay,
+            "schedule": preset.schedule, "shift": preset.shift, "seed": 0, "limit": None,
+        }  # fmt: skip
+        config.update({name: value for name, value in given.items() if value is not None})
+        return config
+    saved = checkpoint.metadata.get("train_mnist", {}).get("config")
+    if not isinstance(saved, dict) or set(saved) != {*RUN_OPTIONS, "epochs"} or saved["model"] not in PRESETS:
+        raise UsageError(f"--resume {args.resume}: this checkpoint was not written by train-mnist --save")
+    for name in RUN_OPTIONS:
+        if given[name] is not None and given[name] != saved[name]:
+            raise UsageError(
+                f"--{name.replace('_', '-')} {given[name]} contradicts the checkpoint {args.resume} "
+                f"({saved[name]}); a resumed run keeps its configuration (only --epochs may change)"
+            )
+    return {**saved, "epochs": saved["epochs"] if given["epochs"] is None else given["epochs"]}
+
+
+def _load_resume(path):
+    from ..io import load_checkpoint
+
+    try:
+        return load_checkpoint(path)
+    except FileNotFoundError:
+        raise UsageError(f"--resume {path}: no such file") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--resume: {error}") from None
+

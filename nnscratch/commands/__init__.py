@@ -1,4 +1,6 @@
 """One module per command: ``HELP``, ``add_arguments(parser)``, ``run(args) -> exit code``.
 
-A command with many options keeps them, and their checks, in a ``<command>_options`` module beside it.
+A long command keeps a part that reads on its own in a module named after it: ``train_mnist_options``
+(train-mnist's options and their checks), ``sanity_check_cases`` (what sanity-check checks the
+built-in layers on).
 """

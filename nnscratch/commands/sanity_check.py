@@ -8,127 +8,18 @@ of exactly that shape, batch axis included. Exit status: 0 all pass, 1 a check f
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import os
 import sys
-from typing import Callable
 
-import numpy as np
 from tqdm import tqdm
 
-import nnscratch
 from nnscratch.check import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_MAX_COORDS, DEFAULT_RTOL, GradientCheckError, sanity_check
 
+from .sanity_check_cases import Case, builtin_cases, normal_input
+
 HELP = "Check layer gradients against central differences (all built-ins, one of them, or your own layer)."
-
-
-@dataclasses.dataclass
-class Case:
-    """One configuration to check: ``build()`` returns (layer, x, args)."""
-
-    layer: str
-    config: str
-    build: Callable[[], tuple]
-
-
-# -- inputs kept away from kinks -------------------------------------------------------------
-def _normal(shape, seed, scale=1.0, offset=0.0):
-    return offset + scale * np.random.default_rng(seed).standard_normal(shape)
-
-
-def _away_from_zero(shape, seed):
-    """|x| in [0.1, 2]: far from ReLU's kink at 0 compared with eps = 1e-6."""
-    rng = np.random.default_rng(seed)
-    return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 2.0, shape)
-
-
-def _separated(shape, seed):
-    """A random permutation of values 0.1 apart: no near-ties for max pooling."""
-    size = int(np.prod(shape))
-    return (np.random.default_rng(seed).permutation(size) - size / 2).reshape(shape) * 0.1
-
-
-def _probs(n, c, seed):
-    """Rows of probabilities each >= 0.05, so log and 1/p stay tame under a nudge of eps."""
-    p = np.random.default_rng(seed).uniform(0.2, 1.0, (n, c))
-    return p / p.sum(axis=1, keepdims=True)
-
-
-def _targets(kind, n, c, seed):
-    labels = np.random.default_rng(seed).integers(0, c, n)
-    if kind == "integer":
-        return labels
-    if kind == "one-hot":
-        return np.eye(c)[labels]
-    return _probs(n, c, seed + 1)  # soft
-
-
-def builtin_cases() -> list[Case]:
-    """Every built-in layer in the configurations the issue asks for (and a few more)."""
-    n = nnscratch
-    cases = [
-        Case("Linear", "with bias, 5 -> 3, batch 4", lambda: (n.Linear(5, 3, rng=1), _normal((4, 5), 1), ())),
-        Case("Linear", "no bias, 6 -> 2, batch 3", lambda: (n.Linear(6, 2, bias=False, rng=2), _normal((3, 6), 2), ())),
-    ]
-    conv = [  # (config, in, out, kernel, stride, padding, bias, input shape)
-        ("4x4 input, 3x3 kernel", 1, 1, 3, 1, 0, False, (1, 1, 4, 4)),
-        ("padding 1", 1, 1, 3, 1, 1, False, (1, 1, 4, 4)),
-        ("stride 2 on 7x7", 1, 1, 3, 2, 0, False, (1, 1, 7, 7)),
-        ("padding 1 + stride 2 on 7x7", 1, 1, 3, 2, 1, False, (1, 1, 7, 7)),
-        ("3 input channels", 3, 1, 3, 1, 0, False, (1, 3, 5, 5)),
-        ("3 channels + bias", 3, 1, 3, 1, 0, True, (1, 3, 5, 5)),
-        ("4 filters", 3, 4, 3, 1, 0, False, (1, 3, 5, 5)),
-        ("4 filters + bias", 3, 4, 3, 1, 0, True, (1, 3, 5, 5)),
-        ("mini-batch of 3", 3, 4, 3, 1, 0, True, (3, 3, 5, 5)),
-        ("RGB batch 3x3x7x7, 4 filters, stride 2, padding 1", 3, 4, 3, 2, 1, True, (3, 3, 7, 7)),
-        ("kernel (3, 2), stride (2, 1), padding (1, 0)", 2, 3, (3, 2), (2, 1), (1, 0), True, (2, 2, 7, 6)),
-        ("kernel (2, 3), stride (1, 2), 1x1 padding", 2, 2, (2, 3), (1, 2), 1, True, (1, 2, 5, 7)),
-    ]
-    for i, (config, c_in, c_out, k, s, p, bias, shape) in enumerate(conv):
-        cases.append(Case("Conv2D", config, lambda c_in=c_in, c_out=c_out, k=k, s=s, p=p, bias=bias, shape=shape, i=i: (
-            n.Conv2D(c_in, c_out, k, stride=s, padding=p, bias=bias, rng=10 + i), _normal(shape, 10 + i), ())))
-    pools = [  # (config, kernel, stride, input shape)
-        ("2x2, stride 2 (default)", 2, None, (2, 2, 6, 6)),
-        ("2x2, stride 1 (overlapping)", 2, 1, (2, 2, 5, 5)),
-        ("3x3, stride 2 (overlapping)", 3, 2, (1, 3, 7, 7)),
-        ("kernel (2, 3), stride (1, 2)", (2, 3), (1, 2), (2, 1, 5, 7)),
-    ]
-    for i, (config, k, s, shape) in enumerate(pools):
-        cases.append(Case("MaxPool2D", config, lambda k=k, s=s, shape=shape, i=i: (
-            n.MaxPool2D(k, stride=s), _separated(shape, 30 + i), ())))
-    cases += [
-        Case("Sigmoid", "N(0, 2^2) inputs", lambda: (n.Sigmoid(), _normal((4, 5), 40, 2.0), ())),
-        Case("Tanh", "N(0, 1) inputs", lambda: (n.Tanh(), _normal((4, 5), 41), ())),
-        Case("ReLU", "inputs with |x| >= 0.1", lambda: (n.ReLU(), _away_from_zero((4, 5), 42), ())),
-        Case("Softmax", "N(0, 1) inputs", lambda: (n.Softmax(), _normal((4, 5), 43), ())),
-        Case("Softmax", "large inputs, 1e4 + N(0, 1)", lambda: (n.Softmax(), _normal((4, 5), 44, offset=1e4), ())),
-        Case("Softmax", "spread inputs, N(0, 30^2)", lambda: (n.Softmax(), _normal((4, 5), 45, 30.0), ())),
-        Case("Flatten", "(2, 3, 4, 5) -> (2, 60)", lambda: (n.Flatten(), _normal((2, 3, 4, 5), 46), ())),
-        Case("Mean", "(4, 3) -> scalar", lambda: (n.Mean(), _normal((4, 3), 47), ())),
-    ]
-    for i, kind in enumerate(("integer", "one-hot", "soft")):
-        cases.append(Case("CrossEntropy", f"{kind} targets", lambda kind=kind, i=i: (
-            n.CrossEntropy(), _probs(4, 5, 50 + i), (_targets(kind, 4, 5, 50 + i),))))
-    for i, kind in enumerate(("integer", "one-hot", "soft")):
-        cases.append(Case("SoftmaxCrossEntropy", f"{kind} targets", lambda kind=kind, i=i: (
-            n.SoftmaxCrossEntropy(), _normal((4, 5), 60 + i, 3.0), (_targets(kind, 4, 5, 60 + i),))))
-    cases.append(Case("SoftmaxCrossEntropy", "large logits N(0, 1e3^2), integer targets", lambda: (
-        n.SoftmaxCrossEntropy(), _normal((4, 5), 63, 1e3), (_targets("integer", 4, 5, 63),))))
-    cases += [
-        Case("Sequential", "Linear-Tanh-Linear-SoftmaxCE-Mean, integer targets", lambda: (
-            n.Sequential(n.Linear(6, 5, rng=70), n.Tanh(), n.Linear(5, 3, rng=71), n.SoftmaxCrossEntropy(), n.Mean()),
-            _normal((4, 6), 70), (_targets("integer", 4, 3, 70),))),
-        Case("Sequential", "Linear-Softmax-CrossEntropy-Mean, soft targets", lambda: (
-            n.Sequential(n.Linear(5, 4, rng=72), n.Softmax(), n.CrossEntropy(), n.Mean()),
-            _normal((3, 5), 72), (_targets("soft", 3, 4, 72),))),
-        Case("Sequential", "Conv2D-Sigmoid-Flatten-Linear-SoftmaxCE-Mean, one-hot", lambda: (
-            n.Sequential(n.Conv2D(2, 3, 3, padding=1, rng=74), n.Sigmoid(), n.Flatten(), n.Linear(48, 4, rng=75),
-                         n.SoftmaxCrossEntropy(), n.Mean()),
-            _normal((2, 2, 4, 4), 74), (_targets("one-hot", 2, 4, 74),))),
-    ]
-    return cases
 
 
 # -- a user's layer --------------------------------------------------------------------------
@@ -249,7 +140,7 @@ def _select(args) -> list[Case]:
             raise UsageError("--layer needs --input-shape, the input's full shape with the batch axis, e.g. 5,6")
         shape = _input_shape(args.input_shape)
         layer = load_user_layer(args.user_layer, args.layer_args)
-        return [Case(args.user_layer, f"input {shape}", lambda: (layer, _normal(shape, args.seed), ()))]
+        return [Case(args.user_layer, f"input {shape}", lambda: (layer, normal_input(shape, args.seed), ()))]
     if args.input_shape is not None or args.layer_args is not None:
         raise UsageError("--input-shape and --args go with --layer")
     cases = builtin_cases()

@@ -1,0 +1,129 @@
+"""What ``nnscratch sanity-check`` checks the built-in layers on: each configuration as a ``Case``.
+
+The inputs are seeded and kept away from the points where a layer is not differentiable (ReLU's
+kink, max-pooling ties, log of a probability near 0), so a central difference with eps = 1e-6 is
+a fair reference. ``normal_input`` and ``make_targets`` also build the input and targets of a
+user's layer given with ``--layer``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+import nnscratch
+
+# the kinds of loss targets: integer labels (N,), one-hot rows (N, C), soft rows (N, C) summing to 1
+TARGET_KINDS = ("integer", "one-hot", "soft")
+
+
+@dataclasses.dataclass
+class Case:
+    """One configuration to check: ``build()`` returns (layer, x, args)."""
+
+    layer: str
+    config: str
+    build: Callable[[], tuple]
+
+
+# -- inputs kept away from kinks -------------------------------------------------------------
+def normal_input(shape, seed, scale=1.0, offset=0.0):
+    """Seeded N(offset, scale^2) values of the given shape."""
+    return offset + scale * np.random.default_rng(seed).standard_normal(shape)
+
+
+def _away_from_zero(shape, seed):
+    """|x| in [0.1, 2]: far from ReLU's kink at 0 compared with eps = 1e-6."""
+    rng = np.random.default_rng(seed)
+    return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 2.0, shape)
+
+
+def _separated(shape, seed):
+    """A random permutation of values 0.1 apart: no near-ties for max pooling."""
+    size = int(np.prod(shape))
+    return (np.random.default_rng(seed).permutation(size) - size / 2).reshape(shape) * 0.1
+
+
+def _probs(n, c, seed):
+    """Rows of probabilities each >= 0.05, so log and 1/p stay tame under a nudge of eps."""
+    p = np.random.default_rng(seed).uniform(0.2, 1.0, (n, c))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def make_targets(kind, n, c, seed):
+    """Seeded targets of one of ``TARGET_KINDS`` for n samples and c classes: (n,) or (n, c)."""
+    labels = np.random.default_rng(seed).integers(0, c, n)
+    if kind == "integer":
+        return labels
+    if kind == "one-hot":
+        return np.eye(c)[labels]
+    return _probs(n, c, seed + 1)  # soft
+
+
+def builtin_cases() -> list[Case]:
+    """Every built-in layer in the configurations the issue asks for (and a few more)."""
+    n = nnscratch
+    cases = [
+        Case("Linear", "with bias, 5 -> 3, batch 4", lambda: (n.Linear(5, 3, rng=1), normal_input((4, 5), 1), ())),
+        Case("Linear", "no bias, 6 -> 2, batch 3", lambda: (
+            n.Linear(6, 2, bias=False, rng=2), normal_input((3, 6), 2), ())),
+    ]
+    conv = [  # (config, in, out, kernel, stride, padding, bias, input shape)
+        ("4x4 input, 3x3 kernel", 1, 1, 3, 1, 0, False, (1, 1, 4, 4)),
+        ("padding 1", 1, 1, 3, 1, 1, False, (1, 1, 4, 4)),
+        ("stride 2 on 7x7", 1, 1, 3, 2, 0, False, (1, 1, 7, 7)),
+        ("padding 1 + stride 2 on 7x7", 1, 1, 3, 2, 1, False, (1, 1, 7, 7)),
+        ("3 input channels", 3, 1, 3, 1, 0, False, (1, 3, 5, 5)),
+        ("3 channels + bias", 3, 1, 3, 1, 0, True, (1, 3, 5, 5)),
+        ("4 filters", 3, 4, 3, 1, 0, False, (1, 3, 5, 5)),
+        ("4 filters + bias", 3, 4, 3, 1, 0, True, (1, 3, 5, 5)),
+        ("mini-batch of 3", 3, 4, 3, 1, 0, True, (3, 3, 5, 5)),
+        ("RGB batch 3x3x7x7, 4 filters, stride 2, padding 1", 3, 4, 3, 2, 1, True, (3, 3, 7, 7)),
+        ("kernel (3, 2), stride (2, 1), padding (1, 0)", 2, 3, (3, 2), (2, 1), (1, 0), True, (2, 2, 7, 6)),
+        ("kernel (2, 3), stride (1, 2), 1x1 padding", 2, 2, (2, 3), (1, 2), 1, True, (1, 2, 5, 7)),
+    ]
+    for i, (config, c_in, c_out, k, s, p, bias, shape) in enumerate(conv):
+        cases.append(Case("Conv2D", config, lambda c_in=c_in, c_out=c_out, k=k, s=s, p=p, bias=bias, shape=shape, i=i: (
+            n.Conv2D(c_in, c_out, k, stride=s, padding=p, bias=bias, rng=10 + i), normal_input(shape, 10 + i), ())))
+    pools = [  # (config, kernel, stride, input shape)
+        ("2x2, stride 2 (default)", 2, None, (2, 2, 6, 6)),
+        ("2x2, stride 1 (overlapping)", 2, 1, (2, 2, 5, 5)),
+        ("3x3, stride 2 (overlapping)", 3, 2, (1, 3, 7, 7)),
+        ("kernel (2, 3), stride (1, 2)", (2, 3), (1, 2), (2, 1, 5, 7)),
+    ]
+    for i, (config, k, s, shape) in enumerate(pools):
+        cases.append(Case("MaxPool2D", config, lambda k=k, s=s, shape=shape, i=i: (
+            n.MaxPool2D(k, stride=s), _separated(shape, 30 + i), ())))
+    cases += [
+        Case("Sigmoid", "N(0, 2^2) inputs", lambda: (n.Sigmoid(), normal_input((4, 5), 40, 2.0), ())),
+        Case("Tanh", "N(0, 1) inputs", lambda: (n.Tanh(), normal_input((4, 5), 41), ())),
+        Case("ReLU", "inputs with |x| >= 0.1", lambda: (n.ReLU(), _away_from_zero((4, 5), 42), ())),
+        Case("Softmax", "N(0, 1) inputs", lambda: (n.Softmax(), normal_input((4, 5), 43), ())),
+        Case("Softmax", "large inputs, 1e4 + N(0, 1)", lambda: (n.Softmax(), normal_input((4, 5), 44, offset=1e4), ())),
+        Case("Softmax", "spread inputs, N(0, 30^2)", lambda: (n.Softmax(), normal_input((4, 5), 45, 30.0), ())),
+        Case("Flatten", "(2, 3, 4, 5) -> (2, 60)", lambda: (n.Flatten(), normal_input((2, 3, 4, 5), 46), ())),
+        Case("Mean", "(4, 3) -> scalar", lambda: (n.Mean(), normal_input((4, 3), 47), ())),
+    ]
+    for i, kind in enumerate(TARGET_KINDS):
+        cases.append(Case("CrossEntropy", f"{kind} targets", lambda kind=kind, i=i: (
+            n.CrossEntropy(), _probs(4, 5, 50 + i), (make_targets(kind, 4, 5, 50 + i),))))
+    for i, kind in enumerate(TARGET_KINDS):
+        cases.append(Case("SoftmaxCrossEntropy", f"{kind} targets", lambda kind=kind, i=i: (
+            n.SoftmaxCrossEntropy(), normal_input((4, 5), 60 + i, 3.0), (make_targets(kind, 4, 5, 60 + i),))))
+    cases.append(Case("SoftmaxCrossEntropy", "large logits N(0, 1e3^2), integer targets", lambda: (
+        n.SoftmaxCrossEntropy(), normal_input((4, 5), 63, 1e3), (make_targets("integer", 4, 5, 63),))))
+    cases += [
+        Case("Sequential", "Linear-Tanh-Linear-SoftmaxCE-Mean, integer targets", lambda: (
+            n.Sequential(n.Linear(6, 5, rng=70), n.Tanh(), n.Linear(5, 3, rng=71), n.SoftmaxCrossEntropy(), n.Mean()),
+            normal_input((4, 6), 70), (make_targets("integer", 4, 3, 70),))),
+        Case("Sequential", "Linear-Softmax-CrossEntropy-Mean, soft targets", lambda: (
+            n.Sequential(n.Linear(5, 4, rng=72), n.Softmax(), n.CrossEntropy(), n.Mean()),
+            normal_input((3, 5), 72), (make_targets("soft", 3, 4, 72),))),
+        Case("Sequential", "Conv2D-Sigmoid-Flatten-Linear-SoftmaxCE-Mean, one-hot", lambda: (
+            n.Sequential(n.Conv2D(2, 3, 3, padding=1, rng=74), n.Sigmoid(), n.Flatten(), n.Linear(48, 4, rng=75),
+                         n.SoftmaxCrossEntropy(), n.Mean()),
+            normal_input((2, 2, 4, 4), 74), (make_targets("one-hot", 2, 4, 74),))),
+    ]
+    return cases

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import nnscratch
@@ -48,6 +49,55 @@ USER_MODULE = textwrap.dedent(
     class NeedsArgs(Scale):
         def __init__(self, size):
             super().__init__(n=size)
+
+
+    class UserCrossEntropy:
+        \"\"\"Per-sample -sum(t * log softmax(x)) from logits (N, C); labels (N,) or rows (N, C).\"\"\"
+
+        def __init__(self):
+            self.parameters, self.parameters_deltas = [], []
+
+        def forward(self, x, targets):
+            t = np.eye(x.shape[1])[targets] if targets.ndim == 1 else targets
+            shifted = x - x.max(axis=1, keepdims=True)
+            log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            self.p, self.t = np.exp(log_p), t
+            return -(t * log_p).sum(axis=1)
+
+        def backward(self, delta):
+            return delta[:, None] * (self.p * self.t.sum(axis=1, keepdims=True) - self.t)
+
+
+    class ForgetsDelta(UserCrossEntropy):
+        def backward(self, delta):
+            return self.p - self.t  # the classic slip: right for delta = 1 only
+
+
+    SEEN = []
+
+
+    class RecordsTargets:
+        \"\"\"y = sum(x^2) per sample; keeps every targets array it is given in SEEN.\"\"\"
+
+        parameters, parameters_deltas = [], []
+
+        def forward(self, x, targets):
+            SEEN.append(targets.copy())
+            self.x = x
+            return (x**2).sum(axis=1)
+
+        def backward(self, delta):
+            return 2 * self.x * delta[:, None]
+
+
+    class NoTargets(RecordsTargets):
+        def forward(self, x):
+            return super().forward(x, np.zeros(0))
+
+
+    class NeedsMask(RecordsTargets):
+        def forward(self, x, targets, mask):
+            return super().forward(x, targets)
     """
 )
 
@@ -152,6 +202,54 @@ def test_broken_user_layer_fails_with_exit_1_and_says_where(capsys, user_module)
     assert "1 of 1 configurations FAILED" in out
 
 
+@pytest.mark.parametrize("kind", ["integer", "one-hot", "soft"])
+def test_user_loss_layer_gets_targets_and_passes(capsys, user_module, kind):
+    argv = ["sanity-check", "--layer", f"{user_module}:UserCrossEntropy", "--input-shape", "4,5", "--targets", kind]
+    assert main([*argv, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert [(r[0], r[1], r[2], r[3], r[-1]) for r in rows] == [
+        ("my_layers:UserCrossEntropy", f"input (4, 5), {kind} targets, 5 classes", "input (4, 5)", "20", "PASS"),
+    ]
+    assert float(rows[0][4]) < 1e-8
+    assert "all 1 configurations passed (1 tensors checked)" in out
+
+
+def test_user_loss_layer_with_a_wrong_backward_fails_naming_the_layer(capsys, user_module):
+    argv = ["sanity-check", "--layer", f"{user_module}:ForgetsDelta", "--input-shape", "4,5", "--targets", "integer"]
+    assert main([*argv, "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert [(r[2], r[-1]) for r in table_rows(out)] == [("input (4, 5)", "FAIL")]
+    assert "FAIL my_layers:ForgetsDelta [input (4, 5), integer targets, 5 classes]: " in out
+    assert "ForgetsDelta: gradient is wrong for input (shape (4, 5)) at index (" in out
+    assert "1 of 1 configurations FAILED" in out
+
+
+@pytest.mark.parametrize(
+    "options, config, shape",
+    [
+        (["--targets", "integer"], "integer targets, 5 classes", (4,)),  # classes: the input's last axis
+        (["--targets", "integer", "--classes", "3"], "integer targets, 3 classes", (4,)),
+        (["--targets", "one-hot", "--classes", "3"], "one-hot targets, 3 classes", (4, 3)),
+        (["--targets", "soft", "--classes", "7"], "soft targets, 7 classes", (4, 7)),
+    ],
+)
+def test_targets_reach_forward_with_the_kind_and_classes_asked_for(capsys, user_module, options, config, shape):
+    argv = ["sanity-check", "--layer", f"{user_module}:RecordsTargets", "--input-shape", "4,5", *options, "--quiet"]
+    assert main(argv) == 0
+    assert f"input (4, 5), {config}" in capsys.readouterr().out
+    seen = sys.modules[user_module].SEEN
+    assert len(seen) > 20 and all(np.array_equal(t, seen[0]) for t in seen)  # the same targets on every call
+    targets, classes = seen[0], int(config.split()[2])
+    assert targets.shape == shape
+    if options[1] == "integer":
+        assert targets.dtype.kind == "i" and 0 <= targets.min() and targets.max() < classes
+    elif options[1] == "one-hot":
+        assert set(targets.ravel().tolist()) == {0.0, 1.0} and (targets.sum(axis=1) == 1).all()
+    else:
+        assert (targets > 0).all() and np.allclose(targets.sum(axis=1), 1) and (targets < 1).all()
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -166,6 +264,25 @@ def test_broken_user_layer_fails_with_exit_1_and_says_where(capsys, user_module)
         (["--layer", "my_layers:Scale", "--input-shape", "5,0"], "expected positive ints separated by commas"),
         (["--input-shape", "5,6"], "--input-shape and --args go with --layer"),
         (["Linear", "--coords", "0"], "--coords: expected a positive int, got 0"),
+        (["--layer", "my_layers:UserCrossEntropy", "--input-shape", "4,5", "--targets", "labels"],
+         "--targets: expected one of integer, one-hot, soft; got 'labels'"),
+        (["--layer", "my_layers:UserCrossEntropy", "--input-shape", "4,5", "--targets", "integer", "--classes", "0"],
+         "--classes: expected a positive int, the number of classes; got '0'"),
+        (["--layer", "my_layers:UserCrossEntropy", "--input-shape", "4,5", "--targets", "one-hot", "--classes", "2.5"],
+         "--classes: expected a positive int, the number of classes; got '2.5'"),
+        (["--layer", "my_layers:UserCrossEntropy", "--input-shape", "4,5", "--classes", "3"],
+         "--classes goes with --targets, got --classes 3 alone"),
+        (["--layer", "my_layers:UserCrossEntropy", "--input-shape", "6", "--targets", "integer"],
+         r"--targets: the input shape \(6,\) has no class axis after the batch axis; give the number of classes "
+         "with --classes C"),
+        (["--layer", "my_layers:UserCrossEntropy", "--input-shape", "4,5"],
+         r"--layer: my_layers:UserCrossEntropy.forward\(x, targets\) needs targets; give --targets, one of "
+         "integer, one-hot, soft"),
+        (["--layer", "my_layers:NoTargets", "--input-shape", "4,5", "--targets", "soft"],
+         r"--targets: my_layers:NoTargets.forward\(x\) takes no targets, only the input"),
+        (["--layer", "my_layers:NeedsMask", "--input-shape", "4,5", "--targets", "soft"],
+         r"--layer: my_layers:NeedsMask.forward\(x, targets, mask\) needs 3 arguments"),
+        (["SoftmaxCrossEntropy", "--targets", "integer"], "--targets and --classes go with --layer"),
     ],
 )
 def test_bad_command_lines_exit_2_with_one_line_and_no_traceback(capsys, user_module, argv, message):

@@ -3,12 +3,15 @@
 With no argument every built-in layer is checked in several configurations; ``sanity-check
 Conv2D`` checks one layer's configurations; ``--layer pkg.module:Class --input-shape 5,6`` builds
 your class with no arguments (or ``--args '{"n": 3}'``) and checks it on a seeded N(0, 1) input
-of exactly that shape, batch axis included. Exit status: 0 all pass, 1 a check failed, 2 usage.
+of exactly that shape, batch axis included; ``--targets integer|one-hot|soft`` also passes seeded
+targets, as forward's second argument, to a loss layer. Exit status: 0 all pass, 1 a check
+failed, 2 usage.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -17,7 +20,7 @@ from tqdm import tqdm
 
 from nnscratch.check import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_MAX_COORDS, DEFAULT_RTOL, GradientCheckError, sanity_check
 
-from .sanity_check_cases import Case, builtin_cases, normal_input
+from .sanity_check_cases import TARGET_KINDS, Case, builtin_cases, make_targets, normal_input
 
 HELP = "Check layer gradients against central differences (all built-ins, one of them, or your own layer)."
 
@@ -35,6 +38,48 @@ def _input_shape(text: str) -> tuple:
     if not shape or any(size < 1 for size in shape):
         raise UsageError(f"--input-shape: expected positive ints separated by commas, like 5,6; got {text!r}")
     return shape
+
+
+def _targets_option(kind: str | None, classes: str | None, shape: tuple):
+    """``--targets KIND [--classes C]`` checked against the input shape: (kind, C), or None without it."""
+    if kind is None:
+        if classes is not None:
+            raise UsageError(f"--classes goes with --targets, got --classes {classes} alone")
+        return None
+    if kind not in TARGET_KINDS:
+        raise UsageError(f"--targets: expected one of {', '.join(TARGET_KINDS)}; got {kind!r}")
+    if classes is None:
+        if len(shape) < 2:
+            raise UsageError(f"--targets: the input shape {shape} has no class axis after the batch axis; "
+                             "give the number of classes with --classes C")
+        return kind, shape[-1]
+    try:
+        count = int(classes)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise UsageError(f"--classes: expected a positive int, the number of classes; got {classes!r}")
+    return kind, count
+
+
+def _check_forward_arguments(layer, spec: str, targets) -> None:
+    """Refuse a forward that needs targets when none are given, or that takes none when they are."""
+    try:
+        signature = inspect.signature(layer.forward)
+    except (TypeError, ValueError):  # no signature to read (a C function): the check will tell
+        return
+    params = signature.parameters.values()
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    takes_any = any(p.kind == p.VAR_POSITIONAL for p in params)
+    if targets is None and len(required) == 2:
+        raise UsageError(f"--layer: {spec}.forward{signature} needs targets; give --targets, one of "
+                         f"{', '.join(TARGET_KINDS)}")
+    if len(required) > (1 if targets is None else 2):
+        raise UsageError(f"--layer: {spec}.forward{signature} needs {len(required)} arguments; sanity-check "
+                         "passes the input and, with --targets, the targets")
+    if targets is not None and len(positional) < 2 and not takes_any:
+        raise UsageError(f"--targets: {spec}.forward{signature} takes no targets, only the input")
 
 
 def load_user_layer(spec: str, kwargs_json: str | None):
@@ -122,6 +167,11 @@ def add_arguments(parser) -> None:
                         help="with --layer: the input's full shape, batch axis included, e.g. 5,6")
     parser.add_argument("--args", dest="layer_args", metavar="JSON",
                         help="with --layer: constructor keyword arguments as a JSON object")
+    parser.add_argument("--targets", metavar="KIND",
+                        help="with --layer, for a loss layer: seeded targets passed as forward's second argument, "
+                        "integer (labels (N,)), one-hot or soft (rows (N, C)); N is the input's first axis")
+    parser.add_argument("--classes", metavar="C",
+                        help="with --targets: the number of classes C (default: the input's last axis)")
     parser.add_argument("--coords", type=int, default=DEFAULT_MAX_COORDS,
                         help=f"at most this many coordinates per tensor, a seeded sample (default {DEFAULT_MAX_COORDS})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random R and of the sampling (default 0)")
@@ -139,10 +189,19 @@ def _select(args) -> list[Case]:
         if args.input_shape is None:
             raise UsageError("--layer needs --input-shape, the input's full shape with the batch axis, e.g. 5,6")
         shape = _input_shape(args.input_shape)
+        targets = _targets_option(args.targets, args.classes, shape)
         layer = load_user_layer(args.user_layer, args.layer_args)
-        return [Case(args.user_layer, f"input {shape}", lambda: (layer, normal_input(shape, args.seed), ()))]
+        _check_forward_arguments(layer, args.user_layer, targets)
+        if targets is None:
+            return [Case(args.user_layer, f"input {shape}", lambda: (layer, normal_input(shape, args.seed), ()))]
+        kind, classes = targets
+        return [Case(args.user_layer, f"input {shape}, {kind} targets, {classes} classes", lambda: (
+            layer, normal_input(shape, args.seed), (make_targets(kind, shape[0], classes, args.seed),)))]
     if args.input_shape is not None or args.layer_args is not None:
         raise UsageError("--input-shape and --args go with --layer")
+    if args.targets is not None or args.classes is not None:
+        raise UsageError("--targets and --classes go with --layer; the built-in losses are already checked "
+                         "with integer, one-hot and soft targets")
     cases = builtin_cases()
     names = {case.layer.lower(): case.layer for case in cases}
     unknown = [name for name in args.layers if name.lower() not in names]

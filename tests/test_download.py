@@ -22,9 +22,9 @@ GZ = [f"{name}.gz" for name in FILES]
 
 @pytest.fixture
 def sleeps(monkeypatch):
-    """Record the backoff waits instead of sleeping through them."""
+    """Record the backoff waits instead of sleeping through them (the clock stays real)."""
     waits = []
-    monkeypatch.setattr(download_module, "time", SimpleNamespace(sleep=waits.append))
+    monkeypatch.setattr(download_module, "time", SimpleNamespace(sleep=waits.append, time=time.time))
     return waits
 
 
@@ -187,3 +187,74 @@ def test_failed_forced_download_keeps_the_good_cache(synthetic_mnist, dead_url):
         download_mnist(synthetic_mnist.data_dir, mirrors=[dead_url], force=True, progress=False)
     assert {name: (synthetic_mnist.data_dir / name).read_bytes() for name in FILES} == before
     assert listing(synthetic_mnist.data_dir) == sorted(FILES)
+
+
+# -- leftovers of killed downloads -------------------------------------------------------------------
+def aged(path, seconds, content=b"half a download"):
+    """Write ``path`` (a file, or a directory when content is None) last modified ``seconds`` ago."""
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_stale_leftovers_of_killed_downloads_are_removed_by_the_next_download(synthetic_mnist):
+    root = synthetic_mnist.data_dir
+    root.mkdir()
+    hour = download_module.STALE_AFTER
+    stale = [
+        aged(root / f".{FILES[0]}.x7k_2q9a.download", 2 * hour),  # killed while transferring
+        aged(root / f".{FILES[1]}.0abc1def.part", hour + 60),  # killed while writing the verified copy
+        aged(root / f".{FILES[2]}.zzzzzzzz.download", 30 * 24 * hour),
+    ]
+    kept = {
+        # another process downloading into the same directory right now
+        aged(root / f".{FILES[0]}.fr3sh0ne.download", hour - 60, b"in progress"),
+        aged(root / f".{FILES[3]}.abcd1234.part", 5, b"in progress"),
+        # not ours: other names, other shapes of name, a directory
+        aged(root / "notes.txt", 2 * hour, b"mine"),
+        aged(root / f"{FILES[0]}.abcd1234.download", 2 * hour, b"no leading dot"),
+        aged(root / f".{FILES[0]}.download", 2 * hour, b"no random part"),
+        aged(root / f".{FILES[0]}.abcd1234.download.bak", 2 * hour, b"another suffix"),
+        aged(root / f".{FILES[0]}.abc.download", 2 * hour, b"random part too short"),
+        aged(root / ".other-file.abcd1234.download", 2 * hour, b"another download's"),
+        aged(root / f".{FILES[1]}.abcd1234.part", 2 * hour, None),
+    }
+    before = {path: (path.read_bytes() if path.is_file() else None, path.stat().st_mtime) for path in kept}
+
+    load_and_check(synthetic_mnist, [synthetic_mnist.url])
+
+    assert not any(path.exists() for path in stale)
+    assert {path: (path.read_bytes() if path.is_file() else None, path.stat().st_mtime) for path in kept} == before
+    assert listing(root) == sorted(FILES + [path.name for path in kept])
+
+
+def test_leftovers_stay_until_something_is_downloaded(synthetic_mnist):
+    load_and_check(synthetic_mnist, [synthetic_mnist.url])
+    leftover = aged(synthetic_mnist.data_dir / f".{FILES[0]}.x7k_2q9a.download", 2 * download_module.STALE_AFTER)
+    load_and_check(synthetic_mnist, [synthetic_mnist.url])  # from the cache: no download, nothing touched
+    assert leftover.exists() and synthetic_mnist.url.requests == [f"/{gz}" for gz in GZ]
+    download_mnist(synthetic_mnist.data_dir, mirrors=[synthetic_mnist.url], force=True, progress=False)
+    assert not leftover.exists()
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), FileNotFoundError(2, "gone")])
+def test_a_leftover_that_cannot_be_removed_does_not_stop_the_download(synthetic_mnist, monkeypatch, error):
+    root = synthetic_mnist.data_dir
+    root.mkdir()
+    stuck = aged(root / f".{FILES[0]}.x7k_2q9a.download", 2 * download_module.STALE_AFTER)
+    real_unlink, refused = os.unlink, []
+
+    def unlink(path, *args, **kwargs):
+        if os.fspath(path) == os.fspath(stuck):
+            refused.append(path)
+            raise error
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    load_and_check(synthetic_mnist, [synthetic_mnist.url])
+    assert refused and stuck.exists()
+    assert listing(root) == sorted(FILES + [stuck.name])

@@ -5,6 +5,9 @@ progress bar), decompress it if it is gzip, hash the decompressed bytes with SHA
 when the hash matches the pinned one ``os.replace`` the result onto the final name. Connection
 errors, 429 and 5xx are retried with a short, bounded backoff; anything else moves on to the next
 mirror (timeouts too: see ``TIMEOUT``). The caller (``nnscratch.data.mnist``) decides which mirrors to try for which file.
+
+A process killed outright (SIGKILL, power loss) cannot delete its temporary file, so the next
+download of the same file deletes such leftovers once they are clearly stale (``STALE_AFTER``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ MAX_RETRY_AFTER = 5.0  # cap on a server's Retry-After, in seconds
 # and must not fill the disk.
 MAX_BYTES = 256 << 20
 _CHUNK = 1 << 20
+# Seconds after its last write that a temporary file of ours counts as a leftover. A live download
+# writes at least every TIMEOUT[1] seconds (and waits at most MAX_RETRY_AFTER between attempts), so
+# an hour never mistakes another process's download into the same directory for a leftover.
+STALE_AFTER = 3600.0
 
 
 SKIPPED = "skipped: unreachable for an earlier file"
@@ -172,6 +179,31 @@ def install_verified(source: Path, expected_sha256: str, dest: Path) -> None:
         raise
 
 
+def remove_stale_temporaries(dest: Path, max_age: float = STALE_AFTER) -> None:
+    """Delete the temporary files of earlier downloads of ``dest`` that were killed mid-way.
+
+    They are the regular files beside ``dest`` named ``.NAME.<random>.download`` (the transfer) or
+    ``.NAME.<random>.part`` (the verified copy being written), ``<random>`` being the 8 characters
+    ``tempfile.mkstemp`` adds, last modified more than ``max_age`` seconds ago. Anything else, and
+    any file that cannot be examined or removed, is left alone: this never raises.
+    """
+    pattern = re.compile(rf"\.{re.escape(dest.name)}\.[a-z0-9_]{{8}}\.(download|part)")
+    oldest = time.time() - max_age
+    try:
+        with os.scandir(dest.parent) as listing:
+            entries = list(listing)
+    except OSError:
+        return
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < oldest:
+                os.unlink(entry.path)
+        except OSError:  # gone already (another process cleaned up), or not ours to remove
+            pass
+
+
 def _short(error: Exception) -> str:
     """The useful part of a requests/urllib3 error ("Connection refused", not the whole repr chain)."""
     text = str(error)
@@ -234,8 +266,10 @@ def fetch_verified(session, url: str, expected_sha256: str, dest: Path, progress
     """Download ``url``, verify its (decompressed) content and install it as ``dest``.
 
     Retries refused or dropped connections, 429 and 5xx up to ``RETRIES`` times with backoff; raises
-    ``FetchError`` when this mirror cannot deliver. Temporary files never outlive the call.
+    ``FetchError`` when this mirror cannot deliver. Temporary files never outlive the call, and
+    stale ones left by an earlier call that was killed are deleted first.
     """
+    remove_stale_temporaries(dest)
     label = dest.name
     for attempt in range(RETRIES + 1):
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".download")

@@ -234,8 +234,10 @@ def run(args) -> int:
     print(f"\nA tensor passes when every coordinate checked has abs err <= atol + rtol * |gradient| "
           f"(atol={args.atol:g}, rtol={args.rtol:g}; central differences, eps={DEFAULT_EPS:g}, float64).\n"
           "max rel err is taken over the coordinates with |gradient| >= atol.")
+    checked = f"{tensors} tensor{'' if tensors == 1 else 's'} checked"
     if failures:
-        print(f"\nsanity-check: {len(failures)} of {len(cases)} configurations FAILED ({tensors} tensors checked)")
+        print(f"\nsanity-check: {len(failures)} of {len(cases)} configurations FAILED ({checked})")
         return 1
-    print(f"\nsanity-check: all {len(cases)} configurations passed ({tensors} tensors checked)")
+    everything = "the 1 configuration" if len(cases) == 1 else f"all {len(cases)} configurations"
+    print(f"\nsanity-check: {everything} passed ({checked})")
     return 0

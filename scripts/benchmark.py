@@ -22,315 +22,28 @@ that other processes took during each network's timed runs, are printed with the
 from __future__ import annotations
 
 import argparse
-import ctypes
-import importlib.util
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-import nnscratch as nn
+# The script's parts live next to it (benchmark_machine.py, benchmark_networks.py); this makes them
+# importable however the script is started: from any folder, or loaded by path as the tests do.
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
-TARGETS = {"mlp": 1.5, "cnn": 0.75, "conv2d": 100.0}
-LR, MOMENTUM = 0.01, 0.9
-REPO = Path(__file__).resolve().parent.parent
-
-
-# -- the machine -------------------------------------------------------------------------------
-def blas_info() -> dict:
-    """numpy's BLAS library and how many threads it uses (asked from the loaded library itself)."""
-    info = {"library": "unknown", "threads": None, "threads_source": "unknown"}
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        info["library"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:  # older numpy: no dict mode; the thread count below still works
-        pass
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "blas" in line.lower() or "mkl" in line.lower()}
-    except OSError:
-        paths = set()
-    getters = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
-               "openblas_get_num_threads64_", "openblas_get_num_threads", "MKL_Get_Max_Threads")
-    # numpy's own copy first: torch, when imported, may bring a BLAS of its own.
-    for path in sorted((p for p in paths if p.startswith("/")), key=lambda p: ("numpy" not in p, p)):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in getters:
-            if hasattr(library, name):
-                info["threads"] = int(getattr(library, name)())
-                info["threads_source"] = f"{name}() in {os.path.basename(path)}"
-                return info
-    for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        if os.environ.get(variable, "").isdigit():
-            info["threads"], info["threads_source"] = int(os.environ[variable]), f"${variable}"
-            return info
-    return info
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def rss_bytes() -> int:
-    """Resident memory of this process now (Linux /proc/self/statm; elsewhere the peak, from resource)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        import resource
-
-        scale = 1 if sys.platform == "darwin" else 1024
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
-def cpu_snapshot() -> tuple:
-    """(CPU seconds used by the whole machine, by this process, wall clock) now.
-
-    Two snapshots tell how much of the CPUs *other* processes used in between: the noise that a
-    load average, a minute-long mean, only hints at. The machine's figure is None off Linux.
-    """
-    own = os.times()
-    try:
-        with open("/proc/stat") as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:]]
-        busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-    except (OSError, ValueError, IndexError):
-        busy = None
-    return busy, own.user + own.system, time.perf_counter()
-
-
-def others_cpu_share(before: tuple, after: tuple) -> float | None:
-    """Fraction of all CPUs' time that other processes used between two ``cpu_snapshot``s."""
-    if before[0] is None or after[0] is None or after[2] <= before[2]:
-        return None
-    others = (after[0] - before[0]) - (after[1] - before[1])
-    return min(max(others / ((after[2] - before[2]) * (os.cpu_count() or 1)), 0.0), 1.0)
-
-
-def load_torch():
-    """(torch, None) when it imports, else (None, the reason)."""
-    try:
-        import torch
-    except ImportError as error:
-        return None, f"torch is not installed ({error}); `pip install -e .[bench]` adds that column"
-    return torch, None
-
-
-# -- the networks, the same in both frameworks --------------------------------------------------
-def build_nnscratch(network: str, seed: int = 0):
-    """The network with its loss (SoftmaxCrossEntropy + Mean) and its SGD optimizer."""
-    rng = np.random.default_rng(seed)
-    if network == "mlp":
-        layers = [nn.Flatten(), nn.Linear(784, 256, rng=rng), nn.ReLU(), nn.Linear(256, 10, rng=rng)]
-    elif network == "cnn":
-        layers = [
-            nn.Conv2D(1, 8, 3, padding=1, rng=rng), nn.ReLU(), nn.MaxPool2D(2),
-            nn.Conv2D(8, 16, 3, padding=1, rng=rng), nn.ReLU(), nn.MaxPool2D(2),
-            nn.Flatten(), nn.Linear(784, 10, rng=rng),
-        ]
-    else:
-        raise ValueError(f"benchmark: network must be 'mlp' or 'cnn', got {network!r}")
-    net = nn.Sequential(*layers, nn.SoftmaxCrossEntropy(), nn.Mean())
-    return net, nn.SGD(net, lr=LR, momentum=MOMENTUM)
-
-
-def build_torch(torch, net):
-    """PyTorch's twin of an nnscratch network (without its loss layers), starting from its weights."""
-    modules = []
-    for layer in net.layers:
-        if isinstance(layer, nn.Linear):
-            module = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
-        elif isinstance(layer, nn.Conv2D):
-            module = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                     stride=layer.stride, padding=layer.padding, bias=layer.bias is not None)
-        elif isinstance(layer, nn.MaxPool2D):
-            module = torch.nn.MaxPool2d(layer.kernel_size, layer.stride)
-        elif isinstance(layer, nn.ReLU):
-            module = torch.nn.ReLU()
-        elif isinstance(layer, nn.Flatten):
-            module = torch.nn.Flatten()
-        elif isinstance(layer, (nn.SoftmaxCrossEntropy, nn.Mean)):
-            continue  # torch.nn.CrossEntropyLoss does both
-        else:
-            raise TypeError(f"benchmark: no PyTorch twin for {type(layer).__name__}")
-        with torch.no_grad():
-            for param, value in zip(module.parameters(), layer.parameters):
-                # nnscratch's Linear keeps W as (in, out), PyTorch's as (out, in); Conv2D agrees.
-                value = value.T if isinstance(layer, nn.Linear) and value.ndim == 2 else value
-                param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
-        modules.append(module)
-    model = torch.nn.Sequential(*modules)
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    return model, optimizer, torch.nn.CrossEntropyLoss()
-
-
-def make_batches(count: int, batch: int, seed: int = 1):
-    """``count`` (images (batch, 1, 28, 28) float32, labels (batch,) int64) pairs, shared by both."""
-    rng = np.random.default_rng(seed)
-    return [(rng.random((batch, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, batch))
-            for _ in range(count)]
-
-
-def nnscratch_step(net, optimizer, x, labels, full_backward=False):
-    """One training step. Nobody uses dL/dx of the data, so it is skipped, as PyTorch does."""
-    loss = net.forward(x, labels)
-    net.backward(1.0, input_delta=full_backward)
-    optimizer.step()
-    return loss
-
-
-def torch_step(model, optimizer, loss_fn, x, labels):
-    optimizer.zero_grad()
-    loss = loss_fn(model(x), labels)
-    loss.backward()
-    optimizer.step()
-    return loss
-
-
-# -- measuring ---------------------------------------------------------------------------------
-def samples_per_second(step, batches, steps: int, warmup: int, warmup_seconds: float = 0.0) -> float:
-    """Run untimed warm-up steps (at least ``warmup`` of them and ``warmup_seconds`` of them), then
-    ``steps`` timed ones cycling through ``batches``; return samples per second.
-
-    The warm-up time is for fairness: after its last call OpenBLAS keeps a worker thread spinning
-    on a core for ~0.1 s (measured here), which must not slow down the timed steps of whichever
-    framework runs next. (Sleeping instead made later runs erratic: after an idle pause the
-    BLAS threads sometimes share one core.)
-    """
-    start, i = time.perf_counter(), 0
-    while i < warmup or time.perf_counter() - start < warmup_seconds:
-        step(*batches[i % len(batches)])
-        i += 1
-    start = time.perf_counter()
-    for i in range(steps):
-        step(*batches[i % len(batches)])
-    elapsed = time.perf_counter() - start
-    return steps * len(batches[0][1]) / elapsed
-
-
-def compare_network(network: str, torch=None, repeats=7, steps=50, warmup=5, batch=128,
-                    full_backward=False, warmup_seconds=0.2) -> dict:
-    """Alternating runs of nnscratch and PyTorch (who goes first swaps each repeat); medians."""
-    net, optimizer = build_nnscratch(network)
-    batches = make_batches(4, batch)
-    runners = {"nnscratch": lambda x, y: nnscratch_step(net, optimizer, x, y, full_backward)}
-    if torch is not None:
-        model, torch_optimizer, loss_fn = build_torch(torch, net)
-        torch_batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
-        runners["pytorch"] = lambda x, y: torch_step(model, torch_optimizer, loss_fn, x, y)
-    runs = {name: [] for name in runners}
-    before = cpu_snapshot()
-    for repeat in range(repeats):
-        order = list(runners) if repeat % 2 == 0 else list(reversed(runners))
-        for name in order:
-            data = torch_batches if name == "pytorch" else batches
-            runs[name].append(samples_per_second(runners[name], data, steps, warmup, warmup_seconds))
-    result = {
-        "target": TARGETS[network], "steps": steps, "repeats": repeats, "batch": batch,
-        "nnscratch": _summary(runs["nnscratch"]),
-        "pytorch": None, "ratio": None, "pair_ratios": None, "best_ratio": None, "meets_target": None,
-        "others_cpu_share": others_cpu_share(before, cpu_snapshot()),
-    }
-    if torch is not None:
-        result["pytorch"] = _summary(runs["pytorch"])
-        # The fastest run is the one least disturbed by anything else on the machine.
-        result["best_ratio"] = result["nnscratch"]["best"] / result["pytorch"]["best"]
-        result["ratio"] = result["nnscratch"]["median"] / result["pytorch"]["median"]
-        # Each repeat's two runs are next to each other in time: their ratio sees the same load.
-        result["pair_ratios"] = [a / b for a, b in zip(runs["nnscratch"], runs["pytorch"])]
-        result["meets_target"] = result["ratio"] >= TARGETS[network]
-    return result
-
-
-def _summary(runs: list) -> dict:
-    return {"median": statistics.median(runs), "best": max(runs), "runs": runs}
-
-
-def load_naive():
-    """tests/naive.py (the loop references), or None when the checkout has no tests folder."""
-    path = REPO / "tests" / "naive.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("nnscratch_tests_naive", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def compare_conv(repeats=20, naive_repeats=1, batch=64) -> dict:
-    """Conv2D 1->8 3x3 pad 1 forward + backward on (batch, 1, 28, 28), fast layer vs naive loops."""
-    rng = np.random.default_rng(2)
-    layer = nn.Conv2D(1, 8, 3, padding=1, rng=rng)
-    x = rng.standard_normal((batch, 1, 28, 28), dtype=np.float32)
-    delta = rng.standard_normal((batch, 8, 28, 28), dtype=np.float32)
-
-    def fast():
-        layer.forward(x)
-        layer.backward(delta)
-
-    fast()  # warm-up: builds the layer's buffers
-    fast_times = [_seconds(fast) for _ in range(repeats)]
-    result = {"batch": batch, "target": TARGETS["conv2d"], "repeats": repeats,
-              "fast_seconds": statistics.median(fast_times), "naive_seconds": None,
-              "speedup": None, "meets_target": None, "skipped": None}
-    naive = load_naive()
-    if naive is None:
-        result["skipped"] = f"no {REPO / 'tests' / 'naive.py'} (the naive reference lives in the tests)"
-        return result
-
-    def slow():
-        naive.naive_conv2d_forward(x, layer.weight, layer.bias, stride=1, padding=1)
-        naive.naive_conv2d_backward(x, layer.weight, delta, stride=1, padding=1)
-
-    result["naive_repeats"] = naive_repeats
-    result["naive_seconds"] = statistics.median(_seconds(slow) for _ in range(naive_repeats))
-    result["speedup"] = result["naive_seconds"] / result["fast_seconds"]
-    result["meets_target"] = result["speedup"] >= TARGETS["conv2d"]
-    return result
-
-
-def _seconds(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def measure_memory(network: str, epochs=5, steps=40, batch=128) -> dict:
-    """Resident memory of nnscratch training after each of ``epochs`` epochs of ``steps`` steps.
-
-    One epoch runs first, unmeasured, so the buffers layers keep from step to step exist at the
-    baseline; from then on a leak shows as steady growth, a bounded loop as a flat line.
-    """
-    net, optimizer = build_nnscratch(network)
-    batches = make_batches(8, batch, seed=3)
-
-    def epoch():
-        for i in range(steps):
-            nnscratch_step(net, optimizer, *batches[i % len(batches)])
-
-    epoch()
-    rss = [rss_bytes()]
-    for _ in range(epochs):
-        epoch()
-        rss.append(rss_bytes())
-    growth = rss[-1] - rss[0]
-    return {"epochs": epochs, "steps_per_epoch": steps, "rss_mb": [r / 2**20 for r in rss],
-            "growth_mb": growth / 2**20, "growth_per_step_bytes": growth / (epochs * steps)}
+# Every name below stays reachable as benchmark.NAME, as before the split (tests/test_benchmark.py).
+from benchmark_machine import (  # noqa: E402, F401
+    blas_info, cpu_model, cpu_snapshot, loadavg, others_cpu_share, rss_bytes,
+)
+from benchmark_networks import (  # noqa: E402, F401
+    LR, MOMENTUM, REPO, TARGETS, build_nnscratch, build_torch, compare_conv, compare_network, load_naive,
+    load_torch, make_batches, measure_memory, nnscratch_step, samples_per_second, torch_step,
+)
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -390,13 +103,6 @@ def write_json(path, results: dict) -> None:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-
-
-def loadavg():
-    try:
-        return list(os.getloadavg())
-    except OSError:
-        return None
 
 
 def run(args) -> dict:

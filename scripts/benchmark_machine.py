@@ -1,0 +1,103 @@
+"""The machine the benchmark runs on: numpy's BLAS and its threads, the CPU model, resident memory,
+CPU-time snapshots that tell how much other processes used, and the load average.
+
+Part of scripts/benchmark.py; every probe answers "unknown" (None) rather than fail off Linux.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+
+def blas_info() -> dict:
+    """numpy's BLAS library and how many threads it uses (asked from the loaded library itself)."""
+    info = {"library": "unknown", "threads": None, "threads_source": "unknown"}
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["library"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # older numpy: no dict mode; the thread count below still works
+        pass
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "blas" in line.lower() or "mkl" in line.lower()}
+    except OSError:
+        paths = set()
+    getters = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+               "openblas_get_num_threads64_", "openblas_get_num_threads", "MKL_Get_Max_Threads")
+    # numpy's own copy first: torch, when imported, may bring a BLAS of its own.
+    for path in sorted((p for p in paths if p.startswith("/")), key=lambda p: ("numpy" not in p, p)):
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in getters:
+            if hasattr(library, name):
+                info["threads"] = int(getattr(library, name)())
+                info["threads_source"] = f"{name}() in {os.path.basename(path)}"
+                return info
+    for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(variable, "").isdigit():
+            info["threads"], info["threads_source"] = int(os.environ[variable]), f"${variable}"
+            return info
+    return info
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (Linux /proc/self/statm; elsewhere the peak, from resource)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        import resource
+
+        scale = 1 if sys.platform == "darwin" else 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def cpu_snapshot() -> tuple:
+    """(CPU seconds used by the whole machine, by this process, wall clock) now.
+
+    Two snapshots tell how much of the CPUs *other* processes used in between: the noise that a
+    load average, a minute-long mean, only hints at. The machine's figure is None off Linux.
+    """
+    own = os.times()
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+        busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+    except (OSError, ValueError, IndexError):
+        busy = None
+    return busy, own.user + own.system, time.perf_counter()
+
+
+def others_cpu_share(before: tuple, after: tuple) -> float | None:
+    """Fraction of all CPUs' time that other processes used between two ``cpu_snapshot``s."""
+    if before[0] is None or after[0] is None or after[2] <= before[2]:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return min(max(others / ((after[2] - before[2]) * (os.cpu_count() or 1)), 0.0), 1.0)
+
+
+def loadavg() -> list | None:
+    """The 1, 5 and 15 minute load averages, or None where the system has none."""
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None

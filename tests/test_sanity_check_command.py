@@ -193,6 +193,18 @@ def test_user_layer_constructor_arguments_and_coordinate_count(capsys, user_modu
     assert [(r[2], r[3]) for r in rows] == [("input (3, 40)", "7"), ("parameter 0 (40,)", "7")]
 
 
+def test_seed_and_tolerances_given_as_text_reach_the_check(capsys):
+    def run(*options):
+        code = main(["sanity-check", "Tanh", "--quiet", *options])
+        out = capsys.readouterr().out
+        return code, out, [r[4] for r in table_rows(out)]
+
+    code, out, _ = run("--atol", "0.5", "--rtol", "0.25")
+    assert code == 0 and "(atol=0.5, rtol=0.25;" in out
+    assert run("--atol", "1e-15", "--rtol", "0")[0] == 1  # finite differences are not that exact: these were used
+    assert run("--seed", "1")[2] == run("--seed", "1")[2] != run("--seed", "2")[2]  # the seed draws R
+
+
 def test_broken_user_layer_fails_with_exit_1_and_says_where(capsys, user_module):
     assert main(["sanity-check", "--layer", f"{user_module}:Broken", "--input-shape", "4,6", "--quiet"]) == 1
     out = capsys.readouterr().out
@@ -263,7 +275,16 @@ def test_targets_reach_forward_with_the_kind_and_classes_asked_for(capsys, user_
         (["--layer", "my_layers:Scale", "--input-shape", "5,x"], "expected positive ints separated by commas"),
         (["--layer", "my_layers:Scale", "--input-shape", "5,0"], "expected positive ints separated by commas"),
         (["--input-shape", "5,6"], "--input-shape and --args go with --layer"),
-        (["Linear", "--coords", "0"], "--coords: expected a positive int, got 0"),
+        (["Linear", "--coords", "0"], "--coords: expected a positive int, got '0'"),
+        (["Linear", "--coords", "x"], "--coords: expected a positive int, got 'x'"),
+        (["Linear", "--coords", "2.5"], r"--coords: expected a positive int, got '2\.5'"),
+        (["Linear", "--seed", "-1"], "--seed: expected a non-negative int, got '-1'"),
+        (["Linear", "--seed", "one"], "--seed: expected a non-negative int, got 'one'"),
+        (["Linear", "--atol", "x"], "--atol: expected a finite number >= 0, got 'x'"),
+        (["Linear", "--atol=-1e-6"], "--atol: expected a finite number >= 0, got '-1e-6'"),
+        (["Linear", "--atol", "nan"], "--atol: expected a finite number >= 0, got 'nan'"),
+        (["Linear", "--rtol", "inf"], "--rtol: expected a finite number >= 0, got 'inf'"),
+        (["Linear", "--rtol", ""], "--rtol: expected a finite number >= 0, got ''"),
         (["--layer", "my_layers:UserCrossEntropy", "--input-shape", "4,5", "--targets", "labels"],
          "--targets: expected one of integer, one-hot, soft; got 'labels'"),
         (["--layer", "my_layers:UserCrossEntropy", "--input-shape", "4,5", "--targets", "integer", "--classes", "0"],

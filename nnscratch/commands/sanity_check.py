@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import math
 import os
 import sys
 
@@ -172,17 +173,44 @@ def add_arguments(parser) -> None:
                         "integer (labels (N,)), one-hot or soft (rows (N, C)); N is the input's first axis")
     parser.add_argument("--classes", metavar="C",
                         help="with --targets: the number of classes C (default: the input's last axis)")
-    parser.add_argument("--coords", type=int, default=DEFAULT_MAX_COORDS,
+    # The numbers are read by _read_numbers, not by argparse, so a bad one gets a one-line message.
+    parser.add_argument("--coords", default=DEFAULT_MAX_COORDS,
                         help=f"at most this many coordinates per tensor, a seeded sample (default {DEFAULT_MAX_COORDS})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random R and of the sampling (default 0)")
-    parser.add_argument("--atol", type=float, default=DEFAULT_ATOL, help=f"absolute tolerance (default {DEFAULT_ATOL:g})")
-    parser.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help=f"relative tolerance (default {DEFAULT_RTOL:g})")
+    parser.add_argument("--seed", default=0, help="seed of the random R and of the sampling (default 0)")
+    parser.add_argument("--atol", default=DEFAULT_ATOL, help=f"absolute tolerance (default {DEFAULT_ATOL:g})")
+    parser.add_argument("--rtol", default=DEFAULT_RTOL, help=f"relative tolerance (default {DEFAULT_RTOL:g})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _int_option(option: str, value, minimum: int, expected: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < minimum:
+        raise UsageError(f"{option}: expected {expected}, got {value!r}")
+    return number
+
+
+def _tolerance_option(option: str, value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):  # a negative or nan tolerance fails everything, inf nothing
+        raise UsageError(f"{option}: expected a finite number >= 0, got {value!r}")
+    return number
+
+
+def _read_numbers(args) -> None:
+    """Turn --coords, --seed, --atol and --rtol from text into numbers, in place, or raise UsageError."""
+    args.coords = _int_option("--coords", args.coords, 1, "a positive int")
+    args.seed = _int_option("--seed", args.seed, 0, "a non-negative int")
+    args.atol = _tolerance_option("--atol", args.atol)
+    args.rtol = _tolerance_option("--rtol", args.rtol)
+
+
 def _select(args) -> list[Case]:
-    if args.coords < 1:
-        raise UsageError(f"--coords: expected a positive int, got {args.coords}")
     if args.user_layer is not None:
         if args.layers:
             raise UsageError("give either built-in LAYER names or --layer, not both")
@@ -213,6 +241,7 @@ def _select(args) -> list[Case]:
 
 def run(args) -> int:
     try:
+        _read_numbers(args)
         cases = _select(args)
     except UsageError as error:
         print(f"nnscratch sanity-check: error: {error}", file=sys.stderr)

@@ -242,6 +242,15 @@ def test_divergence_after_a_saved_epoch_keeps_that_checkpoint(synthetic_mnist, t
         (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
         (["--limit", "0"], "--limit must be >= 1, got 0"),
         (["--shift", "-1"], "--shift must be between 0 and 8 pixels, got -1"),
+        (["--epochs", "x"], "--epochs must be an int, got 'x'"),
+        (["--batch-size", "2.5"], r"--batch-size must be an int, got '2\.5'"),
+        (["--lr", "fast"], "--lr must be a number, got 'fast'"),
+        (["--momentum", "high"], "--momentum must be a number, got 'high'"),
+        (["--weight-decay", "1e-4x"], "--weight-decay must be a number, got '1e-4x'"),
+        (["--shift", "1.0"], r"--shift must be an int, got '1\.0'"),
+        (["--seed", "x"], "--seed must be an int, got 'x'"),
+        (["--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--limit", ""], "--limit must be an int, got ''"),
         (["--save", "{tmp}/no/such/dir/m.npz"], "--save .*m.npz: the directory .*dir does not exist"),
         (["--save", "{tmp}"], "--save .*: is a directory, expected a file path"),
         (["--metrics", "{tmp}/missing/m.json"], "--metrics .*does not exist"),
@@ -255,7 +264,7 @@ def test_invalid_options_fail_before_any_work(synthetic_mnist, tmp_path, capsys,
     assert train_mnist_main(options(synthetic_mnist, *argv)) == 2
     err = capsys.readouterr().err
     assert re.search(f"train-mnist: error: {message}", err), err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1  # one line, no usage block
     assert synthetic_mnist.url.requests == []  # nothing downloaded: the check came first
     assert not synthetic_mnist.data_dir.exists()
 

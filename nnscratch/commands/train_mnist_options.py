@@ -18,6 +18,10 @@ DEFAULT_MODEL = "cnn"
 # the options a resumed run takes from its checkpoint (they must not contradict it)
 RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "shift", "seed",
                "limit")
+# the numeric options and their types: read by _read_numbers, not by argparse, so that a bad value
+# gets one line naming the option rather than the usage block
+NUMBER_OPTIONS = {"epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float,
+                  "shift": int, "seed": int, "limit": int}
 
 
 class UsageError(Exception):
@@ -42,24 +46,24 @@ def add_arguments(parser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the epilog's lines
     add = parser.add_argument
     add("--model", choices=PRESET_NAMES, default=None, help=f"the preset network (default: {DEFAULT_MODEL})")
-    add("--epochs", type=int, default=None, help="total epochs (default: the preset's; with --resume, "
+    add("--epochs", default=None, help="total epochs (default: the preset's; with --resume, "
         "the checkpoint's plan, or a new total)")
-    add("--batch-size", type=int, default=None, metavar="N", help="mini-batch size (default: the preset's)")
-    add("--lr", type=float, default=None, help="learning rate, > 0 (default: the preset's)")
+    add("--batch-size", default=None, metavar="N", help="mini-batch size (default: the preset's)")
+    add("--lr", default=None, help="learning rate, > 0 (default: the preset's)")
     add("--optimizer", choices=("sgd", "adam"), default=None, help="optimizer (default: the preset's)")
-    add("--momentum", type=float, default=None, help="SGD momentum in [0, 1) (default: the preset's)")
-    add("--weight-decay", type=float, default=None, help="L2 weight decay, >= 0 (default: the preset's)")
+    add("--momentum", default=None, help="SGD momentum in [0, 1) (default: the preset's)")
+    add("--weight-decay", default=None, help="L2 weight decay, >= 0 (default: the preset's)")
     add("--schedule", choices=("constant", "cosine"), default=None,
         help="learning rate: constant, or cosine decay per batch towards 0 at the last epoch "
         "(default: the preset's)")
-    add("--shift", type=int, default=None, metavar="PX",
+    add("--shift", default=None, metavar="PX",
         help="augment: translate each training image by up to PX pixels, 0 = off (default: the preset's)")
-    add("--seed", type=int, default=None, help="seed for initialisation and shuffling (default: 0)")
+    add("--seed", default=None, help="seed for initialisation and shuffling (default: 0)")
     add("--data-dir", metavar="D", default=None,
         help="MNIST directory (default: $NNSCRATCH_DATA_DIR, else ./data/mnist)")
     add("--mirror", metavar="URL", action="append", dest="mirrors", default=None,
         help="MNIST mirror base URL, repeatable, tried in order (as in download-mnist)")
-    add("--limit", type=int, default=None, metavar="N", help="train on the first N samples only (a quick try)")
+    add("--limit", default=None, metavar="N", help="train on the first N samples only (a quick try)")
     add("--save", metavar="PATH", default=None,
         help="checkpoint (.npz) written after every epoch, and on Ctrl-C (the last complete epoch)")
     add("--resume", metavar="PATH", default=None, help="continue a run from a checkpoint written by --save")
@@ -77,6 +81,7 @@ def resolve_options(args):
 
     ``outputs`` maps "save", "metrics" and "plot" (those given) to paths already shown writable.
     """
+    _read_numbers(args)
     checkpoint = _load_resume(args.resume) if args.resume else None
     config = _resolve_config(args, checkpoint)
     _check_numbers(config)
@@ -106,6 +111,19 @@ def _check_output_path(option: str, path) -> Path:
     return path
 
 
+def _read_numbers(args) -> None:
+    """Turn the numeric options given from text into numbers, in place; the ranges are checked later."""
+    for name, kind in NUMBER_OPTIONS.items():
+        text = getattr(args, name)
+        if text is None:
+            continue
+        try:
+            setattr(args, name, kind(text))
+        except ValueError:
+            expected = "an int" if kind is int else "a number"
+            raise UsageError(f"--{name.replace('_', '-')} must be {expected}, got {text!r}") from None
+
+
 def _check_numbers(config: dict) -> None:
     if config["epochs"] < 0:
         raise UsageError(f"--epochs must be >= 0, got {config['epochs']}")
@@ -123,6 +141,8 @@ def _check_numbers(config: dict) -> None:
         raise UsageError(f"--shift must be between 0 and 8 pixels, got {config['shift']}")
     if config["limit"] is not None and config["limit"] < 1:
         raise UsageError(f"--limit must be >= 1, got {config['limit']}")
+    if config["seed"] < 0:  # numpy's seeds are non-negative
+        raise UsageError(f"--seed must be >= 0, got {config['seed']}")
 
 
 def _resolve_config(args, checkpoint) -> dict:

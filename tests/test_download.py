@@ -241,6 +241,19 @@ def test_leftovers_stay_until_something_is_downloaded(synthetic_mnist):
     assert not leftover.exists()
 
 
+def test_other_writers_remove_only_their_own_suffix(tmp_path):
+    # train-mnist's --metrics and --plot write through .NAME.<random>.part and ask for that suffix only.
+    hour = download_module.STALE_AFTER
+    dest = tmp_path / "metrics.json"
+    part = aged(tmp_path / ".metrics.json.abcd1234.part", 2 * hour)
+    transfer = aged(tmp_path / ".metrics.json.abcd1234.download", 2 * hour)
+    fresh = aged(tmp_path / ".metrics.json.fr3sh0ne.part", hour - 60)
+    download_module.remove_stale_temporaries(dest, suffixes=("part",))
+    assert not part.exists() and transfer.exists() and fresh.exists()
+    download_module.remove_stale_temporaries(dest)  # a download's suffixes, both
+    assert listing(tmp_path) == [fresh.name]
+
+
 @pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), FileNotFoundError(2, "gone")])
 def test_a_leftover_that_cannot_be_removed_does_not_stop_the_download(synthetic_mnist, monkeypatch, error):
     root = synthetic_mnist.data_dir

@@ -179,15 +179,17 @@ def install_verified(source: Path, expected_sha256: str, dest: Path) -> None:
         raise
 
 
-def remove_stale_temporaries(dest: Path, max_age: float = STALE_AFTER) -> None:
-    """Delete the temporary files of earlier downloads of ``dest`` that were killed mid-way.
+def remove_stale_temporaries(dest: Path, max_age: float = STALE_AFTER, suffixes=("download", "part")) -> None:
+    """Delete the temporary files of earlier writes of ``dest`` by processes killed mid-way.
 
-    They are the regular files beside ``dest`` named ``.NAME.<random>.download`` (the transfer) or
-    ``.NAME.<random>.part`` (the verified copy being written), ``<random>`` being the 8 characters
-    ``tempfile.mkstemp`` adds, last modified more than ``max_age`` seconds ago. Anything else, and
-    any file that cannot be examined or removed, is left alone: this never raises.
+    They are the regular files beside ``dest`` named ``.NAME.<random>.SUFFIX``, ``<random>`` being
+    the 8 characters ``tempfile.mkstemp`` adds and SUFFIX one of ``suffixes``, last modified more
+    than ``max_age`` seconds ago. The default suffixes are a download's: ``download`` (the transfer)
+    and ``part`` (the verified copy being written); other writers that use ``.NAME.<random>.part``
+    (train-mnist's --metrics and --plot) pass ``("part",)``. Anything else, and any file that cannot
+    be examined or removed, is left alone: this never raises.
     """
-    pattern = re.compile(rf"\.{re.escape(dest.name)}\.[a-z0-9_]{{8}}\.(download|part)")
+    pattern = re.compile(rf"\.{re.escape(dest.name)}\.[a-z0-9_]{{8}}\.({'|'.join(map(re.escape, suffixes))})")
     oldest = time.time() - max_age
     try:
         with os.scandir(dest.parent) as listing:

@@ -4,9 +4,11 @@ In-process because ``synthetic_mnist`` patches the pinned checksums in this inte
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 import nnscratch as nn
 from nnscratch.cli import main, train_mnist_main
 from nnscratch.data import scale_images
+from nnscratch.data.download import STALE_AFTER
 from nnscratch.models import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -298,6 +301,67 @@ def test_plot_writes_a_png(synthetic_mnist, tmp_path):
     path = tmp_path / "curves.png"
     assert train_mnist_main(options(synthetic_mnist, "--model", "softmax", "--plot", str(path))) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- leftovers of runs killed while writing --metrics or --plot -------------------------------------
+def aged(path, seconds, content=b"half an output"):
+    """Write ``path`` (a directory when content is None) last modified ``seconds`` ago."""
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def snapshot(paths):
+    return {path: (path.read_bytes() if path.is_file() else None, path.stat().st_mtime) for path in paths}
+
+
+@pytest.mark.parametrize("option, name", [("--metrics", "run.json"), ("--plot", "run.png")])
+def test_stale_temporaries_of_killed_runs_are_removed_before_the_output_is_written(
+        synthetic_mnist, tmp_path, option, name):
+    if option == "--plot":
+        pytest.importorskip("matplotlib")
+    out = tmp_path / "out"
+    out.mkdir()
+    hour = STALE_AFTER
+    stale = [aged(out / f".{name}.x7k_2q9a.part", 2 * hour), aged(out / f".{name}.0abc1def.part", 30 * 24 * hour)]
+    kept = {
+        aged(out / f".{name}.fr3sh0ne.part", hour - 60, b"another run writing now"),
+        # not this output's temporaries: other names, other shapes of name, a directory
+        aged(out / "notes.txt", 2 * hour, b"mine"),
+        aged(out / f"{name}.abcd1234.part", 2 * hour, b"no leading dot"),
+        aged(out / f".{name}.abcd1234.download", 2 * hour, b"a download's suffix"),
+        aged(out / f".{name}.abcd1234.part.bak", 2 * hour, b"another suffix"),
+        aged(out / f".{name}.abc.part", 2 * hour, b"random part too short"),
+        aged(out / ".other.json.abcd1234.part", 2 * hour, b"another output's"),
+        aged(out / f".{name}.zzzzzzzz.part", 2 * hour, None),
+    }
+    before = snapshot(kept)
+    argv = options(synthetic_mnist, "--model", "softmax", "--epochs", "1", option, str(out / name))
+    assert train_mnist_main(argv) == 0
+    assert not any(path.exists() for path in stale)
+    assert snapshot(kept) == before
+    assert sorted(os.listdir(out)) == sorted([name, *(path.name for path in kept)])
+
+
+def test_a_stale_temporary_that_cannot_be_removed_does_not_stop_the_metrics(synthetic_mnist, tmp_path, monkeypatch):
+    stuck = aged(tmp_path / ".run.json.x7k_2q9a.part", 2 * STALE_AFTER)
+    real_unlink, refused = os.unlink, []
+
+    def unlink(path, *args, **kwargs):
+        if os.fspath(path) == os.fspath(stuck):
+            refused.append(path)
+            raise PermissionError(13, "Permission denied")
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    argv = options(synthetic_mnist, "--model", "softmax", "--epochs", "1", "--metrics", str(tmp_path / "run.json"))
+    assert train_mnist_main(argv) == 0
+    assert refused and stuck.exists()
+    assert json.loads((tmp_path / "run.json").read_text())["config"]["model"] == "softmax"
 
 
 def test_a_dead_mirror_exits_1_with_the_download_message(dead_url, tmp_path, capsys):

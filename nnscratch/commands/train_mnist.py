@@ -188,6 +188,15 @@ def _save(net, optimizer, state: dict, path: Path) -> None:
 
 
 def _atomic_write(path: Path, write) -> None:
+    """Write ``path`` through a temporary ``.NAME.<random>.part`` beside it, then ``os.replace``.
+
+    A run killed outright (SIGKILL) leaves its temporary behind: those of earlier runs are deleted
+    first, as the downloader does with its own, once stale: an hour old, while a live write of a
+    metrics file or plot takes about a second.
+    """
+    from ..data.download import remove_stale_temporaries
+
+    remove_stale_temporaries(path, suffixes=("part",))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:

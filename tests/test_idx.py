@@ -6,6 +6,7 @@ import gzip
 import math
 import os
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -31,6 +32,8 @@ def naive_parse(data: bytes):
     if ndim == 0 or ndim > NUMPY_DIMS_LIMIT or len(data) < 4 + 4 * ndim:
         return None
     shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
+    if struct.calcsize(letter) * math.prod(n for n in shape if n) > sys.maxsize:
+        return None  # no numpy array has such a shape, not even an empty one
     count = math.prod(shape)
     payload = data[4 + 4 * ndim :]
     if len(payload) != count * struct.calcsize(letter):
@@ -288,3 +291,15 @@ def test_fuzz_mutated_gzip_files(data):
 @given(mutated(valid_idx()).map(gzip.compress))
 def test_fuzz_gzip_of_mutated_files(data):
     check_against_reference(data, compressed=True)
+
+
+def test_header_whose_shape_no_array_can_have_is_a_format_error():
+    # Found by the fuzzer: 838860800 x 0 x 1375731712 float64 is empty, yet numpy refuses the shape.
+    data = header(0x0E, [838860800, 0, 1375731712])
+    with pytest.raises(IDXFormatError, match=r"shape \(838860800, 0, 1375731712\) of float64 is too large"):
+        read_idx(data)
+
+
+def test_empty_array_with_a_representable_shape_still_reads():
+    array = read_idx(header(0x0D, [0, 1000, 1000]))
+    assert array.shape == (0, 1000, 1000) and array.dtype == np.float32

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import tempfile
 import zlib
@@ -94,6 +95,14 @@ def parse_buffer(buffer, source: str = "IDX data", copy: bool = True) -> np.ndar
         raise IDXFormatError(
             f"{source}: payload {which}: shape {shape} of {dtype.name} needs {expected} bytes "
             f"after the {header_len}-byte header, got {got}"
+        )
+    # The payload fits, yet numpy refuses any shape whose nonzero dimensions span more bytes than
+    # an index can address, even when another dimension is 0 and the array would be empty.
+    span = dtype.itemsize * math.prod(n for n in shape if n)
+    if span > np.iinfo(np.intp).max:
+        raise IDXFormatError(
+            f"{source}: shape {shape} of {dtype.name} is too large for an array "
+            f"({span} bytes across its nonzero dimensions, at most {np.iinfo(np.intp).max})"
         )
     array = np.frombuffer(buffer, dtype=dtype, count=expected // dtype.itemsize, offset=header_len)
     array = array.reshape(shape)

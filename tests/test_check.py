@@ -4,6 +4,7 @@ left untouched, views, sampling, and the built-in layers."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -236,6 +237,24 @@ def test_a_function_that_truly_does_not_change_may_have_a_zero_gradient():
             return np.zeros_like(self.x)
 
     assert run_check(Constant()).passed
+
+
+def test_zero_tolerances_pick_the_largest_error_as_worst_without_numpy_warnings():
+    # atol = rtol = 0 makes every tolerance 0. Column 0 of x is zero, so row 0 of dW is exactly 0
+    # both ways (no error over a zero tolerance); the wrong coordinate (1, 2) is the worst error.
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    x[:, 0] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(GradientCheckError) as info:
+            run_check(WrongWeightGradient(), x, atol=0, rtol=0)
+        assert run_check(Square(), np.zeros((3, 2)), atol=0, rtol=0).passed  # all gradients exactly 0
+    weight = info.value.report[1]
+    assert weight.tensor == "parameter 0" and not weight.passed and weight.problem == "gradient is wrong"
+    assert weight.worst_index == (1, 2) and weight.analytical == pytest.approx(weight.numerical + 0.5, abs=1e-6)
+    assert weight.max_abs_err == pytest.approx(0.5, abs=1e-6) and np.isfinite(weight.max_rel_err)
+    for row in info.value.report:  # a failing row names its largest error, never an exact coordinate
+        assert row.passed or abs(row.numerical - row.analytical) == row.max_abs_err > 0
 
 
 def test_accumulated_deltas_fail_as_a_second_call_that_differs():

@@ -73,11 +73,20 @@ def _numerical(run: Runner, target: np.ndarray, coords, r: np.ndarray, eps: floa
 def _compare(tensor, shape, coords, numerical, analytical, noise, atol, rtol) -> TensorCheck:
     abs_err = np.abs(numerical - analytical)
     scale = np.maximum(np.abs(numerical), np.abs(analytical))
-    bad = abs_err > atol + rtol * scale
-    big = scale >= atol
+    tolerance = atol + rtol * scale
+    bad = abs_err > tolerance
+    # scale > 0 matters only when atol = 0: both gradients exactly 0 then, so no error, rel err 0.
+    big = (scale >= atol) & (scale > 0)
     rel_err = np.where(big, abs_err / np.where(big, scale, 1.0), 0.0)
-    # The worst coordinate: the one furthest beyond its tolerance.
-    worst = int(np.argmax(abs_err / (atol + rtol * scale))) if len(coords) else 0
+    # The worst coordinate: the one furthest beyond its tolerance, abs_err / tolerance. A tolerance
+    # is 0 where atol = 0 and both gradients are 0 (no error there: ratio 0), or everywhere when
+    # atol = rtol = 0; any error over a zero tolerance is infinitely far beyond it, and the largest
+    # such error is the worst.
+    beyond_zero = (tolerance == 0) & (abs_err > 0)
+    if beyond_zero.any():
+        worst = int(np.argmax(np.where(beyond_zero, abs_err, -1.0)))
+    else:
+        worst = int(np.argmax(abs_err / np.where(tolerance > 0, tolerance, 1.0))) if len(coords) else 0
     problem = ""
     if bad.any():
         problem = "gradient is wrong"

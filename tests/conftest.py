@@ -9,6 +9,7 @@ loopback mirror, small synthetic MNIST, and a guard that fails any test reaching
 - ``mnist_mirror``: URL serving ``../shared/data/mnist`` (skips when that folder is absent).
 - ``synthetic_mnist``: 600 train / 100 test learnable 28x28 images served as MNIST ``.gz`` files,
   with ``nnscratch.data.mnist.SHA256`` patched to their hashes; see ``SyntheticMNIST``.
+- ``umask(mask)``: sets the process umask for the rest of the test; the old one is restored after.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import gzip
 import hashlib
 import http.server
 import ipaddress
+import os
 import socket
 import threading
 from dataclasses import dataclass
@@ -31,6 +33,16 @@ from nnscratch.data.idx import write_idx
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 MNIST_GZ = [f"{name}.gz" for name in mnist_module.FILES]
+
+
+# -- file permissions ---------------------------------------------------------------------------
+@pytest.fixture
+def umask():
+    """``umask(0o027)`` sets the process umask for the rest of the test; the old one comes back after."""
+    original = os.umask(0o022)
+    os.umask(original)
+    yield os.umask
+    os.umask(original)
 
 
 # -- no network beyond loopback -----------------------------------------------------------------

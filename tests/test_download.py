@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import stat
 import time
 from types import SimpleNamespace
 
@@ -187,6 +188,12 @@ def test_failed_forced_download_keeps_the_good_cache(synthetic_mnist, dead_url):
         download_mnist(synthetic_mnist.data_dir, mirrors=[dead_url], force=True, progress=False)
     assert {name: (synthetic_mnist.data_dir / name).read_bytes() for name in FILES} == before
     assert listing(synthetic_mnist.data_dir) == sorted(FILES)
+
+
+def test_downloaded_files_get_the_permissions_the_umask_gives_a_new_file(synthetic_mnist, umask):
+    umask(0o027)  # the verified copy starts as a 0o600 temporary file; the installed file must not stay so
+    load_and_check(synthetic_mnist, [synthetic_mnist.url])
+    assert {name: stat.S_IMODE((synthetic_mnist.data_dir / name).stat().st_mode) for name in FILES} == dict.fromkeys(FILES, 0o640)
 
 
 # -- leftovers of killed downloads -------------------------------------------------------------------

@@ -6,8 +6,9 @@ when the hash matches the pinned one ``os.replace`` the result onto the final na
 errors, 429 and 5xx are retried with a short, bounded backoff; anything else moves on to the next
 mirror (timeouts too: see ``TIMEOUT``). The caller (``nnscratch.data.mnist``) decides which mirrors to try for which file.
 
-A process killed outright (SIGKILL, power loss) cannot delete its temporary file, so the next
+A process killed outright (SIGKILL, power loss) cannot delete its temporary files, so the next
 download of the same file deletes such leftovers once they are clearly stale (``STALE_AFTER``).
+The temporary files, their names and the final replace are ``nnscratch.atomic_file``'s.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import gzip
 import hashlib
 import os
 import re
-import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -25,6 +25,9 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from tqdm import tqdm
+
+from .. import atomic_file
+from ..atomic_file import STALE_AFTER, atomic_write, scratch_file
 
 # Public mirrors of the four MNIST files, tried in this order. The original site comes last:
 # it now often refuses downloads (403) and serves plain HTTP.
@@ -48,10 +51,6 @@ MAX_RETRY_AFTER = 5.0  # cap on a server's Retry-After, in seconds
 # and must not fill the disk.
 MAX_BYTES = 256 << 20
 _CHUNK = 1 << 20
-# Seconds after its last write that a temporary file of ours counts as a leftover. A live download
-# writes at least every TIMEOUT[1] seconds (and waits at most MAX_RETRY_AFTER between attempts), so
-# an hour never mistakes another process's download into the same directory for a leftover.
-STALE_AFTER = 3600.0
 
 
 SKIPPED = "skipped: unreachable for an earlier file"
@@ -145,65 +144,41 @@ def sha256_of(path) -> str:
 def install_verified(source: Path, expected_sha256: str, dest: Path) -> None:
     """Decompress ``source`` (if gzip) into ``dest`` when its content hashes to ``expected_sha256``.
 
-    The output goes to a temporary file beside ``dest`` that replaces it only once verified; on
-    any failure ``dest`` is untouched and ``FetchError`` says why.
+    The output goes to a temporary file beside ``dest`` (``atomic_write``) that replaces it only
+    once verified; on any failure ``dest`` is untouched and ``FetchError`` says why.
     """
     with open(source, "rb") as f:
         compressed = f.read(2) == b"\x1f\x8b"
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        digest, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out, (gzip.open if compressed else open)(source, "rb") as src:
-            while True:
-                try:
-                    chunk = src.read(_CHUNK)
-                except (OSError, EOFError, zlib.error) as error:
-                    raise FetchError(f"not valid gzip ({error})") from None
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > MAX_BYTES:
-                    raise FetchError(f"content larger than {MAX_BYTES >> 20} MiB, not an MNIST file")
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != expected_sha256:
+    digest, size = hashlib.sha256(), 0
+    with atomic_write(dest) as out, (gzip.open if compressed else open)(source, "rb") as src:
+        while True:
+            try:
+                chunk = src.read(_CHUNK)
+            except (OSError, EOFError, zlib.error) as error:
+                raise FetchError(f"not valid gzip ({error})") from None
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_BYTES:
+                raise FetchError(f"content larger than {MAX_BYTES >> 20} MiB, not an MNIST file")
+            digest.update(chunk)
+            out.write(chunk)
+        if digest.hexdigest() != expected_sha256:  # raising inside the block: nothing is installed
             raise FetchError(
                 f"content is altered or truncated: SHA-256 of the {size} decompressed bytes is "
                 f"{digest.hexdigest()[:16]}..., expected {expected_sha256[:16]}..."
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def remove_stale_temporaries(dest: Path, max_age: float = STALE_AFTER, suffixes=("download", "part")) -> None:
-    """Delete the temporary files of earlier writes of ``dest`` by processes killed mid-way.
+    """``atomic_file.remove_stale_temporaries`` with a download's two suffixes by default: ``download``
+    (the transfer, a ``scratch_file``) and ``part`` (the verified copy, an ``atomic_write``).
 
-    They are the regular files beside ``dest`` named ``.NAME.<random>.SUFFIX``, ``<random>`` being
-    the 8 characters ``tempfile.mkstemp`` adds and SUFFIX one of ``suffixes``, last modified more
-    than ``max_age`` seconds ago. The default suffixes are a download's: ``download`` (the transfer)
-    and ``part`` (the verified copy being written); other writers that use ``.NAME.<random>.part``
-    (train-mnist's --metrics and --plot) pass ``("part",)``. Anything else, and any file that cannot
-    be examined or removed, is left alone: this never raises.
+    ``STALE_AFTER``, an hour, never takes another process's download into the same directory for a
+    leftover: a live one writes its temporary file at least every ``TIMEOUT[1]`` seconds and waits at
+    most ``MAX_RETRY_AFTER`` between attempts.
     """
-    pattern = re.compile(rf"\.{re.escape(dest.name)}\.[a-z0-9_]{{8}}\.({'|'.join(map(re.escape, suffixes))})")
-    oldest = time.time() - max_age
-    try:
-        with os.scandir(dest.parent) as listing:
-            entries = list(listing)
-    except OSError:
-        return
-    for entry in entries:
-        if not pattern.fullmatch(entry.name):
-            continue
-        try:
-            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < oldest:
-                os.unlink(entry.path)
-        except OSError:  # gone already (another process cleaned up), or not ours to remove
-            pass
+    atomic_file.remove_stale_temporaries(dest, max_age, suffixes)
 
 
 def _short(error: Exception) -> str:
@@ -274,16 +249,13 @@ def fetch_verified(session, url: str, expected_sha256: str, dest: Path, progress
     remove_stale_temporaries(dest)
     label = dest.name
     for attempt in range(RETRIES + 1):
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".download")
-        os.close(fd)
         try:
-            _stream_to(session, url, Path(tmp), progress, label)
-            install_verified(Path(tmp), expected_sha256, dest)
+            with scratch_file(dest, "download") as tmp:
+                _stream_to(session, url, tmp, progress, label)
+                install_verified(tmp, expected_sha256, dest)
             return
         except _Retryable as error:
             if attempt == RETRIES:
                 attempts = f"{RETRIES + 1} attempts" if RETRIES else "1 attempt"
                 raise FetchError(f"{error.reason} ({attempts})", unreachable=error.unreachable) from None
             time.sleep(error.retry_after if error.retry_after is not None else BACKOFF * 2**attempt)
-        finally:
-            Path(tmp).unlink(missing_ok=True)

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import layers as _layers
+from .atomic_file import atomic_write
 from .optim import SGD, Adam
 from .sequential import Sequential
 
@@ -106,7 +105,8 @@ def save(model, path, optimizer=None, epoch=None, metadata=None) -> Path:
     """Write ``model`` (and optionally ``optimizer``, ``epoch``, ``metadata``) to ``path``, atomically.
 
     ``path`` is used as given (no ``.npz`` is appended). The file is written to a temporary file in
-    the same directory and then moved over ``path``, so a crash never leaves half a checkpoint.
+    the same directory and then moved over ``path``, so a crash never leaves half a checkpoint
+    (``nnscratch.atomic_file``).
     ``metadata`` is any JSON-serialisable dict, returned by ``load_checkpoint``. Returns the path.
 
     Raises:
@@ -135,19 +135,8 @@ def save(model, path, optimizer=None, epoch=None, metadata=None) -> Path:
     except (TypeError, ValueError) as error:
         raise TypeError(f"save: metadata must be JSON-serialisable, got {metadata!r:.200} ({error})") from None
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)  # mkstemp makes the file 0600; give it the usual permissions
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
     return path
 
 

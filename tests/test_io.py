@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -113,6 +114,11 @@ def test_save_replaces_atomically_and_leaves_nothing_behind(tmp_path, monkeypatc
         save(small_net(), path)
     assert path.read_bytes() == original  # the old checkpoint survives a failed write
     assert sorted(os.listdir(tmp_path)) == ["m.npz"]  # and no temporary file is left
+
+
+def test_save_gives_the_permissions_the_umask_gives_a_new_file(tmp_path, umask):
+    umask(0o027)
+    assert stat.S_IMODE(save(small_net(), tmp_path / "m.npz").stat().st_mode) == 0o640
 
 
 def test_loading_does_not_consume_the_global_seed(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import stat
 import struct
 import sys
 
@@ -206,6 +207,12 @@ def test_write_idx_failure_leaves_the_old_file(tmp_path):
     with pytest.raises(ValueError, match=r"1 to 255 dimensions, got an array of shape \(\)"):
         write_idx(path, np.uint8(3))
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["x.idx"]
+
+
+def test_write_idx_gives_the_permissions_the_umask_gives_a_new_file(tmp_path, umask):
+    umask(0o027)  # a temporary file from mkstemp is 0o600; the written file must not stay so
+    for name in ("x.idx", "x.idx.gz"):
+        assert stat.S_IMODE(write_idx(tmp_path / name, np.zeros(4, np.uint8)).stat().st_mode) == 0o640
 
 
 # -- fuzzing: IDXFormatError or exactly what the naive parser reads, nothing else -----------------

@@ -18,11 +18,12 @@ import gzip
 import io
 import math
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic_file import atomic_write
 
 # type code -> big-endian dtype of the payload
 IDX_DTYPES = {
@@ -198,7 +199,7 @@ def write_idx(path, array) -> Path:
     """Write ``array`` as an IDX file, gzip-compressed when ``path`` ends in ``.gz``; atomic.
 
     The bytes go to a temporary file in the same directory, which then replaces ``path``, so a
-    reader never sees half a file. Returns the path.
+    reader never sees half a file (``nnscratch.atomic_file``). Returns the path.
 
     Shape:
         any shape with 1 to 255 dimensions; dtype uint8, int8, int16, int32, float32 or float64.
@@ -208,14 +209,6 @@ def write_idx(path, array) -> Path:
     if path.name.endswith(".gz"):
         # mtime=0: the same array always gives the same bytes
         data = gzip.compress(data, mtime=0)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        f.write(data)
     return path

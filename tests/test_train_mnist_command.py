@@ -6,6 +6,7 @@ In-process because ``synthetic_mnist`` patches the pinned checksums in this inte
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -301,6 +302,18 @@ def test_plot_writes_a_png(synthetic_mnist, tmp_path):
     path = tmp_path / "curves.png"
     assert train_mnist_main(options(synthetic_mnist, "--model", "softmax", "--plot", str(path))) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("option, name", [("--metrics", "run.json"), ("--plot", "run.png")])
+def test_outputs_get_the_permissions_the_umask_gives_a_new_file(synthetic_mnist, tmp_path, umask, option, name):
+    if option == "--plot":
+        pytest.importorskip("matplotlib")
+    out = tmp_path / "out"
+    out.mkdir()
+    umask(0o027)  # written through a 0o600 temporary file, which the output must not stay
+    argv = options(synthetic_mnist, "--model", "softmax", "--epochs", "1", option, str(out / name))
+    assert train_mnist_main([*argv, "--save", str(out / "run.npz")]) == 0
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in out.iterdir()} == {name: 0o640, "run.npz": 0o640}
 
 
 # -- leftovers of runs killed while writing --metrics or --plot -------------------------------------

@@ -13,10 +13,10 @@ divergence), 2 bad options, 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from ..atomic_file import atomic_write
 
 # add_arguments is this command's, as every command module has one (see nnscratch/commands/__init__.py)
 from .train_mnist_options import UsageError, add_arguments, resolve_options
@@ -187,28 +187,9 @@ def _save(net, optimizer, state: dict, path: Path) -> None:
     save(net, path, optimizer=optimizer, epoch=state["epoch"], metadata=state["metadata"])
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write ``path`` through a temporary ``.NAME.<random>.part`` beside it, then ``os.replace``.
-
-    A run killed outright (SIGKILL) leaves its temporary behind: those of earlier runs are deleted
-    first, as the downloader does with its own, once stale: an hour old, while a live write of a
-    metrics file or plot takes about a second.
-    """
-    from ..data.download import remove_stale_temporaries
-
-    remove_stale_temporaries(path, suffixes=("part",))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, data: dict) -> None:
-    _atomic_write(path, lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
+    with atomic_write(path) as f:  # also deletes the temporaries of runs killed while writing it
+        f.write((json.dumps(data, indent=2) + "\n").encode())
 
 
 def _plot(path: Path, history: list, model: str) -> None:
@@ -230,5 +211,6 @@ def _plot(path: Path, history: list, model: str) -> None:
         axes.grid(alpha=0.3)
         axes.legend()
     figure.tight_layout()
-    _atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))
+    with atomic_write(path) as f:
+        figure.savefig(f, format="png", dpi=100)
     plt.close(figure)

@@ -257,6 +257,47 @@ def test_zero_tolerances_pick_the_largest_error_as_worst_without_numpy_warnings(
         assert row.passed or abs(row.numerical - row.analytical) == row.max_abs_err > 0
 
 
+class NaNInputGradient(PlainLinear):
+    def backward(self, delta):
+        delta_x = super().backward(delta)
+        delta_x[2, 1] = np.nan
+        return delta_x
+
+
+class InfBiasGradient(PlainLinear):
+    def backward(self, delta):
+        delta_x = super().backward(delta)
+        self.parameters_deltas[1][0] = np.inf
+        return delta_x
+
+
+class LogOfInput(Square):
+    def forward(self, x, *args):
+        self.x = x
+        return np.log(x)  # NaN for the negative entries of a standard normal input
+
+
+def test_nan_in_backward_is_named_as_such_not_as_a_nondeterministic_backward():
+    with pytest.raises(GradientCheckError, match=r"NaNInputGradient: backward gave a non-finite value: "
+                                                 r"input \(5, 4\) at index \(2, 1\) is nan \(1 of 20 values"):
+        run_check(NaNInputGradient())
+
+
+def test_inf_in_a_parameter_delta_is_named():
+    with pytest.raises(GradientCheckError, match=r"InfBiasGradient: backward gave a non-finite value: "
+                                                 r"parameter 1 \(3,\) at index \(0,\) is inf"):
+        run_check(InfBiasGradient())
+
+
+def test_nan_in_forward_is_named():
+    x = np.array([[1.0, -2.0], [3.0, 4.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the user's log of a negative number
+        with pytest.raises(GradientCheckError, match=r"LogOfInput: forward gave a non-finite value: "
+                                                     r"output at index \(0, 1\) is nan \(1 of 4 values"):
+            run_check(LogOfInput(), x)
+
+
 def test_accumulated_deltas_fail_as_a_second_call_that_differs():
     with pytest.raises(GradientCheckError, match=r"AccumulatingDeltas: backward gave different results on a second call.*parameter 0 \(4, 3\).*not accumulate"):
         run_check(AccumulatingDeltas())

@@ -107,6 +107,17 @@ def _compare(tensor, shape, coords, numerical, analytical, noise, atol, rtol) ->
     )
 
 
+def _check_finite(name: str, who: str, label: str, array) -> None:
+    """NaN or inf in an output or a gradient is a bug of its own; say so before comparing anything."""
+    bad = ~np.isfinite(array)
+    if bad.any():
+        index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), np.shape(array)))
+        raise GradientCheckError(
+            f"{name}: {who} a non-finite value: {label} at index {index} is {float(array[index])} "
+            f"({int(bad.sum())} of {bad.size} values are NaN or inf)"
+        )
+
+
 def _check_repeatable(name: str, first, second) -> None:
     """A second forward + backward must give the same gradients (deltas overwritten, deterministic)."""
     for label, a, b in _pairs(first, second):
@@ -115,7 +126,7 @@ def _check_repeatable(name: str, first, second) -> None:
             index = tuple(int(i) for i in index)
             raise GradientCheckError(
                 f"{name}: backward gave different results on a second call after the same forward: "
-                f"{label} at index {index} was {a[index]!r} the first time and {b[index]!r} the second; "
+                f"{label} at index {index} was {float(a[index])!r} the first time and {float(b[index])!r} the second; "
                 "backward must be deterministic and overwrite parameters_deltas, not accumulate into them"
             )
 
@@ -179,8 +190,11 @@ def sanity_check(
     run = Runner(work, name, x.astype(np.float64), tuple(as_float64_arg(a) for a in args))
 
     y = run.forward()
+    _check_finite(name, "forward gave", "output", y)
     r = np.random.default_rng(seed).standard_normal(y.shape)
     first = run.backward(r)
+    for label, delta, _ in _pairs(first, first):
+        _check_finite(name, "backward gave", label, delta)
     if not np.array_equal(run.forward(), y):
         raise GradientCheckError(f"{name}: forward gave different outputs for the same input twice")
     _check_repeatable(name, first, run.backward(r))

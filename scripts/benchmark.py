@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nnscratch.atomic_file import atomic_write
+
 # The script's parts live next to it (benchmark_machine.py, benchmark_networks.py); this makes them
 # importable however the script is started: from any folder, or loaded by path as the tests do.
 HERE = str(Path(__file__).resolve().parent)
@@ -96,13 +98,8 @@ def _load(values) -> str:
 
 def write_json(path, results: dict) -> None:
     """Write the figures to ``path`` atomically: a temp file in the same folder, then os.replace."""
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temp.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    with atomic_write(Path(path)) as f:
+        f.write((json.dumps(results, indent=2) + "\n").encode())
 
 
 def run(args) -> dict:

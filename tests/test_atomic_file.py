@@ -7,12 +7,12 @@ import contextlib
 import os
 import re
 import stat
-import time
 
 import pytest
 
 from nnscratch import atomic_file
 from nnscratch.atomic_file import STALE_AFTER, atomic_write, current_umask, remove_stale_temporaries, scratch_file
+from aged_files import aged  # tests/ on sys.path
 
 
 def listing(directory):
@@ -22,17 +22,6 @@ def listing(directory):
 
 def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
-
-
-def aged(path, seconds, content=b"half a file"):
-    """Write ``path`` (a directory when content is None) last modified ``seconds`` ago."""
-    if content is None:
-        path.mkdir()
-    else:
-        path.write_bytes(content)
-    then = time.time() - seconds
-    os.utime(path, (then, then))
-    return path
 
 
 # -- whole or not at all -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 
 from nnscratch.data import MNISTDownloadError, download_mnist, load_mnist, write_idx
 from nnscratch.data import download as download_module
+from aged_files import aged  # tests/ on sys.path
 
 FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 GZ = [f"{name}.gz" for name in FILES]
@@ -197,15 +198,6 @@ def test_downloaded_files_get_the_permissions_the_umask_gives_a_new_file(synthet
 
 
 # -- leftovers of killed downloads -------------------------------------------------------------------
-def aged(path, seconds, content=b"half a download"):
-    """Write ``path`` (a file, or a directory when content is None) last modified ``seconds`` ago."""
-    if content is None:
-        path.mkdir()
-    else:
-        path.write_bytes(content)
-    then = time.time() - seconds
-    os.utime(path, (then, then))
-    return path
 
 
 def test_stale_leftovers_of_killed_downloads_are_removed_by_the_next_download(synthetic_mnist):

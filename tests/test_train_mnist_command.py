@@ -9,7 +9,6 @@ import re
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from nnscratch.cli import main, train_mnist_main
 from nnscratch.data import scale_images
 from nnscratch.data.download import STALE_AFTER
 from nnscratch.models import PRESETS
+from aged_files import aged  # tests/ on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {"config", "history", "test_accuracy", "test_loss", "train_seconds", "samples_per_second"}
@@ -317,15 +317,6 @@ def test_outputs_get_the_permissions_the_umask_gives_a_new_file(synthetic_mnist,
 
 
 # -- leftovers of runs killed while writing --metrics or --plot -------------------------------------
-def aged(path, seconds, content=b"half an output"):
-    """Write ``path`` (a directory when content is None) last modified ``seconds`` ago."""
-    if content is None:
-        path.mkdir()
-    else:
-        path.write_bytes(content)
-    then = time.time() - seconds
-    os.utime(path, (then, then))
-    return path
 
 
 def snapshot(paths):

@@ -135,7 +135,7 @@ def test_progress_bar_counts_bytes_on_stderr(synthetic_mnist, capsys):
     size = (synthetic_mnist.directory / "t10k-labels-idx1-ubyte.gz").stat().st_size
     assert size < 1000  # so tqdm shows the plain byte count
     assert "train-images-idx3-ubyte" in err and "B/s" in err
-    assert f"t10k-labels-idx1-ubyte: 100%" in err and f"{size:.1f}/{size:.1f}" in err  # bytes of the .gz
+    assert "t10k-labels-idx1-ubyte: 100%" in err and f"{size:.1f}/{size:.1f}" in err  # bytes of the .gz
 
 
 def test_force_downloads_again(synthetic_mnist):

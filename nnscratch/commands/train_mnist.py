@@ -19,7 +19,7 @@ from pathlib import Path
 from ..atomic_file import atomic_write
 
 # add_arguments is this command's, as every command module has one (see nnscratch/commands/__init__.py)
-from .train_mnist_options import UsageError, add_arguments, resolve_options
+from .train_mnist_options import UsageError, add_arguments, resolve_options  # noqa: F401 (add_arguments)
 
 HELP = "train a softmax, MLP or CNN classifier on MNIST (downloads it if needed)"
 

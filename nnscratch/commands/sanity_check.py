@@ -23,7 +23,7 @@ from nnscratch.check import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_MAX_COORDS, DEFAU
 
 from .sanity_check_cases import TARGET_KINDS, Case, builtin_cases, make_targets, normal_input
 
-HELP = "Check layer gradients against central differences (all built-ins, one of them, or your own layer)."
+HELP = "check layer gradients against central differences (all built-ins, one of them, or your own layer)"
 
 
 # -- a user's layer --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 
@@ -70,6 +71,11 @@ def render(results: dict) -> str:
         lines.append(f"{name.upper():<8}{row['nnscratch']['median']:>21,.0f}{torch_speed:>19}{ratio:>8}"
                      f"{'>= ' + format(row['target'], 'g'):>9}  {verdict:<6}  {best:>15}  "
                      f"{_share(row['others_cpu_share'])}")
+    spreads = [f"{name.upper()} {_spread(row['pair_ratios'])}" for name, row in results["networks"].items()
+               if row["pair_ratios"]]
+    if spreads:
+        lines.append("ratio of each nnscratch run to the PyTorch run beside it, lowest-highest (middle half): "
+                     + "; ".join(spreads))
     conv = results.get("conv2d")
     if conv:
         lines.append("")
@@ -86,6 +92,15 @@ def render(results: dict) -> str:
     lines.append(f"samples/s: medians of {results['settings']['repeats']} alternating runs; ratio = nnscratch / "
                  "PyTorch (the target is on it); best runs ratio = fastest run / fastest run")
     return "\n".join(lines)
+
+
+def _spread(values: list) -> str:
+    """'1.16-1.67 (1.30-1.55)': the range, and in brackets the quartiles, of a list of ratios."""
+    low, high = min(values), max(values)
+    if len(values) < 2:
+        return f"{low:.2f}"
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return f"{low:.2f}-{high:.2f} ({q1:.2f}-{q3:.2f})"
 
 
 def _share(value) -> str:

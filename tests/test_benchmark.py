@@ -93,6 +93,13 @@ def test_json_with_torch_has_the_pytorch_column_and_ratios(bench, tmp_path, caps
         assert isinstance(row["meets_target"], bool)
         assert row["best_ratio"] == pytest.approx(row["nnscratch"]["best"] / row["pytorch"]["best"])
     assert "MLP" in out and "CNN" in out and "ratio" in out
+    pairs = figures["networks"]["mlp"]["pair_ratios"]
+    assert f"MLP {min(pairs):.2f}-{max(pairs):.2f} (" in out
+
+
+def test_spread_of_ratios_is_range_and_quartiles(bench):
+    assert bench._spread([1.0, 2.0, 3.0, 4.0, 5.0]) == "1.00-5.00 (1.50-4.50)"  # exclusive quartiles
+    assert bench._spread([1.25]) == "1.25"
 
 
 def test_conv_micro_benchmark_times_both_implementations(bench):

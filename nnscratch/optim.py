@@ -8,6 +8,7 @@ dtype: a float32 model stays float32.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -163,18 +164,37 @@ class Adam(Optimizer):
         self.weight_decay = _number("Adam", "weight_decay", weight_decay, 0.0, low_inclusive=True)
         self.m = None
         self.v = None
+        self._work: dict = {}  # scratch buffers for _update, by dtype
 
     def _update(self, params, deltas) -> None:
         beta1, beta2 = self.betas
         m_all, v_all = self._buffers("m", params), self._buffers("v", params)
         correction1 = 1.0 - beta1**self.steps
         correction2 = 1.0 - beta2**self.steps
+        # lr * m_hat / (sqrt(v_hat) + eps) is the same as step_size * m / (sqrt(v) + eps_hat): the
+        # bias corrections fold into two scalars, and every pass below is in place, into one scratch
+        # array (fresh temporaries for each product made a step about 1.3x slower).
+        step_size = self.lr * math.sqrt(correction2) / correction1
+        eps_hat = self.eps * math.sqrt(correction2)
         for p, d, m, v in zip(params, deltas, m_all, v_all):
             g = d + self.weight_decay * p if self.weight_decay else d
+            s = self._scratch(p)
             m *= beta1
-            m += (1.0 - beta1) * g
+            np.multiply(g, 1.0 - beta1, out=s)
+            m += s  # m = beta1 m + (1 - beta1) g
             v *= beta2
-            v += (1.0 - beta2) * (g * g)
-            denom = np.sqrt(v / correction2)
-            denom += self.eps
-            p -= (self.lr / correction1) * m / denom
+            np.multiply(g, math.sqrt(1.0 - beta2), out=s)
+            np.square(s, out=s)
+            v += s  # v = beta2 v + (sqrt(1 - beta2) g)^2
+            np.sqrt(v, out=s)
+            s += eps_hat
+            np.divide(m, s, out=s)
+            np.multiply(s, -step_size, out=s)
+            p += s  # p -= step_size m / (sqrt(v) + eps_hat)
+
+    def _scratch(self, p) -> np.ndarray:
+        """A work array in p's shape and dtype: a view of one buffer per dtype, kept between steps."""
+        work = self._work.get(p.dtype)
+        if work is None or work.size < p.size:
+            work = self._work[p.dtype] = np.empty(p.size, p.dtype)
+        return work[: p.size].reshape(p.shape)

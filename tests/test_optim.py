@@ -65,6 +65,39 @@ def test_adam_bias_correction_hand_computed():
     assert values[1] == pytest.approx(0.936610, abs=1e-6)
 
 
+def textbook_adam(start, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    """Adam exactly as the paper writes it, one float64 number at a time: the reference twin."""
+    beta1, beta2 = betas
+    p = [float(value) for value in np.ravel(start)]
+    m, v = [0.0] * len(p), [0.0] * len(p)
+    for t, grad in enumerate(grads, start=1):
+        for i, g in enumerate(np.ravel(grad)):
+            g = float(g) + weight_decay * p[i]
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            m_hat, v_hat = m[i] / (1 - beta1**t), v[i] / (1 - beta2**t)
+            p[i] -= lr * m_hat / (v_hat**0.5 + eps)
+    return np.reshape(p, np.shape(start))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_adam_matches_the_textbook_over_many_steps(dtype, rtol, weight_decay):
+    rng = np.random.default_rng(3)
+    start = rng.normal(size=(4, 3))
+    grads = rng.normal(size=(25, 4, 3)) * np.logspace(-4, 1, 25)[:, None, None]  # small and large
+    layer = Param(0.0, dtype=dtype)
+    layer.parameters = [start.astype(dtype)]
+    layer.parameters_deltas = [np.zeros((4, 3), dtype)]
+    optimizer = nn.Adam(layer, lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=weight_decay)
+    for g in grads:
+        layer.parameters_deltas[0][...] = g
+        optimizer.step()
+    expected = textbook_adam(start, grads.astype(dtype), 0.05, (0.8, 0.99), 1e-6, weight_decay)
+    assert layer.parameters[0].dtype == dtype
+    np.testing.assert_allclose(layer.parameters[0], expected, rtol=rtol, atol=rtol * 1e-3)
+
+
 def test_adam_weight_decay():
     layer = Param(1.0)
     # g = 0 + 0.5 * 1 = 0.5, so the first step is again lr * 0.5 / 0.5

@@ -98,6 +98,51 @@ def test_adam_matches_the_textbook_over_many_steps(dtype, rtol, weight_decay):
     np.testing.assert_allclose(layer.parameters[0], expected, rtol=rtol, atol=rtol * 1e-3)
 
 
+def textbook_sgd(start, grads, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+    """SGD as PyTorch documents it, one float64 number at a time: the reference twin."""
+    p = [float(value) for value in np.ravel(start)]
+    v = [0.0] * len(p)
+    for grad in grads:
+        for i, g in enumerate(np.ravel(grad)):
+            g = float(g) + weight_decay * p[i]
+            v[i] = momentum * v[i] + g
+            step = g + momentum * v[i] if nesterov else (v[i] if momentum else g)
+            p[i] -= lr * step
+    return np.reshape(p, np.shape(start))
+
+
+class Params:
+    """Several parameters of different shapes (they share the optimizer's scratch memory)."""
+
+    def __init__(self, starts, dtype):
+        self.parameters = [np.array(start, dtype=dtype) for start in starts]
+        self.parameters_deltas = [np.zeros_like(p) for p in self.parameters]
+
+
+# atol: a parameter that ends near zero is the difference of terms of size ~1, rounded 12 times.
+@pytest.mark.parametrize("dtype, rtol, atol", [(np.float64, 1e-12, 1e-13), (np.float32, 1e-5, 1e-6)])
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"momentum": 0.9}, {"momentum": 0.8, "nesterov": True}, {"momentum": 0.9, "weight_decay": 0.01}],
+    ids=["plain", "momentum", "nesterov", "weight-decay"],
+)
+def test_sgd_matches_the_textbook_over_many_steps(dtype, rtol, atol, settings):
+    rng = np.random.default_rng(4)
+    shapes = [(5, 3), (3,), (2, 2, 2), (7,)]
+    starts = [rng.normal(size=shape) for shape in shapes]
+    grads = [rng.normal(size=(12, *shape)) for shape in shapes]
+    layer = Params(starts, dtype)
+    optimizer = nn.SGD(layer, lr=0.05, **settings)
+    for t in range(12):
+        for delta, g in zip(layer.parameters_deltas, grads):
+            delta[...] = g[t]
+        optimizer.step()
+    for p, start, g in zip(layer.parameters, starts, grads):
+        expected = textbook_sgd(start, g.astype(dtype), 0.05, **settings)
+        assert p.dtype == dtype
+        np.testing.assert_allclose(p, expected, rtol=rtol, atol=atol)
+
+
 def test_adam_weight_decay():
     layer = Param(1.0)
     # g = 0 + 0.5 * 1 = 0.5, so the first step is again lr * 0.5 / 0.5

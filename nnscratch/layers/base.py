@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from .. import seeding
+from .. import aligned, seeding
 
 
 class Layer:
@@ -156,21 +156,29 @@ def recycled_empty(store: dict, key, shape, dtype) -> np.ndarray:
     for index in range(len(slots)):
         if slots[index].shape == shape and slots[index].dtype == dtype and _only_in_store(slots, index):
             return slots[index]
-    array = np.empty(shape, dtype)
+    array = aligned.empty(shape, dtype)
     slots.append(array)
     del slots[:-2]
     return array
 
 
-def _references(slots: list, index: int) -> int:
+def _references(slots: list, index: int) -> tuple[int, int]:
+    """Reference counts of the slot's array and of the byte buffer it views (see aligned.py).
+
+    Both count: a caller may hold the array itself, or a view of it, and NumPy points every view
+    at the buffer that owns the memory, not at the array it was taken from.
+    """
     array = slots[index]
-    return sys.getrefcount(array)
+    return sys.getrefcount(array), sys.getrefcount(array.base)
 
 
-# The count for an array held by nothing but its slot list, measured the way it is checked, so it
-# holds whatever the interpreter's own conventions; None (never recycle) without reference counts.
-_ALONE = _references([np.empty(0)], 0) if hasattr(sys, "getrefcount") else None
+# The counts for an array held by nothing but its slot list, measured the way they are checked, so
+# they hold whatever the interpreter's own conventions; None (never recycle) without reference counts.
+_ALONE = _references([aligned.empty(1)], 0) if hasattr(sys, "getrefcount") else None
 
 
 def _only_in_store(slots: list, index: int) -> bool:
-    return _ALONE is not None and _references(slots, index) <= _ALONE
+    if _ALONE is None:
+        return False
+    array_count, buffer_count = _references(slots, index)
+    return array_count <= _ALONE[0] and buffer_count <= _ALONE[1]

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .. import aligned
 from .base import Layer, as_dtype, check_positive_int, get_rng, pair, recycled_empty
 from .im2col import Im2Col, window_slices
 
@@ -65,11 +66,12 @@ class Conv2D(Layer):
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         bound = math.sqrt(6.0 / fan_in)
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
-        self.weight = get_rng(rng).uniform(-bound, bound, shape).astype(dtype)
-        self.bias = np.zeros(self.out_channels, dtype) if bias else None
+        # Parameters, deltas and optimizer state are 64-byte aligned: see aligned.py.
+        self.weight = aligned.copy(get_rng(rng).uniform(-bound, bound, shape).astype(dtype))
+        self.bias = aligned.zeros(self.out_channels, dtype) if bias else None
         self.parameters = [self.weight] if self.bias is None else [self.weight, self.bias]
         # Preallocated gradient buffers: backward overwrites them in place every step.
-        self.parameters_deltas = [np.zeros_like(p) for p in self.parameters]
+        self.parameters_deltas = [aligned.zeros_like(p) for p in self.parameters]
         self.needs_input_delta = True
         self._plans: dict = {}  # (input shape, dtype) -> Im2Col; two sizes: full and last batch
         self._plan = None  # the plan of the last forward, which backward uses
@@ -162,7 +164,7 @@ class Conv2D(Layer):
             for d, p in zip(deltas, self.parameters)
         )
         if stale:
-            deltas[:] = [np.zeros_like(p) for p in self.parameters]
+            deltas[:] = [aligned.zeros_like(p) for p in self.parameters]
         return deltas[0], (deltas[1] if self.bias is not None else None)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import aligned
 from .base import recycled_empty
 
 # Multiply-adds per block of the weight-gradient product. OpenBLAS is slow for a product whose
@@ -69,14 +70,14 @@ class Im2Col:
         self.columns = n * self.grid_hw[0] * self.grid_hw[1]
         self.rows = c * kh * kw
         # Zeros: in the flat layout a few non-output columns are never written (see im2col).
-        self.cols = np.zeros((self.rows + bool(ones_row), self.columns), self.dtype)
+        self.cols = aligned.zeros((self.rows + bool(ones_row), self.columns), self.dtype)
         if ones_row:
             self.cols[self.rows] = 1
         # The padded input: borders zeroed here once, only the interior rewritten per forward.
-        self._padded = np.zeros((c, n, hp, wp), self.dtype) if (ph or pw) else None
+        self._padded = aligned.zeros((c, n, hp, wp), self.dtype) if (ph or pw) else None
         # Flat layout: delta on the padded grid, zero at the positions that are not outputs.
-        self._delta_grid = np.zeros((out_channels, n, *self.grid_hw), self.dtype) if self.flat else None
-        self._dcols = np.empty((self.rows, self.columns), self.dtype)
+        self._delta_grid = aligned.zeros((out_channels, n, *self.grid_hw), self.dtype) if self.flat else None
+        self._dcols = aligned.empty((self.rows, self.columns), self.dtype)
         self._results: dict = {}  # outputs and input gradients, recycled once their callers drop them
         per_image = self.grid_hw[0] * self.grid_hw[1]
         self._blocks = self._block_count(n, out_channels * self.cols.shape[0] * per_image)

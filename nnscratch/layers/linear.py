@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import aligned
 from .base import Layer, as_dtype, check_positive_int, get_rng
 
 
@@ -33,15 +34,17 @@ class Linear(Layer):
         self.out_features = check_positive_int("Linear", "out_features", out_features)
         dtype = as_dtype("Linear", dtype)
         bound = np.sqrt(6.0 / self.in_features)
-        self.weight = get_rng(rng).uniform(-bound, bound, (self.in_features, self.out_features)).astype(dtype)
+        weight = get_rng(rng).uniform(-bound, bound, (self.in_features, self.out_features))
+        # Parameters, deltas and optimizer state are 64-byte aligned: see aligned.py.
+        self.weight = aligned.copy(weight.astype(dtype))
         self.parameters = [self.weight]
         if bias:
-            self.bias = np.zeros(self.out_features, dtype=dtype)
+            self.bias = aligned.zeros(self.out_features, dtype)
             self.parameters.append(self.bias)
         else:
             self.bias = None
         # Preallocated gradient buffers: backward overwrites them in place every step.
-        self.parameters_deltas = [np.zeros_like(p) for p in self.parameters]
+        self.parameters_deltas = [aligned.zeros_like(p) for p in self.parameters]
         self.needs_input_delta = True
         self._x = None
         self._ones_cache = None
@@ -78,7 +81,7 @@ class Linear(Layer):
         weight_delta = self.parameters_deltas[0]
         if weight_delta.dtype != x.dtype:
             # The parameters changed dtype since the buffers were made (e.g. a float64 check).
-            self.parameters_deltas = [np.zeros_like(p) for p in self.parameters]
+            self.parameters_deltas = [aligned.zeros_like(p) for p in self.parameters]
             weight_delta = self.parameters_deltas[0]
         np.matmul(x.T, delta, out=weight_delta)
         if self.bias is not None:

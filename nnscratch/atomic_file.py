@@ -100,7 +100,8 @@ def atomic_write(path):
     """Open a temporary file beside ``path`` for binary writing; on success it replaces ``path``.
 
     Stale leftovers of earlier killed writes of ``path`` are deleted first. On success the file is
-    fsynced, given mode 0o666 & ~umask and moved over ``path`` with ``os.replace``; on any exception
+    fsynced, given mode 0o666 & ~umask and moved over ``path`` with ``os.replace``, and the directory
+    is fsynced so the rename is durable too; on any exception
     the temporary file is deleted, ``path`` is untouched, and the exception propagates.
     """
     path = Path(path)
@@ -116,6 +117,25 @@ def atomic_write(path):
     except BaseException:
         _discard(tmp)
         raise
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    """fsync a directory, so that a rename in it survives a power loss, not only the file's data.
+
+    Best effort: where a directory cannot be opened or synced (Windows, some network file systems)
+    the rename is still atomic, only its durability is left to the operating system.
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextmanager

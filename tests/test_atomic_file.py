@@ -45,13 +45,34 @@ def test_a_new_target_is_created_and_str_paths_work(tmp_path):
     assert (tmp_path / "new.bin").read_bytes() == b"data" and listing(tmp_path) == ["new.bin"]
 
 
-def test_success_is_fsynced_before_the_replace(tmp_path, monkeypatch):
-    synced, real_fsync, real_replace = [], os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append("fsync") or real_fsync(fd))
-    monkeypatch.setattr(os, "replace", lambda a, b: synced.append("replace") or real_replace(a, b))
+def test_the_file_is_fsynced_before_the_replace_and_its_directory_after(tmp_path, monkeypatch):
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        synced = os.fstat(fd)
+        is_directory = stat.S_ISDIR(synced.st_mode) and synced.st_ino == os.stat(tmp_path).st_ino
+        events.append("fsync directory" if is_directory else "fsync file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append("replace") or real_replace(a, b))
     with atomic_write(tmp_path / "out.bin") as f:
         f.write(b"data")
-    assert synced == ["fsync", "replace"]
+    assert events == ["fsync file", "replace", "fsync directory"]
+
+
+def test_a_directory_that_cannot_be_synced_does_not_fail_the_write(tmp_path, monkeypatch):
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(22, "Invalid argument")  # as some file systems answer for directories
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with atomic_write(tmp_path / "out.bin") as f:
+        f.write(b"data")
+    assert (tmp_path / "out.bin").read_bytes() == b"data" and listing(tmp_path) == ["out.bin"]
 
 
 @pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])

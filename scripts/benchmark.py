@@ -142,7 +142,8 @@ def run(args) -> dict:
                 network, torch, args.repeats, steps, args.warmup, args.batch, args.full_backward,
                 args.warmup_seconds)
     if "conv" in args.only:
-        results["conv2d"] = compare_conv(args.conv_repeats, args.naive_repeats)
+        results["conv2d"] = compare_conv(args.conv_repeats, args.naive_repeats,
+                                         warmup_seconds=args.warmup_seconds)
     if "memory" in args.only:
         networks = [n for n in ("mlp", "cnn") if n in args.only] or ["mlp", "cnn"]
         epoch_steps = {"mlp": 4 * args.mlp_steps, "cnn": 2 * args.cnn_steps}
@@ -159,7 +160,8 @@ def parse_args(argv=None):
     parser.add_argument("--cnn-steps", type=int, default=20, help="timed training steps per CNN run")
     parser.add_argument("--warmup", type=int, default=5, help="minimum untimed steps before every run")
     parser.add_argument("--warmup-seconds", type=float, default=0.2,
-                        help="minimum untimed warm-up per run; covers the other library's still-spinning threads")
+                        help="minimum untimed warm-up per run and before the Conv2D timing; "
+                             "covers the other library's still-spinning threads")
     parser.add_argument("--batch", type=int, default=128, help="batch size of the networks (the issue: 128)")
     parser.add_argument("--conv-repeats", type=int, default=20, help="timed calls of the fast Conv2D")
     parser.add_argument("--naive-repeats", type=int, default=1, help="timed calls of the naive Conv2D")

@@ -103,7 +103,7 @@ def test_spread_of_ratios_is_range_and_quartiles(bench):
 
 
 def test_conv_micro_benchmark_times_both_implementations(bench):
-    conv = bench.compare_conv(repeats=2, naive_repeats=1, batch=1)
+    conv = bench.compare_conv(repeats=2, naive_repeats=1, batch=1, warmup_seconds=0.01)
     assert conv["skipped"] is None
     assert conv["fast_seconds"] > 0 and conv["naive_seconds"] > 0
     assert conv["speedup"] == pytest.approx(conv["naive_seconds"] / conv["fast_seconds"])

@@ -1,0 +1,121 @@
+"""Where an nnscratch training step of the benchmark's networks goes: each layer's forward and
+backward and the optimizer step, timed inside the training loop (issue 5: profile first).
+
+    python scripts/step_breakdown.py [--network mlp|cnn] [--steps 2000] [--json parts.json]
+
+The loop does exactly what ``Sequential.forward`` / ``backward(input_delta=False)`` and
+``SGD.step`` do in the benchmark, one part at a time with a clock read between parts. Parts are
+given as the 10th percentile (the step as a quiet machine runs it) and the median over the steps.
+The clock reads cost well under a microsecond each. Also printed: the step time of the same loop
+without the clocks (median of runs of 50 steps), to compare with the sum of the parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nnscratch.atomic_file import atomic_write
+from nnscratch.sequential import _backward_without_input_delta, _first_with_parameters
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from benchmark_networks import build_nnscratch, make_batches, nnscratch_step  # noqa: E402
+
+
+def part_names(net, optimizer) -> list[str]:
+    """The parts of one step, in the order they run: 'forward 1 Linear', ..., 'step SGD'."""
+    first = _first_with_parameters(net.layers)
+    names = [f"forward {i} {type(layer).__name__}" for i, layer in enumerate(net.layers)]
+    names += [f"backward {i} {type(net.layers[i]).__name__}" for i in range(len(net.layers) - 1, first - 1, -1)]
+    return names + [f"step {type(optimizer).__name__}"]
+
+
+def timed_step(net, optimizer, x, labels) -> list[float]:
+    """One training step, the same computation as ``nnscratch_step``; seconds per part."""
+    clock = time.perf_counter
+    marks = [clock()]
+    for layer in net.layers:
+        x = layer.forward(x, labels)
+        marks.append(clock())
+    first = _first_with_parameters(net.layers)
+    delta = 1.0
+    for index in range(len(net.layers) - 1, first - 1, -1):
+        layer = net.layers[index]
+        delta = _backward_without_input_delta(layer, delta) if index == first else layer.backward(delta)
+        marks.append(clock())
+    optimizer.step()
+    marks.append(clock())
+    return [later - earlier for earlier, later in zip(marks, marks[1:])]
+
+
+def breakdown(network="mlp", steps=2000, warmup=200, batch=128) -> dict:
+    net, optimizer = build_nnscratch(network)
+    batches = make_batches(4, batch)
+    for i in range(warmup):
+        timed_step(net, optimizer, *batches[i % len(batches)])
+    rows = np.array([timed_step(net, optimizer, *batches[i % len(batches)]) for i in range(steps)])
+    untimed = []
+    for _ in range(max(steps // 50, 1)):
+        start = time.perf_counter()
+        for i in range(50):
+            nnscratch_step(net, optimizer, *batches[i % len(batches)])
+        untimed.append((time.perf_counter() - start) / 50)
+    parts = {
+        name: {"p10_us": float(np.percentile(rows[:, j], 10) * 1e6), "median_us": float(np.median(rows[:, j]) * 1e6)}
+        for j, name in enumerate(part_names(net, optimizer))
+    }
+    totals = rows.sum(axis=1)
+    return {
+        "network": network, "batch": batch, "steps": steps, "warmup": warmup, "parts": parts,
+        "total": {"p10_us": float(np.percentile(totals, 10) * 1e6), "median_us": float(np.median(totals) * 1e6)},
+        "untimed_step_median_us": statistics.median(untimed) * 1e6,
+    }
+
+
+def render(result: dict) -> str:
+    total = result["total"]["median_us"]
+    lines = [
+        f"{result['network'].upper()} training step, batch {result['batch']}, {result['steps']} steps "
+        f"after {result['warmup']} warm-up: time per part inside the loop",
+        f"{'part':32s} {'p10 (us)':>10s} {'median (us)':>12s} {'of median':>10s}",
+    ]
+    for name, t in result["parts"].items():
+        lines.append(f"{name:32s} {t['p10_us']:10.1f} {t['median_us']:12.1f} {t['median_us'] / total:10.1%}")
+    lines.append(f"{'sum of the parts':32s} {result['total']['p10_us']:10.1f} {total:12.1f}")
+    lines.append(f"the same step without the clocks: {result['untimed_step_median_us']:.1f} us (median)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--network", choices=["mlp", "cnn"], default="mlp")
+    parser.add_argument("--steps", type=int, default=2000, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=200, help="untimed steps first")
+    parser.add_argument("--batch", type=int, default=128, help="batch size (the benchmark's: 128)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    for name in ("steps", "batch"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name}: expected a positive integer, got {getattr(args, name)}")
+    if args.warmup < 0:
+        parser.error(f"--warmup: expected a non-negative integer, got {args.warmup}")
+    result = breakdown(args.network, args.steps, args.warmup, args.batch)
+    print(render(result))
+    if args.json:
+        with atomic_write(args.json) as f:
+            f.write(json.dumps(result, indent=2).encode())
+        print(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,27 +7,21 @@ stay flat from step to step.
 """
 
 import gc
-import importlib.util
 import json
 import math
 import os
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import nnscratch as nn
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+from script_modules import load_script  # tests/ on sys.path
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmark.py")
 
 
 TINY = ["--repeats", "2", "--mlp-steps", "2", "--cnn-steps", "1", "--warmup", "1", "--batch", "4", "--warmup-seconds", "0",

@@ -1,22 +1,17 @@
 """scripts/step_breakdown.py: its timed loop is the real training step, and its report names every part."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "step_breakdown.py"
+from script_modules import load_script  # tests/ on sys.path
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("step_breakdown_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("step_breakdown.py")
 
 
 @pytest.mark.parametrize("network", ["mlp", "cnn"])

@@ -6,8 +6,9 @@ backward and the optimizer step, timed inside the training loop (issue 5: profil
 The loop does exactly what ``Sequential.forward`` / ``backward(input_delta=False)`` and
 ``SGD.step`` do in the benchmark, one part at a time with a clock read between parts. Parts are
 given as the 10th percentile (the step as a quiet machine runs it) and the median over the steps.
-The clock reads cost well under a microsecond each. Also printed: the step time of the same loop
-without the clocks (median of runs of 50 steps), to compare with the sum of the parts.
+The clock reads cost well under a microsecond each. Also printed: the benchmark's own step without
+the clocks, as the benchmark times it (the mean step of a run of 50, median over the runs). A mean
+counts the occasional slow step that a median leaves out, so it is the larger of the two.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def render(result: dict) -> str:
     for name, t in result["parts"].items():
         lines.append(f"{name:32s} {t['p10_us']:10.1f} {t['median_us']:12.1f} {t['median_us'] / total:10.1%}")
     lines.append(f"{'sum of the parts':32s} {result['total']['p10_us']:10.1f} {total:12.1f}")
-    lines.append(f"the same step without the clocks: {result['untimed_step_median_us']:.1f} us (median)")
+    lines.append(f"the benchmark's step, untimed parts: {result['untimed_step_median_us']:.1f} us "
+                 "(mean step of a run of 50, median over the runs)")
     return "\n".join(lines)
 
 

@@ -7,8 +7,8 @@ The loop does exactly what ``Sequential.forward`` / ``backward(input_delta=False
 ``SGD.step`` do in the benchmark, one part at a time with a clock read between parts. Parts are
 given as the 10th percentile (the step as a quiet machine runs it) and the median over the steps.
 The clock reads cost well under a microsecond each. Also printed: the benchmark's own step without
-the clocks, as the benchmark times it (the mean step of a run of 50, median over the runs). A mean
-counts the occasional slow step that a median leaves out, so it is the larger of the two.
+the clocks, as the benchmark times it (the mean step of a run of 50, median over the runs; a mean
+counts the occasional slow step that a median leaves out).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from . import __version__
+
 # command name -> module under nnscratch.commands
 COMMANDS = {
     "train-mnist": "train_mnist",
@@ -25,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nnscratch", description="nnscratch: a neural-network framework from scratch on NumPy."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = _command(name)
@@ -43,5 +46,6 @@ def train_mnist_main(argv=None) -> int:
     """The ``train-mnist`` console script: the same as ``nnscratch train-mnist``."""
     module = _command("train-mnist")
     parser = argparse.ArgumentParser(prog="train-mnist", description=module.HELP)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     module.add_arguments(parser)
     return module.run(parser.parse_args(argv))

@@ -98,6 +98,49 @@ USER_MODULE = textwrap.dedent(
     class NeedsMask(RecordsTargets):
         def forward(self, x, targets, mask):
             return super().forward(x, targets)
+
+
+    class ProbabilityLoss:
+        \"\"\"Per-sample -log x[n, label]: a loss on probabilities, not logits.\"\"\"
+
+        parameters, parameters_deltas = [], []
+
+        def forward(self, x, labels):
+            self.x, self.labels = x, labels
+            return -np.log(x[np.arange(len(labels)), labels])
+
+        def backward(self, delta):
+            grad = np.zeros_like(self.x)
+            rows = np.arange(len(self.labels))
+            grad[rows, self.labels] = -delta / self.x[rows, self.labels]
+            return grad
+
+
+    INPUTS = []
+
+
+    class Abs:
+        \"\"\"y = |x|, dy/dx = sign(x): a kink at 0; keeps every input it is given in INPUTS.\"\"\"
+
+        parameters, parameters_deltas = [], []
+
+        def forward(self, x, *args):
+            INPUTS.append(x.copy())
+            self.x = x
+            return np.abs(x)
+
+        def backward(self, delta):
+            return delta * np.sign(self.x)
+
+
+    class Log(Abs):
+        def forward(self, x, *args):
+            INPUTS.append(x.copy())
+            self.x = x
+            return np.log(x)
+
+        def backward(self, delta):
+            return delta / self.x
     """
 )
 
@@ -237,6 +280,41 @@ def test_user_loss_layer_with_a_wrong_backward_fails_naming_the_layer(capsys, us
     assert "1 of 1 configurations FAILED" in out
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")  # the N(0, 1) runs
+@pytest.mark.parametrize(
+    "layer, input_kind, extra",
+    [("ProbabilityLoss", "probabilities", ["--targets", "integer"]), ("Log", "positive", []),
+     ("Abs", "away-from-zero", [])],
+)
+def test_input_kinds_let_a_layer_be_checked_where_normal_input_cannot(capsys, user_module, layer, input_kind, extra):
+    argv = ["sanity-check", "--layer", f"{user_module}:{layer}", "--input-shape", "4,5", *extra, "--quiet"]
+    assert main([*argv, "--input", input_kind]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert rows[0][1].startswith(f"{input_kind} input (4, 5)") and rows[0][-1] == "PASS"
+    if layer != "Abs":  # log of N(0, 1) values: NaN, a failure, with a pointer to --input
+        assert main(argv) == 1
+        out = capsys.readouterr().out
+        assert "a non-finite value" in out and "NaN" in out
+        assert "(the input was N(0, 1); a layer defined for positive values only takes --input positive" in out
+
+
+@pytest.mark.parametrize("input_kind", ["normal", "away-from-zero", "positive", "probabilities"])
+def test_the_input_reaching_forward_is_of_the_kind_asked_for(capsys, user_module, input_kind):
+    assert main(["sanity-check", "--layer", f"{user_module}:Abs", "--input-shape", "6,7", "--input", input_kind,
+                 "--seed", "3", "--quiet"]) == 0
+    seen = sys.modules[user_module].INPUTS
+    x = seen[0]
+    assert x.shape == (6, 7) and x.dtype == np.float64
+    if input_kind == "normal":
+        assert (x < 0).any() and (x > 0).any() and 0.3 < x.std() < 2.0
+    elif input_kind == "away-from-zero":
+        assert (np.abs(x) >= 0.1).all() and (np.abs(x) <= 2).all() and (x < 0).any() and (x > 0).any()
+    elif input_kind == "positive":
+        assert (x >= 0.5).all() and (x <= 2).all()
+    else:
+        assert (x > 0).all() and np.allclose(x.sum(axis=-1), 1)
+
+
 @pytest.mark.parametrize(
     "options, config, shape",
     [
@@ -274,7 +352,10 @@ def test_targets_reach_forward_with_the_kind_and_classes_asked_for(capsys, user_
         (["--layer", "my_layers:Scale"], "--layer needs --input-shape"),
         (["--layer", "my_layers:Scale", "--input-shape", "5,x"], "expected positive ints separated by commas"),
         (["--layer", "my_layers:Scale", "--input-shape", "5,0"], "expected positive ints separated by commas"),
-        (["--input-shape", "5,6"], "--input-shape and --args go with --layer"),
+        (["--input-shape", "5,6"], "--input-shape, --input and --args go with --layer"),
+        (["Linear", "--input", "positive"], "--input-shape, --input and --args go with --layer"),
+        (["--layer", "my_layers:Scale", "--input-shape", "5,6", "--input", "uniform"],
+         "--input: expected one of normal, away-from-zero, positive, probabilities; got 'uniform'"),
         (["Linear", "--coords", "0"], "--coords: expected a positive int, got '0'"),
         (["Linear", "--coords", "x"], "--coords: expected a positive int, got 'x'"),
         (["Linear", "--coords", "2.5"], r"--coords: expected a positive int, got '2\.5'"),

@@ -3,7 +3,8 @@
 With no argument every built-in layer is checked in several configurations; ``sanity-check
 Conv2D`` checks one layer's configurations; ``--layer pkg.module:Class --input-shape 5,6`` builds
 your class with no arguments (or ``--args '{"n": 3}'``) and checks it on a seeded N(0, 1) input
-of exactly that shape, batch axis included; ``--targets integer|one-hot|soft`` also passes seeded
+of exactly that shape, batch axis included (``--input`` picks another kind, e.g. probabilities for
+a loss that takes them); ``--targets integer|one-hot|soft`` also passes seeded
 targets, as forward's second argument, to a loss layer. Exit status: 0 all pass, 1 a check
 failed, 2 usage.
 """
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from nnscratch.check import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_MAX_COORDS, DEFAULT_RTOL, GradientCheckError, sanity_check
 
-from .sanity_check_cases import TARGET_KINDS, Case, builtin_cases, make_targets, normal_input
+from .sanity_check_cases import INPUT_KINDS, TARGET_KINDS, Case, builtin_cases, make_input, make_targets
 
 HELP = "check layer gradients against central differences (all built-ins, one of them, or your own layer)"
 
@@ -39,6 +40,15 @@ def _input_shape(text: str) -> tuple:
     if not shape or any(size < 1 for size in shape):
         raise UsageError(f"--input-shape: expected positive ints separated by commas, like 5,6; got {text!r}")
     return shape
+
+
+def _input_option(kind: str | None) -> str:
+    """``--input KIND``: one of INPUT_KINDS, normal when not given."""
+    if kind is None:
+        return "normal"
+    if kind not in INPUT_KINDS:
+        raise UsageError(f"--input: expected one of {', '.join(INPUT_KINDS)}; got {kind!r}")
+    return kind
 
 
 def _targets_option(kind: str | None, classes: str | None, shape: tuple):
@@ -166,6 +176,10 @@ def add_arguments(parser) -> None:
                         help="check your own layer class, built with no arguments (see --args)")
     parser.add_argument("--input-shape", metavar="N,...",
                         help="with --layer: the input's full shape, batch axis included, e.g. 5,6")
+    parser.add_argument("--input", metavar="KIND",
+                        help="with --layer: the seeded input, normal (N(0, 1), the default), away-from-zero "
+                        "(|x| in [0.1, 2]), positive (in [0.5, 2]) or probabilities (rows along the last "
+                        "axis summing to 1)")
     parser.add_argument("--args", dest="layer_args", metavar="JSON",
                         help="with --layer: constructor keyword arguments as a JSON object")
     parser.add_argument("--targets", metavar="KIND",
@@ -217,16 +231,22 @@ def _select(args) -> list[Case]:
         if args.input_shape is None:
             raise UsageError("--layer needs --input-shape, the input's full shape with the batch axis, e.g. 5,6")
         shape = _input_shape(args.input_shape)
+        input_kind = _input_option(args.input)
         targets = _targets_option(args.targets, args.classes, shape)
         layer = load_user_layer(args.user_layer, args.layer_args)
         _check_forward_arguments(layer, args.user_layer, targets)
+        config = f"input {shape}" if input_kind == "normal" else f"{input_kind} input {shape}"
+        hint = ("the input was N(0, 1); a layer defined for positive values only takes --input positive, "
+                "a loss on probabilities --input probabilities") if input_kind == "normal" else ""
         if targets is None:
-            return [Case(args.user_layer, f"input {shape}", lambda: (layer, normal_input(shape, args.seed), ()))]
+            return [Case(args.user_layer, config, lambda: (layer, make_input(input_kind, shape, args.seed), ()),
+                         hint)]
         kind, classes = targets
-        return [Case(args.user_layer, f"input {shape}, {kind} targets, {classes} classes", lambda: (
-            layer, normal_input(shape, args.seed), (make_targets(kind, shape[0], classes, args.seed),)))]
-    if args.input_shape is not None or args.layer_args is not None:
-        raise UsageError("--input-shape and --args go with --layer")
+        return [Case(args.user_layer, f"{config}, {kind} targets, {classes} classes", lambda: (
+            layer, make_input(input_kind, shape, args.seed), (make_targets(kind, shape[0], classes, args.seed),)),
+            hint)]
+    if args.input_shape is not None or args.layer_args is not None or args.input is not None:
+        raise UsageError("--input-shape, --input and --args go with --layer")
     if args.targets is not None or args.classes is not None:
         raise UsageError("--targets and --classes go with --layer; the built-in losses are already checked "
                          "with integer, one-hot and soft targets")
@@ -253,6 +273,8 @@ def run(args) -> int:
         case_rows, failure = _check_case(case, args)
         rows += case_rows
         if failure:
+            if case.hint and "a non-finite value" in failure:  # see nnscratch.check's _check_finite
+                failure += f" ({case.hint})"
             failures.append(f"{case.layer} [{case.config}]: {failure}")
     print(_table(rows))
     if failures:

@@ -2,7 +2,7 @@
 
 The inputs are seeded and kept away from the points where a layer is not differentiable (ReLU's
 kink, max-pooling ties, log of a probability near 0), so a central difference with eps = 1e-6 is
-a fair reference. ``normal_input`` and ``make_targets`` also build the input and targets of a
+a fair reference. ``make_input`` and ``make_targets`` also build the input and targets of a
 user's layer given with ``--layer``.
 """
 
@@ -17,6 +17,8 @@ import nnscratch
 
 # the kinds of loss targets: integer labels (N,), one-hot rows (N, C), soft rows (N, C) summing to 1
 TARGET_KINDS = ("integer", "one-hot", "soft")
+# the kinds of input for a user's layer (--input): see make_input
+INPUT_KINDS = ("normal", "away-from-zero", "positive", "probabilities")
 
 
 @dataclasses.dataclass
@@ -26,6 +28,7 @@ class Case:
     layer: str
     config: str
     build: Callable[[], tuple]
+    hint: str = ""  # added to a failure that is a non-finite output or gradient
 
 
 # -- inputs kept away from kinks -------------------------------------------------------------
@@ -48,8 +51,30 @@ def _separated(shape, seed):
 
 def _probs(n, c, seed):
     """Rows of probabilities each >= 0.05, so log and 1/p stay tame under a nudge of eps."""
-    p = np.random.default_rng(seed).uniform(0.2, 1.0, (n, c))
-    return p / p.sum(axis=1, keepdims=True)
+    return _distributions((n, c), seed)
+
+
+def _distributions(shape, seed):
+    """Positive values summing to 1 along the last axis, each at least 0.2 / (0.2 + C - 1)."""
+    p = np.random.default_rng(seed).uniform(0.2, 1.0, shape)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def make_input(kind, shape, seed):
+    """A seeded input of one of ``INPUT_KINDS`` (a user's layer, ``--input``):
+
+    normal          N(0, 1)
+    away-from-zero  |x| in [0.1, 2], either sign: no kink at 0 within reach of eps (ReLU-like layers)
+    positive        uniform in [0.5, 2]: for log, sqrt, 1/x
+    probabilities   positive and summing to 1 along the last axis: for a loss on probabilities
+    """
+    if kind == "normal":
+        return normal_input(shape, seed)
+    if kind == "away-from-zero":
+        return _away_from_zero(shape, seed)
+    if kind == "positive":
+        return np.random.default_rng(seed).uniform(0.5, 2.0, shape)
+    return _distributions(shape, seed)
 
 
 def make_targets(kind, n, c, seed):

@@ -100,9 +100,9 @@ def atomic_write(path):
     """Open a temporary file beside ``path`` for binary writing; on success it replaces ``path``.
 
     Stale leftovers of earlier killed writes of ``path`` are deleted first. On success the file is
-    fsynced, given mode 0o666 & ~umask and moved over ``path`` with ``os.replace``, and the directory
-    is fsynced so the rename is durable too; on any exception
-    the temporary file is deleted, ``path`` is untouched, and the exception propagates.
+    fsynced, given mode 0o666 & ~umask and moved over ``path`` with ``os.replace``, and then the
+    directory is fsynced so that the rename is durable too. On any exception the temporary file is
+    deleted, ``path`` is untouched, and the exception propagates.
     """
     path = Path(path)
     remove_stale_temporaries(path, suffixes=(PART,))

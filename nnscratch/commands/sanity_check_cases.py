@@ -49,13 +49,9 @@ def _separated(shape, seed):
     return (np.random.default_rng(seed).permutation(size) - size / 2).reshape(shape) * 0.1
 
 
-def _probs(n, c, seed):
-    """Rows of probabilities each >= 0.05, so log and 1/p stay tame under a nudge of eps."""
-    return _distributions((n, c), seed)
-
-
 def _distributions(shape, seed):
-    """Positive values summing to 1 along the last axis, each at least 0.2 / (0.2 + C - 1)."""
+    """Positive values summing to 1 along the last axis, each at least 0.2 / (0.2 + C - 1) (0.048 for
+    C = 5), so log and 1/p stay tame under a nudge of eps."""
     p = np.random.default_rng(seed).uniform(0.2, 1.0, shape)
     return p / p.sum(axis=-1, keepdims=True)
 
@@ -84,7 +80,7 @@ def make_targets(kind, n, c, seed):
         return labels
     if kind == "one-hot":
         return np.eye(c)[labels]
-    return _probs(n, c, seed + 1)  # soft
+    return _distributions((n, c), seed + 1)  # soft
 
 
 def builtin_cases() -> list[Case]:
@@ -133,7 +129,7 @@ def builtin_cases() -> list[Case]:
     ]
     for i, kind in enumerate(TARGET_KINDS):
         cases.append(Case("CrossEntropy", f"{kind} targets", lambda kind=kind, i=i: (
-            n.CrossEntropy(), _probs(4, 5, 50 + i), (make_targets(kind, 4, 5, 50 + i),))))
+            n.CrossEntropy(), _distributions((4, 5), 50 + i), (make_targets(kind, 4, 5, 50 + i),))))
     for i, kind in enumerate(TARGET_KINDS):
         cases.append(Case("SoftmaxCrossEntropy", f"{kind} targets", lambda kind=kind, i=i: (
             n.SoftmaxCrossEntropy(), normal_input((4, 5), 60 + i, 3.0), (make_targets(kind, 4, 5, 60 + i),))))

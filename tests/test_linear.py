@@ -146,6 +146,34 @@ def test_wrong_number_of_dimensions():
         nn.Linear(784, 10).forward(np.zeros((2, 1, 784), np.float32))
 
 
+@pytest.mark.parametrize("make", [lambda: nn.Linear(3, 2, rng=0), lambda: nn.Conv2D(1, 2, 3, rng=0)],
+                         ids=["Linear", "Conv2D"])
+def test_a_rebound_weight_or_bias_is_an_error_naming_the_fix(make):
+    # An optimizer updates the arrays in parameters; a rebound attribute would be silently left out.
+    x = np.ones((2, 3), np.float32) if isinstance(make(), nn.Linear) else np.ones((2, 1, 4, 4), np.float32)
+    name = type(make()).__name__
+    for attribute in ("weight", "bias"):
+        layer = make()
+        setattr(layer, attribute, getattr(layer, attribute).copy())
+        with pytest.raises(ValueError, match=rf"{name}: {attribute} is not the array in parameters .*"
+                                             rf"assign into it instead: layer\.{attribute}\[\.\.\.\] = new_values"):
+            layer.forward(x)
+    layer = make()
+    optimizer = nn.SGD(layer, lr=0.5)
+    layer.weight[...] = 1.0  # assigning into the array: what the message asks for
+    layer.forward(x)
+    layer.backward(np.ones_like(layer.forward(x)))
+    optimizer.step()
+    assert layer.parameters[0] is layer.weight and not np.all(layer.weight == 1.0)  # trained
+
+
+def test_a_bias_set_on_a_layer_built_without_one_is_an_error():
+    layer = nn.Linear(3, 2, bias=False, rng=0)
+    layer.bias = np.zeros(2, np.float32)
+    with pytest.raises(ValueError, match=r"Linear: bias is set, but the layer was built without it \(bias=False\)"):
+        layer.forward(np.ones((2, 3), np.float32))
+
+
 def test_non_array_input_and_bad_delta():
     layer = nn.Linear(2, 2)
     with pytest.raises(TypeError, match=r"Linear: expected a numpy array as input, got list"):

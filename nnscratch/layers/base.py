@@ -83,6 +83,30 @@ class Layer:
             )
         return delta
 
+    def _check_parameters_in_place(self, *names: str) -> None:
+        """The named attributes ("weight", "bias") must still be ``parameters[0]``, ``parameters[1]``.
+
+        Optimizers update the arrays in ``parameters``. A layer whose ``weight`` was rebound to a new
+        array would compute with that array while the optimizer went on updating the old one, and
+        training would silently do nothing; so that is an error, with the fix in its message. (Only
+        the last names may be None, as a bias is.)
+        """
+        parameters = self.parameters
+        for index, name in enumerate(names):
+            array = getattr(self, name)
+            if array is None or (index < len(parameters) and array is parameters[index]):
+                continue
+            if index >= len(parameters):
+                raise ValueError(
+                    f"{self.name}: {name} is set, but the layer was built without it ({name}=False); "
+                    f"build it with {name}=True to train one"
+                )
+            raise ValueError(
+                f"{self.name}: {name} is not the array in parameters (was layer.{name} assigned a new "
+                f"array?); optimizers update parameters, so assign into it instead: "
+                f"layer.{name}[...] = new_values"
+            )
+
     def _check_forward_called(self, cached) -> None:
         if cached is None:
             raise RuntimeError(f"{self.name}.backward called before forward")

@@ -131,6 +131,7 @@ class Conv2D(Layer):
         return np.concatenate([weight, self.bias[:, None]], axis=1).astype(dtype, copy=False)
 
     def forward(self, x, *args):
+        self._check_parameters_in_place("weight", "bias")
         self._check_ndim(x, 4, "N, C, H, W")
         self._check_input_shape(x.shape)
         dtype = self.weight.dtype

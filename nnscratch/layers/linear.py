@@ -61,6 +61,7 @@ class Linear(Layer):
         return (*input_shape[:-1], self.out_features)
 
     def forward(self, x, *args):
+        self._check_parameters_in_place("weight", "bias")
         self._check_ndim(x, 2, "N, in_features")
         if x.shape[1] != self.in_features:
             raise ValueError(

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nnscratch as nn
 
@@ -141,6 +143,49 @@ def test_sgd_matches_the_textbook_over_many_steps(dtype, rtol, atol, settings):
         expected = textbook_sgd(start, g.astype(dtype), 0.05, **settings)
         assert p.dtype == dtype
         np.testing.assert_allclose(p, expected, rtol=rtol, atol=atol)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lr=st.floats(1e-4, 1.0), momentum=st.sampled_from([0.0, 0.5, 0.9, 0.99]), nesterov=st.booleans(),
+    weight_decay=st.sampled_from([0.0, 1e-4, 0.1]), sizes=st.lists(st.integers(1, 9), min_size=1, max_size=4),
+    steps=st.integers(1, 6), seed=st.integers(0, 2**16),
+)
+def test_sgd_matches_the_textbook_for_random_settings(lr, momentum, nesterov, weight_decay, sizes, steps, seed):
+    nesterov = nesterov and momentum > 0  # nesterov needs momentum
+    rng = np.random.default_rng(seed)
+    starts = [rng.normal(size=size) for size in sizes]
+    grads = [rng.normal(size=(steps, size)) for size in sizes]
+    layer = Params(starts, np.float64)
+    optimizer = nn.SGD(layer, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    for t in range(steps):
+        for delta, g in zip(layer.parameters_deltas, grads):
+            delta[...] = g[t]
+        optimizer.step()
+    for p, start, g in zip(layer.parameters, starts, grads):
+        expected = textbook_sgd(start, g, lr, momentum, weight_decay, nesterov)
+        np.testing.assert_allclose(p, expected, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lr=st.floats(1e-4, 0.5), beta1=st.sampled_from([0.0, 0.5, 0.9]), beta2=st.sampled_from([0.9, 0.99, 0.999]),
+    eps=st.sampled_from([1e-8, 1e-6, 1e-3]), weight_decay=st.sampled_from([0.0, 1e-3]),
+    sizes=st.lists(st.integers(1, 9), min_size=1, max_size=4), steps=st.integers(1, 6), seed=st.integers(0, 2**16),
+)
+def test_adam_matches_the_textbook_for_random_settings(lr, beta1, beta2, eps, weight_decay, sizes, steps, seed):
+    rng = np.random.default_rng(seed)
+    starts = [rng.normal(size=size) for size in sizes]
+    grads = [rng.normal(size=(steps, size)) for size in sizes]
+    layer = Params(starts, np.float64)
+    optimizer = nn.Adam(layer, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+    for t in range(steps):
+        for delta, g in zip(layer.parameters_deltas, grads):
+            delta[...] = g[t]
+        optimizer.step()
+    for p, start, g in zip(layer.parameters, starts, grads):
+        expected = textbook_adam(start, g, lr, (beta1, beta2), eps, weight_decay)
+        np.testing.assert_allclose(p, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_adam_weight_decay():

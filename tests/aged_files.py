@@ -1,4 +1,5 @@
-"""Files and folders with a past modification time, for the tests of stale temp-file cleanup."""
+"""Files and folders with a past modification time, for the tests of stale temp-file cleanup, and a
+snapshot to show the ones that must be kept were left exactly as they were."""
 
 from __future__ import annotations
 
@@ -15,3 +16,8 @@ def aged(path, seconds, content=b"half a file"):
     then = time.time() - seconds
     os.utime(path, (then, then))
     return path
+
+
+def snapshot(paths) -> dict:
+    """Each path's content (None for a directory) and modification time: equal later if untouched."""
+    return {path: (path.read_bytes() if path.is_file() else None, path.stat().st_mtime) for path in paths}

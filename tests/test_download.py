@@ -16,7 +16,7 @@ import pytest
 
 from nnscratch.data import MNISTDownloadError, download_mnist, load_mnist, write_idx
 from nnscratch.data import download as download_module
-from aged_files import aged  # tests/ on sys.path
+from aged_files import aged, snapshot  # tests/ on sys.path
 
 FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 GZ = [f"{name}.gz" for name in FILES]
@@ -222,12 +222,12 @@ def test_stale_leftovers_of_killed_downloads_are_removed_by_the_next_download(sy
         aged(root / ".other-file.abcd1234.download", 2 * hour, b"another download's"),
         aged(root / f".{FILES[1]}.abcd1234.part", 2 * hour, None),
     }
-    before = {path: (path.read_bytes() if path.is_file() else None, path.stat().st_mtime) for path in kept}
+    before = snapshot(kept)
 
     load_and_check(synthetic_mnist, [synthetic_mnist.url])
 
     assert not any(path.exists() for path in stale)
-    assert {path: (path.read_bytes() if path.is_file() else None, path.stat().st_mtime) for path in kept} == before
+    assert snapshot(kept) == before
     assert listing(root) == sorted(FILES + [path.name for path in kept])
 
 

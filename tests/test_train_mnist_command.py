@@ -19,7 +19,7 @@ from nnscratch.cli import main, train_mnist_main
 from nnscratch.data import scale_images
 from nnscratch.data.download import STALE_AFTER
 from nnscratch.models import PRESETS
-from aged_files import aged  # tests/ on sys.path
+from aged_files import aged, snapshot  # tests/ on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {"config", "history", "test_accuracy", "test_loss", "train_seconds", "samples_per_second"}
@@ -317,12 +317,6 @@ def test_outputs_get_the_permissions_the_umask_gives_a_new_file(synthetic_mnist,
 
 
 # -- leftovers of runs killed while writing --metrics or --plot -------------------------------------
-
-
-def snapshot(paths):
-    return {path: (path.read_bytes() if path.is_file() else None, path.stat().st_mtime) for path in paths}
-
-
 @pytest.mark.parametrize("option, name", [("--metrics", "run.json"), ("--plot", "run.png")])
 def test_stale_temporaries_of_killed_runs_are_removed_before_the_output_is_written(
         synthetic_mnist, tmp_path, option, name):

@@ -15,8 +15,10 @@ run preceded by at least 0.2 s of untimed warm-up steps (OpenBLAS's idle threads
 
     python scripts/benchmark.py [--repeats 9] [--json figures.json]    (pip install -e .[bench] for torch)
 
-Machines shared with other work give noisy timings: the load average, and the share of the CPUs
-that other processes took during each network's timed runs, are printed with the figures.
+Machines shared with other work give noisy timings: the load average, the share of the CPUs that
+other processes took during each network's timed runs, and numpy's BLAS speed measured before each
+pair of runs (a virtual machine's host can halve it for seconds at a time) are printed with the
+figures.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ if HERE not in sys.path:
 
 # Every name below stays reachable as benchmark.NAME, as before the split (tests/test_benchmark.py).
 from benchmark_machine import (  # noqa: E402, F401
-    blas_info, cpu_model, cpu_snapshot, loadavg, others_cpu_share, rss_bytes,
+    PROBE_SHAPE, blas_gflops, blas_info, cpu_model, cpu_snapshot, loadavg, others_cpu_share, rss_bytes,
 )
 from benchmark_networks import (  # noqa: E402, F401
     LR, MOMENTUM, REPO, TARGETS, build_nnscratch, build_torch, compare_conv, compare_network, load_naive,
@@ -76,6 +78,11 @@ def render(results: dict) -> str:
     if spreads:
         lines.append("ratio of each nnscratch run to the PyTorch run beside it, lowest-highest (middle half): "
                      + "; ".join(spreads))
+    probes = [f"{name.upper()} {_gflops(row['blas_gflops'])}" for name, row in results["networks"].items()]
+    if probes:
+        m, k, n = PROBE_SHAPE
+        lines.append(f"numpy's BLAS speed before each pair of runs, GFLOP/s of a {m}x{k} @ {k}x{n} float32 "
+                     f"product, median (lowest-highest): " + "; ".join(probes))
     conv = results.get("conv2d")
     if conv:
         lines.append("")
@@ -101,6 +108,10 @@ def _spread(values: list) -> str:
         return f"{low:.2f}"
     q1, _, q3 = statistics.quantiles(values, n=4)
     return f"{low:.2f}-{high:.2f} ({q1:.2f}-{q3:.2f})"
+
+
+def _gflops(values: list) -> str:
+    return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
 def _share(value) -> str:

@@ -1,5 +1,6 @@
-"""The machine the benchmark runs on: numpy's BLAS and its threads, the CPU model, resident memory,
-CPU-time snapshots that tell how much other processes used, and the load average.
+"""The machine the benchmark runs on: numpy's BLAS and its threads, the BLAS speed right now, the CPU
+model, resident memory, CPU-time snapshots that tell how much other processes used, and the load
+average.
 
 Part of scripts/benchmark.py; every probe answers "unknown" (None) rather than fail off Linux.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -46,6 +48,33 @@ def blas_info() -> dict:
             info["threads"], info["threads_source"] = int(os.environ[variable]), f"${variable}"
             return info
     return info
+
+
+# The BLAS probe's product: the MLP's first layer, (128, 784) @ (784, 256).
+PROBE_SHAPE = (128, 784, 256)
+
+
+def blas_gflops(calls: int = 20, clock=time.perf_counter) -> float:
+    """numpy's BLAS speed right now: GFLOP/s of the median of ``calls`` float32 products of
+    ``PROBE_SHAPE`` (2 m k n floating-point operations each), with all of BLAS's threads.
+
+    Timed between the benchmark's runs, it shows what the host gave the runs: a virtual machine's
+    CPUs are not always whole. On this project's 2-vCPU VM the probe gives ~180 GFLOP/s most of the
+    time, and for stretches of seconds ~100-125, about what one thread alone does, while each vCPU
+    on its own still runs a one-thread product at full speed (consistent with the host putting both
+    vCPUs on one physical core). Both frameworks' matrix products slow down then, and the ratios move.
+    """
+    m, k, n = PROBE_SHAPE
+    rng = np.random.default_rng(0)
+    a, b = rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
+    out = np.empty((m, n), dtype=np.float32)
+    np.matmul(a, b, out=out)  # wakes BLAS's threads
+    times = []
+    for _ in range(calls):
+        start = clock()
+        np.matmul(a, b, out=out)
+        times.append(clock() - start)
+    return 2 * m * k * n / statistics.median(times) / 1e9
 
 
 def cpu_model() -> str:

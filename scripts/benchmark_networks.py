@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import nnscratch as nn
-from benchmark_machine import cpu_snapshot, others_cpu_share, rss_bytes
+from benchmark_machine import blas_gflops, cpu_snapshot, others_cpu_share, rss_bytes
 
 TARGETS = {"mlp": 1.5, "cnn": 0.75, "conv2d": 100.0}
 LR, MOMENTUM = 0.01, 0.9
@@ -132,8 +132,10 @@ def compare_network(network: str, torch=None, repeats=7, steps=50, warmup=5, bat
         torch_batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
         runners["pytorch"] = lambda x, y: torch_step(model, torch_optimizer, loss_fn, x, y)
     runs = {name: [] for name in runners}
+    probes = []  # BLAS GFLOP/s before each pair of runs: what the host gave them
     before = cpu_snapshot()
     for repeat in range(repeats):
+        probes.append(blas_gflops())
         order = list(runners) if repeat % 2 == 0 else list(reversed(runners))
         for name in order:
             data = torch_batches if name == "pytorch" else batches
@@ -143,6 +145,7 @@ def compare_network(network: str, torch=None, repeats=7, steps=50, warmup=5, bat
         "nnscratch": _summary(runs["nnscratch"]),
         "pytorch": None, "ratio": None, "pair_ratios": None, "best_ratio": None, "meets_target": None,
         "others_cpu_share": others_cpu_share(before, cpu_snapshot()),
+        "blas_gflops": probes,
     }
     if torch is not None:
         result["pytorch"] = _summary(runs["pytorch"])

@@ -61,6 +61,9 @@ def test_json_without_torch_has_every_figure_and_says_why_torch_is_skipped(bench
         assert row["best_ratio"] is None
         assert row["target"] == {"mlp": 1.5, "cnn": 0.75}[name] and row["batch"] == 4
         assert row["others_cpu_share"] is None or 0 <= row["others_cpu_share"] <= 1
+        assert len(row["blas_gflops"]) == 2 and all(g > 0 for g in row["blas_gflops"])  # one per repeat
+    probes = figures["networks"]["mlp"]["blas_gflops"]
+    assert f"MLP {(probes[0] + probes[1]) / 2:.0f} ({min(probes):.0f}-{max(probes):.0f})" in out
     for mem in figures["memory"].values():
         assert len(mem["rss_mb"]) == 3 and all(mb > 0 for mb in mem["rss_mb"])
     assert all(math.isfinite(v) for v in _numbers(figures))
@@ -258,6 +261,15 @@ def test_others_cpu_share_counts_only_what_this_process_did_not_use(bench):
     assert bench.others_cpu_share((None, 5.0, 100.0), (None, 6.0, 102.0)) is None
     busy, own, wall = bench.cpu_snapshot()
     assert own > 0 and wall > 0 and (busy is None or busy > 0)
+
+
+def test_blas_probe_reports_the_flops_of_its_product_per_second(bench):
+    ticks = iter(range(1000))
+    clock = lambda: next(ticks) * 1e-3  # noqa: E731 - every timed product takes exactly 1 ms
+    # 2 m k n for (128, 784) @ (784, 256): 51.4 MFLOP in 1 ms is 51.4 GFLOP/s
+    assert bench.blas_gflops(calls=5, clock=clock) == pytest.approx(2 * 128 * 784 * 256 / 1e-3 / 1e9)
+    real = bench.blas_gflops(calls=3)
+    assert 0 < real < 1e5 and math.isfinite(real)
 
 
 def test_machine_probes(bench):

@@ -178,9 +178,9 @@ def compare_conv(repeats=20, naive_repeats=1, batch=64, warmup_seconds=0.2) -> d
 
     The fast layer warms up for ``warmup_seconds`` first, as the networks do (see
     ``samples_per_second``), instead of a single call right after PyTorch's last CNN run. (Its
-    median here is bimodal with or without the warm-up: ~1 ms, or ~3 ms when the host holds up one
-    of the two vCPUs and every two-thread BLAS call waits for it; with OPENBLAS_NUM_THREADS=1 it
-    stays at 0.9-1.4 ms. Either way it is over 1,000x the naive loops.)
+    median here is bimodal with or without the warm-up: ~1 ms, or 1.5-3 ms at times (two-thread
+    BLAS has slow stretches on this VM: see ``blas_gflops``); with OPENBLAS_NUM_THREADS=1 it stays
+    at 0.9-1.4 ms. Either way it is over 1,000x the naive loops.)
     """
     rng = np.random.default_rng(2)
     layer = nn.Conv2D(1, 8, 3, padding=1, rng=rng)

@@ -131,6 +131,25 @@ def test_keeps_dtype_and_layout():
     assert layer.backward(np.ones(y.shape, np.float32)).transpose(1, 0, 2, 3).flags.c_contiguous
 
 
+@pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_a_delta_laid_out_unlike_the_input_gives_the_same_gradient(config):
+    # backward copies such a delta into the input's layout first; the result must not change
+    _, kernel, stride, shape = config
+    layer = MaxPool2D(kernel, stride)
+    rng = np.random.default_rng(2)
+    channel_major = np.ascontiguousarray(rng.standard_normal(shape).transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    y = layer.forward(channel_major)
+    delta = rng.standard_normal(y.shape)  # C order, unlike the channel-major input
+    expected = naive_maxpool2d_backward(channel_major, delta, layer.kernel_size, layer.stride)
+    kept = delta.copy()
+    other_layouts = [delta, np.asfortranarray(delta), np.ascontiguousarray(delta[:, :, ::-1, :])[:, :, ::-1, :]]
+    for layout in other_layouts:
+        dx = layer.backward(layout)
+        np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)
+        assert dx.transpose(1, 0, 2, 3).flags.c_contiguous  # still the input's layout
+    np.testing.assert_array_equal(delta, kept)  # the caller's delta is left alone
+
+
 def test_backward_twice_gives_the_same():
     layer = MaxPool2D(3, stride=2)
     x = np.random.default_rng(0).standard_normal((2, 2, 7, 7))

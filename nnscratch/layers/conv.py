@@ -27,6 +27,13 @@ def _empty_in_order(shape: tuple, order: tuple, dtype, store: dict, key: str) ->
     return memory.transpose(np.argsort(order))
 
 
+def _copy_in_order(x: np.ndarray, order: tuple, store: dict, key: str) -> np.ndarray:
+    """A copy of x whose axes are laid out in memory in ``order`` (see ``_empty_in_order``)."""
+    copy = _empty_in_order(x.shape, order, x.dtype, store, key)
+    np.copyto(copy, x)
+    return copy
+
+
 class Conv2D(Layer):
     """2-D cross-correlation (what PyTorch and TensorFlow call convolution) plus bias.
 
@@ -251,6 +258,11 @@ class MaxPool2D(Layer):
         self._check_forward_called(self._argmax)
         (x_shape, dtype, order), argmax = self._input, self._argmax
         delta = self._check_delta(delta, argmax.shape).astype(dtype, copy=False)
+        if _memory_order(delta) != order:
+            # The passes below walk argmax, delta and dx together: with delta laid out otherwise
+            # (a C-order delta for a channel-major input, say) they take ~3x as long as one copy
+            # into the input's layout and the passes after it.
+            delta = _copy_in_order(delta, order, self._buffers, "delta")
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         oh, ow = argmax.shape[2:]
         overlapping = sh < kh or sw < kw

@@ -60,7 +60,7 @@ def blas_gflops(calls: int = 20, clock=time.perf_counter) -> float:
 
     Timed between the benchmark's runs, it shows what the host gave the runs: a virtual machine's
     CPUs are not always whole. On this project's 2-vCPU VM the probe gives ~180 GFLOP/s most of the
-    time, and for stretches of seconds ~100-125, about what one thread alone does, while each vCPU
+    time, and for stretches of seconds ~75-125, about what one thread alone does, while each vCPU
     on its own still runs a one-thread product at full speed (consistent with the host putting both
     vCPUs on one physical core). Both frameworks' matrix products slow down then, and the ratios move.
     """

@@ -1,5 +1,6 @@
-"""Files and folders with a past modification time, for the tests of stale temp-file cleanup, and a
-snapshot to show the ones that must be kept were left exactly as they were."""
+"""Files and folders with a past modification time, for the tests of stale temp-file cleanup: the
+near misses that a cleanup must leave alone, and a snapshot to show the ones that must be kept were
+left exactly as they were."""
 
 from __future__ import annotations
 
@@ -16,6 +17,25 @@ def aged(path, seconds, content=b"half a file"):
     then = time.time() - seconds
     os.utime(path, (then, then))
     return path
+
+
+def near_misses(directory, name: str, suffix: str, seconds, other_suffix: str | None = None) -> set:
+    """Old entries beside ``name`` shaped almost like its temporaries ``.NAME.<8 random>.SUFFIX``.
+
+    No leading dot, a longer suffix, a random part too short, another file's name, and a directory
+    of exactly the right shape; with ``other_suffix``, also the right shape with a suffix that is
+    not this writer's. A cleanup of ``name``'s stale temporaries must remove none of them.
+    """
+    misses = {
+        aged(directory / f"{name}.abcd1234.{suffix}", seconds, b"no leading dot"),
+        aged(directory / f".{name}.abcd1234.{suffix}.bak", seconds, b"a longer suffix"),
+        aged(directory / f".{name}.abc.{suffix}", seconds, b"random part too short"),
+        aged(directory / f".other-{name}.abcd1234.{suffix}", seconds, b"another file's"),
+        aged(directory / f".{name}.zzzzzzzz.{suffix}", seconds, None),
+    }
+    if other_suffix is not None:
+        misses.add(aged(directory / f".{name}.abcd1234.{other_suffix}", seconds, b"another suffix"))
+    return misses
 
 
 def snapshot(paths) -> dict:

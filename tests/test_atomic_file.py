@@ -12,7 +12,7 @@ import pytest
 
 from nnscratch import atomic_file
 from nnscratch.atomic_file import STALE_AFTER, atomic_write, current_umask, remove_stale_temporaries, scratch_file
-from aged_files import aged  # tests/ on sys.path
+from aged_files import aged, near_misses  # tests/ on sys.path
 
 
 def listing(directory):
@@ -133,15 +133,10 @@ def test_stale_leftovers_are_removed_fresh_and_foreign_ones_kept(tmp_path):
     hour = STALE_AFTER
     path = tmp_path / "out.bin"
     stale = [aged(tmp_path / ".out.bin.x7k_2q9a.part", 2 * hour), aged(tmp_path / ".out.bin.0abc1def.part", 30 * 24 * hour)]
-    kept = [
+    kept = {
         aged(tmp_path / ".out.bin.fr3sh0ne.part", hour - 60, b"another process writing it now"),
-        aged(tmp_path / "out.bin.abcd1234.part", 2 * hour, b"no leading dot"),
-        aged(tmp_path / ".out.bin.abcd1234.download", 2 * hour, b"another suffix"),
-        aged(tmp_path / ".out.bin.abcd1234.part.bak", 2 * hour, b"a longer suffix"),
-        aged(tmp_path / ".out.bin.abc.part", 2 * hour, b"random part too short"),
-        aged(tmp_path / ".other.bin.abcd1234.part", 2 * hour, b"another target's"),
-        aged(tmp_path / ".out.bin.zzzzzzzz.part", 2 * hour, None),
-    ]
+        *near_misses(tmp_path, "out.bin", "part", 2 * hour, other_suffix="download"),
+    }
     with atomic_write(path) as f:
         f.write(b"data")
     assert not any(p.exists() for p in stale)

@@ -19,7 +19,7 @@ from nnscratch.cli import main, train_mnist_main
 from nnscratch.data import scale_images
 from nnscratch.data.download import STALE_AFTER
 from nnscratch.models import PRESETS
-from aged_files import aged, snapshot  # tests/ on sys.path
+from aged_files import aged, near_misses, snapshot  # tests/ on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {"config", "history", "test_accuracy", "test_loss", "train_seconds", "samples_per_second"}
@@ -330,12 +330,7 @@ def test_stale_temporaries_of_killed_runs_are_removed_before_the_output_is_writt
         aged(out / f".{name}.fr3sh0ne.part", hour - 60, b"another run writing now"),
         # not this output's temporaries: other names, other shapes of name, a directory
         aged(out / "notes.txt", 2 * hour, b"mine"),
-        aged(out / f"{name}.abcd1234.part", 2 * hour, b"no leading dot"),
-        aged(out / f".{name}.abcd1234.download", 2 * hour, b"a download's suffix"),
-        aged(out / f".{name}.abcd1234.part.bak", 2 * hour, b"another suffix"),
-        aged(out / f".{name}.abc.part", 2 * hour, b"random part too short"),
-        aged(out / ".other.json.abcd1234.part", 2 * hour, b"another output's"),
-        aged(out / f".{name}.zzzzzzzz.part", 2 * hour, None),
+        *near_misses(out, name, "part", 2 * hour, other_suffix="download"),
     }
     before = snapshot(kept)
     argv = options(synthetic_mnist, "--model", "softmax", "--epochs", "1", option, str(out / name))

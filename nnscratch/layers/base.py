@@ -186,6 +186,31 @@ def recycled_empty(store: dict, key, shape, dtype) -> np.ndarray:
     return array
 
 
+def memory_order(x: np.ndarray) -> tuple:
+    """x's axes from the slowest-varying in memory to the fastest: (0, 1, 2, 3) for C order,
+    (1, 0, 2, 3) for channel-major (C, N, H, W) memory behind an (N, C, H, W) view."""
+    return tuple(sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis])))
+
+
+def empty_in_order(shape, order: tuple, dtype, store: dict | None = None, key=None) -> np.ndarray:
+    """An empty array of ``shape`` whose axes are laid out in memory in ``order``.
+
+    Conv2D hands out channel-major (C, N, H, W) memory behind (N, C, H, W) views; keeping that order
+    through the layers after it lets each read its input, and take its delta, without transposing
+    copies. With ``store``, the memory is recycled from it under ``key`` (see ``recycled_empty``).
+    """
+    memory_shape = [shape[axis] for axis in order]
+    memory = np.empty(memory_shape, dtype) if store is None else recycled_empty(store, key, memory_shape, dtype)
+    return memory.transpose(np.argsort(order))
+
+
+def copy_in_order(x: np.ndarray, order: tuple, store: dict | None = None, key=None) -> np.ndarray:
+    """A copy of x laid out in memory in ``order`` (see ``empty_in_order``)."""
+    copy = empty_in_order(x.shape, order, x.dtype, store, key)
+    np.copyto(copy, x)
+    return copy
+
+
 def _references(slots: list, index: int) -> tuple[int, int]:
     """Reference counts of the slot's array and of the byte buffer it views (see aligned.py).
 

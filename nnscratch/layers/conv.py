@@ -7,31 +7,8 @@ import math
 import numpy as np
 
 from .. import aligned
-from .base import Layer, as_dtype, check_positive_int, get_rng, pair, recycled_empty
+from .base import Layer, as_dtype, check_positive_int, copy_in_order, empty_in_order, get_rng, memory_order, pair
 from .im2col import Im2Col, window_slices
-
-
-def _memory_order(x: np.ndarray) -> tuple:
-    """x's axes from the slowest-varying in memory to the fastest, e.g. (1, 0, 2, 3) for (C, N, H, W)."""
-    return tuple(sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis])))
-
-
-def _empty_in_order(shape: tuple, order: tuple, dtype, store: dict, key: str) -> np.ndarray:
-    """An empty array of ``shape`` whose axes are laid out in memory in ``order``.
-
-    Conv2D hands out channel-major (C, N, H, W) memory behind (N, C, H, W) views; keeping that order
-    through pooling lets the next Conv2D read, and the previous one take its delta, without copies.
-    The memory is recycled from ``store`` (see ``recycled_empty``).
-    """
-    memory = recycled_empty(store, key, [shape[axis] for axis in order], dtype)
-    return memory.transpose(np.argsort(order))
-
-
-def _copy_in_order(x: np.ndarray, order: tuple, store: dict, key: str) -> np.ndarray:
-    """A copy of x whose axes are laid out in memory in ``order`` (see ``_empty_in_order``)."""
-    copy = _empty_in_order(x.shape, order, x.dtype, store, key)
-    np.copyto(copy, x)
-    return copy
 
 
 class Conv2D(Layer):
@@ -235,14 +212,14 @@ class MaxPool2D(Layer):
         shape = self.output_shape(x.shape)
         offsets = self.kernel_size[0] * self.kernel_size[1]
         windows = self._windows(x, shape[2:])
-        buffers, order = self._buffers, _memory_order(x)
-        y = _empty_in_order(shape, order, x.dtype, buffers, "y")
+        buffers, order = self._buffers, memory_order(x)
+        y = empty_in_order(shape, order, x.dtype, buffers, "y")
         np.copyto(y, next(windows))
         index_dtype = np.uint8 if offsets <= 256 else np.int32
-        argmax = _empty_in_order(shape, order, index_dtype, buffers, "argmax")
+        argmax = empty_in_order(shape, order, index_dtype, buffers, "argmax")
         argmax.fill(0)
-        greater = _empty_in_order(shape, order, bool, buffers, "greater")
-        step = _empty_in_order(shape, order, index_dtype, buffers, "step")
+        greater = empty_in_order(shape, order, bool, buffers, "greater")
+        step = empty_in_order(shape, order, index_dtype, buffers, "step")
         for k, window in enumerate(windows, start=1):
             # Strictly greater: on ties the earlier offset keeps the win.
             np.greater(window, y, out=greater)
@@ -258,20 +235,20 @@ class MaxPool2D(Layer):
         self._check_forward_called(self._argmax)
         (x_shape, dtype, order), argmax = self._input, self._argmax
         delta = self._check_delta(delta, argmax.shape).astype(dtype, copy=False)
-        if _memory_order(delta) != order:
+        if memory_order(delta) != order:
             # The passes below walk argmax, delta and dx together: with delta laid out otherwise
             # (a C-order delta for a channel-major input, say) they take ~3x as long as one copy
             # into the input's layout and the passes after it.
-            delta = _copy_in_order(delta, order, self._buffers, "delta")
+            delta = copy_in_order(delta, order, self._buffers, "delta")
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         oh, ow = argmax.shape[2:]
         overlapping = sh < kh or sw < kw
         tiled = (sh, sw) == (kh, kw) and x_shape[2:] == (oh * kh, ow * kw)
         # Exact tiling: every input is written exactly once below, so skip zero-filling.
-        dx = _empty_in_order(x_shape, order, dtype, self._buffers, "dx")
+        dx = empty_in_order(x_shape, order, dtype, self._buffers, "dx")
         if not tiled:
             dx.fill(0)
-        won = _empty_in_order(argmax.shape, order, bool, self._buffers, "won")
+        won = empty_in_order(argmax.shape, order, bool, self._buffers, "won")
         for k, window in enumerate(self._windows(dx, (oh, ow))):
             np.equal(argmax, k, out=won)
             if overlapping:  # an input can win several windows: add up what each sends it

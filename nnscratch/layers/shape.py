@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .base import Layer
+from .base import Layer, copy_in_order, memory_order
 
 
 class Flatten(Layer):
@@ -35,7 +35,7 @@ class Flatten(Layer):
         if x.ndim < 1:
             raise ValueError("Flatten: expected an input with a batch axis (N, ...), got a scalar")
         self._shape = x.shape
-        self._axis_order = None if x.flags.c_contiguous else _axis_order(x)
+        self._axis_order = None if x.flags.c_contiguous else memory_order(x)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, delta):
@@ -47,12 +47,4 @@ class Flatten(Layer):
         delta = delta.reshape(self._shape)
         if self._axis_order is None:
             return delta
-        order = self._axis_order
-        delta_x = np.empty([self._shape[axis] for axis in order], delta.dtype).transpose(np.argsort(order))
-        np.copyto(delta_x, delta)
-        return delta_x
-
-
-def _axis_order(x: np.ndarray) -> tuple:
-    """x's axes from the slowest-varying in memory to the fastest (C order: 0, 1, ..., ndim - 1)."""
-    return tuple(sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis])))
+        return copy_in_order(delta, self._axis_order)

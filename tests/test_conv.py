@@ -159,6 +159,25 @@ def test_weight_gradient_in_blocks_of_images(monkeypatch, images_per_block, stri
     assert layer._plan._blocks == {1: 6, 2: 3, 3: 2, 4: 2, 6: 1}[images_per_block]
 
 
+@pytest.mark.parametrize("threshold_offset, blocks", [(0, 1), (1, 3)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_weight_gradient_one_product_from_threaded_outputs_on(monkeypatch, threshold_offset, blocks, stride):
+    # 3 filters x (2*3*3 + 1) rows = 57 outputs: one product at a threshold of 57, blocks above it.
+    grid = (5, 7) if stride == 1 else (3, 3)
+    monkeypatch.setattr(im2col, "_BLOCK_WORK", 2 * 57 * grid[0] * grid[1])  # 2 images a block
+    monkeypatch.setattr(im2col, "_THREADED_OUTPUTS", 57 + threshold_offset)
+    layer = make_layer(2, 3, 3, stride, 1, True)
+    check_against_naive(layer, np.random.default_rng(0).standard_normal((6, 2, 5, 5)))
+    assert layer._plan._blocks == blocks
+
+
+def test_weight_gradient_of_a_wide_layer_is_one_product_and_matches_naive_twin():
+    # 16 filters x (8*3*3 + 1) = 1168 outputs: past the real threshold, with the real block size.
+    layer = make_layer(8, 16, 3, 1, 1, True)
+    check_against_naive(layer, np.random.default_rng(0).standard_normal((4, 8, 6, 6)))
+    assert layer._plan._blocks == 1
+
+
 def test_backward_twice_gives_the_same_and_deltas_are_overwritten():
     layer = make_layer(2, 3, 3, 1, 1, True)
     x = np.random.default_rng(0).standard_normal((2, 2, 5, 5))

@@ -33,10 +33,20 @@ import numpy as np
 from .. import aligned
 from .base import recycled_empty
 
-# Multiply-adds per block of the weight-gradient product. OpenBLAS is slow for a product whose
-# outer sizes are tiny (F x C*kh*kw) and whose inner size is huge (G ~ 10^5); split the inner axis
-# into blocks of whole images, about this much work each (around where OpenBLAS stops threading),
-# as one stacked matmul, then sum: measured 4-6x faster at the MNIST network's sizes.
+# The weight gradient dW = delta_grid @ cols^T has tiny outer sizes (F x C*kh*kw [+1]) and a huge
+# inner size (G ~ 10^4-10^5). How OpenBLAS runs such a product depends on how many outputs it has
+# to share between its threads. Measured on a 2-core Zen 4 with OpenBLAS 0.3.31, batch 128:
+#
+# - At least _THREADED_OUTPUTS outputs (16 filters x 8 channels x 3x3, say): one product, with
+#   cols as the left operand, is fastest; 1.2x faster than blocks at the MNIST CNN's 8->16
+#   convolution, and 2.7-4x at 16->16, 16->32 and 32->64.
+# - Fewer: OpenBLAS threads the one product badly (4-6x slower than blocks at the MNIST CNN's
+#   1->8). Split the inner axis into blocks of whole images, about _BLOCK_WORK multiply-adds each
+#   (small enough for one thread each), as one stacked matmul, then sum.
+#
+# The threshold sits between measured cases: blocks won at 584 outputs (8->8, 3x3) and 520, tied
+# at 736, and lost from 880 up.
+_THREADED_OUTPUTS = 768
 _BLOCK_WORK = 2**19
 
 
@@ -80,12 +90,15 @@ class Im2Col:
         self._dcols = aligned.empty((self.rows, self.columns), self.dtype)
         self._results: dict = {}  # outputs and input gradients, recycled once their callers drop them
         per_image = self.grid_hw[0] * self.grid_hw[1]
-        self._blocks = self._block_count(n, out_channels * self.cols.shape[0] * per_image)
+        self._blocks = self._block_count(n, out_channels * self.cols.shape[0], per_image)
 
     @staticmethod
-    def _block_count(n: int, work_per_image: int) -> int:
-        """Into how many blocks of whole images to split the G columns: about _BLOCK_WORK each."""
-        images = max(1, _BLOCK_WORK // max(work_per_image, 1))
+    def _block_count(n: int, outputs: int, per_image: int) -> int:
+        """Into how many blocks of whole images to split the G columns for the weight gradient:
+        1 when it has at least _THREADED_OUTPUTS outputs, else about _BLOCK_WORK work each."""
+        if outputs >= _THREADED_OUTPUTS:
+            return 1
+        images = max(1, _BLOCK_WORK // max(outputs * per_image, 1))
         while images > 1 and n % images:
             images -= 1
         return max(n // images, 1)
@@ -145,11 +158,11 @@ class Im2Col:
         return self._delta_grid.reshape(self._delta_grid.shape[0], -1)
 
     def weight_gradient(self, delta_grid: np.ndarray) -> np.ndarray:
-        """delta_grid @ cols^T, (F, rows [+1]), as one stacked product over column blocks."""
+        """delta_grid @ cols^T, (F, rows [+1]): one product, or a stacked one over column blocks."""
         f, k = delta_grid.shape[0], self.cols.shape[0]
         blocks = self._blocks
         if blocks == 1:
-            return delta_grid @ self.cols.T
+            return (self.cols @ delta_grid.T).T  # this way round OpenBLAS is 1.3-1.8x faster
         width = self.columns // blocks
         # (blocks, F, width) @ (blocks, width, k): views, no copies; BLAS reads them strided.
         left = delta_grid.reshape(f, blocks, width).transpose(1, 0, 2)

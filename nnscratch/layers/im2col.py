@@ -44,7 +44,7 @@ from .base import recycled_empty
 #   1->8). Split the inner axis into blocks of whole images, about _BLOCK_WORK multiply-adds each
 #   (small enough for one thread each), as one stacked matmul, then sum.
 #
-# The threshold sits between measured cases: blocks won at 584 outputs (8->8, 3x3) and 520, tied
+# The threshold sits between measured cases: blocks won at 584 outputs (8->8, 3x3), 512 and 440, tied
 # at 736, and lost from 880 up.
 _THREADED_OUTPUTS = 768
 _BLOCK_WORK = 2**19

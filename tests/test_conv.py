@@ -217,6 +217,17 @@ def test_changing_batch_size_and_dtype_rebuilds_buffers():
     check_against_naive(layer32, rng.standard_normal((3, 2, 6, 6)).astype(np.float32), rtol=1e-4, atol=1e-5)
 
 
+def test_parameters_swapped_for_float64_copies_get_float64_deltas():
+    # A user converting a float32 layer by hand: both the attributes and the parameters list.
+    layer = make_layer(2, 3, 3, 1, 1, True, dtype=np.float32)
+    layer.weight, layer.bias = layer.weight.astype(np.float64), layer.bias.astype(np.float64)
+    layer.parameters[:] = [layer.weight, layer.bias]
+    deltas = layer.parameters_deltas
+    check_against_naive(layer, np.random.default_rng(0).standard_normal((3, 2, 5, 5)))
+    assert layer.parameters_deltas is deltas  # remade in the same list, which an optimizer may hold
+    assert [d.dtype for d in deltas] == [np.float64, np.float64]
+
+
 def test_float32_stays_float32():
     layer = Conv2D(3, 4, 3, stride=2, padding=1)
     assert layer.weight.dtype == np.float32 and layer.bias.dtype == np.float32

@@ -82,6 +82,22 @@ def test_deltas_are_overwritten_not_accumulated():
         np.testing.assert_array_equal(before, after)
 
 
+def test_parameters_swapped_for_float64_copies_get_float64_deltas():
+    # A user converting a float32 layer by hand: both the attributes and the parameters list.
+    layer = nn.Linear(4, 3, rng=0)
+    layer.weight, layer.bias = layer.weight.astype(np.float64), layer.bias.astype(np.float64) + 0.5
+    layer.parameters[:] = [layer.weight, layer.bias]
+    deltas = layer.parameters_deltas
+    rng = np.random.default_rng(1)
+    x, delta = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    layer.forward(x)
+    layer.backward(delta)
+    assert layer.parameters_deltas is deltas  # remade in the same list, which an optimizer may hold
+    assert [d.dtype for d in deltas] == [np.float64, np.float64]
+    np.testing.assert_allclose(deltas[0], x.T @ delta, rtol=1e-12)
+    np.testing.assert_allclose(deltas[1], delta.sum(axis=0), rtol=1e-12)
+
+
 def test_float32_end_to_end_even_for_float64_and_uint8_input():
     layer = nn.Linear(4, 3, rng=0)
     for x in (np.ones((2, 4)), np.ones((2, 4), np.uint8)):

@@ -107,6 +107,19 @@ class Layer:
                 f"layer.{name}[...] = new_values"
             )
 
+    def _delta_buffers(self) -> list:
+        """``parameters_deltas``, for backward to overwrite in place: first remade (zeros, 64-byte
+        aligned, in the same list) if they no longer match ``parameters`` in count, shape or dtype, as
+        after a user swapped the parameters for float64 copies."""
+        deltas = self.parameters_deltas
+        stale = len(deltas) != len(self.parameters) or any(
+            not isinstance(d, np.ndarray) or d.shape != p.shape or d.dtype != p.dtype
+            for d, p in zip(deltas, self.parameters)
+        )
+        if stale:
+            deltas[:] = [aligned.zeros_like(p) for p in self.parameters]
+        return deltas
+
     def _check_forward_called(self, cached) -> None:
         if cached is None:
             raise RuntimeError(f"{self.name}.backward called before forward")

@@ -132,25 +132,14 @@ class Conv2D(Layer):
         delta = self._check_delta(delta, self.output_shape(plan.x_shape)).astype(plan.dtype, copy=False)
         delta_grid = plan.delta_grid(delta)
         gradient = plan.weight_gradient(delta_grid)  # (F, C*kh*kw [+1]): dW, then db if any
-        weight_delta, bias_delta = self._delta_buffers()
-        np.copyto(weight_delta, gradient[:, : plan.rows].reshape(self.weight.shape))
-        if bias_delta is not None:
-            np.copyto(bias_delta, gradient[:, plan.rows])
+        deltas = self._delta_buffers()
+        np.copyto(deltas[0], gradient[:, : plan.rows].reshape(self.weight.shape))
+        if self.bias is not None:
+            np.copyto(deltas[1], gradient[:, plan.rows])
         if not self.needs_input_delta:
             return None
         weight = self.weight.reshape(self.out_channels, -1).astype(plan.dtype, copy=False)
         return plan.col2im(plan.input_columns(weight, delta_grid))
-
-    def _delta_buffers(self):
-        """The delta arrays to overwrite, recreated if the parameters changed dtype or identity."""
-        deltas = self.parameters_deltas
-        stale = len(deltas) != len(self.parameters) or any(
-            not isinstance(d, np.ndarray) or d.shape != p.shape or d.dtype != p.dtype
-            for d, p in zip(deltas, self.parameters)
-        )
-        if stale:
-            deltas[:] = [aligned.zeros_like(p) for p in self.parameters]
-        return deltas[0], (deltas[1] if self.bias is not None else None)
 
 
 class MaxPool2D(Layer):

@@ -79,16 +79,12 @@ class Linear(Layer):
         self._check_forward_called(self._x)
         x = self._x
         delta = self._check_delta(delta, (x.shape[0], self.out_features)).astype(x.dtype, copy=False)
-        weight_delta = self.parameters_deltas[0]
-        if weight_delta.dtype != x.dtype:
-            # The parameters changed dtype since the buffers were made (e.g. a float64 check).
-            self.parameters_deltas = [aligned.zeros_like(p) for p in self.parameters]
-            weight_delta = self.parameters_deltas[0]
-        np.matmul(x.T, delta, out=weight_delta)
+        deltas = self._delta_buffers()
+        np.matmul(x.T, delta, out=deltas[0])
         if self.bias is not None:
             # The sum of delta over the batch, written as ones @ delta: a single BLAS matrix-vector
             # product, ~2.5x faster than np.sum(delta, axis=0) on a training batch.
-            np.matmul(self._ones(x.shape[0], x.dtype), delta, out=self.parameters_deltas[1])
+            np.matmul(self._ones(x.shape[0], x.dtype), delta, out=deltas[1])
         if not self.needs_input_delta:
             return None
         return delta @ self.weight.T

@@ -70,6 +70,7 @@ def test_json_without_torch_has_every_figure_and_says_why_torch_is_skipped(bench
     assert [p.name for p in tmp_path.iterdir()] == ["figures.json"]  # no temp file left behind
 
 
+@pytest.mark.torch
 @pytest.mark.slow  # importing torch alone takes seconds
 def test_json_with_torch_has_the_pytorch_column_and_ratios(bench, tmp_path, capsys):
     torch = pytest.importorskip("torch")
@@ -121,6 +122,7 @@ def test_the_naive_reference_computes_what_the_timed_layer_computes(bench):
     np.testing.assert_allclose(layer.parameters_deltas[1], d_bias, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("network", ["mlp", "cnn"])
 def test_both_frameworks_compute_the_same_loss_gradients_and_update(bench, network):
     torch = pytest.importorskip("torch")

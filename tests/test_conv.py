@@ -408,6 +408,7 @@ def test_sanity_check_catches_a_broken_weight_gradient():
 
 
 # -- PyTorch as an independent reference -------------------------------------------------------------
+@pytest.mark.torch
 @pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
 def test_matches_pytorch(config):
     torch = pytest.importorskip("torch")
@@ -430,6 +431,7 @@ def test_matches_pytorch(config):
         np.testing.assert_allclose(layer.parameters_deltas[1], tb.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.torch
 def test_matches_pytorch_at_mnist_sizes_in_float32():
     torch = pytest.importorskip("torch")
     layer = Conv2D(8, 16, 3, padding=1, rng=0)

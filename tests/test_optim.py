@@ -202,6 +202,7 @@ def test_adam_weight_decay():
         lambda src: nn.Adam(src, lr=0.01, weight_decay=1e-3),
     ],
 )
+@pytest.mark.torch
 def test_matches_torch(make):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)

@@ -213,6 +213,7 @@ def test_sanity_check(config):
     assert report.passed and [row.tensor for row in report] == ["input"]
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
 def test_matches_pytorch(config):
     torch = pytest.importorskip("torch")

@@ -6,6 +6,8 @@ The file is a plain NumPy ``.npz`` archive that never needs pickle:
   constructor arguments, nested ``Sequential`` supported), the shape and dtype of every parameter,
   the optimizer's class, hyperparameters and step count, the epoch, and free-form metadata.
 - ``param.<i>``: the model's parameters, in the order of ``model.parameters``.
+- ``buffer.<i>``: the model's buffers (state saved but not trained, such as BatchNorm's running
+  statistics), in the order of ``model.buffers``; the header lists their shapes and dtypes too.
 - ``optimizer.<key>``: the optimizer's state arrays (``velocity.<i>`` for SGD, ``m.<i>``/``v.<i>``
   for Adam), as given by ``optimizer.state_dict()``.
 
@@ -117,16 +119,19 @@ def save(model, path, optimizer=None, epoch=None, metadata=None) -> Path:
     classes = _layer_classes()
     path = Path(path)
     parameters = list(model.parameters)
+    buffers = list(getattr(model, "buffers", []))
     header = {
         "format": FORMAT,
         "version": VERSION,
         "architecture": _describe(model, "model", classes),
         "parameters": [{"shape": list(p.shape), "dtype": p.dtype.name} for p in parameters],
+        "buffers": [{"shape": list(b.shape), "dtype": b.dtype.name} for b in buffers],
         "optimizer": None,
         "epoch": None if epoch is None else int(epoch),
         "metadata": metadata if metadata is not None else {},
     }
     arrays = {f"param.{i}": p for i, p in enumerate(parameters)}
+    arrays.update({f"buffer.{i}": b for i, b in enumerate(buffers)})
     if optimizer is not None:
         header["optimizer"], optimizer_arrays = _optimizer_header(optimizer, model)
         arrays.update(optimizer_arrays)
@@ -178,7 +183,8 @@ class _Reader:
             self.fail(f"not an nnscratch checkpoint: the header's format is not {FORMAT!r}")
         if header.get("version") != VERSION:
             self.fail(f"checkpoint format version {header.get('version')!r}, this nnscratch reads version {VERSION}")
-        for key, kind in (("architecture", dict), ("parameters", list), ("metadata", dict)):
+        header.setdefault("buffers", [])  # files from before buffers existed have none
+        for key, kind in (("architecture", dict), ("parameters", list), ("buffers", list), ("metadata", dict)):
             if not isinstance(header.get(key), kind):
                 self.fail(f"the checkpoint header's {key!r} must be a {kind.__name__}")
         epoch = header.get("epoch")
@@ -222,6 +228,15 @@ class _Reader:
         if value.shape != tuple(shape) or value.dtype != dtype:
             self.fail(f"{what}: expected shape {tuple(shape)} {dtype}, the file holds {value.shape} {value.dtype}")
         return value
+
+    def stored_arrays(self, arrays: dict, targets: list, described: list, prefix: str, what: str) -> list:
+        """The file's ``<prefix>.<i>`` arrays, each checked against the header and the model's array."""
+        stored = []
+        for i, (p, info) in enumerate(zip(targets, described)):
+            if not isinstance(info, dict) or info.get("shape") != list(p.shape) or info.get("dtype") != p.dtype.name:
+                self.fail(f"{what} {i}: the architecture gives {p.shape} {p.dtype}, the header says {info!r:.200}")
+            stored.append(self.check_array(arrays, f"{prefix}.{i}", p.shape, p.dtype, f"{what} {i}"))
+        return stored
 
     def optimizer(self, header, arrays: dict, model):
         name = header.get("class") if isinstance(header, dict) else None
@@ -272,21 +287,21 @@ def load_checkpoint(path) -> Checkpoint:
         reader.fail(
             f"the architecture has {len(parameters)} parameters but the file describes {len(described)}"
         )
-    stored = []
-    for i, (p, info) in enumerate(zip(parameters, described)):
-        if not isinstance(info, dict) or info.get("shape") != list(p.shape) or info.get("dtype") != p.dtype.name:
-            reader.fail(f"parameter {i}: the architecture gives {p.shape} {p.dtype}, the header says {info!r:.200}")
-        stored.append(reader.check_array(arrays, f"param.{i}", p.shape, p.dtype, f"parameter {i}"))
+    stored = reader.stored_arrays(arrays, parameters, described, "param", "parameter")
+    buffers = list(getattr(model, "buffers", []))
+    if len(header["buffers"]) != len(buffers):
+        reader.fail(f"the architecture has {len(buffers)} buffers but the file describes {len(header['buffers'])}")
+    stored_buffers = reader.stored_arrays(arrays, buffers, header["buffers"], "buffer", "buffer")
     optimizer = None
     if header.get("optimizer") is not None:
         optimizer = reader.optimizer(header["optimizer"], arrays, model)
-    known = {"header"} | {f"param.{i}" for i in range(len(parameters))}
+    known = {"header"} | {f"param.{i}" for i in range(len(parameters))} | {f"buffer.{i}" for i in range(len(buffers))}
     known |= {f"optimizer.{key}" for key in (header["optimizer"] or {}).get("state", [])}
     unexpected = sorted(set(arrays) - known)
     if unexpected:
         reader.fail(f"unexpected arrays in the checkpoint: {', '.join(unexpected)[:200]}")
     # Only now, with everything checked, copy the weights in (in place: layers keep their arrays).
-    for p, value in zip(parameters, stored):
+    for p, value in zip(parameters + buffers, stored + stored_buffers):
         p[...] = value
     return Checkpoint(model=model, optimizer=optimizer, epoch=header.get("epoch"), metadata=header["metadata"])
 

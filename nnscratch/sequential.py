@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers.base import output_shape_by_running
+from .layers.base import Container, output_shape_by_running
 
 
 def _layer_name(layer) -> str:
@@ -31,14 +31,15 @@ def _with_context(error: Exception, where: str) -> Exception:
     return error
 
 
-class Sequential:
+class Sequential(Container):
     """Chain layers: y = layer_k(... layer_2(layer_1(x, *args), *args) ..., *args).
 
     Every layer gets the extra ``args`` (the loss targets); layers that do not need them ignore
     them. ``backward`` walks the chain in reverse, handing each layer's dL/dx to the one before.
     A Sequential follows the layer protocol itself, so it nests and can be checked and optimised
     like any layer. ``net[i]`` is a layer, ``net[a:b]`` a Sequential sharing the same layer objects
-    (``net[:-2]`` is the model without its loss and mean).
+    (``net[:-2]`` is the model without its loss and mean). ``train()``/``eval()`` set the mode of
+    every layer that has one; ``buffers`` lists the layers' buffers in order (see ``Container``).
 
     Shape:
         x: whatever the first layer takes; y: whatever the last layer returns
@@ -104,7 +105,9 @@ class Sequential:
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return Sequential(*self.layers[index])
+            part = Sequential(*self.layers[index])
+            part.training = self.training
+            return part
         return self.layers[index]
 
     @property

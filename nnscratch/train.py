@@ -14,16 +14,22 @@ either part, built-in or not.
 
 Targets are integer labels (N,) or one-hot/soft rows (N, C); accuracy compares the argmax of the
 scores with the label (the argmax of a one-hot row).
+
+Modes: ``fit`` trains in train mode, ``evaluate`` and ``predict`` (and fit's validation passes) run
+in eval mode, so Dropout and BatchNorm behave as they should in each. Each function puts back the
+mode of every layer as it found it when it returns, also when it raises. Layers without ``train``
+(plain protocol classes) are left alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
 import numpy as np
 
-from .layers.base import get_rng
+from .layers.base import get_rng, modes, restore_modes
 from .sequential import Sequential
 
 try:  # tqdm is a dependency; the guard keeps `progress=False` working in a bare environment
@@ -83,6 +89,19 @@ def _correct(where: str, scores, labels: np.ndarray) -> int:
     return int(np.count_nonzero(scores.argmax(axis=1) == labels))
 
 
+@contextlib.contextmanager
+def _mode(training: bool, *layers):
+    """Put ``layers`` in train (or eval) mode for the block, then every nested layer back as it was."""
+    saved = [found for layer in layers for found in modes(layer)]
+    try:
+        for layer in layers:
+            if callable(getattr(layer, "train", None)):
+                layer.train(training)
+        yield
+    finally:
+        restore_modes(saved)
+
+
 # -- evaluate and predict ----------------------------------------------------------------------
 def predict(model, x, batch_size: int = 1000) -> np.ndarray:
     """The model's outputs for every sample, computed ``batch_size`` samples at a time.
@@ -93,11 +112,12 @@ def predict(model, x, batch_size: int = 1000) -> np.ndarray:
     _check_data("predict", x)
     batch_size = _check_int("predict", "batch_size", batch_size, 1)
     out = None
-    for start in range(0, len(x), batch_size):
-        scores = model.forward(x[start : start + batch_size])
-        if out is None:  # the output shape and dtype are known after the first batch
-            out = np.empty((len(x), *np.shape(scores)[1:]), dtype=np.asarray(scores).dtype)
-        out[start : start + batch_size] = scores
+    with _mode(False, model):
+        for start in range(0, len(x), batch_size):
+            scores = model.forward(x[start : start + batch_size])
+            if out is None:  # the output shape and dtype are known after the first batch
+                out = np.empty((len(x), *np.shape(scores)[1:]), dtype=np.asarray(scores).dtype)
+            out[start : start + batch_size] = scores
     return out
 
 
@@ -116,12 +136,13 @@ def evaluate(model, x, y, batch_size: int = 1000, loss=None) -> dict:
     batch_size = _check_int("evaluate", "batch_size", batch_size, 1)
     labels = _labels(y)
     correct, total_loss = 0, 0.0
-    for start in range(0, len(x), batch_size):
-        stop = start + batch_size
-        scores = model.forward(x[start:stop])
-        correct += _correct("evaluate", scores, labels[start:stop])
-        if loss is not None:
-            total_loss += _scalar("evaluate", loss.forward(scores, y[start:stop])) * len(labels[start:stop])
+    with _mode(False, model, *([] if loss is None else [loss])):
+        for start in range(0, len(x), batch_size):
+            stop = start + batch_size
+            scores = model.forward(x[start:stop])
+            correct += _correct("evaluate", scores, labels[start:stop])
+            if loss is not None:
+                total_loss += _scalar("evaluate", loss.forward(scores, y[start:stop])) * len(labels[start:stop])
     result = {"accuracy": correct / len(x)}
     if loss is not None:
         result["loss"] = total_loss / len(x)
@@ -178,6 +199,9 @@ def fit(
         NonFiniteLossError: the loss of a batch is NaN or infinite; raised before that batch's
             update, naming the epoch and batch.
 
+    Modes: each epoch trains in train mode and validates in eval mode; every layer's mode is put
+    back as fit found it at the end of each, so fit leaves the model in the mode it was given.
+
     Shape:
         x: (N, ...) whatever the model takes; y: (N,) integer labels or (N, C) one-hot/soft
     """
@@ -198,8 +222,9 @@ def fit(
     history = []
     for epoch in range(initial_epoch + 1, epochs + 1):
         lr = float(optimizer.lr) if hasattr(optimizer, "lr") else None
-        trained = _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs,
-                               num_batches, progress, schedule, augment)
+        with _mode(True, model, loss):
+            trained = _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs,
+                                   num_batches, progress, schedule, augment)
         val = {"loss": None, "accuracy": None}
         if validation is not None:
             val = evaluate(model, validation[0], validation[1], batch_size, loss=loss)

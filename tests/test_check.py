@@ -421,7 +421,7 @@ def test_a_copy_sharing_the_original_parameters_is_refused():
         def __deepcopy__(self, memo):
             return self
 
-    with pytest.raises(TypeError, match="shares parameter arrays with the original"):
+    with pytest.raises(TypeError, match="shares parameter or buffer arrays with the original"):
         run_check(SelfCopy())
 
 
@@ -530,3 +530,32 @@ def test_builtin_float32_conv_is_left_exactly_as_found_deltas_included():
         assert array.dtype == np.float32
         np.testing.assert_array_equal(array, value)
     assert conv.forward(x).dtype == np.float32
+
+
+# -- buffers ---------------------------------------------------------------------------------
+class RunningScale:
+    """y = x * w, which also keeps a running mean of x in a float32 buffer, as BatchNorm does."""
+
+    def __init__(self):
+        self.w = np.array([1.5, -0.5, 2.0], dtype=np.float32)
+        self.running_mean = np.full(3, 7.0, dtype=np.float32)
+        self.parameters, self.parameters_deltas = [self.w], [np.zeros(3, np.float32)]
+        self.buffers = [self.running_mean]
+
+    def forward(self, x, *args):
+        self.x = x
+        self.running_mean *= 0.9
+        self.running_mean += 0.1 * x.mean(axis=0)
+        return x * self.w
+
+    def backward(self, delta):
+        self.parameters_deltas[0] = (delta * self.x).sum(axis=0)
+        return delta * self.w
+
+
+def test_the_check_leaves_buffers_as_it_found_them():
+    layer = RunningScale()
+    buffer = layer.running_mean
+    sanity_check(layer, np.random.default_rng(0).normal(size=(4, 3)))
+    assert layer.buffers[0] is buffer and buffer.dtype == np.float32
+    np.testing.assert_array_equal(buffer, np.full(3, 7.0, np.float32))

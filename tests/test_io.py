@@ -243,3 +243,77 @@ def test_invalid_json_header(checkpoint_path):
         np.savez(f, **arrays)
     with pytest.raises(ValueError, match="header is not valid JSON"):
         load(checkpoint_path)
+
+
+# -- buffers -----------------------------------------------------------------------------------
+class Tally(nn.Layer):
+    """Identity that keeps state but trains nothing: a count (int64) and a running sum (float32)."""
+
+    def __init__(self, features=3):
+        super().__init__()
+        self.features = features
+        self.count = np.zeros((), np.int64)
+        self.total = np.zeros(features, np.float32)
+        self.buffers = [self.count, self.total]
+
+    def config(self):
+        return {"features": self.features}
+
+    def forward(self, x, *args):
+        self.count += 1
+        self.total += x.sum(axis=0)
+        return x
+
+    def backward(self, delta):
+        return delta
+
+
+@pytest.fixture
+def tally_is_built_in(monkeypatch):
+    """Let save/load treat Tally as a built-in layer for one test."""
+    monkeypatch.setattr(nn.layers, "Tally", Tally, raising=False)
+    monkeypatch.setattr(nn.layers, "__all__", [*nn.layers.__all__, "Tally"])
+
+
+def tally_net():
+    return nn.Sequential(nn.Linear(2, 3, rng=0), Tally(3), nn.Sequential(nn.ReLU(), Tally(3)))
+
+
+def test_buffers_round_trip_exactly(tmp_path, tally_is_built_in):
+    net = tally_net()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        net.forward(rng.normal(size=(4, 2)).astype(np.float32))
+    path = save(net, tmp_path / "model.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        header = json.loads(str(archive["header"]))
+        assert sorted(k for k in archive.files if k.startswith("buffer.")) == [f"buffer.{i}" for i in range(4)]
+    assert header["buffers"] == [{"shape": [], "dtype": "int64"}, {"shape": [3], "dtype": "float32"}] * 2
+    loaded = load(path)
+    assert len(loaded.buffers) == 4
+    for original, restored in zip(net.buffers, loaded.buffers):
+        assert restored.dtype == original.dtype and restored.shape == original.shape
+        np.testing.assert_array_equal(restored, original)
+    assert int(loaded[1].count) == 3 and loaded[1].buffers[0] is loaded[1].count  # copied in place
+
+
+def test_a_file_without_buffers_loads_as_before(tmp_path):
+    path = save(small_net(), tmp_path / "old.npz")
+    rewrite(path, lambda arrays, header: header.pop("buffers"))
+    np.testing.assert_array_equal(load(path).parameters[0], small_net().parameters[0])
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a, h: h["buffers"].pop(), r"the architecture has 4 buffers but the file describes 3"),
+    (lambda a, h: h["buffers"][1].update(shape=[4]), r"buffer 1: the architecture gives \(3,\) float32, the header says"),
+    (lambda a, h: a.update({"buffer.1": np.zeros(3, np.float64)}), r"buffer 1: expected shape \(3,\) float32, the file holds \(3,\) float64"),
+    (lambda a, h: a.pop("buffer.2"), r"buffer 2: the array 'buffer.2' is missing"),
+    (lambda a, h: a.update({"buffer.9": np.zeros(3)}), r"unexpected arrays in the checkpoint: buffer.9"),
+    (lambda a, h: h.update(buffers={"0": 1}), r"the checkpoint header's 'buffers' must be a list"),
+])
+def test_tampered_buffers_are_refused(tmp_path, tally_is_built_in, change, match):
+    path = save(tally_net(), tmp_path / "model.npz")
+    rewrite(path, change)
+    with pytest.raises(ValueError, match=match) as caught:
+        load(path)
+    assert str(path) in str(caught.value)

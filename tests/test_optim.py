@@ -295,3 +295,31 @@ def test_misaligned_deltas():
     layer.parameters_deltas = []
     with pytest.raises(ValueError, match=r"SGD: 1 parameters but 0 parameters_deltas"):
         nn.SGD(layer, lr=0.1).step()
+
+
+@pytest.mark.parametrize("make", [lambda net: nn.SGD(net, lr=0.1, momentum=0.9, weight_decay=0.01),
+                                  lambda net: nn.Adam(net, lr=0.1, weight_decay=0.01)])
+def test_optimizers_never_touch_buffers(make):
+    class WithState(nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.parameters = [np.ones(3)]
+            self.parameters_deltas = [np.full(3, 0.5)]
+            self.buffers = [np.full(3, 2.0), np.arange(4.0)]
+
+        def forward(self, x, *args):
+            return x
+
+        def backward(self, delta):
+            return delta
+
+    layer = WithState()
+    net = nn.Sequential(layer)
+    optimizer = make(net)
+    for _ in range(3):
+        optimizer.step()
+    assert not np.allclose(layer.parameters[0], 1.0)  # the parameter moved
+    np.testing.assert_array_equal(layer.buffers[0], np.full(3, 2.0))
+    np.testing.assert_array_equal(layer.buffers[1], np.arange(4.0))
+    assert not any(np.shares_memory(b, s) for b in layer.buffers for s in optimizer.state_dict().values()
+                   if isinstance(s, np.ndarray))

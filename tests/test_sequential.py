@@ -118,3 +118,37 @@ def test_summary_runs_a_plain_class_to_find_its_output_shape():
     lines = net.summary((3,)).splitlines()
     assert "(N, 4)" in lines[3] and lines[3].rstrip().endswith("1")
     assert net.output_shape((5, 3)) == (5, 4)
+
+
+# -- modes and buffers -------------------------------------------------------------------------
+def test_train_and_eval_reach_every_nested_layer_and_leave_plain_layers_alone():
+    plain = Scale(2.0)
+    inner = nn.Sequential(nn.Tanh(), plain)
+    net = nn.Sequential(nn.Linear(2, 2, rng=0), inner, nn.ReLU())
+    assert net.training is True
+    assert net.eval() is net
+    assert [layer.training for layer in (net, net[0], inner, inner[0], net[2])] == [False] * 5
+    assert not hasattr(plain, "training") and not hasattr(plain, "train")
+    assert net.train() is net
+    assert [layer.training for layer in (net, net[0], inner, inner[0], net[2])] == [True] * 5
+    # the plain layer keeps working in either mode
+    x = np.ones((3, 2))
+    np.testing.assert_array_equal(nn.Sequential(plain).eval().forward(x), 2.0 * x)
+
+
+def test_a_slice_keeps_the_mode():
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU()).eval()
+    assert net[:1].training is False and net[:1][0] is net[0]
+
+
+def test_buffers_are_the_layers_buffers_in_order():
+    class Counting(nn.Layer):
+        def __init__(self, *shapes):
+            super().__init__()
+            self.buffers = [np.zeros(s) for s in shapes]
+
+    a, b = Counting(2, 3), Counting(4)
+    net = nn.Sequential(a, nn.Sequential(Scale(1.0), b), nn.ReLU())
+    assert len(net.buffers) == 3
+    assert all(x is y for x, y in zip(net.buffers, a.buffers + b.buffers))
+    assert nn.Sequential(Scale(1.0)).buffers == []

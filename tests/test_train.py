@@ -274,3 +274,80 @@ def test_evaluate_and_predict_reject_bad_arguments():
         evaluate(model, np.zeros((4, 2), np.float32), np.zeros(3, int))
     with pytest.raises(ValueError, match=r"scores of shape \(N, C\)"):
         evaluate(nn.Sequential(nn.Linear(2, 3, rng=0), nn.Mean()), np.zeros((4, 2), np.float32), np.zeros(4, int))
+
+
+# -- modes -------------------------------------------------------------------------------------
+class ModeSpy(nn.Layer):
+    """Identity that records the mode it ran forward in, and can be told to fail."""
+
+    def __init__(self, fail_after=None):
+        super().__init__()
+        self.seen, self.fail_after = [], fail_after
+
+    def forward(self, x, *args):
+        self.seen.append(self.training)
+        if self.fail_after is not None and len(self.seen) > self.fail_after:
+            raise RuntimeError("boom")
+        return x
+
+    def backward(self, delta):
+        return delta
+
+
+def spy_model(**kwargs):
+    spy = ModeSpy(**kwargs)
+    return spy, nn.Sequential(nn.Linear(2, 3, rng=0), spy)
+
+
+@pytest.mark.parametrize("start", [True, False])
+def test_fit_trains_in_train_mode_validates_in_eval_mode_and_puts_the_mode_back(start):
+    x, y = blobs(40)
+    spy, model = spy_model()
+    loss_spy = ModeSpy()
+    loss = nn.Sequential(loss_spy, nn.SoftmaxCrossEntropy(), nn.Mean())
+    model.train(start)
+    loss.train(start)
+    fit(model, loss, nn.SGD(model, lr=0.1), x, y, epochs=2, batch_size=20, validation=(x[:10], y[:10]),
+        progress=False)
+    # per epoch: two training batches in train mode, then one validation batch in eval mode
+    assert spy.seen == [True, True, False] * 2
+    assert loss_spy.seen == [True, True, False] * 2
+    assert [layer.training for layer in (model, model[0], spy, loss, loss_spy)] == [start] * 5
+
+
+@pytest.mark.parametrize("start", [True, False])
+def test_evaluate_and_predict_run_in_eval_mode_and_put_the_mode_back(start):
+    x, y = blobs(30)
+    spy, model = spy_model()
+    model.train(start)
+    model[0].train(not start)  # a mix of modes comes back as it was, layer by layer
+    predict(model, x, batch_size=10)
+    evaluate(model, x, y, batch_size=15, loss=ce_loss())
+    assert spy.seen == [False] * 5
+    assert (model.training, model[0].training, spy.training) == (start, not start, start)
+
+
+@pytest.mark.parametrize("run", ["fit", "evaluate", "predict", "validation"])
+def test_the_mode_is_put_back_when_the_run_raises(run):
+    x, y = blobs(40)
+    spy, model = spy_model(fail_after=2 if run == "validation" else 0)
+    model.eval() if run == "fit" else model.train()
+    found = model.training
+    with pytest.raises(RuntimeError, match="boom"):
+        if run in ("fit", "validation"):
+            fit(model, ce_loss(), nn.SGD(model, lr=0.1), x, y, epochs=1, batch_size=20,
+                validation=(x, y), progress=False)
+        elif run == "evaluate":
+            evaluate(model, x, y)
+        else:
+            predict(model, x)
+    assert spy.seen[-1] is (run == "fit")  # it failed in the mode the run had put it in
+    assert model.training is found and spy.training is found and model[0].training is found
+
+
+def test_a_plain_model_without_modes_is_left_alone():
+    x, y = blobs(20)
+    model = PlainLinear(np.zeros((2, 3), np.float32))
+    fit(model, ce_loss(), nn.SGD(model, lr=0.1), x, y, epochs=1, batch_size=10, validation=(x, y), progress=False)
+    predict(model, x)
+    assert not hasattr(model, "training")

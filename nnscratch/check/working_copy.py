@@ -1,8 +1,9 @@
 """The layer a gradient check works on: a float64 deep copy, and the calls it makes on it.
 
 The check never touches the layer it is given. ``float64_copy`` deep-copies it and swaps every float
-parameter (and delta buffer) for a float64 twin wherever the copy refers to it, so that central
-differences run in float64 even for a float32 layer. ``Runner`` calls forward and backward on that
+parameter (and delta buffer, and buffer such as BatchNorm's running statistics) for a float64 twin
+wherever the copy refers to it, so that central differences run in float64 even for a float32 layer;
+the original's buffers are never written, whatever forward does to the copy's. ``Runner`` calls forward and backward on that
 copy with fresh copies of the inputs and checks that what comes back follows the layer protocol.
 """
 
@@ -63,14 +64,14 @@ def float64_copy(layer, name: str):
         work = copy.deepcopy(layer)
     except Exception as error:
         raise TypeError(f"sanity_check: cannot deep-copy layer {name} to check it: {error}") from None
-    originals = {id(p) for p in parameters_of(layer)}
-    if work is layer or any(id(p) in originals for p in parameters_of(work)):
+    originals = {id(p) for p in parameters_of(layer) + buffers_of(layer)}
+    if work is layer or any(id(p) in originals for p in parameters_of(work) + buffers_of(work)):
         raise TypeError(
-            f"sanity_check: copy.deepcopy({name}) shares parameter arrays with the original; "
+            f"sanity_check: copy.deepcopy({name}) shares parameter or buffer arrays with the original; "
             "the check needs an independent copy so as to leave the layer untouched"
         )
     replacements = {}
-    for p in parameters_of(work) + _delta_buffers(work):
+    for p in parameters_of(work) + _delta_buffers(work) + buffers_of(work):
         if p.dtype.kind == "f" and p.dtype != np.float64:
             replacements[id(p)] = p.astype(np.float64)
     if replacements:
@@ -99,6 +100,14 @@ def parameters_of(layer) -> list:
                 f"sanity_check: {layer_name(layer)}.parameters[{i}] must be a numpy array, got {type(item).__name__}"
             )
     return list(items)
+
+
+def buffers_of(layer) -> list:
+    """The arrays in ``layer.buffers`` (an optional member: none when it is missing)."""
+    items = getattr(layer, "buffers", None)
+    if not isinstance(items, (list, tuple)):
+        return []
+    return [item for item in items if isinstance(item, np.ndarray)]
 
 
 def _delta_buffers(layer) -> list:

@@ -10,6 +10,16 @@ nnscratch (inside ``Sequential``, with the optimizers, with ``sanity_check``):
 - ``parameters``: list of arrays, updated in place by optimizers.
 - ``parameters_deltas``: list of arrays aligned with ``parameters``.
 
+Two optional members, for layers that need them (a plain class without them keeps working):
+
+- ``training``, ``train(mode=True)`` and ``eval()``: the mode. Dropout and BatchNorm behave
+  differently in training and in evaluation; ``fit`` trains in train mode, ``evaluate`` and
+  ``predict`` run in eval mode. ``train``/``eval`` return the layer. A container (anything with
+  a ``layers`` list, such as ``Sequential``) passes the mode on to every child that has ``train``.
+- ``buffers``: list of arrays that are state but not trained (BatchNorm's running statistics).
+  ``save``/``load`` round-trip them like parameters; optimizers never touch them; ``sanity_check``
+  leaves them as it found them.
+
 ``Layer`` adds a name, ``__call__``, a readable repr, ``output_shape`` for summaries and
 ``config`` for saving, plus the checks that turn bad input into clear ``ValueError``s.
 """
@@ -26,13 +36,27 @@ from .. import aligned, seeding
 class Layer:
     """Base class for built-in layers: protocol defaults and conveniences.
 
-    Subclasses set ``self.parameters`` / ``self.parameters_deltas`` (empty by default) and
-    implement ``forward`` and ``backward``.
+    Subclasses set ``self.parameters`` / ``self.parameters_deltas`` (and ``self.buffers``; all empty
+    by default) and implement ``forward`` and ``backward``.
     """
+
+    # A class attribute, so every subclass has it even if its __init__ never calls Layer's.
+    training: bool = True
 
     def __init__(self):
         self.parameters: list[np.ndarray] = []
         self.parameters_deltas: list[np.ndarray] = []
+        self.buffers: list[np.ndarray] = []
+
+    # -- train / eval mode --------------------------------------------------------------------
+    def train(self, mode=True):
+        """Set training mode (``mode=False``: eval mode); returns the layer."""
+        self.training = check_mode(self.name, mode)
+        return self
+
+    def eval(self):
+        """Set eval mode, ``train(False)``; returns the layer."""
+        return self.train(False)
 
     # -- the protocol -------------------------------------------------------------------------
     def forward(self, x, *args):
@@ -123,6 +147,67 @@ class Layer:
     def _check_forward_called(self, cached) -> None:
         if cached is None:
             raise RuntimeError(f"{self.name}.backward called before forward")
+
+
+# -- modes and buffers, for layers and containers ---------------------------------------------
+def check_mode(who: str, mode) -> bool:
+    """``train(mode)``'s argument must be a real bool (a string "False" would be truthy)."""
+    if not isinstance(mode, (bool, np.bool_)):
+        raise TypeError(f"{who}.train: mode must be True or False, got {type(mode).__name__} {mode!r}")
+    return bool(mode)
+
+
+def children(layer) -> list:
+    """The layers inside a container (anything with a ``layers`` list); [] for any other layer."""
+    inner = getattr(layer, "layers", None)
+    return list(inner) if isinstance(inner, (list, tuple)) else []
+
+
+def walk(layer):
+    """``layer``, then every layer nested inside it through containers, depth first."""
+    yield layer
+    for child in children(layer):
+        yield from walk(child)
+
+
+class Container:
+    """Mode and buffers for a container of layers (``Sequential``, a residual block, ...).
+
+    The subclass keeps its children in ``self.layers``. ``train``/``eval`` set the container's own
+    ``training`` and pass the mode on to every child that has ``train`` (a plain protocol layer
+    without it is left alone); ``buffers`` concatenates the children's, in order.
+    """
+
+    training: bool = True
+
+    def train(self, mode=True):
+        """Set training mode (``mode=False``: eval mode) here and in every child; returns self."""
+        mode = check_mode(getattr(self, "name", type(self).__name__), mode)
+        self.training = mode
+        for child in children(self):
+            if callable(getattr(child, "train", None)):
+                child.train(mode)
+        return self
+
+    def eval(self):
+        """Set eval mode, ``train(False)``, here and in every child; returns self."""
+        return self.train(False)
+
+    @property
+    def buffers(self) -> list:
+        return [b for child in children(self) for b in getattr(child, "buffers", [])]
+
+
+def modes(layer) -> list:
+    """The ``training`` flag of ``layer`` and of every layer nested in it, to put back later with
+    ``restore_modes`` (each layer its own, so a user's mix of modes survives)."""
+    return [(inner, inner.training) for inner in walk(layer) if isinstance(getattr(inner, "training", None), bool)]
+
+
+def restore_modes(saved: list) -> None:
+    """Put back what ``modes`` recorded, layer by layer, without cascading through containers."""
+    for inner, mode in saved:
+        inner.training = mode
 
 
 def output_shape_by_running(layer, input_shape: tuple) -> tuple:

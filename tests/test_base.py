@@ -1,0 +1,86 @@
+"""The Layer base class and the protocol helpers: train/eval mode, buffers, walking containers."""
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+from nnscratch.layers.base import Container, Layer, check_mode, children, modes, restore_modes, walk
+
+
+class Plain:
+    """A protocol layer with no mode and no buffers: containers must leave it alone."""
+
+    def __init__(self):
+        self.parameters, self.parameters_deltas = [], []
+
+    def forward(self, x, *args):
+        return x
+
+    def backward(self, delta):
+        return delta
+
+
+class NoInit(Layer):
+    """A subclass whose __init__ never calls Layer's: training still comes from the class."""
+
+    def __init__(self):
+        self.parameters, self.parameters_deltas = [], []
+
+
+def test_every_layer_starts_in_training_mode_and_switches():
+    for layer in (nn.Linear(2, 3), nn.ReLU(), nn.Conv2D(1, 1, 3), NoInit(), Layer()):
+        assert layer.training is True
+        assert layer.eval() is layer and layer.training is False
+        assert layer.train() is layer and layer.training is True
+        assert layer.train(False) is layer and layer.training is False
+        assert layer.train(np.bool_(True)).training is True and type(layer.training) is bool
+    # an instance's mode is its own
+    a, b = nn.ReLU(), nn.ReLU()
+    a.eval()
+    assert b.training is True and nn.ReLU.training is True
+
+
+@pytest.mark.parametrize("mode", ["False", 0, 1, None, 1.0])
+def test_mode_must_be_a_real_bool(mode):
+    with pytest.raises(TypeError, match=r"Linear.train: mode must be True or False, got"):
+        nn.Linear(2, 3).train(mode)
+    with pytest.raises(TypeError, match=r"Sequential.train: mode must be True or False, got"):
+        nn.Sequential(nn.ReLU()).train(mode)
+    with pytest.raises(TypeError, match="check.train: mode must be True or False"):
+        check_mode("check", mode)
+
+
+def test_layer_buffers_default_to_an_empty_list():
+    assert nn.Linear(2, 3).buffers == [] and nn.ReLU().buffers == []
+
+
+def test_walk_visits_containers_depth_first():
+    inner = nn.Sequential(nn.Tanh(), Plain())
+    net = nn.Sequential(nn.Linear(2, 2), inner, nn.ReLU())
+    assert [type(layer).__name__ for layer in walk(net)] == ["Sequential", "Linear", "Sequential", "Tanh", "Plain", "ReLU"]
+    assert children(net) == net.layers and children(nn.ReLU()) == [] and children(Plain()) == []
+
+
+def test_a_container_of_its_own_uses_the_mixin():
+    class Pair(Container):
+        def __init__(self, *layers):
+            self.layers = list(layers)
+
+    relu, plain, with_buffers = nn.ReLU(), Plain(), Layer()
+    with_buffers.buffers = [np.zeros(2), np.ones(3)]
+    pair = Pair(relu, nn.Sequential(plain, with_buffers))
+    assert pair.eval() is pair and pair.training is False and relu.training is False
+    assert with_buffers.training is False and not hasattr(plain, "training")
+    assert [b.shape for b in pair.buffers] == [(2,), (3,)]
+    assert pair.buffers[0] is with_buffers.buffers[0]
+
+
+def test_modes_restore_each_layer_as_it_was():
+    net = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.ReLU(), Plain()), nn.Tanh())
+    net[1][0].eval()  # a mix: one layer deep inside in eval mode
+    saved = modes(net)
+    net.train()
+    assert net[1][0].training is True
+    net.eval()
+    restore_modes(saved)
+    assert [layer.training for layer in (net, net[0], net[1], net[1][0], net[2])] == [True, True, True, False, True]

@@ -1,4 +1,4 @@
-"""Slow, obvious loop-based references for Conv2D and MaxPool2D, in float64.
+"""Slow, obvious loop-based references for the layers, in float64.
 
 Written from the definitions, one output element (or one gradient contribution) at a time, with
 no im2col and nothing clever, so that a reader can check them by eye. The fast layers are tested
@@ -14,6 +14,9 @@ stride and padding (h, w) pairs (or ints), cross-correlation with zero padding.
 """
 
 from __future__ import annotations
+
+import cmath
+import math
 
 import numpy as np
 
@@ -126,3 +129,40 @@ def naive_maxpool2d_backward(x, delta, kernel_size, stride=None):
                     i, j = np.unravel_index(np.argmax(window), window.shape)  # first maximum
                     dx[b, c, r * sh + i, q * sw + j] += delta[b, c, r, q]
     return dx
+
+
+# -- element-wise activations ------------------------------------------------------------------
+# Each function maps one number to one number, written from its textbook definition with cmath so
+# that it also takes a complex argument: its derivative then comes from the complex step
+# f'(v) = Im f(v + ih) / h, exact to rounding and independent of any hand-derived formula.
+def leaky_relu(v, negative_slope=0.01):
+    return v if v.real > 0 else negative_slope * v
+
+
+def elu(v, alpha=1.0):
+    return v if v.real > 0 else alpha * (cmath.exp(v) - 1)
+
+
+def gelu_tanh(v):
+    return 0.5 * v * (1 + cmath.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)))
+
+
+def silu(v):
+    return v / (1 + cmath.exp(-v)) if v.real > -700 else 0.0 * v
+
+
+def softplus(v, beta=1.0, threshold=20.0):
+    return v if beta * v.real > threshold else cmath.log(1 + cmath.exp(beta * v)) / beta
+
+
+def naive_elementwise(function, x, **kwargs):
+    """(y, dy/dx) of a scalar function applied to every element of x, one element at a time."""
+    x = np.asarray(x, np.float64)
+    y, slope = np.zeros_like(x), np.zeros_like(x)
+    step = 1e-30
+    for index in np.ndindex(x.shape):
+        v = float(x[index])
+        y[index] = complex(function(complex(v, 0.0), **kwargs)).real
+        # the derivative from the left at a kink (v.real > 0 is False there), as PyTorch
+        slope[index] = complex(function(complex(v, step), **kwargs)).imag / step
+    return y, slope

@@ -1,6 +1,6 @@
 """The built-in layers, one module per family."""
 
-from .activations import ReLU, Sigmoid, Softmax, Tanh
+from .activations import ELU, GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
 from .base import Layer
 from .conv import Conv2D, MaxPool2D
 from .linear import Linear
@@ -14,6 +14,11 @@ __all__ = [
     "Tanh",
     "ReLU",
     "Softmax",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Softplus",
     "CrossEntropy",
     "SoftmaxCrossEntropy",
     "Mean",

@@ -1,10 +1,16 @@
-"""Element-wise activations and Softmax. None has parameters; each keeps its input's dtype."""
+"""Element-wise activations and Softmax. None has parameters; each keeps its input's dtype.
+
+Sigmoid, Tanh, ReLU, LeakyReLU, ELU, GELU (tanh approximation), SiLU, Softplus, and Softmax over the
+last axis. Each is finite, with a finite gradient and no overflow warning, for any finite input.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .base import Layer
+from .base import Layer, check_real
 
 
 class _Elementwise(Layer):
@@ -25,6 +31,14 @@ class _Elementwise(Layer):
         return tuple(input_shape)
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) as 0.5 + 0.5 tanh(x / 2): the same function, never overflowing."""
+    y = np.tanh(x * 0.5)
+    y *= 0.5
+    y += 0.5
+    return y
+
+
 class Sigmoid(_Elementwise):
     """Logistic function: y = 1 / (1 + exp(-x)), dy/dx = y (1 - y).
 
@@ -39,12 +53,8 @@ class Sigmoid(_Elementwise):
         self._y = None
 
     def forward(self, x, *args):
-        x = self._input(x)
-        y = np.tanh(x * 0.5)
-        y *= 0.5
-        y += 0.5
-        self._y = y
-        return y
+        self._y = _sigmoid(self._input(x))
+        return self._y
 
     def backward(self, delta):
         delta = self._delta(delta, self._y)
@@ -106,6 +116,166 @@ class ReLU(_Elementwise):
         self._check_forward_called(self._mask)
         delta = self._check_delta(delta, self._mask.shape).astype(self._dtype, copy=False)
         return delta * self._mask
+
+
+class LeakyReLU(_Elementwise):
+    """Leaky ReLU: y = x where x > 0, else negative_slope * x; dy/dx = 1 where x > 0, else
+    negative_slope (negative_slope at the kink itself, as PyTorch).
+
+    Shape:
+        x: any, y: same as x
+    """
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = check_real("LeakyReLU", "negative_slope", negative_slope)
+        self._positive = None
+        self._dtype = None
+
+    def config(self):
+        return {"negative_slope": self.negative_slope}
+
+    def forward(self, x, *args):
+        x = self._input(x)
+        self._positive, self._dtype = x > 0, x.dtype
+        return np.where(self._positive, x, x * self.negative_slope)
+
+    def backward(self, delta):
+        self._check_forward_called(self._positive)
+        delta = self._check_delta(delta, self._positive.shape).astype(self._dtype, copy=False)
+        return np.where(self._positive, delta, delta * self.negative_slope)
+
+
+class ELU(_Elementwise):
+    """Exponential linear unit: y = x where x > 0, else alpha (exp(x) - 1).
+
+    dy/dx = 1 where x > 0, else alpha exp(x). The exponential only ever sees min(x, 0), so a large
+    positive x cannot overflow it, and expm1 keeps small negative x accurate.
+
+    Shape:
+        x: any, y: same as x
+    """
+
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = check_real("ELU", "alpha", alpha)
+        self._positive = None
+        self._negative_part = None
+
+    def config(self):
+        return {"alpha": self.alpha}
+
+    def forward(self, x, *args):
+        x = self._input(x)
+        self._positive, self._negative_part = x > 0, np.minimum(x, 0)
+        return np.where(self._positive, x, self.alpha * np.expm1(self._negative_part))
+
+    def backward(self, delta):
+        delta = self._delta(delta, self._negative_part)
+        # alpha exp(x) from x itself, not as y + alpha, which loses its digits for x << 0
+        return np.where(self._positive, delta, delta * (self.alpha * np.exp(self._negative_part)))
+
+
+# sqrt(2 / pi) and the cubic coefficient of the tanh approximation of GELU
+_GELU_SCALE = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715
+# tanh(sqrt(2/pi) (u + 0.044715 u^3)) is exactly +-1 in float64 well before |u| = 100, so clipping the
+# input of the cubic there changes nothing, and keeps u^3 (and the gradient's u^2) from overflowing.
+_GELU_CLIP = 100.0
+
+
+class GELU(_Elementwise):
+    """Gaussian error linear unit, tanh approximation (PyTorch's ``GELU(approximate="tanh")``):
+
+        y = 0.5 x (1 + tanh(k (x + 0.044715 x^3))),  k = sqrt(2 / pi)
+        dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 * 0.044715 x^2),  t = that tanh
+
+    This is not the exact erf form (PyTorch's default ``GELU()``); the two differ by up to ~5e-4.
+
+    Shape:
+        x: any, y: same as x
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._x = None
+        self._tanh = None
+
+    def forward(self, x, *args):
+        x = self._input(x)
+        u = np.clip(x, -_GELU_CLIP, _GELU_CLIP)
+        t = np.tanh(_GELU_SCALE * (u + _GELU_CUBIC * u * u * u))
+        self._x, self._tanh = x, t
+        return 0.5 * x * (1 + t)
+
+    def backward(self, delta):
+        delta = self._delta(delta, self._x)
+        x, t = self._x, self._tanh
+        # (1 - t^2) is exactly 0 wherever the clip acts, so the clipped u gives the same product.
+        u = np.clip(x, -_GELU_CLIP, _GELU_CLIP)
+        slope = 0.5 * (1 + t) + 0.5 * u * (1 - t * t) * _GELU_SCALE * (1 + 3 * _GELU_CUBIC * u * u)
+        return delta * slope
+
+
+class SiLU(_Elementwise):
+    """Sigmoid linear unit (swish): y = x sigmoid(x); dy/dx = s (1 + x (1 - s)), s = sigmoid(x).
+
+    Shape:
+        x: any, y: same as x
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._x = None
+        self._sigmoid = None
+
+    def forward(self, x, *args):
+        x = self._input(x)
+        self._x, self._sigmoid = x, _sigmoid(x)
+        return x * self._sigmoid
+
+    def backward(self, delta):
+        delta = self._delta(delta, self._x)
+        s = self._sigmoid
+        return delta * (s * (1 + self._x * (1 - s)))
+
+
+class Softplus(_Elementwise):
+    """Smooth ReLU: y = log(1 + exp(beta x)) / beta, and y = x where beta x > threshold (as PyTorch).
+
+    dy/dx = sigmoid(beta x), and 1 above the threshold. log(1 + exp(z)) is computed as
+    max(z, 0) + log1p(exp(-|z|)), the same value, whose exponent is never positive, so no input
+    overflows it, whatever the threshold.
+
+    Shape:
+        x: any, y: same as x
+    """
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta = check_real("Softplus", "beta", beta, minimum=0, strict=True)
+        self.threshold = check_real("Softplus", "threshold", threshold)
+        self._z = None
+
+    def config(self):
+        return {"beta": self.beta, "threshold": self.threshold}
+
+    def forward(self, x, *args):
+        x = self._input(x)
+        with np.errstate(over="ignore"):
+            # beta x may overflow to +-inf for x near the dtype's limit: +inf lands above the
+            # threshold (y = x), -inf gives log1p(exp(-inf)) + 0 = 0, both the right limits.
+            z = x * self.beta
+        soft = np.log1p(np.exp(-np.abs(z)))
+        soft += np.maximum(z, 0)
+        soft /= self.beta
+        self._z = z
+        return np.where(z > self.threshold, x, soft)
+
+    def backward(self, delta):
+        delta = self._delta(delta, self._z)
+        z = self._z
+        return np.where(z > self.threshold, delta, delta * _sigmoid(z))
 
 
 class Softmax(_Elementwise):

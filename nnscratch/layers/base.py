@@ -226,6 +226,19 @@ def check_positive_int(layer: str, name: str, value, allow_zero: bool = False) -
     return int(value)
 
 
+def check_real(layer: str, name: str, value, minimum=None, strict: bool = False) -> float:
+    """Validate a real-valued hyperparameter in ``__init__`` (finite, optionally >= or > ``minimum``);
+    return it as a Python float, which keeps a float32 layer in float32 (a NumPy float64 would not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{layer}: {name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{layer}: {name} must be finite, got {value}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{layer}: {name} must be {'>' if strict else '>='} {minimum}, got {value}")
+    return value
+
+
 def pair(layer: str, name: str, value, allow_zero: bool = False) -> tuple[int, int]:
     """``3 -> (3, 3)``, ``(3, 2) -> (3, 2)``, each entry validated (kernel sizes, strides, padding)."""
     if isinstance(value, (tuple, list)):

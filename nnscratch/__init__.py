@@ -19,6 +19,7 @@ from .layers import (
     Softplus,
     Tanh,
 )
+from . import reference
 from .check import GradientCheckError, GradientCheckReport, TensorCheck, sanity_check
 from .io import load, load_checkpoint, save
 from .optim import SGD, Adam
@@ -44,6 +45,7 @@ __all__ = [
     "Flatten",
     "Conv2D",
     "MaxPool2D",
+    "reference",
     "Sequential",
     "SGD",
     "Adam",

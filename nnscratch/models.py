@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import CrossEntropy, Flatten, Linear, Mean, ReLU, Softmax, SoftmaxCrossEntropy
+from .layers import Conv2D, CrossEntropy, Flatten, Linear, MaxPool2D, Mean, ReLU, Softmax, SoftmaxCrossEntropy
 from .layers.base import get_rng
 from .optim import SGD, Adam
 from .sequential import Sequential
@@ -87,8 +87,6 @@ def cnn_net(rng=None) -> Sequential:
     Shape:
         x: (N, 1, 28, 28); targets: (N,) labels
     """
-    from .layers.conv import Conv2D, MaxPool2D  # imported late: the other presets do not need it
-
     rng = get_rng(rng)
     return Sequential(
         Conv2D(1, 16, 5, padding=2, rng=rng), ReLU(), MaxPool2D(2),

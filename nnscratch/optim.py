@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from . import aligned
+from .kernels import aligned
 
 
 def _number(owner: str, name: str, value, low: float, low_inclusive: bool, high: float | None = None) -> float:

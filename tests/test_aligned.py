@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch import aligned
-from nnscratch.layers.base import recycled_empty
+from nnscratch.kernels import aligned
+from nnscratch.kernels.buffers import recycled_empty
 
 
 def starts_on_64_bytes(array):
@@ -79,5 +79,5 @@ def test_recycled_results_and_convolution_buffers_are_aligned():
     conv = nn.Conv2D(2, 3, 3, padding=1, rng=0)
     y = conv.forward(np.ones((2, 2, 6, 6), np.float32))
     plan = conv._plan
-    assert all(starts_on_64_bytes(a) for a in (plan.cols, plan._padded, plan._delta_grid, plan._dcols))
+    assert all(starts_on_64_bytes(a) for a in (plan.columns, plan._padded, plan._delta_grid, plan._columns_gradient))
     assert starts_on_64_bytes(y)  # an (N, C, H, W) view that starts where its channel-major memory does

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import nnscratch
 from nnscratch import Conv2D, MaxPool2D, ReLU, Sequential, sanity_check
-from nnscratch.layers import im2col
+from nnscratch.kernels import conv_plan
 from naive import _zero_pad, naive_conv2d_backward, naive_conv2d_forward
 
 # The configurations issue 2 names, each a test:
@@ -137,14 +137,14 @@ def with_layout(x: np.ndarray, layout: str) -> np.ndarray:
 @given(conv_cases(), st.sampled_from([1, 2**18]))
 def test_random_configurations_match_naive_twin(case, block_work):
     c_in, c_out, kernel, stride, padding, bias, shape, layout, seed = case
-    saved = im2col._BLOCK_WORK
-    im2col._BLOCK_WORK = block_work  # 1: the weight gradient in one block per image
+    saved = conv_plan._BLOCK_WORK
+    conv_plan._BLOCK_WORK = block_work  # 1: the weight gradient in one block per image
     try:
         layer = make_layer(c_in, c_out, kernel, stride, padding, bias, seed=seed)
         x = np.random.default_rng(seed).standard_normal(shape)
         check_against_naive(layer, with_layout(x, layout), delta_seed=seed)
     finally:
-        im2col._BLOCK_WORK = saved
+        conv_plan._BLOCK_WORK = saved
 
 
 @pytest.mark.parametrize("images_per_block", [1, 2, 3, 4, 6])
@@ -153,10 +153,10 @@ def test_weight_gradient_in_blocks_of_images(monkeypatch, images_per_block, stri
     # Small tests fit in one block; make blocks of 1, 2, 3 (4 -> 3: whole images) or 6 images here.
     grid = (5, 7) if stride == 1 else (3, 3)  # per image: (oh, Wp) flat, (oh, ow) strided
     work_per_image = 3 * (2 * 3 * 3 + 1) * grid[0] * grid[1]  # F * (C*kh*kw + 1) * positions
-    monkeypatch.setattr(im2col, "_BLOCK_WORK", images_per_block * work_per_image)
+    monkeypatch.setattr(conv_plan, "_BLOCK_WORK", images_per_block * work_per_image)
     layer = make_layer(2, 3, 3, stride, 1, True)
     check_against_naive(layer, np.random.default_rng(0).standard_normal((6, 2, 5, 5)))
-    assert layer._plan._blocks == {1: 6, 2: 3, 3: 2, 4: 2, 6: 1}[images_per_block]
+    assert layer._plan._weight_gradient_blocks == {1: 6, 2: 3, 3: 2, 4: 2, 6: 1}[images_per_block]
 
 
 @pytest.mark.parametrize("threshold_offset, blocks", [(0, 1), (1, 3)])
@@ -164,18 +164,18 @@ def test_weight_gradient_in_blocks_of_images(monkeypatch, images_per_block, stri
 def test_weight_gradient_one_product_from_threaded_outputs_on(monkeypatch, threshold_offset, blocks, stride):
     # 3 filters x (2*3*3 + 1) rows = 57 outputs: one product at a threshold of 57, blocks above it.
     grid = (5, 7) if stride == 1 else (3, 3)
-    monkeypatch.setattr(im2col, "_BLOCK_WORK", 2 * 57 * grid[0] * grid[1])  # 2 images a block
-    monkeypatch.setattr(im2col, "_THREADED_OUTPUTS", 57 + threshold_offset)
+    monkeypatch.setattr(conv_plan, "_BLOCK_WORK", 2 * 57 * grid[0] * grid[1])  # 2 images a block
+    monkeypatch.setattr(conv_plan, "_THREADED_OUTPUTS", 57 + threshold_offset)
     layer = make_layer(2, 3, 3, stride, 1, True)
     check_against_naive(layer, np.random.default_rng(0).standard_normal((6, 2, 5, 5)))
-    assert layer._plan._blocks == blocks
+    assert layer._plan._weight_gradient_blocks == blocks
 
 
 def test_weight_gradient_of_a_wide_layer_is_one_product_and_matches_naive_twin():
     # 16 filters x (8*3*3 + 1) = 1168 outputs: past the real threshold, with the real block size.
     layer = make_layer(8, 16, 3, 1, 1, True)
     check_against_naive(layer, np.random.default_rng(0).standard_normal((4, 8, 6, 6)))
-    assert layer._plan._blocks == 1
+    assert layer._plan._weight_gradient_blocks == 1
 
 
 def test_backward_twice_gives_the_same_and_deltas_are_overwritten():
@@ -454,7 +454,7 @@ def test_matches_pytorch_at_mnist_sizes_in_float32():
 
 # -- recycled result buffers --------------------------------------------------------------------------
 def test_recycled_empty_never_hands_out_an_array_still_held():
-    from nnscratch.layers.base import recycled_empty
+    from nnscratch.kernels.buffers import recycled_empty
 
     store = {}
     first = recycled_empty(store, "y", (3, 4), np.float32)

@@ -2,9 +2,10 @@
 
 from .activations import ELU, GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
 from .base import Layer
-from .conv import Conv2D, MaxPool2D
+from .conv import Conv2D
 from .linear import Linear
 from .losses import CrossEntropy, Mean, SoftmaxCrossEntropy
+from .pool import MaxPool2D
 from .shape import Flatten
 
 __all__ = [

@@ -17,8 +17,7 @@ class _Elementwise(Layer):
     """Shared plumbing: check the input is an array, cache the output, check delta's shape."""
 
     def _input(self, x) -> np.ndarray:
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{self.name}: expected a numpy array as input, got {type(x).__name__}")
+        self._check_input(x)
         if x.dtype.kind != "f":
             x = x.astype(np.float32)  # integer images and the like: compute in float32
         return x

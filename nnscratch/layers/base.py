@@ -26,11 +26,10 @@ Two optional members, for layers that need them (a plain class without them keep
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
-from .. import aligned, seeding
+from .. import seeding
+from ..kernels import aligned
 
 
 class Layer:
@@ -90,13 +89,18 @@ class Layer:
         return f"{self.name}({args})"
 
     # -- input checks shared by the layers ----------------------------------------------------
-    def _check_ndim(self, x, ndim: int, layout: str) -> None:
+    def _check_input(self, x, ndim: int | None = None, layout: str = "") -> None:
+        """The one check every layer makes of its input: a numpy array (of ``ndim`` axes, laid out as
+        ``layout`` says, when given)."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self.name}: expected a numpy array as input, got {type(x).__name__}")
-        if x.ndim != ndim:
-            raise ValueError(
-                f"{self.name}: expected a {ndim}-D input ({layout}), got shape {x.shape}"
-            )
+        if ndim is not None:
+            self._check_ndim(x.shape, ndim, layout)
+
+    def _check_ndim(self, shape: tuple, ndim: int, layout: str) -> None:
+        """An input shape (an array's, or one given to ``output_shape``) must have ``ndim`` axes."""
+        if len(shape) != ndim:
+            raise ValueError(f"{self.name}: expected a {ndim}-D input ({layout}), got shape {tuple(shape)}")
 
     def _check_delta(self, delta, expected_shape: tuple) -> np.ndarray:
         delta = np.asarray(delta)
@@ -252,6 +256,24 @@ def pair(layer: str, name: str, value, allow_zero: bool = False) -> tuple[int, i
     return size, size
 
 
+def compact(value: tuple):
+    """The inverse of ``pair`` for ``config()``: ``(3, 3) -> 3``, ``(3, 2) -> [3, 2]`` (JSON has no tuples)."""
+    return value[0] if value[0] == value[1] else list(value)
+
+
+def check_window_fits(layer: str, shape: tuple, kernel: tuple, padding: tuple = (0, 0)) -> None:
+    """A sliding-window layer's input must be at least as large as its kernel once padded."""
+    (kh, kw), (ph, pw) = kernel, padding
+    hp, wp = shape[2] + 2 * ph, shape[3] + 2 * pw
+    if kh > hp or kw > wp:
+        padded = f" after padding {(ph, pw)}" if ph or pw else ""
+        size = f", {hp}x{wp} padded" if ph or pw else ""
+        raise ValueError(
+            f"{layer}: expected an input at least as large as the kernel {kh}x{kw}{padded}, "
+            f"got x of shape {shape}{size}"
+        )
+
+
 def as_dtype(layer: str, dtype) -> np.dtype:
     """Accept float32/float64 (as dtype, type or name); anything else is a clear TypeError."""
     try:
@@ -272,73 +294,3 @@ def get_rng(rng) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
-
-
-def recycled_empty(store: dict, key, shape, dtype) -> np.ndarray:
-    """An uninitialised array for a layer's result, recycled from an earlier call if nobody holds it.
-
-    A fresh large array costs the kernel a page fault per 4 KiB on first touch (~2-3 us each on a
-    small VM, a few milliseconds per training step); handing the same memory out again costs
-    nothing. An array is handed out again only when ``store`` has the only reference to it: the
-    caller dropped the earlier result and every view of it (CPython's reference count says so
-    exactly), so a result a caller still holds is never overwritten. Two arrays per key, so a
-    result held until the next call (a layer caching its input) still leaves one free.
-
-    ``store`` is a dict the layer owns; ``key`` names the result (one slot pair per key).
-    """
-    shape, dtype = tuple(shape), np.dtype(dtype)
-    slots = store.setdefault(key, [])
-    for index in range(len(slots)):
-        if slots[index].shape == shape and slots[index].dtype == dtype and _only_in_store(slots, index):
-            return slots[index]
-    array = aligned.empty(shape, dtype)
-    slots.append(array)
-    del slots[:-2]
-    return array
-
-
-def memory_order(x: np.ndarray) -> tuple:
-    """x's axes from the slowest-varying in memory to the fastest: (0, 1, 2, 3) for C order,
-    (1, 0, 2, 3) for channel-major (C, N, H, W) memory behind an (N, C, H, W) view."""
-    return tuple(sorted(range(x.ndim), key=lambda axis: -abs(x.strides[axis])))
-
-
-def empty_in_order(shape, order: tuple, dtype, store: dict | None = None, key=None) -> np.ndarray:
-    """An empty array of ``shape`` whose axes are laid out in memory in ``order``.
-
-    Conv2D hands out channel-major (C, N, H, W) memory behind (N, C, H, W) views; keeping that order
-    through the layers after it lets each read its input, and take its delta, without transposing
-    copies. With ``store``, the memory is recycled from it under ``key`` (see ``recycled_empty``).
-    """
-    memory_shape = [shape[axis] for axis in order]
-    memory = np.empty(memory_shape, dtype) if store is None else recycled_empty(store, key, memory_shape, dtype)
-    return memory.transpose(np.argsort(order))
-
-
-def copy_in_order(x: np.ndarray, order: tuple, store: dict | None = None, key=None) -> np.ndarray:
-    """A copy of x laid out in memory in ``order`` (see ``empty_in_order``)."""
-    copy = empty_in_order(x.shape, order, x.dtype, store, key)
-    np.copyto(copy, x)
-    return copy
-
-
-def _references(slots: list, index: int) -> tuple[int, int]:
-    """Reference counts of the slot's array and of the byte buffer it views (see aligned.py).
-
-    Both count: a caller may hold the array itself, or a view of it, and NumPy points every view
-    at the buffer that owns the memory, not at the array it was taken from.
-    """
-    array = slots[index]
-    return sys.getrefcount(array), sys.getrefcount(array.base)
-
-
-# The counts for an array held by nothing but its slot list, measured the way they are checked, so
-# they hold whatever the interpreter's own conventions; None (never recycle) without reference counts.
-_ALONE = _references([aligned.empty(1)], 0) if hasattr(sys, "getrefcount") else None
-
-
-def _only_in_store(slots: list, index: int) -> bool:
-    if _ALONE is None:
-        return False
-    array_count, buffer_count = _references(slots, index)
-    return array_count <= _ALONE[0] and buffer_count <= _ALONE[1]

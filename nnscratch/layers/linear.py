@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import aligned
+from ..kernels import aligned
 from .base import Layer, as_dtype, check_positive_int, get_rng
 
 
@@ -62,7 +62,7 @@ class Linear(Layer):
 
     def forward(self, x, *args):
         self._check_parameters_in_place("weight", "bias")
-        self._check_ndim(x, 2, "N, in_features")
+        self._check_input(x, 2, "N, in_features")
         if x.shape[1] != self.in_features:
             raise ValueError(
                 f"Linear: expected {self.in_features} input features (x of shape (N, {self.in_features})), "

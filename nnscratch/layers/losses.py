@@ -54,7 +54,7 @@ def _targets(layer: Layer, targets, n: int, num_classes: int, dtype) -> np.ndarr
 
 
 def _check_scores(layer: Layer, x, what: str) -> np.ndarray:
-    layer._check_ndim(x, 2, f"N, C {what}")
+    layer._check_input(x, 2, f"N, C {what}")
     if x.dtype.kind != "f":
         x = x.astype(np.float32)
     return x
@@ -177,8 +177,7 @@ class Mean(Layer):
     def forward(self, x, *args):
         if isinstance(x, np.generic):  # a numpy scalar, e.g. another Mean's output
             x = np.asarray(x)
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"Mean: expected a numpy array as input, got {type(x).__name__}")
+        self._check_input(x)
         if x.size == 0:
             raise ValueError(f"Mean: expected a non-empty input, got shape {x.shape}")
         dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from .base import Layer, copy_in_order, memory_order
+from ..kernels.buffers import copy_in_order, memory_order
+from .base import Layer
 
 
 class Flatten(Layer):
@@ -30,8 +31,7 @@ class Flatten(Layer):
         return (input_shape[0], math.prod(input_shape[1:]))
 
     def forward(self, x, *args):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"Flatten: expected a numpy array as input, got {type(x).__name__}")
+        self._check_input(x)
         if x.ndim < 1:
             raise ValueError("Flatten: expected an input with a batch axis (N, ...), got a scalar")
         self._shape = x.shape

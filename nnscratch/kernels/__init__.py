@@ -1,0 +1,9 @@
+"""The machinery behind the fast layers, kept out of ``layers/`` so the layers stay readable.
+
+- ``aligned.py``    64-byte aligned arrays: parameters, deltas, optimizer state, work buffers
+- ``buffers.py``    result arrays recycled once dropped; arrays laid out in a given memory order
+- ``conv_plan.py``  ``ConvPlan``: a convolution as one matrix product (im2col / col2im) and its buffers
+- ``pool.py``       the max-pooling passes
+
+What the fast layers compute is what their textbook twins in ``nnscratch.reference`` compute.
+"""

@@ -22,7 +22,8 @@ from nnscratch.models import PRESETS
 from aged_files import aged, near_misses, snapshot  # tests/ on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-METRIC_KEYS = {"config", "history", "test_accuracy", "test_loss", "train_seconds", "samples_per_second"}
+METRIC_KEYS = {"config", "history", "test_accuracy", "test_loss", "train_seconds", "samples_per_second",
+               "confusion_matrix", "per_class_accuracy"}
 HISTORY_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
 
 
@@ -67,6 +68,12 @@ def test_mlp_end_to_end_metrics_and_checkpoint(synthetic_mnist, tmp_path, capsys
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     assert metrics["test_loss"] == pytest.approx(-log_probs[np.arange(100), synthetic_mnist.y_test].mean(), rel=1e-3, abs=1e-6)
     assert metrics["history"][-1]["val_accuracy"] == accuracy
+    # the confusion matrix, counted here one sample at a time from the saved model's answers
+    expected = np.zeros((10, 10), dtype=int)
+    for true, guess in zip(synthetic_mnist.y_test, logits.argmax(axis=1)):
+        expected[true, guess] += 1
+    assert metrics["confusion_matrix"] == expected.tolist()
+    assert metrics["per_class_accuracy"] == [expected[c, c] / expected[c].sum() for c in range(10)]
     assert re.fullmatch(rf"test accuracy: {100 * accuracy:.2f}% \({round(accuracy * 100)}/100\), .*\n", out)
     checkpoint = nn.load_checkpoint(save_path)
     assert checkpoint.epoch == 3 and type(checkpoint.optimizer).__name__ == "Adam"
@@ -103,7 +110,17 @@ def test_progress_output_without_quiet(synthetic_mnist, capsys):
     assert code == 0
     assert "train-mnist: softmax (7,850 parameters)" in captured.err
     assert "epoch 1/1: loss" in captured.err
-    assert captured.out.startswith("test accuracy: ")
+    lines = captured.out.splitlines()
+    assert lines[0] == "confusion matrix (rows: true class, columns: predicted class)"
+    assert lines[1].split() == ["true\\pred", *map(str, range(10)), "accuracy"]
+    # one row per true class: its label, ten counts (or dots), its accuracy; the counts add up to the test set
+    rows = [line.split() for line in lines[2:12]]
+    assert [row[0] for row in rows] == [str(c) for c in range(10)]
+    counts = [[0 if cell == "." else int(cell) for cell in row[1:11]] for row in rows]
+    assert sum(map(sum, counts)) == 100
+    correct = sum(counts[c][c] for c in range(10))
+    assert lines[12].startswith(f"test accuracy: {correct:.2f}% ({correct}/100)")
+    assert len(lines) == 13
 
 
 def test_same_seed_same_metrics_other_seed_different(synthetic_mnist, tmp_path, capsys):

@@ -2,8 +2,9 @@
 
 Every option is checked before any work starts (bad values exit 2 with one clear line; the options
 and their checks are in ``train_mnist_options``). Then MNIST is loaded (downloaded if needed), the
-network trained with ``nnscratch.fit``, the test set evaluated, and the run ends with one line
-giving the test accuracy.
+network trained with ``nnscratch.fit``, the test set evaluated, its confusion matrix printed (rows:
+true class, columns: predicted; not with --quiet), and the run ends with one line giving the test
+accuracy.
 
 The test set doubles as the per-epoch validation set in the history (val_loss, val_accuracy);
 nothing is selected or stopped on it. Exit codes: 0 done, 1 a failure while running (download,
@@ -65,8 +66,9 @@ def _start(config: dict, checkpoint, resume_path):
 
 
 def _run(args) -> int:
+    from ..metrics import format_confusion_matrix, per_class_accuracy
     from ..models import PRESETS, make_augment, make_schedule
-    from ..train import NonFiniteLossError, evaluate, fit
+    from ..train import NonFiniteLossError, evaluate, fit, predict
 
     config, checkpoint, outputs = resolve_options(args)
     net, optimizer, start_epoch, history, shuffle_rng = _start(config, checkpoint, args.resume)
@@ -132,6 +134,7 @@ def _run(args) -> int:
         return 1
 
     test = evaluate(model, x_test, y_test, config["batch_size"], loss=loss)
+    confusion = _confusion(predict(model, x_test, config["batch_size"]), y_test)
     if "save" in outputs and last["epoch"] == start_epoch:  # no epoch ran, so none saved yet
         _save(net, optimizer, last, outputs["save"])
     train_seconds = sum(record["seconds"] for record in history)
@@ -142,6 +145,8 @@ def _run(args) -> int:
         "test_loss": test["loss"],
         "train_seconds": train_seconds,
         "samples_per_second": len(x_train) * len(history) / train_seconds if train_seconds > 0 else None,
+        "confusion_matrix": confusion.tolist(),
+        "per_class_accuracy": per_class_accuracy(confusion),
     }
     if "metrics" in outputs:
         _write_json(outputs["metrics"], metrics)
@@ -149,12 +154,22 @@ def _run(args) -> int:
         _plot(outputs["plot"], history, config["model"])
     if "save" in outputs:
         say(f"train-mnist: checkpoint saved to {outputs['save']}")
+    if not args.quiet:
+        print(format_confusion_matrix(confusion))
     correct = round(test["accuracy"] * len(x_test))
     print(
         f"test accuracy: {100 * test['accuracy']:.2f}% ({correct}/{len(x_test)}), test loss {test['loss']:.4f}, "
         f"{config['model']}, {len(history)} epochs, {train_seconds:.1f} s training"
     )
     return 0
+
+
+def _confusion(scores, y_test):
+    """The test set's confusion matrix (rows: true class, columns: predicted) from the model's scores."""
+    from ..metrics import confusion_matrix
+
+    labels = y_test if y_test.ndim == 1 else y_test.argmax(axis=1)  # one-hot targets for the softmax preset
+    return confusion_matrix(labels, scores.argmax(axis=1), scores.shape[1])
 
 
 def _load_data(args, config, preset):

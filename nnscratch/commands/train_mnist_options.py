@@ -69,7 +69,7 @@ def add_arguments(parser) -> None:
     add("--resume", metavar="PATH", default=None, help="continue a run from a checkpoint written by --save")
     add("--metrics", metavar="PATH", default=None,
         help="write a JSON file: config, per-epoch history, test_accuracy, test_loss, train_seconds, "
-        "samples_per_second")
+        "samples_per_second, confusion_matrix, per_class_accuracy")
     add("--plot", metavar="PATH", default=None, help="write a PNG of the loss and accuracy curves "
         "(needs matplotlib: pip install 'nnscratch[plot]')")
     add("--quiet", action="store_true", help="no progress output, only the final line")

@@ -3,6 +3,7 @@
 from .layers import (
     Conv2D,
     CrossEntropy,
+    Dropout,
     ELU,
     GELU,
     LeakyReLU,
@@ -46,6 +47,7 @@ __all__ = [
     "Conv2D",
     "MaxPool2D",
     "reference",
+    "Dropout",
     "Sequential",
     "SGD",
     "Adam",

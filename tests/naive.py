@@ -166,3 +166,26 @@ def naive_elementwise(function, x, **kwargs):
         # the derivative from the left at a kink (v.real > 0 is False there), as PyTorch
         slope[index] = complex(function(complex(v, step), **kwargs)).imag / step
     return y, slope
+
+
+def naive_dropout_forward(x, uniform, p):
+    """y[i] = x[i] / (1 - p) where the uniform draw u[i] >= p (kept), else 0.
+
+    Shape:
+        x, uniform: any, the same; y: like x
+    """
+    x, uniform = np.asarray(x, np.float64), np.asarray(uniform, np.float64)
+    y = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        if uniform[i] >= p:
+            y[i] = x[i] / (1.0 - p)
+    return y
+
+
+def naive_dropout_backward(delta, uniform, p):
+    """dL/dx[i] = delta[i] / (1 - p) where element i was kept, else 0 (the same draws as forward).
+
+    Shape:
+        delta, uniform: any, the same; dx: like delta
+    """
+    return naive_dropout_forward(delta, uniform, p)

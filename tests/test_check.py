@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import nnscratch as nn
 from nnscratch.check import (
     GradientCheckError,
     GradientCheckReport,
@@ -559,3 +560,46 @@ def test_the_check_leaves_buffers_as_it_found_them():
     sanity_check(layer, np.random.default_rng(0).normal(size=(4, 3)))
     assert layer.buffers[0] is buffer and buffer.dtype == np.float32
     np.testing.assert_array_equal(buffer, np.full(3, 7.0, np.float32))
+
+
+# -- stochastic layers -------------------------------------------------------------------------
+class Noisy:
+    """A user's stochastic layer, y = x * (1 + s) with fresh noise s every forward; its generator
+    held where the rule says (``self.rng``), or deeper (in a dict), or as a legacy RandomState."""
+
+    def __init__(self, where="rng"):
+        self.where = where
+        if where == "rng":
+            self.rng = np.random.default_rng(0)
+        elif where == "dict":
+            self.state = {"sources": [np.random.default_rng(0)]}
+        else:
+            self.rng = np.random.RandomState(0)
+        self.parameters, self.parameters_deltas = [], []
+
+    def _draw(self, shape):
+        if self.where == "dict":
+            return self.state["sources"][0].standard_normal(shape)
+        return self.rng.standard_normal(shape)
+
+    def forward(self, x, *args):
+        self.scale = 1.0 + self._draw(x.shape)
+        return x * self.scale
+
+    def backward(self, delta):
+        return delta * self.scale
+
+
+@pytest.mark.parametrize("where", ["rng", "dict", "RandomState"])
+def test_a_stochastic_layer_sees_the_same_draws_in_every_forward(where):
+    layer = Noisy(where)
+    x = np.random.default_rng(1).normal(size=(3, 4))
+    assert sanity_check(layer, x).passed
+    assert sanity_check(nn.Sequential(Noisy(where), Noisy(where)), x).passed  # through containers
+
+
+def test_the_check_leaves_the_generators_of_the_layer_where_they_were():
+    layer = Noisy()
+    before = layer.rng.bit_generator.state
+    sanity_check(layer, np.ones((2, 3)))
+    assert layer.rng.bit_generator.state == before

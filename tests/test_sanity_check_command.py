@@ -414,6 +414,8 @@ def test_every_builtin_layer_passes_in_every_configuration(capsys):
     layers = {layer for layer, _ in configs}
     # every exported layer has a row (a new layer without one fails here)
     assert layers == {name for name in nnscratch.layers.__all__ if name != "Layer"} | {"Sequential"}
+    assert {"Linear", "Conv2D", "MaxPool2D", "Sigmoid", "Tanh", "ReLU", "Softmax", "Flatten", "Mean",
+            "CrossEntropy", "SoftmaxCrossEntropy", "Dropout"} <= layers
     conv = {config for layer, config in configs if layer == "Conv2D"}
     for wanted in ("4x4 input, 3x3 kernel", "padding 1", "stride 2 on 7x7", "padding 1 + stride 2 on 7x7",
                    "3 input channels", "3 channels + bias", "4 filters", "4 filters + bias", "mini-batch of 3",
@@ -425,6 +427,8 @@ def test_every_builtin_layer_passes_in_every_configuration(capsys):
         assert {"integer targets", "one-hot targets", "soft targets"} <= kinds
     # Conv2D and MaxPool2D check their parameters too, not only the input
     assert any(r[0] == "Conv2D" and r[2].startswith("parameter 1 (4,)") for r in rows)
+    dropout = {config for layer, config in configs if layer == "Dropout"}
+    assert {"p=0.2, training (the same mask in every forward)", "p=0.5, eval mode (the identity)"} <= dropout
     assert f"all {len(configs)} configurations passed" in out
 
 

@@ -8,7 +8,10 @@ each parameter; its numerical gradient along one coordinate ``t`` is the central
     df/dt ~ sum((forward(t + eps) - forward(t - eps)) * R) / ((t + eps) - (t - eps))
 
 Everything runs in float64 on a deep copy of the layer (``working_copy.py``), so the layer given is
-left exactly as it was found (values, dtypes, and the identity of its parameter arrays). The rows,
+left exactly as it was found (values, dtypes, the identity of its parameter arrays, its buffers and
+its random generators). The layer is checked in the mode it is in: call ``layer.eval()`` first to
+check its eval-mode function. Stochastic layers: every numpy Generator the layer holds (``self.rng``)
+is rewound before every forward, so all forwards draw the same numbers (see ``working_copy.py``). The rows,
 report and error it produces are in ``report.py``.
 """
 
@@ -160,6 +163,11 @@ def sanity_check(
     tensor (a seeded random sample; None checks them all). ``name`` overrides the layer's name in
     messages. Float ``args`` are cast to float64, others (integer labels) passed as they are.
 
+    The layer is checked in the mode it is in (``layer.eval()`` first checks its eval-mode function).
+    Stochastic layers: keep your randomness in a numpy Generator the layer holds (``self.rng``);
+    the check rewinds every generator it finds in the layer (through containers) before every
+    forward, so all forwards draw the same numbers and both gradients describe one function.
+
     Returns a ``GradientCheckReport`` (one ``TensorCheck`` row per tensor); raises
     ``GradientCheckError`` (an ``AssertionError``) naming the layer, the tensor, the worst index,
     both values and the errors when a gradient is wrong, all zero while the function changes,
@@ -196,7 +204,11 @@ def sanity_check(
     for label, delta, _ in _pairs(first, first):
         _check_finite(name, "backward gave", label, delta)
     if not np.array_equal(run.forward(), y):
-        raise GradientCheckError(f"{name}: forward gave different outputs for the same input twice")
+        raise GradientCheckError(
+            f"{name}: forward gave different outputs for the same input twice; a layer that draws "
+            "random numbers must draw them from a numpy Generator it holds (e.g. self.rng), which the "
+            "check rewinds before every forward"
+        )
     _check_repeatable(name, first, run.backward(r))
     delta_x, deltas = first
 

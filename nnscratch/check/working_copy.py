@@ -3,8 +3,17 @@
 The check never touches the layer it is given. ``float64_copy`` deep-copies it and swaps every float
 parameter (and delta buffer, and buffer such as BatchNorm's running statistics) for a float64 twin
 wherever the copy refers to it, so that central differences run in float64 even for a float32 layer;
-the original's buffers are never written, whatever forward does to the copy's. ``Runner`` calls forward and backward on that
-copy with fresh copies of the inputs and checks that what comes back follows the layer protocol.
+the original's buffers are never written, whatever forward does to the copy's. ``Runner`` calls
+forward and backward on that copy with fresh copies of the inputs and checks that what comes back
+follows the layer protocol.
+
+Stochastic layers (Dropout): every forward of the check must see the same random draws, or the
+numerical and analytical gradients would describe different functions. The rule, which a user's
+layer can follow too: keep your randomness in a numpy ``Generator`` (or legacy ``RandomState``)
+that the layer holds, e.g. ``self.rng``. ``Runner`` records the state of every generator it finds
+in the copy (in its attributes, lists, dicts and tuples, through containers) and puts it back
+before every forward, so each forward draws the same numbers. Draws from ``np.random``'s global
+functions cannot be rewound; such a layer fails the check's "same output twice" test.
 """
 
 from __future__ import annotations
@@ -125,14 +134,52 @@ def as_float64_arg(arg):
     return arg
 
 
+# -- random generators, rewound before every forward -----------------------------------------
+_GENERATORS = (np.random.Generator, np.random.RandomState)
+
+
+def random_states(obj) -> list:
+    """(generator, state) for every numpy Generator / RandomState reachable from ``obj``'s attributes,
+    lists, dicts and tuples (each generator once)."""
+    found, seen, stack = [], set(), [obj]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, (np.ndarray, str, bytes, int, float, complex, type(None))):
+            continue
+        seen.add(id(item))
+        if isinstance(item, np.random.Generator):
+            found.append((item, item.bit_generator.state))
+        elif isinstance(item, np.random.RandomState):
+            found.append((item, item.get_state()))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif not isinstance(item, _NOT_WALKED) and hasattr(item, "__dict__"):
+            stack.extend(vars(item).values())
+    return found
+
+
+def rewind(states: list) -> None:
+    """Put every generator back in the state ``random_states`` recorded."""
+    for generator, state in states:
+        if isinstance(generator, np.random.Generator):
+            generator.bit_generator.state = state
+        else:
+            generator.set_state(state)
+
+
 # -- one forward / backward ------------------------------------------------------------------
 class Runner:
-    """Calls on the float64 working copy, always with fresh copies of the inputs."""
+    """Calls on the float64 working copy, always with fresh copies of the inputs, and every random
+    generator the copy holds rewound to the same state before each forward."""
 
     def __init__(self, layer, name: str, x: np.ndarray, args: tuple):
         self.layer, self.name, self.x, self.args = layer, name, x, args
+        self.random_states = random_states(layer)
 
     def forward(self) -> np.ndarray:
+        rewind(self.random_states)
         args = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in self.args)
         y = self.layer.forward(self.x.copy(), *args)
         y_array = np.asarray(y)

@@ -136,6 +136,11 @@ def builtin_cases() -> list[Case]:
         Case("Flatten", "(2, 3, 4, 5) -> (2, 60)", lambda: (n.Flatten(), normal_input((2, 3, 4, 5), 46), ())),
         Case("Mean", "(4, 3) -> scalar", lambda: (n.Mean(), normal_input((4, 3), 47), ())),
     ]
+    for i, p in enumerate((0.0, 0.2, 0.5, 0.9)):
+        cases.append(Case("Dropout", f"p={p}, training (the same mask in every forward)", lambda p=p, i=i: (
+            n.Dropout(p, rng=80 + i), normal_input((4, 6), 80 + i), ())))
+    cases.append(Case("Dropout", "p=0.5, eval mode (the identity)", lambda: (
+        n.Dropout(0.5, rng=84).eval(), normal_input((4, 6), 84), ())))
     for i, kind in enumerate(TARGET_KINDS):
         cases.append(Case("CrossEntropy", f"{kind} targets", lambda kind=kind, i=i: (
             n.CrossEntropy(), _distributions((4, 5), 50 + i), (make_targets(kind, 4, 5, 50 + i),))))

@@ -3,6 +3,7 @@
 from .activations import ELU, GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
 from .base import Layer
 from .conv import Conv2D
+from .dropout import Dropout
 from .linear import Linear
 from .losses import CrossEntropy, Mean, SoftmaxCrossEntropy
 from .pool import MaxPool2D
@@ -26,4 +27,5 @@ __all__ = [
     "Flatten",
     "Conv2D",
     "MaxPool2D",
+    "Dropout",
 ]

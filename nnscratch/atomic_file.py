@@ -96,13 +96,14 @@ def current_umask() -> int:
 
 
 @contextmanager
-def atomic_write(path):
+def atomic_write(path, check=None):
     """Open a temporary file beside ``path`` for binary writing; on success it replaces ``path``.
 
     Stale leftovers of earlier killed writes of ``path`` are deleted first. On success the file is
-    fsynced, given mode 0o666 & ~umask and moved over ``path`` with ``os.replace``, and then the
-    directory is fsynced so that the rename is durable too. On any exception the temporary file is
-    deleted, ``path`` is untouched, and the exception propagates.
+    fsynced, given mode 0o666 & ~umask, passed to ``check(temporary path)`` if given (which raises
+    to refuse it, e.g. a checkpoint that does not load back), and moved over ``path`` with
+    ``os.replace``; then the directory is fsynced so that the rename is durable too. On any
+    exception the temporary file is deleted, ``path`` is untouched, and the exception propagates.
     """
     path = Path(path)
     remove_stale_temporaries(path, suffixes=(PART,))
@@ -113,6 +114,8 @@ def atomic_write(path):
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~current_umask())
+        if check is not None:
+            check(tmp)
         os.replace(tmp, path)
     except BaseException:
         _discard(tmp)

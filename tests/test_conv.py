@@ -343,7 +343,10 @@ def test_in_a_network_with_pooling_matches_naive_twins():
         ({"padding": (0, -2)}, ValueError, r"Conv2D: padding must be a non-negative int, got -2"),
         ({"kernel_size": 2.5}, TypeError, r"Conv2D: kernel_size must be an int, got float"),
         ({"bias": "yes"}, TypeError, r"Conv2D: bias must be True or False"),
-        ({"dtype": np.int32}, TypeError, r"Conv2D: dtype must be a floating dtype"),
+        ({"bias": "no"}, TypeError, r"Conv2D: bias must be True or False, got str 'no'"),
+        ({"bias": 0}, TypeError, r"Conv2D: bias must be True or False, got int 0"),
+        ({"dtype": np.int32}, TypeError, r"Conv2D: dtype must be float32 or float64, got int32"),
+        ({"dtype": np.float16}, TypeError, r"Conv2D: dtype float16 is not supported"),
     ],
 )
 def test_bad_hyperparameters(kwargs, error, match):

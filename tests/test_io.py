@@ -159,7 +159,7 @@ def test_save_refuses_foreign_optimizer_and_bad_metadata(tmp_path):
         save(net, tmp_path / "m.npz", metadata={"x": np.zeros(2)})
     with pytest.raises(TypeError, match="metadata must be a dict, got list"):
         save(net, tmp_path / "m.npz", metadata=[1])
-    with pytest.raises(TypeError, match="SGD and Adam optimizers only"):
+    with pytest.raises(TypeError, match="can save the state of SGD, Adam.* optimizers only, got object"):
         save(net, tmp_path / "m.npz", optimizer=object())
 
 
@@ -213,7 +213,7 @@ def test_other_npz_and_npy_files(tmp_path):
         (lambda a, h: h["architecture"]["layers"][0].update({"class": "os.system"}), "unknown layer class 'os.system'"),
         (lambda a, h: h["architecture"]["layers"][0].update({"class": "Layer"}), "unknown layer class 'Layer'"),
         (lambda a, h: h["architecture"]["layers"][0]["config"].update(in_features=5),
-         r"parameter 0: the architecture gives \(5, 4\)"),
+         r"parameter 0: the architecture gives \(5, 4\) float32, the header says .* \(model\[0\], Linear\)"),
         (lambda a, h: h["architecture"]["layers"][0]["config"].update(in_features=-1), "cannot rebuild it"),
         (lambda a, h: h["architecture"]["layers"][0]["config"].update(colour="red"), "cannot rebuild it"),
         (lambda a, h: h["architecture"]["layers"].pop(0), "parameters but the file describes"),
@@ -258,6 +258,10 @@ class Tally(nn.Layer):
 
     def config(self):
         return {"features": self.features}
+
+    @classmethod
+    def buffer_specs(cls, features=3):
+        return [((), np.dtype(np.int64)), ((features,), np.dtype(np.float32))]
 
     def forward(self, x, *args):
         self.count += 1
@@ -317,3 +321,274 @@ def test_tampered_buffers_are_refused(tmp_path, tally_is_built_in, change, match
     with pytest.raises(ValueError, match=match) as caught:
         load(path)
     assert str(path) in str(caught.value)
+
+# -- bounded loading: sizes checked against the file before anything is allocated -------------
+import io as _io
+import math
+import time
+import tracemalloc
+import zipfile
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nnscratch.commands.sanity_check_cases import builtin_cases
+from nnscratch.io import MAX_HEADER_CHARS, MAX_LAYERS
+
+
+def npy(array) -> bytes:
+    buffer = _io.BytesIO()
+    np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=True)
+    return buffer.getvalue()
+
+
+def npy_claiming(shape, dtype="<f4") -> bytes:
+    """Only the .npy header of an array of ``shape``: a member that claims data it does not hold."""
+    buffer = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False, "shape": tuple(shape)})
+    return buffer.getvalue()
+
+
+def header_for(architecture, parameters, **extra):
+    header = {"format": "nnscratch-checkpoint", "version": 1, "architecture": architecture,
+              "parameters": parameters, "optimizer": None, "epoch": None, "metadata": {}, **extra}
+    return npy(np.array(json.dumps(header)))
+
+
+def write_zip(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in members.items():
+            if callable(data):  # a member too big to hold in memory: written in pieces
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    data(f)
+            else:
+                archive.writestr(f"{name}.npy", data)
+    return path
+
+
+def linear_file(path, n_in, n_out, member=None):
+    """A file asking for Linear(n_in, n_out) without a bias, its weight member ``member``."""
+    architecture = {"class": "Sequential", "layers": [
+        {"class": "Linear", "config": {"in_features": n_in, "out_features": n_out, "bias": False}}]}
+    parameters = [{"shape": [n_in, n_out], "dtype": "float32"}]
+    return write_zip(path, {"header": header_for(architecture, parameters),
+                            "param.0": npy_claiming((n_in, n_out)) if member is None else member})
+
+
+def peak_of(call):
+    """(the exception raised by call(), peak traced bytes, seconds)."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - returned for the test to check
+        raised = error
+    else:
+        raised = None
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return raised, peak, seconds
+
+
+def test_parameter_specs_match_what_every_builtin_layer_builds():
+    """The arithmetic the loader checks sizes with agrees with the constructors, for every case of
+    nnscratch sanity-check (every built-in layer) and every Linear/Conv2D option."""
+    layers = [case.build()[0] for case in builtin_cases()]
+    layers += [nn.Linear(3, 5, bias=False, dtype=np.float64), nn.Conv2D(2, 3, (3, 1), stride=2, padding=(1, 0), bias=False)]
+    seen = set()
+    for layer in layers:
+        if not isinstance(layer, nn.Layer):
+            continue
+        seen.add(type(layer).__name__)
+        specs = type(layer).parameter_specs(**layer.config())
+        assert [(tuple(s), np.dtype(d)) for s, d in specs] == [(p.shape, p.dtype) for p in layer.parameters], layer
+    assert {"Linear", "Conv2D"} <= seen
+
+
+@pytest.mark.parametrize("n", [12000, 10**9])
+def test_a_small_file_asking_for_a_huge_layer_allocates_nothing(tmp_path, n):
+    path = linear_file(tmp_path / "huge.npz", n, n)
+    assert path.stat().st_size < 8192
+    raised, peak, _ = peak_of(lambda: load(path))
+    assert isinstance(raised, ValueError) and "huge.npz: " in str(raised)
+    assert f"its .npy header announces ({n}, {n}) float32" in str(raised)
+    assert peak < 1 << 20  # Linear(12000, 12000) used to allocate 2.2 GB here
+
+
+def test_a_deflated_member_is_refused_before_it_is_decompressed(tmp_path):
+    def zeros(f):  # 64 MiB of zeros deflate to 64 kB
+        f.write(npy_claiming((4096, 4096)))
+        block = bytes(1 << 20)
+        for _ in range(64):
+            f.write(block)
+
+    path = tmp_path / "bomb.npz"
+    architecture = {"class": "Sequential", "layers": [
+        {"class": "Linear", "config": {"in_features": 4096, "out_features": 4096, "bias": False}}]}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("header.npy", header_for(architecture, [{"shape": [4096, 4096], "dtype": "float32"}]),
+                         compress_type=zipfile.ZIP_STORED)
+        with archive.open("param.0.npy", "w") as f:
+            zeros(f)
+    assert path.stat().st_size < 1 << 20
+    raised, peak, _ = peak_of(lambda: load(path))
+    assert isinstance(raised, ValueError)
+    assert "bomb.npz: the member 'param.0' is compressed; checkpoints are stored uncompressed" in str(raised)
+    assert peak < 1 << 20
+
+
+def test_members_the_header_does_not_name_are_never_read(tmp_path, checkpoint_path):
+    with zipfile.ZipFile(checkpoint_path, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("junk.npy", bytes(10 << 20))
+    raised, peak, _ = peak_of(lambda: load(checkpoint_path))
+    assert isinstance(raised, ValueError) and "unexpected arrays in the checkpoint: junk" in str(raised)
+    assert peak < 1 << 20
+
+
+def test_a_header_too_big_too_many_layers_or_too_deep_fails_at_once(tmp_path):
+    relu = {"class": "ReLU", "config": {}}
+    too_many = {"class": "Sequential", "layers": [relu] * (MAX_LAYERS + 1)}
+    path = write_zip(tmp_path / "many.npz", {"header": header_for(too_many, [])})
+    with pytest.raises(ValueError, match=rf"many\.npz: the architecture has more than {MAX_LAYERS} layers"):
+        load(path)
+    deep = relu
+    for _ in range(40):
+        deep = {"class": "Sequential", "layers": [deep]}
+    path = write_zip(tmp_path / "deep.npz", {"header": header_for(deep, [])})
+    with pytest.raises(ValueError, match=r"deep\.npz: model(\[0\])+: containers nested more than 32 deep"):
+        load(path)
+    path = write_zip(tmp_path / "big.npz", {"header": npy(np.array(" " * (MAX_HEADER_CHARS + 1)))})
+    raised, peak, _ = peak_of(lambda: load(path))
+    assert isinstance(raised, ValueError) and f"the header has {MAX_HEADER_CHARS + 1} characters, more than {MAX_HEADER_CHARS}" in str(raised)
+    assert peak < 1 << 20  # refused from the zip directory, before the 4 MB member is read
+    path = write_zip(tmp_path / "nested.npz", {"header": npy(np.array("[" * 100000 + "]" * 100000))})
+    with pytest.raises(ValueError, match=r"nested\.npz: the checkpoint header is not valid JSON"):
+        load(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_or_a_directory_is_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "pipe.npz")
+    with pytest.raises(ValueError, match=r"pipe\.npz: not a regular file \(a FIFO"):
+        load(tmp_path / "pipe.npz")
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(ValueError, match=r"dir\.npz: not a regular file \(a directory\)"):
+        load(tmp_path / "dir.npz")
+
+
+def test_duplicate_and_fortran_order_members(tmp_path, checkpoint_path):
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        with zipfile.ZipFile(checkpoint_path, "a") as archive:
+            archive.writestr("param.0.npy", npy(np.zeros((3, 4), np.float32)))
+    with pytest.raises(ValueError, match=r"good\.npz: not an nnscratch checkpoint: the member 'param\.0' appears twice"):
+        load(checkpoint_path)
+    net = small_net()
+    perturb(net)
+    with np.load(save(net, tmp_path / "f.npz")) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["param.0"] = np.asfortranarray(arrays["param.0"])
+    with open(tmp_path / "f.npz", "wb") as f:
+        np.savez(f, **arrays)
+    np.testing.assert_array_equal(load(tmp_path / "f.npz").parameters[0], net.parameters[0])
+
+
+# -- every failure a ValueError naming the file: fuzzing header and members -------------------
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 10**12) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+layer_names = st.sampled_from(["Sequential", "Linear", "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Mean", "os.system"])
+layer_descriptions = st.recursive(
+    st.fixed_dictionaries({"class": layer_names}, optional={"config": st.dictionaries(
+        st.sampled_from(["in_features", "out_features", "bias", "dtype", "in_channels", "out_channels",
+                         "kernel_size", "stride", "padding"]), json_values, max_size=5)}),
+    lambda children: st.fixed_dictionaries({"class": layer_names}, optional={"layers": st.lists(children, max_size=3) | json_values}),
+    max_leaves=6,
+)
+header_fields = st.fixed_dictionaries({}, optional={
+    "format": st.just("nnscratch-checkpoint") | json_values, "version": st.just(1) | json_values,
+    "architecture": layer_descriptions | json_values, "parameters": st.lists(json_values, max_size=3) | json_values,
+    "optimizer": st.none() | st.fixed_dictionaries({}, optional={
+        "class": st.sampled_from(["SGD", "Adam"]) | json_values, "config": json_values,
+        "steps": json_values, "state": st.lists(st.text(max_size=10), max_size=3) | json_values}),
+    "epoch": st.none() | json_values, "metadata": json_values,
+})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=header_fields | json_values)
+def test_fuzzed_headers_load_or_fail_with_a_value_error(tmp_path, header):
+    path = tmp_path / "fuzz.npz"
+    write_zip(path, {"header": npy(np.array(json.dumps(header)))})
+    try:
+        load_checkpoint(path)
+    except ValueError as error:
+        assert str(error).startswith(f"{path}: ")
+
+
+member_data = st.one_of(
+    st.binary(max_size=300),
+    st.builds(lambda a: npy(a), st.sampled_from([
+        np.zeros((3, 4), np.float64), np.zeros((4, 3), np.float32), np.zeros((3, 4), ">f4"), np.zeros((3, 4), np.int32),
+        np.array([1, "x"], dtype=object), np.zeros(3, [("a", "f4")]), np.array("text"), np.zeros((3, 4, 1), np.float32),
+        np.zeros((), np.float32)])),
+    st.builds(lambda shape, dtype: npy_claiming(shape, dtype), st.lists(st.integers(0, 2**40), max_size=9),
+              st.sampled_from(["<f4", "<U5", "|O", "<f8", "V8"])),
+    st.builds(lambda data, cut: data[:cut], st.just(npy(np.ones((3, 4), np.float32))), st.integers(0, 200)),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(["header", "param.0", "param.1", "optimizer.m.0", "optimizer.v.2"]), data=member_data)
+def test_fuzzed_members_load_or_fail_with_a_value_error(checkpoint_path, name, data):
+    good = checkpoint_path.read_bytes()
+    with np.load(checkpoint_path) as archive:
+        members = {k: npy(archive[k]) for k in archive.files}
+    members[name] = data
+    path = write_zip(checkpoint_path.with_name("fuzz.npz"), members)
+    try:
+        load_checkpoint(path)
+    except ValueError as error:
+        assert str(error).startswith(f"{path}: ")
+    else:  # only a member equal in shape, dtype and validity could load
+        assert name != "header"
+    assert checkpoint_path.read_bytes() == good
+
+
+# -- save checks with load's rules, and never replaces a good file with a bad one -------------
+def test_save_refuses_what_load_would_refuse_before_writing(tmp_path, checkpoint_path):
+    good = checkpoint_path.read_bytes()
+    net = small_net()
+    with pytest.raises(ValueError, match=r"save: the checkpoint's epoch must be a non-negative int, got -5"):
+        save(net, checkpoint_path, epoch=-5)
+    with pytest.raises(ValueError, match=r"save: the checkpoint's epoch must be a non-negative int, got True"):
+        save(net, checkpoint_path, epoch=True)
+    swapped = small_net()
+    swapped[0].parameters[0] = np.zeros((5, 5), np.float32)
+    with pytest.raises(ValueError, match=r"save: parameter 0: the architecture gives \(3, 4\) float32, the header says .*\(model\[0\], Linear\)"):
+        save(swapped, checkpoint_path)
+    optimizer = nn.Adam(net)
+    train_steps(net, optimizer, 1)
+    optimizer.steps = -1
+    with pytest.raises(ValueError, match=r"save: the Adam optimizer's steps must be a non-negative int, got -1"):
+        save(net, checkpoint_path, optimizer=optimizer)
+    assert checkpoint_path.read_bytes() == good
+    assert sorted(os.listdir(tmp_path)) == ["good.npz"]
+
+
+def test_save_loads_the_file_back_before_replacing(tmp_path, checkpoint_path, monkeypatch):
+    good = checkpoint_path.read_bytes()
+    real_savez = np.savez
+    monkeypatch.setattr(np, "savez", lambda f, **arrays: real_savez(f, **{**arrays, "extra": np.zeros(1)}))
+    with pytest.raises(RuntimeError, match="save: the file written does not load back .*unexpected arrays"):
+        save(small_net(), checkpoint_path)
+    assert checkpoint_path.read_bytes() == good
+    assert sorted(os.listdir(tmp_path)) == ["good.npz"]
+
+
+def test_a_checkpoint_bias_must_be_a_real_bool(checkpoint_path):
+    rewrite(checkpoint_path, lambda a, h: h["architecture"]["layers"][0]["config"].update(bias="no"))
+    with pytest.raises(ValueError, match=r"good\.npz: model\[0\] \(Linear\): cannot rebuild it .*bias must be True or False, got str 'no'"):
+        load(checkpoint_path)

@@ -146,9 +146,22 @@ def test_bad_constructor_arguments(args, error, match):
         nn.Linear(*args)
 
 
-def test_bad_dtype():
-    with pytest.raises(TypeError, match=r"Linear: dtype must be a floating dtype"):
-        nn.Linear(2, 2, dtype=np.int32)
+@pytest.mark.parametrize("dtype", [np.int32, "complex64", np.longdouble, "not a dtype", object])
+def test_bad_dtype(dtype):
+    with pytest.raises(TypeError, match=r"Linear: dtype must be float32 or float64, got "):
+        nn.Linear(2, 2, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, "float16", "half"])
+def test_float16_is_refused_with_the_reason(dtype):
+    with pytest.raises(TypeError, match=r"Linear: dtype float16 is not supported .*use float32"):
+        nn.Linear(2, 2, dtype=dtype)
+
+
+@pytest.mark.parametrize("bias", ["no", "false", 0, 1, None, np.array([True])])
+def test_bias_must_be_a_real_bool(bias):
+    with pytest.raises(TypeError, match=r"Linear: bias must be True or False, got "):
+        nn.Linear(2, 2, bias=bias)
 
 
 def test_wrong_feature_count_names_layer_expected_and_received():

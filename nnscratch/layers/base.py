@@ -76,6 +76,21 @@ class Layer:
         """Constructor arguments, JSON-serialisable, so ``type(self)(**config())`` rebuilds it."""
         return {}
 
+    @classmethod
+    def parameter_specs(cls, **config) -> list:
+        """The (shape, dtype) of each parameter of ``cls(**config)``, computed without building it.
+
+        ``load`` checks a checkpoint's sizes against these before any layer allocates its weights
+        (see io.py), so a small file asking for a huge layer is refused instead of built. Validates
+        ``config`` as ``__init__`` does. Layers with parameters override it; the default is none.
+        """
+        return []
+
+    @classmethod
+    def buffer_specs(cls, **config) -> list:
+        """Like ``parameter_specs``, for ``buffers``: layers with buffers override it."""
+        return []
+
     def output_shape(self, input_shape: tuple) -> tuple:
         """Shape of the output for an input of ``input_shape`` (batch axis included).
 
@@ -274,15 +289,33 @@ def check_window_fits(layer: str, shape: tuple, kernel: tuple, padding: tuple = 
         )
 
 
+# The parameter dtypes a layer accepts. float16 is refused: its 10-bit mantissa and 6e-5 smallest
+# normal number lose the small gradients and updates training is made of (Adam's eps rounds to 0),
+# so a float16 model would train wrong silently; wider floats (longdouble) are not portable.
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def as_dtype(layer: str, dtype) -> np.dtype:
     """Accept float32/float64 (as dtype, type or name); anything else is a clear TypeError."""
     try:
         dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{layer}: dtype must be a floating dtype, got {dtype!r}") from None
-    if dt.kind != "f":
-        raise TypeError(f"{layer}: dtype must be a floating dtype such as float32, got {dt}")
+    except (TypeError, ValueError):
+        raise TypeError(f"{layer}: dtype must be float32 or float64, got {dtype!r:.100}") from None
+    if dt == np.float16:
+        raise TypeError(
+            f"{layer}: dtype float16 is not supported (too few bits for gradients and optimizer "
+            "updates: training would go wrong silently); use float32"
+        )
+    if dt not in DTYPES:
+        raise TypeError(f"{layer}: dtype must be float32 or float64, got {dt}")
     return dt
+
+
+def check_bool(layer: str, name: str, value) -> bool:
+    """Validate a boolean option in ``__init__``: True or False only (the string "no" is truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{layer}: {name} must be True or False, got {type(value).__name__} {value!r:.100}")
+    return bool(value)
 
 
 def get_rng(rng) -> np.random.Generator:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import aligned
-from .base import Layer, as_dtype, check_positive_int, get_rng
+from .base import Layer, as_dtype, check_bool, check_positive_int, get_rng
 
 
 class Linear(Layer):
@@ -32,6 +32,7 @@ class Linear(Layer):
         super().__init__()
         self.in_features = check_positive_int("Linear", "in_features", in_features)
         self.out_features = check_positive_int("Linear", "out_features", out_features)
+        bias = check_bool("Linear", "bias", bias)
         dtype = as_dtype("Linear", dtype)
         bound = np.sqrt(6.0 / self.in_features)
         weight = get_rng(rng).uniform(-bound, bound, (self.in_features, self.out_features))
@@ -48,6 +49,14 @@ class Linear(Layer):
         self.needs_input_delta = True
         self._x = None
         self._ones_cache = None
+
+    @classmethod
+    def parameter_specs(cls, in_features, out_features, bias=True, dtype=np.float32) -> list:
+        in_features = check_positive_int("Linear", "in_features", in_features)
+        out_features = check_positive_int("Linear", "out_features", out_features)
+        dtype = as_dtype("Linear", dtype)
+        specs = [((in_features, out_features), dtype)]
+        return specs + [((out_features,), dtype)] if check_bool("Linear", "bias", bias) else specs
 
     def config(self) -> dict:
         return {

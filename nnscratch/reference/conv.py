@@ -8,7 +8,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..kernels import aligned
-from ..layers.base import Layer, as_dtype, check_positive_int, check_window_fits, compact, get_rng, pair
+from ..layers.base import Layer, as_dtype, check_bool, check_positive_int, check_window_fits, compact, get_rng, pair
 
 
 class Conv2D(Layer):
@@ -41,8 +41,7 @@ class Conv2D(Layer):
         self.kernel_size = pair(self.name, "kernel_size", kernel_size)
         self.stride = pair(self.name, "stride", stride)
         self.padding = pair(self.name, "padding", padding, allow_zero=True)
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"{self.name}: bias must be True or False, got {type(bias).__name__} {bias!r}")
+        bias = check_bool(self.name, "bias", bias)
         dtype = as_dtype(self.name, dtype)
         bound = math.sqrt(6.0 / (self.in_channels * self.kernel_size[0] * self.kernel_size[1]))
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
@@ -52,6 +51,19 @@ class Conv2D(Layer):
         self.parameters = [self.weight] if self.bias is None else [self.weight, self.bias]
         self.parameters_deltas = [aligned.zeros_like(p) for p in self.parameters]
         self._x_shape, self._windows = None, None
+
+    @classmethod
+    def parameter_specs(cls, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                        dtype=np.float32) -> list:
+        name = cls.__name__
+        in_channels = check_positive_int(name, "in_channels", in_channels)
+        out_channels = check_positive_int(name, "out_channels", out_channels)
+        kernel_size = pair(name, "kernel_size", kernel_size)
+        pair(name, "stride", stride)
+        pair(name, "padding", padding, allow_zero=True)
+        dtype = as_dtype(name, dtype)
+        specs = [((out_channels, in_channels, *kernel_size), dtype)]
+        return specs + [((out_channels,), dtype)] if check_bool(name, "bias", bias) else specs
 
     def config(self) -> dict:
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,

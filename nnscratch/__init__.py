@@ -26,6 +26,7 @@ from .io import load, load_checkpoint, save
 from .optim import SGD, Adam
 from .seeding import seed
 from .sequential import Sequential
+from .threads import FixedThreads, ThreadChooser
 from .train import evaluate, fit, predict
 
 __all__ = [
@@ -59,6 +60,8 @@ __all__ = [
     "fit",
     "evaluate",
     "predict",
+    "ThreadChooser",
+    "FixedThreads",
     "save",
     "load",
     "load_checkpoint",

@@ -31,6 +31,7 @@ import numpy as np
 
 from .layers.base import get_rng, modes, restore_modes
 from .sequential import Sequential
+from .threads import training_threads
 
 try:  # tqdm is a dependency; the guard keeps `progress=False` working in a bare environment
     from tqdm.auto import tqdm
@@ -166,6 +167,7 @@ def fit(
     schedule=None,
     augment=None,
     on_epoch_end=None,
+    threads="auto",
 ) -> list[dict]:
     """Train ``model`` on (x, y) with mini-batch gradient descent; return the per-epoch history.
 
@@ -188,6 +190,11 @@ def fit(
         augment: optional ``augment(x_batch, rng) -> x_batch``, applied to every training batch
             (never to validation), drawing its randomness from ``rng``, e.g. ``models.random_shift``.
         on_epoch_end: optional ``callback(record)`` after each epoch (checkpointing, logging).
+        threads: numpy's BLAS threads while training (the counts found come back on return or
+            raise). ``"auto"`` (or None): a ``ThreadChooser`` picks the faster count as load
+            changes, unless a thread variable such as ``OPENBLAS_NUM_THREADS`` is set (then
+            nothing is changed); an int: that many threads throughout; a ``ThreadChooser``: that
+            one, configured as you like (see nnscratch/threads.py).
 
     Returns:
         one dict per epoch trained: ``epoch`` (1-based), ``loss`` and ``accuracy`` (over the epoch's
@@ -215,16 +222,26 @@ def fit(
         _check_data("fit (validation)", *validation)
     if schedule is not None and not hasattr(optimizer, "lr"):
         raise TypeError(f"fit: a schedule sets optimizer.lr, but {type(optimizer).__name__} has no lr")
+    blas_threads = training_threads(threads, "fit")
     rng = get_rng(rng)
     labels = _labels(y)
     n = len(x)
     num_batches = -(-n // batch_size)
     history = []
+    with blas_threads:
+        _fit_epochs(model, loss, optimizer, x, y, labels, rng, batch_size, epochs, initial_epoch, num_batches,
+                    validation, progress, schedule, augment, on_epoch_end, history, blas_threads.step)
+    return history
+
+
+def _fit_epochs(model, loss, optimizer, x, y, labels, rng, batch_size, epochs, initial_epoch, num_batches,
+                validation, progress, schedule, augment, on_epoch_end, history, step_done) -> None:
+    """fit's epochs, appended to ``history``; ``step_done()`` after every step (the thread chooser's)."""
     for epoch in range(initial_epoch + 1, epochs + 1):
         lr = float(optimizer.lr) if hasattr(optimizer, "lr") else None
         with _mode(True, model, loss):
             trained = _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs,
-                                   num_batches, progress, schedule, augment)
+                                   num_batches, progress, schedule, augment, step_done)
         val = {"loss": None, "accuracy": None}
         if validation is not None:
             val = evaluate(model, validation[0], validation[1], batch_size, loss=loss)
@@ -238,7 +255,6 @@ def fit(
         history.append(record)
         if on_epoch_end is not None:
             on_epoch_end(record)
-    return history
 
 
 def _epoch_line(record: dict, epochs: int) -> str:
@@ -249,7 +265,7 @@ def _epoch_line(record: dict, epochs: int) -> str:
 
 
 def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs, num_batches,
-                 progress, schedule, augment) -> dict:
+                 progress, schedule, augment, step_done=None) -> dict:
     """One pass over a fresh permutation of the data; returns the epoch's loss, accuracy, first lr
     and time."""
     result = {}
@@ -289,6 +305,8 @@ def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, e
                 else:
                     model.backward(loss.backward(1.0))
                 optimizer.step()
+                if step_done is not None:  # the BLAS thread chooser times the steps
+                    step_done()
                 total_loss += value * len(index)
                 seen += len(index)
                 if bar is not None:

@@ -113,7 +113,7 @@ def _run(args) -> int:
             validation=(x_test, y_test), rng=shuffle_rng, progress=not args.quiet, initial_epoch=start_epoch,
             schedule=make_schedule(config["schedule"], config["lr"], config["epochs"]),
             augment=make_augment(config["shift"]),
-            on_epoch_end=on_epoch_end)  # fmt: skip
+            on_epoch_end=on_epoch_end, threads=args.threads)  # fmt: skip
     except KeyboardInterrupt:
         if "save" not in outputs:
             print(f"train-mnist: interrupted after {last['epoch']} complete epochs (nothing saved: no --save)",

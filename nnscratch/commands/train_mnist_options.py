@@ -72,6 +72,9 @@ def add_arguments(parser) -> None:
         "samples_per_second, confusion_matrix, per_class_accuracy")
     add("--plot", metavar="PATH", default=None, help="write a PNG of the loss and accuracy curves "
         "(needs matplotlib: pip install 'nnscratch[plot]')")
+    add("--threads", default="auto", metavar="N",
+        help="numpy's BLAS threads: auto (the default) picks and re-picks the faster of 1 and the default "
+        "count as the machine's load changes, unless OPENBLAS_NUM_THREADS or the like is set; N fixes it")
     add("--quiet", action="store_true", help="no progress output, only the final line")
 
 
@@ -82,6 +85,7 @@ def resolve_options(args):
     ``outputs`` maps "save", "metrics" and "plot" (those given) to paths already shown writable.
     """
     _read_numbers(args)
+    args.threads = _read_threads(args.threads)
     checkpoint = _load_resume(args.resume) if args.resume else None
     config = _resolve_config(args, checkpoint)
     _check_numbers(config)
@@ -122,6 +126,20 @@ def _read_numbers(args) -> None:
         except ValueError:
             expected = "an int" if kind is int else "a number"
             raise UsageError(f"--{name.replace('_', '-')} must be {expected}, got {text!r}") from None
+
+
+def _read_threads(text):
+    """``--threads``: "auto" or a thread count >= 1 (not part of the run's configuration: a resumed
+    run may use another)."""
+    if text is None or text == "auto":
+        return "auto"
+    try:
+        count = int(text)
+    except (TypeError, ValueError):
+        raise UsageError(f"--threads must be auto or an int >= 1, got {text!r}") from None
+    if count < 1:
+        raise UsageError(f"--threads must be auto or an int >= 1, got {count}")
+    return count
 
 
 def _check_numbers(config: dict) -> None:

@@ -1,0 +1,316 @@
+"""ThreadChooser and fit's threads: the choice follows the timings, the user's choice wins, and the
+thread counts found come back. Every timing here is fake: steps take what a table says for the
+thread count BLAS really has at that moment (asked from threadpoolctl, not from the chooser).
+"""
+
+import numpy as np
+import pytest
+from threadpoolctl import ThreadpoolController, threadpool_limits
+
+import nnscratch as nn
+import nnscratch.threads as threads_module
+from nnscratch.threads import THREAD_VARIABLES, FixedThreads, ThreadChooser, thread_variable
+
+FOUND = 3  # the count every test starts from: unlike any machine's default, so a restore shows
+
+
+BLAS = ThreadpoolController().select(user_api="blas")  # found once: finding the libraries takes ~10 ms
+
+
+def blas_threads() -> int:
+    """The thread count numpy's BLAS has now, as the library itself reports it."""
+    return max(lib.num_threads for lib in BLAS.lib_controllers)
+
+
+@pytest.fixture(autouse=True)
+def known_start(monkeypatch):
+    """No thread variable in the environment, and BLAS at FOUND threads (put back after the test)."""
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if not BLAS.lib_controllers:
+        pytest.skip("threadpoolctl finds no BLAS library in this numpy: nothing to choose")
+    with threadpool_limits(limits=FOUND, user_api="blas"):
+        assert blas_threads() == FOUND
+        yield
+
+
+class FakeMachine:
+    """A fake clock, and steps that take ``seconds[count]`` for BLAS's real thread count."""
+
+    def __init__(self, seconds):
+        self.now, self.seconds, self.counts = 0.0, dict(seconds), []
+
+    def clock(self) -> float:
+        return self.now
+
+    def run_step(self, extra: float = 0.0) -> None:
+        count = blas_threads()
+        self.counts.append(count)
+        self.now += self.seconds[count] + extra
+
+    def train(self, chooser, steps: int) -> None:
+        for _ in range(steps):
+            self.run_step()
+            chooser.step()
+
+
+def chooser_for(machine, **settings):
+    return ThreadChooser(clock=machine.clock, **{"max_seconds": float("inf"), **settings})
+
+
+# -- the choice follows the timings ------------------------------------------------------------
+def test_it_keeps_the_faster_count_after_trying_the_other_for_a_few_steps():
+    machine = FakeMachine({FOUND: 1.0, 1: 2.0})
+    with chooser_for(machine, trial_steps=5) as chooser:
+        assert (chooser.active, chooser.found, chooser.chosen) == (True, FOUND, FOUND)
+        machine.train(chooser, 14)
+        # 1 untimed + 5 timed steps at 3; then 1 settles and loses on its 3rd timed step (3 of 5
+        # too slow: its median cannot win); then 3 again
+        assert machine.counts == [FOUND] * 6 + [1] * 4 + [FOUND] * 4
+        assert chooser.choices == [(0, FOUND)] and chooser.threads == blas_threads() == FOUND
+
+
+def test_it_switches_when_the_timings_say_so_and_back_when_they_change():
+    machine = FakeMachine({FOUND: 1.0, 1: 2.0})  # quiet: more threads are faster
+    # max_overhead 0.5: the time gate after a costly try stays shorter than the intervals here
+    with chooser_for(machine, interval=20, max_interval=10_000, max_overhead=0.5) as chooser:
+        machine.train(chooser, 300)
+        assert chooser.chosen == FOUND and chooser.choices == [(0, FOUND)]
+
+        machine.seconds = {FOUND: 6.0, 1: 2.0}  # load arrives: the threads wait for one another
+        arrived = len(machine.counts)
+        machine.train(chooser, 100)
+        assert chooser.chosen == 1 == blas_threads()
+        switched = chooser.choices[-1][0]
+        # The interval has doubled to 160 by now; the slowdown cuts the wait short: the median of
+        # the last 5 steps shows it 3 steps after it started, then 1 settles and runs 5 timed steps.
+        assert switched - arrived == 3 + 1 + 5
+        assert machine.counts[switched:].count(FOUND) <= 2 * 4  # the tries of 3 since: 4 steps each
+
+        machine.seconds = {FOUND: 1.0, 1: 2.0}  # load leaves: nothing slows down, the next try sees it
+        left = len(machine.counts)
+        machine.train(chooser, 100)
+        assert chooser.chosen == FOUND == blas_threads()
+        assert [count for _, count in chooser.choices] == [FOUND, 1, FOUND]
+        assert chooser.choices[-1][0] - left <= 80 + 1 + 5  # at the next try: the interval is 80 by then
+
+
+def test_a_stray_slow_step_changes_nothing_a_median_is_robust():
+    machine = FakeMachine({FOUND: 2.0, 1: 1.0})
+    with chooser_for(machine) as chooser:
+        for step in range(40):
+            machine.run_step(extra=500.0 if step in (3, 7) else 0.0)  # one in the baseline, one in the trial
+            chooser.step()
+        assert chooser.choices == [(0, FOUND), (12, 1)]  # 1 wins its 5 timed steps despite the spike
+
+
+def test_a_count_faster_by_less_than_the_margin_does_not_take_over():
+    machine = FakeMachine({FOUND: 1.0, 1: 0.95})
+    with chooser_for(machine, interval=10, margin=0.1) as chooser:
+        machine.train(chooser, 500)
+        assert chooser.choices == [(0, FOUND)]
+        assert machine.counts.count(1) > 20  # it did keep trying
+    machine = FakeMachine({FOUND: 1.0, 1: 0.85})
+    with chooser_for(machine, interval=10, margin=0.1) as chooser:
+        machine.train(chooser, 30)
+        assert chooser.choices == [(0, FOUND), (12, 1)]  # 6 steps at 3, 1 untimed and 5 timed at 1
+
+
+def test_exploring_costs_a_small_share_of_the_steps_while_nothing_changes():
+    machine = FakeMachine({FOUND: 1.0, 1: 1.5})
+    with chooser_for(machine) as chooser:  # the defaults: from 100 steps, doubling to 1600
+        machine.train(chooser, 5000)
+    # tries at steps 6, 110, 314, 718, 1522, 3126, 4730 (1600 apart from there on): 4 steps at 1 each
+    assert machine.counts.count(1) == 7 * 4
+
+
+def test_a_very_slow_candidate_costs_at_most_about_max_overhead_of_the_time():
+    machine = FakeMachine({FOUND: 1.0, 1: 100.0})  # each step at 1 takes 100 steps' time
+    with chooser_for(machine, interval=10, max_interval=10, max_overhead=0.05) as chooser:
+        machine.train(chooser, 20_000)
+    at_one = 100.0 * machine.counts.count(1)
+    first_try = 4 * 100.0
+    assert chooser.choices == [(0, FOUND)]
+    assert at_one <= 0.05 * machine.now + first_try
+    assert machine.counts.count(1) >= 8  # yet it still tries now and then
+
+
+def test_max_seconds_brings_a_try_before_the_interval():
+    machine = FakeMachine({FOUND: 1.0, 1: 2.0})
+    with chooser_for(machine, interval=10, max_interval=1000, max_seconds=50.0, max_overhead=0.5) as chooser:
+        machine.train(chooser, 600)
+    tries = [i for i in range(1, len(machine.counts)) if machine.counts[i] == 1 and machine.counts[i - 1] == FOUND]
+    gaps = np.diff(tries)
+    # intervals of 10, 20, 40 steps, then 50 s (the 80-step interval is cut short), and each try
+    # itself adds 4 steps (8 s) between the two
+    assert list(gaps[:3]) == [10 + 4, 20 + 4, 40 + 4] and len(gaps) >= 10
+    assert all(50 + 4 - 8 <= gap <= 50 + 4 for gap in gaps[3:])
+
+
+# -- the user's choice wins --------------------------------------------------------------------
+@pytest.mark.parametrize("variable", ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"])
+def test_a_thread_variable_in_the_environment_turns_the_chooser_off(monkeypatch, variable):
+    monkeypatch.setenv(variable, "3")
+    assert thread_variable() == f"{variable}=3"
+    machine = FakeMachine({FOUND: 10.0, 1: 1.0})
+    with chooser_for(machine) as chooser:
+        assert not chooser.active and chooser.threads is None
+        assert chooser.reason == f"{variable}=3 is set in the environment: the user's choice"
+        machine.train(chooser, 200)
+    assert machine.counts == [FOUND] * 200 and blas_threads() == FOUND
+
+
+def test_an_empty_variable_is_not_a_choice(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", " ")
+    assert thread_variable() is None
+
+
+def test_nothing_to_choose_from_a_single_count():
+    with threadpool_limits(limits=1, user_api="blas"):
+        with ThreadChooser() as chooser:
+            assert not chooser.active
+            assert chooser.reason == "a single candidate thread count (1): nothing to choose"
+    machine = FakeMachine({2: 1.0, 4: 2.0})
+    with chooser_for(machine, candidates=(4, 2, 4)) as chooser:  # counts of the user's own
+        assert chooser.chosen == 4 == blas_threads()  # FOUND is not among them: the highest first
+        machine.train(chooser, 30)
+        assert chooser.choices == [(0, 4), (12, 2)]
+    assert blas_threads() == FOUND
+
+
+# -- the counts found come back ----------------------------------------------------------------
+def test_exit_restores_the_count_found_also_on_an_error():
+    machine = FakeMachine({FOUND: 2.0, 1: 1.0})
+    with pytest.raises(KeyError):
+        with chooser_for(machine) as chooser:
+            machine.train(chooser, 30)
+            assert blas_threads() == 1
+            raise KeyError("in the loop")
+    assert blas_threads() == FOUND and not chooser.active
+    with chooser:  # a chooser can be used again, from scratch
+        assert chooser.choices == [(0, FOUND)]
+        with pytest.raises(RuntimeError, match="ThreadChooser: already entered"):
+            chooser.__enter__()
+
+
+class FakeWork:
+    """A parameterless layer: each forward is a fake step of ``machine``; it raises at ``fail_at``."""
+
+    def __init__(self, machine, fail_at=None):
+        self.machine, self.fail_at = machine, fail_at
+        self.parameters, self.parameters_deltas = [], []
+
+    def forward(self, x, *args):
+        if len(self.machine.counts) == self.fail_at:
+            raise FloatingPointError("fake failure")
+        self.machine.run_step()
+        return x
+
+    def backward(self, delta):
+        return delta
+
+
+def fit_on(machine, threads, fail_at=None, epochs=2):
+    x = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
+    y = np.arange(200) % 3
+    model = nn.Sequential(FakeWork(machine, fail_at), nn.Linear(4, 3, rng=0))
+    loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
+    # batches of 4: 50 steps per epoch; no validation, so every forward of FakeWork is one step
+    return nn.fit(model, loss, nn.SGD(model, lr=0.01), x, y, epochs=epochs, batch_size=4, rng=0,
+                  progress=False, threads=threads)
+
+
+def test_fit_trains_with_the_chooser_and_restores_the_count_when_it_returns_or_raises():
+    machine = FakeMachine({FOUND: 2.0, 1: 1.0})
+    chooser = chooser_for(machine)
+    fit_on(machine, chooser)
+    assert chooser.choices == [(0, FOUND), (12, 1)] and machine.counts[-1] == 1
+    assert blas_threads() == FOUND
+
+    machine = FakeMachine({FOUND: 2.0, 1: 1.0})
+    chooser = chooser_for(machine)
+    with pytest.raises(FloatingPointError):
+        fit_on(machine, chooser, fail_at=30)
+    assert machine.counts[-1] == 1 and blas_threads() == FOUND
+
+
+def test_fit_uses_a_chooser_by_default(monkeypatch):
+    machine = FakeMachine({FOUND: 2.0, 1: 1.0})
+    made = []
+
+    class Recorded(ThreadChooser):
+        def __init__(self, **settings):
+            super().__init__(clock=machine.clock, **settings)
+            made.append(self)
+
+    monkeypatch.setattr(threads_module, "ThreadChooser", Recorded)
+    fit_on(machine, "auto")
+    fit_on(machine, None)
+    assert len(made) == 2 and all(c.choices[-1][1] == 1 for c in made)
+    assert blas_threads() == FOUND
+
+
+@pytest.mark.parametrize("with_variable", [False, True])
+def test_fit_with_a_thread_count_uses_it_whatever_the_environment(monkeypatch, with_variable):
+    if with_variable:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    machine = FakeMachine({FOUND: 1.0, 2: 5.0})
+    fit_on(machine, 2)
+    assert set(machine.counts) == {2}
+    assert blas_threads() == FOUND
+    with pytest.raises(FloatingPointError):
+        fit_on(machine, 2, fail_at=len(machine.counts) + 5)
+    assert blas_threads() == FOUND
+
+
+def test_fit_leaves_the_count_alone_under_a_thread_variable(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    machine = FakeMachine({FOUND: 10.0, 1: 1.0})
+    fit_on(machine, "auto")
+    assert set(machine.counts) == {FOUND}
+
+
+def test_fixed_threads_sets_and_restores():
+    with FixedThreads(2) as fixed:
+        assert blas_threads() == 2 == fixed.threads
+        fixed.step()  # does nothing, as a loop written for the chooser calls it
+    assert blas_threads() == FOUND
+
+
+# -- bad arguments -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "threads, error, message",
+    [
+        (0, ValueError, "fit: threads must be >= 1, got 0"),
+        ("fast", ValueError, "fit: threads must be 'auto', None or a thread count >= 1, got 'fast'"),
+        (1.5, TypeError, "fit: threads must be 'auto', None, an int >= 1 or a ThreadChooser, got float 1.5"),
+        (True, TypeError, "fit: threads must be 'auto', None, an int >= 1 or a ThreadChooser, got bool True"),
+    ],
+)
+def test_fit_refuses_a_bad_threads_before_any_work(threads, error, message):
+    machine = FakeMachine({FOUND: 1.0})
+    with pytest.raises(error, match=message):
+        fit_on(machine, threads)
+    assert machine.counts == []
+
+
+@pytest.mark.parametrize(
+    "settings, error, message",
+    [
+        ({"candidates": []}, ValueError, r"ThreadChooser: candidates is empty, expected thread counts such as \(1, 2\)"),
+        ({"candidates": 2}, TypeError, r"ThreadChooser: candidates must be thread counts such as \(1, 2\), got 2"),
+        ({"candidates": (0, 2)}, ValueError, "ThreadChooser: candidates must be >= 1, got 0"),
+        ({"candidates": (1, 2.0)}, TypeError, "ThreadChooser: candidates must be an int, got float 2.0"),
+        ({"trial_steps": 0}, ValueError, "ThreadChooser: trial_steps must be >= 1, got 0"),
+        ({"interval": 50, "max_interval": 10}, ValueError, "ThreadChooser: max_interval must be >= 50, got 10"),
+        ({"margin": 1.0}, ValueError, r"ThreadChooser: margin must be in \[0, 0.99\], got 1.0"),
+        ({"slowdown": 0.5}, ValueError, r"ThreadChooser: slowdown must be in \[1, inf\], got 0.5"),
+        ({"max_seconds": float("nan")}, ValueError, r"ThreadChooser: max_seconds must be in \[0, inf\], got nan"),
+        ({"max_overhead": 0}, ValueError, r"ThreadChooser: max_overhead must be > 0"),
+        ({"max_overhead": "5%"}, TypeError, "ThreadChooser: max_overhead must be a number, got str '5%'"),
+        ({"clock": 3.0}, TypeError, "ThreadChooser: clock must be a function returning seconds, got float"),
+    ],
+)
+def test_chooser_refuses_bad_settings(settings, error, message):
+    with pytest.raises(error, match=message):
+        ThreadChooser(**settings)

@@ -96,12 +96,16 @@ def test_it_switches_when_the_timings_say_so_and_back_when_they_change():
 
 
 def test_a_stray_slow_step_changes_nothing_a_median_is_robust():
-    machine = FakeMachine({FOUND: 2.0, 1: 1.0})
-    with chooser_for(machine) as chooser:
-        for step in range(40):
-            machine.run_step(extra=500.0 if step in (3, 7) else 0.0)  # one in the baseline, one in the trial
-            chooser.step()
-        assert chooser.choices == [(0, FOUND), (12, 1)]  # 1 wins its 5 timed steps despite the spike
+    def run(seconds, spike_at):
+        machine = FakeMachine(seconds)
+        with chooser_for(machine) as chooser:
+            for step in range(40):
+                machine.run_step(extra=500.0 if step == spike_at else 0.0)
+                chooser.step()
+        return chooser.choices
+
+    assert run({FOUND: 1.0, 1: 1.5}, spike_at=3) == [(0, FOUND)]  # in the steps at 3 before the try
+    assert run({FOUND: 2.0, 1: 1.0}, spike_at=7) == [(0, FOUND), (12, 1)]  # in the try of 1
 
 
 def test_a_count_faster_by_less_than_the_margin_does_not_take_over():
@@ -145,6 +149,15 @@ def test_max_seconds_brings_a_try_before_the_interval():
     # itself adds 4 steps (8 s) between the two
     assert list(gaps[:3]) == [10 + 4, 20 + 4, 40 + 4] and len(gaps) >= 10
     assert all(50 + 4 - 8 <= gap <= 50 + 4 for gap in gaps[3:])
+
+
+def test_of_several_counts_faster_than_the_one_in_use_the_fastest_wins():
+    machine = FakeMachine({FOUND: 3.0, 2: 1.0, 1: 2.0})
+    with chooser_for(machine, candidates=(1, 2, 3)) as chooser:
+        machine.train(chooser, 20)
+        # 6 steps at 3; 1 and then 2 each get 1 untimed and 5 timed steps; 2 stays
+        assert machine.counts == [FOUND] * 6 + [1] * 6 + [2] * 8
+        assert chooser.choices == [(0, FOUND), (18, 2)]
 
 
 # -- the user's choice wins --------------------------------------------------------------------

@@ -272,6 +272,8 @@ def test_divergence_after_a_saved_epoch_keeps_that_checkpoint(synthetic_mnist, t
         (["--seed", "x"], "--seed must be an int, got 'x'"),
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--limit", ""], "--limit must be an int, got ''"),
+        (["--threads", "0"], "--threads must be auto or an int >= 1, got 0"),
+        (["--threads", "many"], "--threads must be auto or an int >= 1, got 'many'"),
         (["--save", "{tmp}/no/such/dir/m.npz"], "--save .*m.npz: the directory .*dir does not exist"),
         (["--save", "{tmp}"], "--save .*: is a directory, expected a file path"),
         (["--metrics", "{tmp}/missing/m.json"], "--metrics .*does not exist"),
@@ -288,6 +290,21 @@ def test_invalid_options_fail_before_any_work(synthetic_mnist, tmp_path, capsys,
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1  # one line, no usage block
     assert synthetic_mnist.url.requests == []  # nothing downloaded: the check came first
     assert not synthetic_mnist.data_dir.exists()
+
+
+@pytest.mark.parametrize("argv, expected", [([], "auto"), (["--threads", "auto"], "auto"), (["--threads", "2"], 2)])
+def test_threads_option_reaches_fit(synthetic_mnist, monkeypatch, argv, expected):
+    import nnscratch.train
+
+    real_fit, seen = nnscratch.train.fit, []
+
+    def spy(*args, threads, **kwargs):
+        seen.append(threads)
+        return real_fit(*args, threads=threads, **kwargs)
+
+    monkeypatch.setattr(nnscratch.train, "fit", spy)
+    assert train_mnist_main(options(synthetic_mnist, "--model", "softmax", "--epochs", "1", *argv)) == 0
+    assert seen == [expected]
 
 
 def test_save_into_a_file_that_is_not_a_directory(synthetic_mnist, tmp_path, capsys):

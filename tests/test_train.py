@@ -135,7 +135,9 @@ def test_same_rng_same_training():
     def run():
         x, y = blobs(100)
         model = nn.Sequential(nn.Linear(2, 8, rng=0), nn.Tanh(), nn.Linear(8, 3, rng=1))
-        history = fit(model, ce_loss(), nn.Adam(model), x, y, 2, 16, rng=np.random.default_rng(5), progress=False)
+        # threads fixed: at another BLAS thread count some products round differently
+        history = fit(model, ce_loss(), nn.Adam(model), x, y, 2, 16, rng=np.random.default_rng(5), progress=False,
+                      threads=1)
         return [(r["loss"], r["accuracy"]) for r in history], [p.copy() for p in model.parameters]
 
     (h1, p1), (h2, p2) = run(), run()

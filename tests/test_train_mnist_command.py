@@ -123,12 +123,17 @@ def test_progress_output_without_quiet(synthetic_mnist, capsys):
     assert len(lines) == 13
 
 
+# Bit for bit needs one BLAS thread count throughout: OpenBLAS rounds some products differently
+# at another count, and --threads auto (the default) may change it as the machine's load changes.
+FIXED_THREADS = ("--threads", "1")
+
+
 def test_same_seed_same_metrics_other_seed_different(synthetic_mnist, tmp_path, capsys):
     runs = {}
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
         path = tmp_path / f"{name}.json"
         assert train_mnist_main(options(synthetic_mnist, "--model", "mlp", "--epochs", "2", "--seed", seed,
-                                        "--metrics", str(path))) == 0
+                                        "--metrics", str(path), *FIXED_THREADS)) == 0
         runs[name] = without_timings(json.loads(path.read_text()))
     assert runs["a"] == runs["b"]
     assert runs["a"]["history"] != runs["c"]["history"]
@@ -136,7 +141,7 @@ def test_same_seed_same_metrics_other_seed_different(synthetic_mnist, tmp_path, 
 
 def run_to_params(synthetic_mnist, tmp_path, name, *extra):
     path = tmp_path / f"{name}.npz"
-    assert train_mnist_main(options(synthetic_mnist, "--model", "mlp", "--batch-size", "64", *extra,
+    assert train_mnist_main(options(synthetic_mnist, "--model", "mlp", "--batch-size", "64", *extra, *FIXED_THREADS,
                                     "--save", str(path), "--metrics", str(tmp_path / f"{name}.json"))) == 0
     return path, [p.copy() for p in nn.load(path).parameters]
 
@@ -179,7 +184,7 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(synthetic_mnist, tmp
 
     monkeypatch.setattr(nn.Adam, "step", interrupting_step)
     path = tmp_path / "interrupted.npz"
-    code = train_mnist_main(options(synthetic_mnist, *common, "--save", str(path)))
+    code = train_mnist_main(options(synthetic_mnist, *common, *FIXED_THREADS, "--save", str(path)))
     err = capsys.readouterr().err
     assert code == 130
     assert f"saved the state after epoch 1 to {path}" in err and "Traceback" not in err
@@ -190,7 +195,7 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(synthetic_mnist, tmp
     # resuming with no other option finishes the original 3-epoch plan, bit for bit
     resumed_path = tmp_path / "resumed.npz"
     assert train_mnist_main(options(synthetic_mnist, "--resume", str(path), "--save", str(resumed_path),
-                                    "--metrics", str(tmp_path / "resumed.json"))) == 0
+                                    "--metrics", str(tmp_path / "resumed.json"), *FIXED_THREADS)) == 0
     for a, b in zip(straight, nn.load(resumed_path).parameters):
         np.testing.assert_array_equal(a, b)
     assert without_timings(json.loads((tmp_path / "resumed.json").read_text())) == straight_metrics

@@ -16,6 +16,7 @@ COMMANDS = {
     "train-mnist": "train_mnist",
     "download-mnist": "download_mnist",
     "sanity-check": "sanity_check",
+    "predict": "predict",
 }
 
 

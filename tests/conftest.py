@@ -6,7 +6,7 @@ loopback mirror, small synthetic MNIST, and a guard that fails any test reaching
   fault for every request (``503``, ``"truncate"``, ``"stall"``), or to a list of faults for the
   first requests, after which the file is served normally.
 - ``dead_url``: a loopback URL whose port is closed.
-- ``mnist_mirror``: URL serving ``../shared/data/mnist`` (skips when that folder is absent).
+- ``mnist_mirror``: URL serving ``../shared/data/mnist`` or ``$NNSCRATCH_TEST_MNIST`` (skips when absent).
 - ``synthetic_mnist``: 600 train / 100 test learnable 28x28 images served as MNIST ``.gz`` files,
   with ``nnscratch.data.mnist.SHA256`` patched to their hashes; see ``SyntheticMNIST``.
 - ``umask(mask)``: sets the process umask for the rest of the test; the old one is restored after.
@@ -31,7 +31,11 @@ import pytest
 from nnscratch.data import mnist as mnist_module
 from nnscratch.data.idx import write_idx
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+# The real MNIST files beside the checkout; $NNSCRATCH_TEST_MNIST names another folder (a git worktree
+# elsewhere, a CI cache).
+SHARED_MNIST = Path(
+    os.environ.get("NNSCRATCH_TEST_MNIST") or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+)
 MNIST_GZ = [f"{name}.gz" for name in mnist_module.FILES]
 
 

@@ -1,0 +1,101 @@
+"""Using a trained network: its model without the loss, what input it takes, class probabilities.
+
+A checkpoint written by ``train-mnist --save`` holds the whole training network, the model followed
+by its loss (``... -> SoftmaxCrossEntropy -> Mean``); one saved with ``nn.save(model, path)`` may be
+the bare model. ``inference_model`` gives the model either way, and ``class_probabilities`` its
+answers as probabilities, whether it ends in logits or in ``Softmax``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import CrossEntropy, Mean, Softmax, SoftmaxCrossEntropy
+from .sequential import Sequential
+
+# the layers that turn scores into a loss: dropped from the end of a training network
+LOSS_LAYERS = (CrossEntropy, SoftmaxCrossEntropy, Mean)
+# the input shapes a 28x28 digit can take, tried in this order: images first (Conv2D), then flat (Linear)
+DIGIT_SHAPES = ((1, 28, 28), (784,), (28, 28))
+
+
+def _flat_layers(net) -> list:
+    """The chain of layers, nested Sequentials opened up (they run the same)."""
+    if isinstance(net, Sequential):
+        return [inner for layer in net.layers for inner in _flat_layers(layer)]
+    return [net]
+
+
+def inference_model(net) -> Sequential:
+    """``net`` without the loss layers at its end (CrossEntropy, SoftmaxCrossEntropy, Mean).
+
+    Shares the layer objects with ``net``. A network that is nothing but loss layers is refused.
+    """
+    layers = _flat_layers(net)
+    while layers and isinstance(layers[-1], LOSS_LAYERS):
+        layers.pop()
+    if not layers:
+        raise ValueError("inference_model: the network holds only loss layers, no model to classify with")
+    return Sequential(*layers)
+
+
+def ends_in_softmax(model) -> bool:
+    """Whether the model's outputs are probabilities already (its last layer is ``Softmax``)."""
+    layers = _flat_layers(model)
+    return bool(layers) and isinstance(layers[-1], Softmax)
+
+
+def softmax(scores) -> np.ndarray:
+    """p_ij = exp(s_ij - max_j s_ij) / sum_k exp(s_ik - max_j s_ij), over the last axis, in float64.
+
+    Shape:
+        (N, C) -> (N, C)
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    z = np.exp(scores - scores.max(axis=-1, keepdims=True))  # the max subtracted: exp never overflows
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def class_probabilities(model, x, batch_size: int = 1000) -> np.ndarray:
+    """The model's class probabilities: its outputs if it ends in Softmax, else their softmax.
+
+    Shape:
+        x (N, ...) as the model takes it -> (N, C) float64, rows summing to 1
+    """
+    from .train import predict
+
+    scores = predict(model, x, batch_size)
+    if np.ndim(scores) != 2:
+        raise ValueError(f"class_probabilities: the model must give scores (N, C), got shape {np.shape(scores)}")
+    if ends_in_softmax(model):
+        return np.asarray(scores, dtype=np.float64)
+    return softmax(scores)
+
+
+def model_dtype(model) -> np.dtype:
+    """The dtype of the model's parameters (float32 when it has none): the dtype to feed it."""
+    parameters = model.parameters
+    return np.dtype(parameters[0].dtype) if parameters else np.dtype(np.float32)
+
+
+def digit_input_shape(model) -> tuple:
+    """The shape one 28x28 digit must take for ``model``: (1, 28, 28), (784,) or (28, 28).
+
+    Found by running the model on one zero sample of each shape in turn; the first that gives
+    scores of shape (1, C), C >= 2, wins. Raises ``ValueError`` when none fits (a network made for
+    other inputs), quoting what the network said about the most telling shape: one of the right
+    number of dimensions (a wrong feature or channel count says more than a wrong rank).
+    """
+    errors = []
+    for shape in DIGIT_SHAPES:
+        try:
+            out = model.forward(np.zeros((1, *shape), dtype=model_dtype(model)))
+        except (ValueError, TypeError) as error:
+            errors.append((shape, str(error)))
+            continue
+        if np.ndim(out) == 2 and np.shape(out)[1] >= 2:
+            return shape
+        errors.append((shape, f"gives outputs of shape {np.shape(out)}, expected class scores (1, C)"))
+    shape, said = next(((s, e) for s, e in errors if "-D input" not in e), errors[0])
+    tried = ", ".join(str(s) for s in DIGIT_SHAPES)
+    raise ValueError(f"the network does not take a 28x28 digit (tried the shapes {tried}); as {shape}: {said}")

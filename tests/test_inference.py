@@ -1,0 +1,61 @@
+"""inference_model, class_probabilities and digit_input_shape on the presets and hand-built networks."""
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+from nnscratch.inference import class_probabilities, digit_input_shape, ends_in_softmax, inference_model, softmax
+from nnscratch.models import PRESETS
+
+
+@pytest.mark.parametrize("name, kept", [("softmax", ["Linear", "Softmax"]), ("mlp", ["Linear", "ReLU"] * 2 + ["Linear"])])
+def test_inference_model_drops_the_loss_of_a_training_network(name, kept):
+    net = PRESETS[name].build(rng=np.random.default_rng(0))
+    model = inference_model(net)
+    assert [type(layer).__name__ for layer in model] == kept
+    assert all(a is b for a, b in zip(model, net))  # the same layer objects, no copies
+
+
+def test_inference_model_opens_nested_sequentials_and_keeps_a_bare_model():
+    linear, relu = nn.Linear(4, 3), nn.ReLU()
+    net = nn.Sequential(nn.Sequential(linear, relu), nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean()))
+    assert list(inference_model(net)) == [linear, relu]
+    assert list(inference_model(nn.Sequential(linear))) == [linear]
+    with pytest.raises(ValueError, match="inference_model: the network holds only loss layers"):
+        inference_model(nn.Sequential(nn.CrossEntropy(), nn.Mean()))
+
+
+def test_softmax_by_hand_and_for_huge_scores():
+    np.testing.assert_allclose(softmax([[0.0, np.log(3.0)]]), [[0.25, 0.75]])
+    np.testing.assert_allclose(softmax([[1e4, 1e4 - np.log(3.0)]]), [[0.75, 0.25]])
+
+
+def test_class_probabilities_softmax_logits_but_take_a_softmax_output_as_it_is():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 6)).astype(np.float32)
+    linear = nn.Linear(6, 4, rng=rng)
+    logits = linear.forward(x).astype(np.float64)
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(class_probabilities(nn.Sequential(linear), x), expected, rtol=1e-6)
+    with_softmax = nn.Sequential(linear, nn.Softmax())
+    assert ends_in_softmax(with_softmax) and not ends_in_softmax(nn.Sequential(linear))
+    np.testing.assert_allclose(class_probabilities(with_softmax, x), expected, rtol=1e-5)  # not a softmax twice
+
+
+@pytest.mark.parametrize("build, shape", [
+    (lambda: inference_model(PRESETS["mlp"].build(rng=np.random.default_rng(0))), (784,)),
+    (lambda: inference_model(PRESETS["cnn"].build(rng=np.random.default_rng(0))), (1, 28, 28)),
+    (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), (1, 28, 28)),
+])  # fmt: skip
+def test_digit_input_shape(build, shape):
+    assert digit_input_shape(build()) == shape
+
+
+def test_digit_input_shape_refuses_a_network_for_other_inputs():
+    with pytest.raises(ValueError, match=r"^the network does not take a 28x28 digit \(tried the shapes \(1, 28, 28\), \(784,\), \(28, 28\)\); "
+                       r"as \(784,\): in layer 0 \(Linear\) of Sequential: Linear: expected 100 input features"):
+        digit_input_shape(nn.Sequential(nn.Linear(100, 10)))
+    with pytest.raises(ValueError, match=r"as \(784,\): gives outputs of shape \(1, 1\), expected class scores \(1, C\)"):
+        digit_input_shape(nn.Sequential(nn.Linear(784, 1)))
+    with pytest.raises(ValueError, match=r"as \(1, 28, 28\): .*Conv2D: expected 3 input channels"):
+        digit_input_shape(nn.Sequential(nn.Conv2D(3, 4, 3)))

@@ -23,9 +23,11 @@ from .layers import (
 from . import reference
 from .check import GradientCheckError, GradientCheckReport, TensorCheck, sanity_check
 from .io import load, load_checkpoint, save
+from .onnx import export_onnx
 from .optim import SGD, Adam
 from .seeding import seed
 from .sequential import Sequential
+from .torch_interop import from_torch, to_torch
 from .threads import FixedThreads, ThreadChooser
 from .train import evaluate, fit, predict
 
@@ -65,5 +67,8 @@ __all__ = [
     "save",
     "load",
     "load_checkpoint",
+    "export_onnx",
+    "to_torch",
+    "from_torch",
 ]
 __version__ = "0.1.0"

@@ -17,6 +17,7 @@ COMMANDS = {
     "download-mnist": "download_mnist",
     "sanity-check": "sanity_check",
     "predict": "predict",
+    "export": "export",
 }
 
 

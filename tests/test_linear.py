@@ -1,5 +1,7 @@
 """Linear: forward and backward against loops written from the definition, dtype, init, errors."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -212,3 +214,11 @@ def test_non_array_input_and_bad_delta():
     layer.forward(np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match=r"Linear.backward: expected delta of shape \(3, 2\).*got \(3, 5\)"):
         layer.backward(np.zeros((3, 5), np.float32))
+
+
+def test_output_shape_checks_the_input_like_forward():
+    layer = nn.Linear(3, 2, rng=0)
+    assert layer.output_shape((5, 3)) == (5, 2)
+    for shape in [(5, 4), (5, 1, 3), (3,)]:
+        with pytest.raises(ValueError, match=rf"Linear: expected 3 input features .*got x of shape {re.escape(str(shape))}"):
+            layer.output_shape(shape)

@@ -67,16 +67,20 @@ class Linear(Layer):
         }
 
     def output_shape(self, input_shape):
-        return (*input_shape[:-1], self.out_features)
+        self._check_input_shape(tuple(input_shape))
+        return (input_shape[0], self.out_features)
+
+    def _check_input_shape(self, shape: tuple) -> None:
+        if len(shape) != 2 or shape[1] != self.in_features:
+            raise ValueError(
+                f"Linear: expected {self.in_features} input features (x of shape (N, {self.in_features})), "
+                f"got x of shape {shape}"
+            )
 
     def forward(self, x, *args):
         self._check_parameters_in_place("weight", "bias")
         self._check_input(x, 2, "N, in_features")
-        if x.shape[1] != self.in_features:
-            raise ValueError(
-                f"Linear: expected {self.in_features} input features (x of shape (N, {self.in_features})), "
-                f"got x of shape {x.shape}"
-            )
+        self._check_input_shape(x.shape)
         x = x.astype(self.weight.dtype, copy=False)
         self._x = x
         y = x @ self.weight

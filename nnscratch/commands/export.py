@@ -1,0 +1,100 @@
+"""``nnscratch export CHECKPOINT OUT.onnx``: write a checkpoint's model as an ONNX file.
+
+The loss layers at the end of a training network are dropped (see ``nnscratch.onnx``). The input
+shape (one sample, no batch axis) comes from ``--input-shape``, else from the preset a
+``train-mnist`` checkpoint records, else from a first layer that fixes it (a Linear's in_features).
+"""
+
+from __future__ import annotations
+
+import sys
+
+HELP = "write a checkpoint's model (its loss dropped) as an ONNX file for ONNX Runtime and other engines"
+
+
+class UsageError(Exception):
+    """A bad command line: reported in one line, exit status 2."""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint written by nn.save or train-mnist --save")
+    parser.add_argument("output", metavar="OUT", help="the ONNX file to write (replaced atomically if it exists)")
+    parser.add_argument(
+        "--input-shape",
+        metavar="D,...",
+        help="one sample's shape without the batch axis, e.g. 1,28,28 (default: the train-mnist preset's, "
+        "or a first Linear layer's in_features)",
+    )
+
+
+def _parse_shape(text: str) -> tuple:
+    try:
+        shape = tuple(int(part) for part in text.replace(" ", "").split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(size <= 0 for size in shape):
+        raise UsageError(f"--input-shape: expected positive ints separated by commas, like 1,28,28; got {text!r}")
+    return shape
+
+
+def _first_layer(model):
+    from ..sequential import Sequential
+
+    while isinstance(model, Sequential) and model.layers:
+        model = model.layers[0]
+    return model
+
+
+def infer_input_shape(checkpoint) -> tuple | None:
+    """One sample's shape for ``checkpoint``'s model: its train-mnist preset's, else a first Linear's
+    (in_features,); None when neither tells."""
+    from ..layers import Linear
+    from ..models import PRESETS
+
+    recorded = checkpoint.metadata.get("train_mnist")
+    config = recorded.get("config") if isinstance(recorded, dict) else None
+    preset = config.get("model") if isinstance(config, dict) else None
+    if isinstance(preset, str) and preset in PRESETS:
+        return PRESETS[preset].input_shape
+    first = _first_layer(checkpoint.model)
+    if isinstance(first, Linear):
+        return (first.in_features,)
+    return None
+
+
+def run(args) -> int:
+    from ..io import load_checkpoint
+    from ..onnx import OPSET, export_onnx
+
+    try:
+        shape = None if args.input_shape is None else _parse_shape(args.input_shape)
+    except UsageError as error:
+        print(f"nnscratch export: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        checkpoint = load_checkpoint(args.checkpoint)
+    except (OSError, ValueError) as error:
+        print(f"nnscratch export: {error}", file=sys.stderr)
+        return 1
+    if shape is None:
+        shape = infer_input_shape(checkpoint)
+        if shape is None:
+            print(
+                f"nnscratch export: error: cannot tell the input shape of {args.checkpoint}'s model "
+                "(not a train-mnist checkpoint, first layer not Linear); pass --input-shape, e.g. 1,28,28",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        proto = export_onnx(checkpoint.model, args.output, shape)
+    except (ImportError, TypeError, ValueError) as error:  # no onnx; a layer without an ONNX form
+        print(f"nnscratch export: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"nnscratch export: cannot write {args.output}: {error}", file=sys.stderr)
+        return 1
+    output = proto.graph.output[0].type.tensor_type.shape.dim
+    out_shape = ", ".join(d.dim_param or str(d.dim_value) for d in output)
+    print(f"wrote {args.output}: input (N, {', '.join(map(str, shape))}) -> output ({out_shape}), "
+          f"ONNX opset {OPSET}, float32")
+    return 0

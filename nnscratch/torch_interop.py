@@ -1,0 +1,259 @@
+"""Hand a model to PyTorch and back: ``to_torch(model)`` and ``from_torch(module)``.
+
+    twin = nn.to_torch(model)        # a torch.nn.Sequential computing the same function
+    model = nn.from_torch(twin)      # a new nnscratch Sequential with the module's weights
+
+Both walk the model with a table, one small entry per layer class, and copy the weights (the twin
+shares no memory with the original). What changes on the way:
+- Linear keeps W as (in, out), PyTorch's ``nn.Linear`` as (out, in): the weight is transposed.
+- Softmax is over the last axis, ``nn.Softmax(dim=-1)``; from_torch takes only dim=-1.
+- the loss layers at the end of a training network are dropped (as by ``export_onnx`` and
+  ``nnscratch predict``): PyTorch keeps its losses outside the model, e.g. ``nn.CrossEntropyLoss``
+  for ``SoftmaxCrossEntropy`` + ``Mean``.
+- dtypes are kept: float32 parameters give float32 tensors, float64 gives float64.
+
+Only the layers in the tables convert; anything else is a ``TypeError`` naming it and where it
+sits, and a PyTorch module configured beyond what the nnscratch layer does (a grouped or dilated
+convolution, a pooling with padding) is a ``ValueError`` saying which setting.
+
+PyTorch is imported only when one of these is called; nnscratch never depends on it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .layers import Conv2D, Flatten, Linear, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh
+from .layers.losses import LOSSES
+from .sequential import Sequential
+from .train import without_loss
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(
+            "to_torch and from_torch need PyTorch, which nnscratch does not install: "
+            "pip install torch (or 'nnscratch[bench]' for the version the benchmark uses)"
+        ) from None
+    return torch
+
+
+def _tensor(torch, array):
+    """A tensor holding a copy of ``array``, its dtype kept."""
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+def _array(tensor, where: str, what: str) -> np.ndarray:
+    """A numpy copy of a float32/float64 tensor, as nnscratch's parameters are."""
+    array = tensor.detach().cpu().numpy().copy()
+    if array.dtype not in (np.float32, np.float64):
+        raise ValueError(f"from_torch: {where} has a {what} of dtype {array.dtype}; nnscratch takes float32 or float64")
+    return array
+
+
+def _layer_name(layer) -> str:
+    return getattr(layer, "name", None) or type(layer).__name__
+
+
+# -- nnscratch -> PyTorch: converter(layer, torch) -> module -------------------------------------
+TO_TORCH: dict = {}
+
+
+def to_torch_converts(*classes):
+    """Register the decorated function as the PyTorch converter of these nnscratch layer classes."""
+
+    def register(function):
+        for cls in classes:
+            TO_TORCH[cls] = function
+        return function
+
+    return register
+
+
+@to_torch_converts(Linear)
+def _linear_to_torch(layer, torch):
+    module = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,
+                             dtype=_torch_dtype(torch, layer.weight))
+    with torch.no_grad():
+        module.weight.copy_(_tensor(torch, layer.weight.T))  # nnscratch (in, out) -> PyTorch (out, in)
+        if layer.bias is not None:
+            module.bias.copy_(_tensor(torch, layer.bias))
+    return module
+
+
+@to_torch_converts(Conv2D)
+def _conv2d_to_torch(layer, torch):
+    module = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                             padding=layer.padding, bias=layer.bias is not None,
+                             dtype=_torch_dtype(torch, layer.weight))
+    with torch.no_grad():
+        module.weight.copy_(_tensor(torch, layer.weight))  # the same (out, in, kh, kw) layout
+        if layer.bias is not None:
+            module.bias.copy_(_tensor(torch, layer.bias))
+    return module
+
+
+@to_torch_converts(MaxPool2D)
+def _maxpool2d_to_torch(layer, torch):
+    return torch.nn.MaxPool2d(layer.kernel_size, stride=layer.stride)
+
+
+@to_torch_converts(Flatten)
+def _flatten_to_torch(layer, torch):
+    return torch.nn.Flatten()
+
+
+@to_torch_converts(Softmax)
+def _softmax_to_torch(layer, torch):
+    return torch.nn.Softmax(dim=-1)
+
+
+def _same_named(name: str):
+    def convert(layer, torch):
+        return getattr(torch.nn, name)()
+
+    return convert
+
+
+for _cls in (Sigmoid, Tanh, ReLU):
+    to_torch_converts(_cls)(_same_named(_cls.__name__))
+
+
+def _torch_dtype(torch, array):
+    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[array.dtype]
+
+
+def _to_torch_module(layer, torch, where: str):
+    if type(layer) is Sequential:
+        return torch.nn.Sequential(*[_to_torch_module(inner, torch, f"{where}[{i}]")
+                                     for i, inner in enumerate(layer.layers)])
+    convert = TO_TORCH.get(type(layer))
+    if convert is None and isinstance(layer, LOSSES):
+        raise TypeError(
+            f"to_torch: {where} is a {_layer_name(layer)}, a loss in the middle of the model; "
+            "to_torch drops the losses at the end of a training network only"
+        )
+    if convert is None:
+        names = ", ".join(sorted(cls.__name__ for cls in TO_TORCH))
+        raise TypeError(
+            f"to_torch: {where} is a {_layer_name(layer)}, which has no PyTorch twin here; to_torch "
+            f"converts {names} and Sequential (and drops the losses at the end of a training network)"
+        )
+    return convert(layer, torch)
+
+
+def to_torch(model):
+    """A ``torch.nn.Sequential`` computing what ``model`` computes, with copies of its weights.
+
+    The trailing loss layers of a training network are dropped; a single layer comes back wrapped
+    in a Sequential. The twin's outputs and gradients equal nnscratch's up to rounding.
+    """
+    torch = _import_torch()
+    model = without_loss(model)
+    module = _to_torch_module(model, torch, "model")
+    return module if isinstance(module, torch.nn.Sequential) else torch.nn.Sequential(module)
+
+
+# -- PyTorch -> nnscratch: converter(module, where) -> layer ------------------------------------
+def _linear_from_torch(module, where: str):
+    weight = _array(module.weight, where, "weight")
+    layer = Linear(module.in_features, module.out_features, bias=module.bias is not None, dtype=weight.dtype, rng=0)
+    layer.weight[...] = weight.T
+    if module.bias is not None:
+        layer.bias[...] = _array(module.bias, where, "bias")
+    return layer
+
+
+def _require(module, where: str, setting: str, value, expected, why: str) -> None:
+    if value != expected:
+        raise ValueError(f"from_torch: {where} ({type(module).__name__}) has {setting}={value!r}; {why}")
+
+
+def _conv2d_from_torch(module, where: str):
+    _require(module, where, "groups", module.groups, 1, "nnscratch's Conv2D has no groups (groups=1)")
+    _require(module, where, "dilation", tuple(module.dilation), (1, 1), "nnscratch's Conv2D has no dilation")
+    _require(module, where, "padding_mode", module.padding_mode, "zeros", "nnscratch's Conv2D pads with zeros")
+    if isinstance(module.padding, str):
+        raise ValueError(
+            f"from_torch: {where} (Conv2d) has padding={module.padding!r}; nnscratch's Conv2D takes "
+            "explicit padding sizes, e.g. padding=2 for a 5x5 kernel"
+        )
+    weight = _array(module.weight, where, "weight")
+    layer = Conv2D(module.in_channels, module.out_channels, tuple(module.kernel_size), stride=tuple(module.stride),
+                   padding=tuple(module.padding), bias=module.bias is not None, dtype=weight.dtype, rng=0)
+    layer.weight[...] = weight
+    if module.bias is not None:
+        layer.bias[...] = _array(module.bias, where, "bias")
+    return layer
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _maxpool2d_from_torch(module, where: str):
+    _require(module, where, "padding", _pair(module.padding), (0, 0), "nnscratch's MaxPool2D does not pad")
+    _require(module, where, "dilation", _pair(module.dilation), (1, 1), "nnscratch's MaxPool2D has no dilation")
+    _require(module, where, "ceil_mode", module.ceil_mode, False, "nnscratch's MaxPool2D rounds the output size down")
+    _require(module, where, "return_indices", module.return_indices, False, "nnscratch's MaxPool2D returns the maxima only")
+    stride = module.stride if module.stride is not None else module.kernel_size
+    return MaxPool2D(_pair(module.kernel_size), stride=_pair(stride))
+
+
+def _flatten_from_torch(module, where: str):
+    _require(module, where, "start_dim", module.start_dim, 1, "nnscratch's Flatten keeps the batch axis only")
+    _require(module, where, "end_dim", module.end_dim, -1, "nnscratch's Flatten flattens every axis after the batch")
+    return Flatten()
+
+
+def _softmax_from_torch(module, where: str):
+    _require(module, where, "dim", module.dim, -1,
+             "nnscratch's Softmax is over the last axis: use nn.Softmax(dim=-1) (the same as dim=1 on (N, C) scores)")
+    return Softmax()
+
+
+@functools.lru_cache(maxsize=None)
+def _from_torch_table(torch) -> dict:
+    """torch module class -> converter(module, where) -> nnscratch layer."""
+    nn = torch.nn
+    return {
+        nn.Linear: _linear_from_torch,
+        nn.Conv2d: _conv2d_from_torch,
+        nn.MaxPool2d: _maxpool2d_from_torch,
+        nn.Flatten: _flatten_from_torch,
+        nn.Softmax: _softmax_from_torch,
+        nn.Sigmoid: lambda module, where: Sigmoid(),
+        nn.Tanh: lambda module, where: Tanh(),
+        nn.ReLU: lambda module, where: ReLU(),
+    }
+
+
+def _from_torch_layer(module, torch, where: str):
+    if type(module) is torch.nn.Sequential:
+        return Sequential(*[_from_torch_layer(inner, torch, f"{where}[{i}]") for i, inner in enumerate(module)])
+    table = _from_torch_table(torch)
+    convert = table.get(type(module))
+    if convert is None:
+        names = ", ".join(sorted(f"nn.{cls.__name__}" for cls in table))
+        raise TypeError(
+            f"from_torch: {where} is a {type(module).__module__}.{type(module).__name__}, which has no "
+            f"nnscratch layer here; from_torch converts {names} and nn.Sequential"
+        )
+    return convert(module, where)
+
+
+def from_torch(module):
+    """A new nnscratch ``Sequential`` computing what ``module`` computes, with copies of its weights.
+
+    ``module`` is a ``torch.nn.Sequential`` (nesting allowed) of the modules ``to_torch`` produces,
+    or one such module. Parameters keep their dtype (float32 or float64).
+    """
+    torch = _import_torch()
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"from_torch: expected a torch.nn.Module, got {type(module).__name__}")
+    layer = _from_torch_layer(module, torch, "module")
+    return layer if isinstance(layer, Sequential) else Sequential(layer)

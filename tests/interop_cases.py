@@ -1,0 +1,89 @@
+"""Small models, one per built-in layer (and a few configurations each), for the hand-off tests:
+tests/test_onnx.py runs them through ONNX Runtime, tests/test_torch_interop.py through PyTorch.
+
+``CASES``: name -> (build(dtype) -> Sequential with non-trivial weights, one sample's shape).
+A layer added to ``nnscratch.onnx.CONVERTERS`` or ``nnscratch.torch_interop.TO_TORCH`` without a
+case here fails ``test_every_converted_layer_has_a_case`` in both test modules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import nnscratch as nn
+
+
+def perturb(model, seed: int = 0):
+    """Give every parameter (biases included) values no freshly built layer has; return ``model``."""
+    rng = np.random.default_rng(seed)
+    for p in model.parameters:
+        p[...] = rng.normal(0.0, 0.5, size=p.shape)
+    return model
+
+
+def _built(*makers):
+    """build(dtype) -> Sequential of each ``maker(dtype, rng)``, its weights perturbed."""
+
+    def build(dtype=np.float32):
+        rng = np.random.default_rng(0)
+        return perturb(nn.Sequential(*[make(dtype, rng) for make in makers]))
+
+    return build
+
+
+def _fresh(cls, *args, **kwargs):
+    """A builder of a new ``cls(*args, **kwargs)`` per model (layers hold state: never share one)."""
+
+    def make(dtype, rng):
+        extra = {"dtype": dtype, "rng": rng} if cls in (nn.Linear, nn.Conv2D) else {}
+        return cls(*args, **kwargs, **extra)
+
+    return make
+
+
+CASES = {
+    "Linear": (_built(_fresh(nn.Linear, 5, 4)), (5,)),
+    "Linear-no-bias": (_built(_fresh(nn.Linear, 6, 3, bias=False)), (6,)),
+    "Conv2D": (_built(_fresh(nn.Conv2D, 2, 3, 3)), (2, 6, 7)),
+    "Conv2D-stride-padding": (_built(_fresh(nn.Conv2D, 2, 4, 3, stride=2, padding=1)), (2, 7, 8)),
+    "Conv2D-rectangular-no-bias": (
+        _built(_fresh(nn.Conv2D, 3, 2, (3, 2), stride=(1, 2), padding=(1, 0), bias=False)), (3, 5, 6)),
+    "MaxPool2D": (_built(_fresh(nn.MaxPool2D, 2)), (3, 6, 8)),
+    "MaxPool2D-overlapping-odd": (_built(_fresh(nn.MaxPool2D, 3, stride=2)), (2, 7, 9)),
+    "MaxPool2D-rectangular": (_built(_fresh(nn.MaxPool2D, (2, 3), stride=(1, 2))), (2, 5, 7)),
+    "Flatten": (_built(_fresh(nn.Flatten)), (3, 4, 5)),
+    "Sigmoid": (_built(_fresh(nn.Sigmoid)), (7,)),
+    "Tanh": (_built(_fresh(nn.Tanh)), (2, 3, 4)),
+    "ReLU": (_built(_fresh(nn.ReLU)), (2, 5, 3)),
+    "Softmax": (_built(_fresh(nn.Softmax)), (6,)),
+    "Softmax-last-of-three-axes": (_built(_fresh(nn.Softmax)), (2, 3, 4)),
+    "nested-Sequential": (
+        _built(_fresh(nn.Conv2D, 1, 2, 3, padding=1), _fresh(nn.ReLU),
+               lambda dtype, rng: nn.Sequential(nn.MaxPool2D(2), nn.Flatten(),
+                                                nn.Sequential(nn.Linear(18, 4, dtype=dtype, rng=rng), nn.Tanh())),
+               _fresh(nn.Linear, 4, 3), _fresh(nn.Softmax)),
+        (1, 6, 6)),
+}  # fmt: skip
+
+
+def layer_classes(model) -> set:
+    """The classes of every layer in ``model``, nested ones included."""
+    found = set()
+    for layer in model.layers:
+        if isinstance(layer, nn.Sequential):
+            found |= layer_classes(layer)
+        found.add(type(layer))
+    return found
+
+
+def covered_classes() -> set:
+    """The layer classes the cases exercise, for the coverage check against the converter tables."""
+    covered = set()
+    for build, _ in CASES.values():
+        covered |= layer_classes(build())
+    return covered
+
+
+def sample_input(input_shape, batch: int, dtype=np.float32, seed: int = 1) -> np.ndarray:
+    """N(0, 1) samples, scaled so that Softmax and Sigmoid see large values too."""
+    return (np.random.default_rng(seed).normal(0.0, 2.0, size=(batch, *input_shape))).astype(dtype)

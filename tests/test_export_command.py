@@ -1,0 +1,99 @@
+"""``nnscratch export``: the input shape from --input-shape, the train-mnist preset or a first Linear;
+ONNX Runtime agreeing with the checkpoint's model; one line and the right exit status on every error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+from nnscratch import cli
+from nnscratch.models import PRESETS
+
+from interop_cases import perturb  # tests/ on sys.path
+
+
+def train_mnist_checkpoint(path, preset: str):
+    """A checkpoint as train-mnist --save writes it: the whole network, the preset in the metadata."""
+    net = perturb(PRESETS[preset].build(rng=0), seed=2)
+    for p in net.parameters:
+        p *= 0.1
+    nn.save(net, path, metadata={"train_mnist": {"config": {"model": preset}, "history": []}})
+    return net
+
+
+@pytest.mark.onnx
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_a_train_mnist_checkpoint_exports_without_input_shape(preset, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    net = train_mnist_checkpoint(tmp_path / "net.npz", preset)
+    assert cli.main(["export", str(tmp_path / "net.npz"), str(tmp_path / "net.onnx")]) == 0
+    out, err = capsys.readouterr()
+    shape = ", ".join(map(str, PRESETS[preset].input_shape))
+    assert out == f"wrote {tmp_path / 'net.onnx'}: input (N, {shape}) -> output (N, 10), ONNX opset 17, float32\n"
+    assert err == ""
+    x = np.random.default_rng(0).random((6, *PRESETS[preset].input_shape), dtype=np.float32)
+    (got,) = ort.InferenceSession(str(tmp_path / "net.onnx")).run(None, {"input": x})
+    np.testing.assert_allclose(got, nn.predict(net[:-2], x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.onnx
+def test_input_shape_from_the_option_or_a_first_linear(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    nn.save(nn.Sequential(nn.Sequential(nn.Linear(7, 3, rng=0)), nn.ReLU()), tmp_path / "mlp.npz")
+    assert cli.main(["export", str(tmp_path / "mlp.npz"), str(tmp_path / "mlp.onnx")]) == 0
+    assert "input (N, 7) -> output (N, 3)" in capsys.readouterr().out
+    nn.save(nn.Sequential(nn.Conv2D(3, 2, 3, rng=0), nn.Flatten()), tmp_path / "cnn.npz")
+    assert cli.main(["export", str(tmp_path / "cnn.npz"), str(tmp_path / "cnn.onnx"), "--input-shape", "3, 5,6"]) == 0
+    assert "input (N, 3, 5, 6) -> output (N, 24)" in capsys.readouterr().out
+
+
+def test_a_shape_it_cannot_tell_exits_2_asking_for_input_shape(tmp_path, capsys):
+    nn.save(nn.Sequential(nn.Conv2D(3, 2, 3, rng=0)), tmp_path / "cnn.npz")
+    assert cli.main(["export", str(tmp_path / "cnn.npz"), str(tmp_path / "cnn.onnx")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("nnscratch export: error: cannot tell the input shape of ")
+    assert "pass --input-shape, e.g. 1,28,28" in err
+    assert not (tmp_path / "cnn.onnx").exists()
+
+
+@pytest.mark.parametrize("text", ["", "1,x", "0,28", "-1", "1,,2"])
+def test_a_bad_input_shape_exits_2(tmp_path, capsys, text):
+    assert cli.main(["export", str(tmp_path / "any.npz"), str(tmp_path / "m.onnx"), "--input-shape", text]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"nnscratch export: error: --input-shape: expected positive ints separated by commas, "
+                   f"like 1,28,28; got {text!r}\n")
+
+
+def test_a_missing_or_broken_checkpoint_exits_1_in_one_line(tmp_path, capsys):
+    assert cli.main(["export", str(tmp_path / "missing.npz"), str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nnscratch export: ") and "missing.npz" in err and err.count("\n") == 1
+    (tmp_path / "junk.npz").write_bytes(b"not a checkpoint")
+    assert cli.main(["export", str(tmp_path / "junk.npz"), str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "not a readable nnscratch checkpoint" in err and err.count("\n") == 1
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.onnx
+def test_a_wrong_input_shape_or_an_unwritable_path_exits_1(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    nn.save(nn.Sequential(nn.Linear(7, 3, rng=0)), tmp_path / "mlp.npz")
+    assert cli.main(["export", str(tmp_path / "mlp.npz"), str(tmp_path / "m.onnx"), "--input-shape", "8"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nnscratch export: export_onnx: the model does not take samples of shape (8,)")
+    assert cli.main(["export", str(tmp_path / "mlp.npz"), str(tmp_path / "no" / "dir" / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"nnscratch export: cannot write {tmp_path / 'no' / 'dir' / 'm.onnx'}: ")
+
+
+def test_without_onnx_the_message_names_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)
+    nn.save(nn.Sequential(nn.Linear(7, 3, rng=0)), tmp_path / "mlp.npz")
+    assert cli.main(["export", str(tmp_path / "mlp.npz"), str(tmp_path / "m.onnx")]) == 1
+    assert capsys.readouterr().err == (
+        "nnscratch export: export_onnx needs the onnx package, an optional extra: pip install 'nnscratch[onnx]'\n"
+    )

@@ -11,6 +11,7 @@ shares no memory with the original). What changes on the way:
   ``nnscratch predict``): PyTorch keeps its losses outside the model, e.g. ``nn.CrossEntropyLoss``
   for ``SoftmaxCrossEntropy`` + ``Mean``.
 - dtypes are kept: float32 parameters give float32 tensors, float64 gives float64.
+- so is the mode (``training``), layer by layer.
 
 Only the layers in the tables convert; anything else is a ``TypeError`` naming it and where it
 sits, and a PyTorch module configured beyond what the nnscratch layer does (a grouped or dilated
@@ -128,6 +129,13 @@ def _torch_dtype(torch, array):
 
 
 def _to_torch_module(layer, torch, where: str):
+    module = _to_torch_unmoded(layer, torch, where)
+    # The same mode, layer by layer (not cascaded: a user's mix of modes survives).
+    module.training = bool(getattr(layer, "training", True))
+    return module
+
+
+def _to_torch_unmoded(layer, torch, where: str):
     if type(layer) is Sequential:
         return torch.nn.Sequential(*[_to_torch_module(inner, torch, f"{where}[{i}]")
                                      for i, inner in enumerate(layer.layers)])
@@ -233,6 +241,12 @@ def _from_torch_table(torch) -> dict:
 
 
 def _from_torch_layer(module, torch, where: str):
+    layer = _from_torch_unmoded(module, torch, where)
+    layer.training = bool(module.training)  # the same mode, layer by layer, as in to_torch
+    return layer
+
+
+def _from_torch_unmoded(module, torch, where: str):
     if type(module) is torch.nn.Sequential:
         return Sequential(*[_from_torch_layer(inner, torch, f"{where}[{i}]") for i, inner in enumerate(module)])
     table = _from_torch_table(torch)

@@ -341,4 +341,4 @@ def without_loss(net):
     layers = list(net.layers)
     while layers and _is_loss(layers[-1]):
         layers.pop()
-    return net if len(layers) == len(net.layers) else Sequential(*layers)
+    return net if len(layers) == len(net.layers) else net[: len(layers)]  # a slice keeps the mode

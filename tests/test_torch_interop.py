@@ -136,6 +136,21 @@ def test_the_twin_shares_no_memory(torch):
 
 
 @pytest.mark.torch
+def test_the_mode_goes_across_layer_by_layer_both_ways(torch):
+    model = CASES["nested-Sequential"][0]()
+    model.eval()
+    model.layers[2].layers[2].train()  # a user's mix: one inner block in training mode
+    module = nn.to_torch(model)
+    assert [m.training for m in module.modules()] == [
+        False, False, False, False, False, False, True, True, True, False, False]
+    back = nn.from_torch(module)
+    from nnscratch.layers.base import walk
+
+    assert [layer.training for layer in walk(back)] == [layer.training for layer in walk(model)]
+    assert nn.from_torch(module.train()).training and all(layer.training for layer in walk(nn.from_torch(module)))
+
+
+@pytest.mark.torch
 def test_a_single_layer_comes_back_in_a_sequential(torch):
     layer = nn.Linear(3, 2, rng=0)
     module = nn.to_torch(layer)

@@ -3,7 +3,8 @@
 A checkpoint written by ``train-mnist --save`` holds the whole training network, the model followed
 by its loss (``... -> SoftmaxCrossEntropy -> Mean``); one saved with ``nn.save(model, path)`` may be
 the bare model. ``inference_model`` gives the model either way, and ``class_probabilities`` its
-answers as probabilities, whether it ends in logits or in ``Softmax``.
+answers as probabilities, whether it ends in logits or in ``Softmax``. ``without_loss`` drops the
+loss the same way but keeps nested Sequentials (``export_onnx``, ``to_torch``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,28 @@ def inference_model(net) -> Sequential:
     if not layers:
         raise ValueError("inference_model: the network holds only loss layers, no model to classify with")
     return Sequential(*layers)
+
+
+def _is_loss(layer) -> bool:
+    if isinstance(layer, Sequential):
+        return bool(layer.layers) and all(_is_loss(inner) for inner in layer.layers)
+    return isinstance(layer, LOSS_LAYERS)
+
+
+def without_loss(net):
+    """``net`` without the loss layers at its end, its structure kept (for export_onnx and to_torch).
+
+    ``Sequential(..., Linear(128, 10), SoftmaxCrossEntropy(), Mean())`` gives ``Sequential(...,
+    Linear(128, 10))`` sharing the layer objects, in the same mode; a trailing ``Sequential`` of
+    losses goes too. Unlike ``inference_model`` nested Sequentials stay nested, and a network
+    without a loss at the end (or a single layer) comes back as it is.
+    """
+    if not isinstance(net, Sequential):
+        return net
+    layers = list(net.layers)
+    while layers and _is_loss(layers[-1]):
+        layers.pop()
+    return net if len(layers) == len(net.layers) else net[: len(layers)]  # a slice keeps the mode
 
 
 def ends_in_softmax(model) -> bool:

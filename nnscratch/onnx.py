@@ -27,9 +27,8 @@ import numpy as np
 
 from .atomic_file import atomic_write
 from .layers import Conv2D, Flatten, Linear, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh
-from .layers.losses import LOSSES
 from .sequential import Sequential
-from .train import without_loss
+from .inference import LOSS_LAYERS, without_loss
 
 OPSET = 17
 
@@ -159,7 +158,7 @@ def _add_layer(graph: Graph, layer, x: str, shape: tuple, where: str) -> tuple[s
             x, shape = _add_layer(graph, inner, x, shape, f"{where}[{index}]")
         return x, shape
     convert = CONVERTERS.get(type(layer))
-    if convert is None and isinstance(layer, LOSSES):
+    if convert is None and isinstance(layer, LOSS_LAYERS):
         raise TypeError(
             f"export_onnx: {where} is a {_layer_name(layer)}, a loss in the middle of the model; "
             "export_onnx drops the losses at the end of a training network only"

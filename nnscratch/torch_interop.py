@@ -27,9 +27,8 @@ import functools
 import numpy as np
 
 from .layers import Conv2D, Flatten, Linear, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh
-from .layers.losses import LOSSES
 from .sequential import Sequential
-from .train import without_loss
+from .inference import LOSS_LAYERS, without_loss
 
 
 def _import_torch():
@@ -140,7 +139,7 @@ def _to_torch_unmoded(layer, torch, where: str):
         return torch.nn.Sequential(*[_to_torch_module(inner, torch, f"{where}[{i}]")
                                      for i, inner in enumerate(layer.layers)])
     convert = TO_TORCH.get(type(layer))
-    if convert is None and isinstance(layer, LOSSES):
+    if convert is None and isinstance(layer, LOSS_LAYERS):
         raise TypeError(
             f"to_torch: {where} is a {_layer_name(layer)}, a loss in the middle of the model; "
             "to_torch drops the losses at the end of a training network only"

@@ -30,7 +30,6 @@ import time
 import numpy as np
 
 from .layers.base import get_rng, modes, restore_modes
-from .layers.losses import LOSSES
 from .sequential import Sequential
 from .threads import training_threads
 
@@ -321,24 +320,3 @@ def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, e
     result.update(loss=total_loss / seen, accuracy=correct / seen, seconds=time.perf_counter() - started)
     return result
 
-
-# -- the model inside a training network ---------------------------------------------------------
-def _is_loss(layer) -> bool:
-    if isinstance(layer, Sequential):
-        return bool(layer.layers) and all(_is_loss(inner) for inner in layer.layers)
-    return isinstance(layer, LOSSES)
-
-
-def without_loss(net):
-    """The inference part of a training network: ``net`` without its trailing loss layers.
-
-    ``Sequential(..., Linear(128, 10), SoftmaxCrossEntropy(), Mean())`` gives ``Sequential(...,
-    Linear(128, 10))`` (sharing the layer objects), as does a trailing ``Sequential`` of losses; a
-    network without a loss at the end comes back as it is. The built-in losses are ``LOSSES``.
-    """
-    if not isinstance(net, Sequential):
-        return net
-    layers = list(net.layers)
-    while layers and _is_loss(layers[-1]):
-        layers.pop()
-    return net if len(layers) == len(net.layers) else net[: len(layers)]  # a slice keeps the mode

@@ -1,10 +1,17 @@
-"""inference_model, class_probabilities and digit_input_shape on the presets and hand-built networks."""
+"""inference_model, without_loss, class_probabilities and digit_input_shape on the presets and hand-built networks."""
 
 import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.inference import class_probabilities, digit_input_shape, ends_in_softmax, inference_model, softmax
+from nnscratch.inference import (
+    class_probabilities,
+    digit_input_shape,
+    ends_in_softmax,
+    inference_model,
+    softmax,
+    without_loss,
+)
 from nnscratch.models import PRESETS
 
 
@@ -59,3 +66,21 @@ def test_digit_input_shape_refuses_a_network_for_other_inputs():
         digit_input_shape(nn.Sequential(nn.Linear(784, 1)))
     with pytest.raises(ValueError, match=r"as \(1, 28, 28\): .*Conv2D: expected 3 input channels"):
         digit_input_shape(nn.Sequential(nn.Conv2D(3, 4, 3)))
+
+
+# -- without_loss ---------------------------------------------------------------------------------
+def test_without_loss_drops_the_trailing_losses_and_shares_the_layers():
+    first, relu, last = nn.Linear(4, 3, rng=0), nn.ReLU(), nn.Linear(3, 2, rng=0)
+    for losses in ([nn.SoftmaxCrossEntropy(), nn.Mean()], [nn.Softmax(), nn.CrossEntropy(), nn.Mean()],
+                   [nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())], [nn.Mean()]):
+        model = without_loss(nn.Sequential(first, relu, last, *losses))
+        expected = [first, relu, last] + ([nn.Softmax] if isinstance(losses[0], nn.Softmax) else [])
+        assert len(model.layers) == len(expected)
+        assert model.layers[:3] == [first, relu, last]  # the same objects, not copies
+    net = nn.Sequential(first, nn.Sequential(relu, last))
+    assert without_loss(net) is net  # nothing to drop
+    assert without_loss(first) is first  # a single layer
+    inner_loss = nn.Sequential(first, nn.CrossEntropy(), nn.Sigmoid())
+    assert without_loss(inner_loss) is inner_loss  # only the end is looked at
+    assert without_loss(nn.Sequential(nn.Mean())).layers == []
+    assert not without_loss(nn.Sequential(first, nn.Mean()).eval()).training  # the mode is kept

@@ -354,21 +354,3 @@ def test_a_plain_model_without_modes_is_left_alone():
     predict(model, x)
     assert not hasattr(model, "training")
 
-
-# -- without_loss ---------------------------------------------------------------------------------
-def test_without_loss_drops_the_trailing_losses_and_shares_the_layers():
-    from nnscratch.train import without_loss
-
-    first, relu, last = nn.Linear(4, 3, rng=0), nn.ReLU(), nn.Linear(3, 2, rng=0)
-    for losses in ([nn.SoftmaxCrossEntropy(), nn.Mean()], [nn.Softmax(), nn.CrossEntropy(), nn.Mean()],
-                   [nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())], [nn.Mean()]):
-        model = without_loss(nn.Sequential(first, relu, last, *losses))
-        expected = [first, relu, last] + ([nn.Softmax] if isinstance(losses[0], nn.Softmax) else [])
-        assert len(model.layers) == len(expected)
-        assert model.layers[:3] == [first, relu, last]  # the same objects, not copies
-    net = nn.Sequential(first, nn.Sequential(relu, last))
-    assert without_loss(net) is net  # nothing to drop
-    assert without_loss(first) is first  # a single layer
-    inner_loss = nn.Sequential(first, nn.CrossEntropy(), nn.Sigmoid())
-    assert without_loss(inner_loss) is inner_loss  # only the end is looked at
-    assert without_loss(nn.Sequential(nn.Mean())).layers == []

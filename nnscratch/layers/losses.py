@@ -191,8 +191,3 @@ class Mean(Layer):
         if delta.shape != ():
             raise ValueError(f"Mean.backward: expected a scalar delta (shape ()), got shape {delta.shape}")
         return np.full(self._shape, delta / math.prod(self._shape), dtype=self._dtype)
-
-
-# The loss layers: what ``train.without_loss`` drops from the end of a training network to get
-# the model that predicts (for ``export_onnx``, ``to_torch`` and ``nnscratch predict``).
-LOSSES = (CrossEntropy, SoftmaxCrossEntropy, Mean)

@@ -189,3 +189,76 @@ def naive_dropout_backward(delta, uniform, p):
         delta, uniform: any, the same; dx: like delta
     """
     return naive_dropout_forward(delta, uniform, p)
+
+
+# -- losses, one sample and one value at a time ---------------------------------------------------
+def _per_sample_rows(values):
+    """(N, ...) -> (N, count) in float64: sample n's values in one row."""
+    values = np.asarray(values, np.float64)
+    return values.reshape(values.shape[0], -1)
+
+
+def naive_mean_squared_error(x, targets):
+    """(loss (N,), dloss_n/dx (N, ...)): loss_n = mean over sample n's values of (x - t)^2."""
+    shape = np.shape(x)
+    x, targets = _per_sample_rows(x), _per_sample_rows(targets)  # (N, count)
+    loss, grad = np.zeros(x.shape[0]), np.zeros_like(x)
+    for n in range(x.shape[0]):
+        count = x.shape[1]
+        for i in range(count):
+            error = x[n, i] - targets[n, i]
+            loss[n] += error * error / count
+            grad[n, i] = 2 * error / count
+    return loss, grad.reshape(shape)
+
+
+def naive_binary_cross_entropy(p, targets):
+    """(loss (N,), dloss_n/dp): the mean over sample n of -(t log p + (1 - t) log(1 - p)), each log
+    at least -100, and the gradient (p - t) / max(p (1 - p), 1e-12) / count, as PyTorch's BCELoss."""
+    shape = np.shape(p)
+    p, targets = _per_sample_rows(p), _per_sample_rows(targets)
+    loss, grad = np.zeros(p.shape[0]), np.zeros_like(p)
+
+    def clamped_log(v):
+        return -100.0 if v <= 0 else max(math.log(v), -100.0)
+
+    for n in range(p.shape[0]):
+        count = p.shape[1]
+        for i in range(count):
+            v, t = p[n, i], targets[n, i]
+            loss[n] -= (t * clamped_log(v) + (1 - t) * clamped_log(1 - v)) / count
+            grad[n, i] = (v - t) / max(v * (1 - v), 1e-12) / count
+    return loss, grad.reshape(shape)
+
+
+def naive_sigmoid_binary_cross_entropy(z, targets):
+    """(loss (N,), dloss_n/dz): binary cross-entropy of sigmoid(z), from its definition (for
+    moderate z), and the gradient (sigmoid(z) - t) / count."""
+    shape = np.shape(z)
+    z, targets = _per_sample_rows(z), _per_sample_rows(targets)
+    loss, grad = np.zeros(z.shape[0]), np.zeros_like(z)
+    for n in range(z.shape[0]):
+        count = z.shape[1]
+        for i in range(count):
+            s, t = 1 / (1 + math.exp(-z[n, i])), targets[n, i]
+            loss[n] -= (t * math.log(s) + (1 - t) * math.log(1 - s)) / count
+            grad[n, i] = (s - t) / count
+    return loss, grad.reshape(shape)
+
+
+def naive_hinge(scores, labels, margin=1.0):
+    """(loss (N,), dloss_n/dscores (N, C)): the multiclass SVM loss, term by term."""
+    scores = np.asarray(scores, np.float64)
+    n_samples, n_classes = scores.shape
+    loss, grad = np.zeros(n_samples), np.zeros_like(scores)
+    for n in range(n_samples):
+        y = int(labels[n])
+        for j in range(n_classes):
+            if j == y:
+                continue
+            term = scores[n, j] - scores[n, y] + margin
+            if term > 0:
+                loss[n] += term
+                grad[n, j] += 1
+                grad[n, y] -= 1
+    return loss, grad

@@ -150,6 +150,26 @@ def builtin_cases() -> list[Case]:
     cases.append(Case("SoftmaxCrossEntropy", "large logits N(0, 1e3^2), integer targets", lambda: (
         n.SoftmaxCrossEntropy(), normal_input((4, 5), 63, 1e3), (make_targets("integer", 4, 5, 63),))))
     cases += [
+        Case("MeanSquaredError", "(4, 5), N(0, 1) targets", lambda: (
+            n.MeanSquaredError(), normal_input((4, 5), 86), (normal_input((4, 5), 87),))),
+        Case("MeanSquaredError", "(3, 2, 4), N(0, 1) targets", lambda: (
+            n.MeanSquaredError(), normal_input((3, 2, 4), 88), (normal_input((3, 2, 4), 89),))),
+        Case("BinaryCrossEntropy", "probabilities in [0.1, 0.9], 0/1 targets", lambda: (
+            n.BinaryCrossEntropy(), np.random.default_rng(90).uniform(0.1, 0.9, (4, 5)),
+            (np.random.default_rng(91).integers(0, 2, (4, 5)).astype(float),))),
+        Case("BinaryCrossEntropy", "probabilities in [0.1, 0.9], soft targets", lambda: (
+            n.BinaryCrossEntropy(), np.random.default_rng(92).uniform(0.1, 0.9, (4, 5)),
+            (np.random.default_rng(93).uniform(0, 1, (4, 5)),))),
+        Case("SigmoidBinaryCrossEntropy", "logits N(0, 3^2), soft targets", lambda: (
+            n.SigmoidBinaryCrossEntropy(), normal_input((4, 5), 94, 3.0), (np.random.default_rng(95).uniform(0, 1, (4, 5)),))),
+        Case("SigmoidBinaryCrossEntropy", "large logits N(0, 1e3^2), 0/1 targets", lambda: (
+            n.SigmoidBinaryCrossEntropy(), normal_input((4, 5), 96, 1e3),
+            (np.random.default_rng(97).integers(0, 2, (4, 5)).astype(float),))),
+        # scores 0.37 apart with margins 1 and 0.25: no term within eps of its kink
+        Case("Hinge", "margin 1, integer targets", lambda: (
+            n.Hinge(), _separated((4, 5), 98) * 3.7, (make_targets("integer", 4, 5, 98),))),
+        Case("Hinge", "margin 0.25, integer targets", lambda: (
+            n.Hinge(0.25), _separated((4, 5), 99) * 3.7, (make_targets("integer", 4, 5, 99),))),
         Case("Sequential", "Linear-Tanh-Linear-SoftmaxCE-Mean, integer targets", lambda: (
             n.Sequential(n.Linear(6, 5, rng=70), n.Tanh(), n.Linear(5, 3, rng=71), n.SoftmaxCrossEntropy(), n.Mean()),
             normal_input((4, 6), 70), (make_targets("integer", 4, 3, 70),))),

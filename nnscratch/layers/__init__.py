@@ -5,7 +5,15 @@ from .base import Layer
 from .conv import Conv2D
 from .dropout import Dropout
 from .linear import Linear
-from .losses import CrossEntropy, Mean, SoftmaxCrossEntropy
+from .losses import (
+    BinaryCrossEntropy,
+    CrossEntropy,
+    Hinge,
+    Mean,
+    MeanSquaredError,
+    SigmoidBinaryCrossEntropy,
+    SoftmaxCrossEntropy,
+)
 from .pool import MaxPool2D
 from .shape import Flatten
 
@@ -23,6 +31,10 @@ __all__ = [
     "Softplus",
     "CrossEntropy",
     "SoftmaxCrossEntropy",
+    "MeanSquaredError",
+    "BinaryCrossEntropy",
+    "SigmoidBinaryCrossEntropy",
+    "Hinge",
     "Mean",
     "Flatten",
     "Conv2D",

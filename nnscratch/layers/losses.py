@@ -1,4 +1,5 @@
-"""Losses: CrossEntropy on probabilities, the fused SoftmaxCrossEntropy on logits, and Mean.
+"""Losses: CrossEntropy on probabilities, the fused SoftmaxCrossEntropy on logits, MeanSquaredError,
+BinaryCrossEntropy and its fused SigmoidBinaryCrossEntropy, the multiclass Hinge, and Mean.
 
 The per-sample losses return one value per example, shape (N,); ``Mean`` reduces them to the scalar
 that training minimises. Keeping the two apart lets a user weight, sum or inspect the per-sample
@@ -7,6 +8,9 @@ values, and is the classic computation-graph recipe: ... -> Softmax -> CrossEntr
 Targets come in two kinds, accepted by both cross-entropies:
 - integer class labels, shape (N,), each in [0, C);
 - one-hot or soft distributions, shape (N, C), float.
+Hinge takes integer labels only; MeanSquaredError and the binary cross-entropies take targets of
+the predictions' own shape (N, ...), and average over every axis but the batch axis, so that
+``Sequential(Loss(), Mean())`` is PyTorch's default mean reduction.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import math
 
 import numpy as np
 
-from .base import Layer
+from .activations import _sigmoid
+from .base import Layer, check_real
 
 
 def _targets(layer: Layer, targets, n: int, num_classes: int, dtype) -> np.ndarray:
@@ -27,21 +32,7 @@ def _targets(layer: Layer, targets, n: int, num_classes: int, dtype) -> np.ndarr
         )
     targets = np.asarray(targets)
     if targets.ndim == 1:
-        if targets.dtype.kind not in "iu":
-            raise TypeError(
-                f"{layer.name}: 1-D targets must be integer class labels, got dtype {targets.dtype} "
-                "(pass labels as integers, or one-hot targets of shape (N, C))"
-            )
-        if targets.shape[0] != n:
-            raise ValueError(
-                f"{layer.name}: expected {n} labels (one per sample in the batch), got {targets.shape[0]}"
-            )
-        if targets.size and (targets.min() < 0 or targets.max() >= num_classes):
-            bad = targets[(targets < 0) | (targets >= num_classes)][0]
-            raise ValueError(
-                f"{layer.name}: labels must be in [0, {num_classes}) for {num_classes} classes, got {bad}"
-            )
-        return targets
+        return _labels(layer, targets, n, num_classes, "(pass labels as integers, or one-hot targets of shape (N, C))")
     if targets.ndim == 2:
         if targets.shape != (n, num_classes):
             raise ValueError(
@@ -51,6 +42,21 @@ def _targets(layer: Layer, targets, n: int, num_classes: int, dtype) -> np.ndarr
     raise ValueError(
         f"{layer.name}: expected integer labels (N,) or one-hot/soft targets (N, C), got shape {targets.shape}"
     )
+
+
+def _labels(layer: Layer, labels, n: int, num_classes: int, hint: str) -> np.ndarray:
+    """Validate integer class labels: shape (n,), an integer dtype, each in [0, num_classes)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"{layer.name}: expected integer labels of shape ({n},), got shape {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{layer.name}: 1-D targets must be integer class labels, got dtype {labels.dtype} {hint}")
+    if labels.shape[0] != n:
+        raise ValueError(f"{layer.name}: expected {n} labels (one per sample in the batch), got {labels.shape[0]}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0]
+        raise ValueError(f"{layer.name}: labels must be in [0, {num_classes}) for {num_classes} classes, got {bad}")
+    return labels
 
 
 def _check_scores(layer: Layer, x, what: str) -> np.ndarray:
@@ -157,6 +163,211 @@ class SoftmaxCrossEntropy(Layer):
             delta_z = probs * targets.sum(axis=1, keepdims=True) - targets
         delta_z *= delta[:, None]
         return delta_z
+
+
+def _elementwise_pair(layer: Layer, x, targets, what: str, unit_interval: bool = False) -> tuple:
+    """Check predictions (N, ...) and targets of the same shape; return both in x's float dtype.
+
+    ``unit_interval``: x and targets must lie in [0, 1] (probabilities), as PyTorch's BCELoss demands.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{layer.name}: expected a numpy array of {what} as input, got {type(x).__name__}")
+    if x.ndim == 0:
+        raise ValueError(f"{layer.name}: expected {what} with a batch axis (N, ...), got a scalar")
+    if x.dtype.kind != "f":
+        x = x.astype(np.float32)
+    if targets is None:
+        raise TypeError(f"{layer.name}: forward needs targets: forward(x, targets), targets of the shape of x")
+    targets = np.asarray(targets)
+    if targets.dtype.kind not in "biuf":
+        raise TypeError(f"{layer.name}: targets must be numbers, got dtype {targets.dtype}")
+    if targets.shape != x.shape:
+        raise ValueError(
+            f"{layer.name}: expected targets of the same shape as the {what} {x.shape}, got {targets.shape}"
+        )
+    if unit_interval:
+        for name, values in ((what, x), ("targets", targets)):
+            outside = ~((values >= 0) & (values <= 1))  # NaN is outside too
+            if outside.any():
+                raise ValueError(f"{layer.name}: {name} must be in [0, 1], got {values[outside].flat[0]}")
+    return x, targets.astype(x.dtype, copy=False)
+
+
+def _per_sample_mean(values: np.ndarray) -> np.ndarray:
+    """(N, ...) -> (N,): the mean over every axis but the first, in values' dtype."""
+    n = values.shape[0]
+    flat = values.reshape(n, -1)
+    return np.add.reduce(flat, axis=1) / values.dtype.type(max(flat.shape[1], 1))
+
+
+def _spread(delta: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """delta (N,) divided by the per-sample count, shaped (N, 1, ...) to broadcast against ``like``."""
+    count = math.prod(like.shape[1:])
+    return (delta / like.dtype.type(max(count, 1))).reshape((-1,) + (1,) * (like.ndim - 1))
+
+
+class MeanSquaredError(Layer):
+    """Per-sample mean squared error: loss_n = (1 / M) sum_i (x_ni - t_ni)^2 over the M values of sample n.
+
+    Backward: dL/dx_ni = delta_n 2 (x_ni - t_ni) / M. Followed by ``Mean``, it equals PyTorch's
+    ``MSELoss()``.
+
+    Shape:
+        x (predictions): (N, ...); targets: same as x
+        loss: (N,); backward delta: (N,)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._difference = None
+
+    def output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def forward(self, x, targets=None, *args):
+        x, targets = _elementwise_pair(self, x, targets, "predictions")
+        self._difference = x - targets
+        return _per_sample_mean(self._difference * self._difference)
+
+    def backward(self, delta):
+        self._check_forward_called(self._difference)
+        difference = self._difference
+        delta = _check_per_sample_delta(self, delta, difference.shape[0], difference.dtype)
+        return difference * (2 * _spread(delta, difference))
+
+
+# PyTorch's BCELoss clamps each log at -100, so a probability of exactly 0 or 1 gives a finite loss,
+# and its backward divides by max(p (1 - p), 1e-12); both are copied for the same numbers (its 1e-12
+# is a float32 constant, 9.99999996e-13, hence the rounding here).
+_LOG_FLOOR = -100.0
+_BCE_EPSILON = float(np.float32(1e-12))
+
+
+class BinaryCrossEntropy(Layer):
+    """Per-sample binary cross-entropy of probabilities, averaged over the M values of each sample:
+
+        loss_n = -(1 / M) sum_i [t_ni log(p_ni) + (1 - t_ni) log(1 - p_ni)],  each log clamped at -100
+
+    Backward: dL/dp_ni = delta_n (p_ni - t_ni) / (M max(p_ni (1 - p_ni), 1e-12)). The clamp and the
+    floor are PyTorch's, so that followed by ``Mean`` it equals ``BCELoss()``, and a probability of
+    exactly 0 or 1 gives a finite loss and gradient. Probabilities and targets must be in [0, 1].
+
+    Shape:
+        p (probabilities): (N, ...); targets: same as p, in [0, 1]
+        loss: (N,); backward delta: (N,)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._p = None
+        self._targets = None
+
+    def output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def forward(self, x, targets=None, *args):
+        p, targets = _elementwise_pair(self, x, targets, "probabilities", unit_interval=True)
+        with np.errstate(divide="ignore"):  # log(0) = -inf, floored next
+            log_p = np.maximum(np.log(p), _LOG_FLOOR)
+            log_not_p = np.maximum(np.log(1 - p), _LOG_FLOOR)
+        self._p, self._targets = p, targets
+        return -_per_sample_mean(targets * log_p + (1 - targets) * log_not_p)
+
+    def backward(self, delta):
+        self._check_forward_called(self._p)
+        p, targets = self._p, self._targets
+        delta = _check_per_sample_delta(self, delta, p.shape[0], p.dtype)
+        return (p - targets) / np.maximum(p * (1 - p), _BCE_EPSILON) * _spread(delta, p)
+
+
+class SigmoidBinaryCrossEntropy(Layer):
+    """Sigmoid followed by binary cross-entropy, fused, from logits z, averaged over the M values of
+    each sample:
+
+        loss_n = (1 / M) sum_i [max(z_ni, 0) - z_ni t_ni + log(1 + exp(-|z_ni|))]
+
+    That is -(t log sigmoid(z) + (1 - t) log(1 - sigmoid(z))) rewritten so that exp only ever sees
+    -|z|: finite for logits like +-1e4, where the unfused form would take log(0). Backward: the
+    famous dL/dz_ni = delta_n (sigmoid(z_ni) - t_ni) / M. Followed by ``Mean`` it equals PyTorch's
+    ``BCEWithLogitsLoss()``.
+
+    Shape:
+        z (logits): (N, ...); targets: same as z, in [0, 1]
+        loss: (N,); backward delta: (N,)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._z = None
+        self._targets = None
+
+    def output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def forward(self, x, targets=None, *args):
+        z, targets = _elementwise_pair(self, x, targets, "logits")
+        outside = ~((targets >= 0) & (targets <= 1))
+        if outside.any():
+            raise ValueError(f"{self.name}: targets must be in [0, 1], got {targets[outside].flat[0]}")
+        self._z, self._targets = z, targets
+        return _per_sample_mean(np.maximum(z, 0) - z * targets + np.log1p(np.exp(-np.abs(z))))
+
+    def backward(self, delta):
+        self._check_forward_called(self._z)
+        z = self._z
+        delta = _check_per_sample_delta(self, delta, z.shape[0], z.dtype)
+        return (_sigmoid(z) - self._targets) * _spread(delta, z)
+
+
+class Hinge(Layer):
+    """Multiclass SVM loss (CS231n) of scores s and integer labels y, per sample:
+
+        loss_n = sum_{j != y_n} max(0, s_nj - s_ny + margin)
+
+    Backward: each class j != y whose term is positive gets delta_n, and the true class gets -delta_n
+    times the number of those classes (0 at a term's kink, as PyTorch). PyTorch's
+    ``MultiMarginLoss(margin=margin)`` divides the same sum by C.
+
+    Shape:
+        s (scores): (N, C); labels: (N,) integers in [0, C)
+        loss: (N,); backward delta: (N,)
+    """
+
+    def __init__(self, margin=1.0):
+        super().__init__()
+        self.margin = check_real("Hinge", "margin", margin, minimum=0)
+        self._active = None
+        self._labels = None
+        self._dtype = None
+
+    def config(self):
+        return {"margin": self.margin}
+
+    def output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def forward(self, x, targets=None, *args):
+        scores = _check_scores(self, x, "scores")
+        n, num_classes = scores.shape
+        if targets is None:
+            raise TypeError(f"{self.name}: forward needs targets: forward(scores, labels) with integer labels (N,)")
+        labels = _labels(self, targets, n, num_classes, "(Hinge takes integer class labels)")
+        rows = np.arange(n)
+        margins = scores - scores[rows, labels][:, None]
+        margins += self.margin
+        margins[rows, labels] = 0  # the true class is not in the sum
+        self._active, self._labels, self._dtype = margins > 0, labels, scores.dtype
+        return np.add.reduce(np.maximum(margins, 0), axis=1)
+
+    def backward(self, delta):
+        self._check_forward_called(self._active)
+        active, labels = self._active, self._labels
+        n = active.shape[0]
+        delta = _check_per_sample_delta(self, delta, n, self._dtype)
+        delta_scores = active.astype(self._dtype)
+        delta_scores[np.arange(n), labels] = -active.sum(axis=1)
+        delta_scores *= delta[:, None]
+        return delta_scores
 
 
 class Mean(Layer):

@@ -1,12 +1,14 @@
 """nnscratch: a neural-network framework written from scratch on NumPy."""
 
 from .layers import (
+    AvgPool2D,
     BinaryCrossEntropy,
     Conv2D,
     CrossEntropy,
     Dropout,
     ELU,
     GELU,
+    GlobalAvgPool2D,
     Hinge,
     LeakyReLU,
     Flatten,
@@ -57,6 +59,8 @@ __all__ = [
     "Flatten",
     "Conv2D",
     "MaxPool2D",
+    "AvgPool2D",
+    "GlobalAvgPool2D",
     "reference",
     "Dropout",
     "Sequential",

@@ -262,3 +262,61 @@ def naive_hinge(scores, labels, margin=1.0):
                 grad[n, j] += 1
                 grad[n, y] -= 1
     return loss, grad
+
+
+# -- average pooling ----------------------------------------------------------------------------
+def naive_avgpool2d_forward(x, kernel_size, stride=None, padding=0):
+    """y[n, c, r, q] = the mean of the kh x kw window of the zero-padded input (the zeros counted).
+
+    Shape:
+        x: (N, C, H, W); y: (N, C, (H + 2ph - kh) // sh + 1, (W + 2pw - kw) // sw + 1)
+    """
+    (kh, kw) = _pair(kernel_size)
+    (sh, sw) = (kh, kw) if stride is None else _pair(stride)
+    xp = _zero_pad(np.asarray(x, np.float64), _pair(padding))
+    n, ch, hp, wp = xp.shape
+    oh, ow = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    y = np.zeros((n, ch, oh, ow))
+    for b in range(n):
+        for c in range(ch):
+            for r in range(oh):
+                for q in range(ow):
+                    total = 0.0
+                    for i in range(kh):
+                        for j in range(kw):
+                            total += xp[b, c, r * sh + i, q * sw + j]
+                    y[b, c, r, q] = total / (kh * kw)
+    return y
+
+
+def naive_avgpool2d_backward(x_shape, delta, kernel_size, stride=None, padding=0):
+    """dL/dx: each window hands delta / (kh kw) to each of its inputs; the padding's share is dropped.
+
+    Shape:
+        delta: (N, C, oh, ow); dx: x_shape (N, C, H, W)
+    """
+    (kh, kw) = _pair(kernel_size)
+    (sh, sw) = (kh, kw) if stride is None else _pair(stride)
+    (ph, pw) = _pair(padding)
+    delta = np.asarray(delta, np.float64)
+    n, ch, h, w = x_shape
+    dxp = np.zeros((n, ch, h + 2 * ph, w + 2 * pw))
+    for b in range(n):
+        for c in range(ch):
+            for r in range(delta.shape[2]):
+                for q in range(delta.shape[3]):
+                    for i in range(kh):
+                        for j in range(kw):
+                            dxp[b, c, r * sh + i, q * sw + j] += delta[b, c, r, q] / (kh * kw)
+    return dxp[:, :, ph : ph + h, pw : pw + w]
+
+
+def naive_global_avgpool2d(x):
+    """(y (N, C), dy[n, c]/dx[n, c, h, w] = 1 / (H W)): the mean of each channel's image."""
+    x = np.asarray(x, np.float64)
+    n, ch, h, w = x.shape
+    y = np.zeros((n, ch))
+    for b in range(n):
+        for c in range(ch):
+            y[b, c] = sum(x[b, c, i, j] for i in range(h) for j in range(w)) / (h * w)
+    return y, 1.0 / (h * w)

@@ -117,6 +117,17 @@ def builtin_cases() -> list[Case]:
     for i, (config, k, s, shape) in enumerate(pools):
         cases.append(Case("MaxPool2D", config, lambda k=k, s=s, shape=shape, i=i: (
             n.MaxPool2D(k, stride=s), _separated(shape, 30 + i), ())))
+    avg_pools = [  # (config, kernel, stride, padding, input shape)
+        ("2x2, stride 2 (default)", 2, None, 0, (2, 2, 6, 6)),
+        ("3x3, stride 1, padding 1 (zeros counted)", 3, 1, 1, (2, 2, 5, 5)),
+        ("3x3, stride 2, padding 1 (overlapping)", 3, 2, 1, (1, 3, 7, 7)),
+        ("kernel (2, 3), stride (1, 2), padding (1, 1)", (2, 3), (1, 2), (1, 1), (2, 1, 5, 7)),
+    ]
+    for i, (config, k, s, p, shape) in enumerate(avg_pools):
+        cases.append(Case("AvgPool2D", config, lambda k=k, s=s, p=p, shape=shape, i=i: (
+            n.AvgPool2D(k, stride=s, padding=p), normal_input(shape, 34 + i), ())))
+    cases.append(Case("GlobalAvgPool2D", "(2, 3, 4, 5) -> (2, 3)", lambda: (
+        n.GlobalAvgPool2D(), normal_input((2, 3, 4, 5), 38), ())))
     cases += [
         Case("Sigmoid", "N(0, 2^2) inputs", lambda: (n.Sigmoid(), normal_input((4, 5), 40, 2.0), ())),
         Case("Tanh", "N(0, 1) inputs", lambda: (n.Tanh(), normal_input((4, 5), 41), ())),

@@ -14,7 +14,7 @@ from .losses import (
     SigmoidBinaryCrossEntropy,
     SoftmaxCrossEntropy,
 )
-from .pool import MaxPool2D
+from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .shape import Flatten
 
 __all__ = [
@@ -40,4 +40,6 @@ __all__ = [
     "Conv2D",
     "MaxPool2D",
     "Dropout",
+    "AvgPool2D",
+    "GlobalAvgPool2D",
 ]

@@ -1,12 +1,13 @@
-"""Pooling over (N, C, H, W) images."""
+"""Pooling over (N, C, H, W) images: MaxPool2D, AvgPool2D, GlobalAvgPool2D."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.buffers import memory_order
-from ..kernels.pool import max_pool_backward, max_pool_forward
+from ..kernels.buffers import copy_in_order, empty_in_order, memory_order
+from ..kernels.pool import max_pool_backward, max_pool_forward, windows
 from ..reference import pool as reference
+from .base import Layer, check_window_fits, compact, pair
 
 
 class MaxPool2D(reference.MaxPool2D):
@@ -48,3 +49,120 @@ class MaxPool2D(reference.MaxPool2D):
         (x_shape, dtype, order), argmax = self._input, self._argmax
         delta = self._check_delta(delta, argmax.shape).astype(dtype, copy=False)
         return max_pool_backward(delta, argmax, x_shape, order, self.kernel_size, self.stride, self._buffers)
+
+
+class AvgPool2D(Layer):
+    """Average pooling: y[n, c, r, q] = (1 / (kh kw)) sum over (i, j) of xpad[n, c, r*sh + i, q*sw + j].
+
+    xpad is x with ``padding`` zeros on each side, and the zeros count in the average, as in
+    PyTorch's default (``count_include_pad=True``): every window is divided by kh * kw. Stride
+    defaults to the kernel size; oh = (H + 2 ph - kh) // sh + 1, likewise ow (floor, as PyTorch).
+    Padding may be at most half the kernel (ph <= kh // 2, pw <= kw // 2), as PyTorch requires, so
+    that no window lies wholly in the padding.
+
+    Backward: every input of a window gets an equal share of its delta,
+        dxpad[n, c, r*sh + i, q*sw + j] += delta[n, c, r, q] / (kh kw)  for each (i, j),
+    and the padding's share is dropped. The output and dx keep the input's dtype and memory layout.
+
+    Shape:
+        x: (N, C, H, W)
+        y: (N, C, oh, ow)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = pair(self.name, "kernel_size", kernel_size)
+        self.stride = self.kernel_size if stride is None else pair(self.name, "stride", stride)
+        self.padding = pair(self.name, "padding", padding, allow_zero=True)
+        for axis, (k, p) in enumerate(zip(self.kernel_size, self.padding)):
+            if p > k // 2:
+                raise ValueError(
+                    f"{self.name}: padding must be at most half the kernel size ({'hw'[axis]}: kernel {k}, "
+                    f"so at most {k // 2}), got padding {compact(self.padding)} for kernel_size "
+                    f"{compact(self.kernel_size)}"
+                )
+        self._input = None  # (output shape, memory order, padded shape, dtype) of the last call
+
+    def config(self) -> dict:
+        return {"kernel_size": compact(self.kernel_size), "stride": compact(self.stride),
+                "padding": compact(self.padding)}
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        self._check_ndim(shape, 4, "N, C, H, W")
+        check_window_fits(self.name, shape, self.kernel_size, self.padding)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (shape[0], shape[1], (shape[2] + 2 * ph - kh) // sh + 1, (shape[3] + 2 * pw - kw) // sw + 1)
+
+    def forward(self, x, *args):
+        self._check_input(x, 4, "N, C, H, W")
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)  # integer images and the like: compute in float32
+        out_shape = self.output_shape(x.shape)
+        order = memory_order(x)
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        if ph or pw:
+            padded = empty_in_order((*x.shape[:2], x.shape[2] + 2 * ph, x.shape[3] + 2 * pw), order, x.dtype)
+            padded.fill(0)
+            padded[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]] = x
+            x = padded
+        y = empty_in_order(out_shape, order, x.dtype)
+        y.fill(0)
+        for window in windows(x, self.kernel_size, self.stride, out_shape[2:]):
+            y += window
+        y /= kh * kw  # an int divisor keeps y's dtype
+        self._input = (tuple(out_shape), order, x.shape, x.dtype)
+        return y
+
+    def backward(self, delta):
+        self._check_forward_called(self._input)
+        out_shape, order, padded_shape, dtype = self._input
+        delta = self._check_delta(delta, out_shape)
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        share = delta.astype(dtype, copy=False) / (kh * kw)
+        dx = empty_in_order(padded_shape, order, dtype)
+        dx.fill(0)
+        for window in windows(dx, self.kernel_size, self.stride, out_shape[2:]):
+            window += share  # overlapping windows add up
+        if ph or pw:
+            dx = copy_in_order(dx[:, :, ph : padded_shape[2] - ph, pw : padded_shape[3] - pw], order)
+        return dx
+
+
+class GlobalAvgPool2D(Layer):
+    """Global average pooling: y[n, c] = (1 / (H W)) sum over (h, w) of x[n, c, h, w].
+
+    Backward: dx[n, c, h, w] = delta[n, c] / (H W), every position an equal share. Keeps the
+    input's dtype; dx keeps its memory layout.
+
+    Shape:
+        x: (N, C, H, W)
+        y: (N, C)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._input = None  # (shape, dtype, memory order) of the last input
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        self._check_ndim(shape, 4, "N, C, H, W")
+        if shape[2] == 0 or shape[3] == 0:
+            raise ValueError(f"{self.name}: expected an input with at least one position (H, W > 0), got {shape}")
+        return shape[:2]
+
+    def forward(self, x, *args):
+        self._check_input(x, 4, "N, C, H, W")
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)
+        self.output_shape(x.shape)
+        self._input = (x.shape, x.dtype, memory_order(x))
+        return np.add.reduce(x, axis=(2, 3)) / (x.shape[2] * x.shape[3])
+
+    def backward(self, delta):
+        self._check_forward_called(self._input)
+        shape, dtype, order = self._input
+        delta = self._check_delta(delta, shape[:2]).astype(dtype, copy=False)
+        dx = empty_in_order(shape, order, dtype)
+        np.copyto(dx, (delta / (shape[2] * shape[3]))[:, :, None, None])
+        return dx

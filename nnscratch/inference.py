@@ -11,11 +11,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import CrossEntropy, Mean, Softmax, SoftmaxCrossEntropy
+from .layers import (
+    BinaryCrossEntropy,
+    CrossEntropy,
+    Hinge,
+    Mean,
+    MeanSquaredError,
+    SigmoidBinaryCrossEntropy,
+    Softmax,
+    SoftmaxCrossEntropy,
+)
 from .sequential import Sequential
 
 # the layers that turn scores into a loss: dropped from the end of a training network
-LOSS_LAYERS = (CrossEntropy, SoftmaxCrossEntropy, Mean)
+LOSS_LAYERS = (CrossEntropy, SoftmaxCrossEntropy, MeanSquaredError, BinaryCrossEntropy, SigmoidBinaryCrossEntropy,
+               Hinge, Mean)
 # the input shapes a 28x28 digit can take, tried in this order: images first (Conv2D), then flat (Linear)
 DIGIT_SHAPES = ((1, 28, 28), (784,), (28, 28))
 

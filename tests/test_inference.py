@@ -72,9 +72,11 @@ def test_digit_input_shape_refuses_a_network_for_other_inputs():
 def test_without_loss_drops_the_trailing_losses_and_shares_the_layers():
     first, relu, last = nn.Linear(4, 3, rng=0), nn.ReLU(), nn.Linear(3, 2, rng=0)
     for losses in ([nn.SoftmaxCrossEntropy(), nn.Mean()], [nn.Softmax(), nn.CrossEntropy(), nn.Mean()],
-                   [nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())], [nn.Mean()]):
+                   [nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())], [nn.Mean()], [nn.Hinge(), nn.Mean()],
+                   [nn.MeanSquaredError(), nn.Mean()], [nn.SigmoidBinaryCrossEntropy(), nn.Mean()],
+                   [nn.Sigmoid(), nn.BinaryCrossEntropy(), nn.Mean()]):
         model = without_loss(nn.Sequential(first, relu, last, *losses))
-        expected = [first, relu, last] + ([nn.Softmax] if isinstance(losses[0], nn.Softmax) else [])
+        expected = [first, relu, last] + ([losses[0]] if isinstance(losses[0], (nn.Softmax, nn.Sigmoid)) else [])
         assert len(model.layers) == len(expected)
         assert model.layers[:3] == [first, relu, last]  # the same objects, not copies
     net = nn.Sequential(first, nn.Sequential(relu, last))

@@ -422,3 +422,148 @@ def test_mlp_one_epoch_on_real_mnist(mnist_mirror, tmp_path, capsys):
     metrics = json.loads(metrics_path.read_text())
     assert metrics["test_accuracy"] >= 0.97
     assert len(metrics["history"]) == 1
+
+
+# -- no output over another file of the run ----------------------------------------------------
+@pytest.mark.parametrize("first, second, spelling", [
+    ("--save", "--metrics", "same"), ("--resume", "--metrics", "same"), ("--resume", "--save", "relative"),
+    ("--metrics", "--plot", "symlink"), ("--save", "--plot", "dotdot"), ("--resume", "--plot", "hardlink"),
+])
+def test_two_options_naming_one_file_are_refused_before_any_work(synthetic_mnist, tmp_path, monkeypatch, capsys,
+                                                                 first, second, spelling):
+    if second == "--plot":
+        pytest.importorskip("matplotlib")
+    target = tmp_path / "run.out"
+    if first == "--resume":
+        run_to_params(synthetic_mnist, tmp_path, "run", "--model", "softmax", "--epochs", "1")
+        os.replace(tmp_path / "run.npz", target)
+        capsys.readouterr()
+        synthetic_mnist.url.requests.clear()
+    before = target.read_bytes() if target.exists() else None
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    other = {"same": str(target), "relative": "../run.out", "dotdot": str(tmp_path / "sub" / ".." / "run.out")}.get(spelling)
+    if spelling == "symlink":
+        other = str(tmp_path / "link.out")
+        os.symlink(target, other)
+    if spelling == "hardlink":
+        other = str(tmp_path / "hard.out")
+        os.link(target, other)
+    assert train_mnist_main(options(synthetic_mnist, first, str(target), second, other)) == 2
+    err = capsys.readouterr().err
+    assert f"train-mnist: error: {first} {target} and {second} {other} name the same file; give each its own path" in err
+    assert len(err.strip().splitlines()) == 1
+    assert synthetic_mnist.url.requests == []
+    assert (target.read_bytes() if target.exists() else None) == before
+
+
+# -- a full disk: one line, the old file intact, the result still printed ----------------------
+@pytest.fixture
+def full_disk(monkeypatch):
+    """``full_disk(name, after=0)``: writing a file named ``name`` fails with ENOSPC from its
+    (after+1)-th write on, at the fsync that makes it durable, as a full file system fails."""
+    import errno
+
+    import nnscratch.atomic_file as atomic_file
+
+    real_fsync, writes, limits = os.fsync, {}, {}
+
+    def fsync(fd):
+        target = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists(f"/proc/self/fd/{fd}") else ""
+        for name, after in limits.items():
+            if f"/.{name}." in target:  # atomic_write's temporary .NAME.<random>.part
+                writes[name] = writes.get(name, 0) + 1
+                if writes[name] > after:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    def install(name, after=0):
+        if not os.path.exists("/proc/self/fd"):
+            pytest.skip("needs /proc/self/fd to tell the files apart")
+        limits[name] = after
+        monkeypatch.setattr(atomic_file.os, "fsync", fsync)
+        return writes
+
+    return install
+
+
+def test_a_full_disk_is_one_line_and_the_run_still_reports(synthetic_mnist, tmp_path, capsys, full_disk):
+    save_path, metrics_path = tmp_path / "m.npz", tmp_path / "metrics.json"
+    metrics_path.write_text("old metrics")
+    full_disk("m.npz", after=1)  # the first epoch's checkpoint is written, the second's is not
+    full_disk("metrics.json")
+    code = train_mnist_main(options(synthetic_mnist, "--model", "softmax", "--epochs", "2",
+                                    "--save", str(save_path), "--metrics", str(metrics_path)))
+    captured = capsys.readouterr()
+    assert code == 1
+    assert re.search(r"test accuracy: \d+\.\d\d% ", captured.out)  # the result is still printed
+    assert f"train-mnist: could not write the checkpoint {save_path}: No space left on device; the previous file there is unchanged\n" in captured.err
+    assert f"train-mnist: could not write the metrics {metrics_path}: No space left on device; the previous file there is unchanged\n" in captured.err
+    assert "Traceback" not in captured.err
+    assert nn.load_checkpoint(save_path).epoch == 1  # the last checkpoint that could be written, intact
+    assert metrics_path.read_text() == "old metrics"
+    assert sorted(os.listdir(tmp_path)) == ["cache", "m.npz", "metrics.json", "mirror"]  # no temporary left
+
+
+# -- --resume checks the training metadata before any work --------------------------------------
+def edit_metadata(path, change):
+    """Rewrite a checkpoint's train_mnist metadata (or its model) through save, keeping the rest."""
+    checkpoint = nn.load_checkpoint(path)
+    keep_optimizer = change(checkpoint.metadata["train_mnist"], checkpoint) != "no optimizer"
+    nn.save(checkpoint.model, path, optimizer=checkpoint.optimizer if keep_optimizer else None,
+            epoch=checkpoint.epoch, metadata=checkpoint.metadata)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m, c: m["config"].update(batch_size="50"), r"the checkpoint's config has batch_size='50', expected an int"),
+    (lambda m, c: m["config"].update(lr=[1]), r"the checkpoint's config has lr=\[1\], expected a finite number"),
+    (lambda m, c: m["config"].update(model=["mlp"]), r"this checkpoint was not written by train-mnist --save"),
+    (lambda m, c: m["config"].update(schedule="step"), r"config has schedule='step', expected one of constant, cosine"),
+    (lambda m, c: m["config"].update(batch_size=0), r"the checkpoint's config is out of range \(--batch-size must be >= 1"),
+    (lambda m, c: m["config"].update(epochs=True), r"config has epochs=True, expected an int"),
+    (lambda m, c: m.update(history={"a": 1}), r"the checkpoint's history must list its 1 epochs"),
+    (lambda m, c: m.update(history=[]), r"the checkpoint's history must list its 1 epochs"),
+    (lambda m, c: m["history"][0].update(loss="low"), r"history record 1 has loss='low', expected a finite number"),
+    (lambda m, c: m["history"][0].update(epoch=2), r"history record 1 is not a train-mnist epoch record"),
+    (lambda m, c: m["history"][0].pop("seconds"), r"history record 1 is not a train-mnist epoch record"),
+    (lambda m, c: m.update(shuffle_state={"bit_generator": "MT19937"}), r"the shuffling state is missing or invalid"),
+    (lambda m, c: m["config"].update(model="mlp"), r"the saved network is not the mlp preset's"),
+    (lambda m, c: m["config"].update(optimizer="adam"), r"the checkpoint holds a SGD, its config says --optimizer adam"),
+    (lambda m, c: "no optimizer", r"the checkpoint holds no optimizer state"),
+])
+def test_resume_refuses_bad_training_metadata_before_any_work(synthetic_mnist, tmp_path, capsys, change, message):
+    path, _ = run_to_params(synthetic_mnist, tmp_path, "a", "--model", "softmax", "--epochs", "1")
+    edit_metadata(path, change)
+    capsys.readouterr()
+    synthetic_mnist.url.requests.clear()
+    assert train_mnist_main(options(synthetic_mnist, "--resume", str(path), "--epochs", "2")) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"train-mnist: error: --resume {re.escape(str(path))}: .*{message}", err), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert synthetic_mnist.url.requests == []  # refused before loading the data, let alone training
+
+
+# -- SIGTERM saves as Ctrl-C does -------------------------------------------------------------
+def test_sigterm_saves_like_ctrl_c_and_exits_143(synthetic_mnist, tmp_path, monkeypatch, capsys):
+    import signal
+
+    real_step, calls = nn.Adam.step, []
+
+    def terminated_step(self):
+        calls.append(1)
+        if len(calls) == 9:  # the middle of epoch 2 (6 batches per epoch)
+            os.kill(os.getpid(), signal.SIGTERM)
+        real_step(self)
+
+    monkeypatch.setattr(nn.Adam, "step", terminated_step)
+    path = tmp_path / "terminated.npz"
+    previous = signal.getsignal(signal.SIGTERM)
+    code = train_mnist_main(options(synthetic_mnist, "--model", "mlp", "--batch-size", "100", "--epochs", "3",
+                                    "--save", str(path)))
+    err = capsys.readouterr().err
+    assert code == 143
+    assert f"train-mnist: terminated; saved the state after epoch 1 to {path} (continue with --resume {path})" in err
+    assert "Traceback" not in err
+    checkpoint = nn.load_checkpoint(path)
+    assert checkpoint.epoch == 1 and checkpoint.optimizer.steps == 6
+    assert signal.getsignal(signal.SIGTERM) is previous  # the handler is put back

@@ -8,13 +8,21 @@ accuracy.
 
 The test set doubles as the per-epoch validation set in the history (val_loss, val_accuracy);
 nothing is selected or stopped on it. Exit codes: 0 done, 1 a failure while running (download,
-divergence), 2 bad options, 130 interrupted (Ctrl-C).
+divergence, an output that could not be written), 2 bad options, 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM: saved like Ctrl-C).
+
+An output that cannot be written (a full disk) is one line saying which and why; the temporary
+file is removed, the file it would have replaced is left as it was, training goes on, the final
+accuracy line is still printed, and the exit code is 1.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..atomic_file import atomic_write
@@ -25,15 +33,42 @@ from .train_mnist_options import UsageError, add_arguments, resolve_options  # n
 HELP = "train a softmax, MLP or CNN classifier on MNIST (downloads it if needed)"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it stops as Ctrl-C does (saving included)."""
+
+
+def _exit_code(interrupt: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as shells report it: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """While the block runs, SIGTERM raises ``Terminated`` (only the main thread can take signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args) -> int:
     try:
-        return _run(args)
+        with _sigterm_as_interrupt():
+            return _run(args)
     except UsageError as error:
         print(f"train-mnist: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("train-mnist: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        print("train-mnist: " + ("terminated" if isinstance(interrupt, Terminated) else "interrupted"), file=sys.stderr)
+        return _exit_code(interrupt)
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -51,17 +86,10 @@ def _start(config: dict, checkpoint, resume_path):
         net = PRESETS[config["model"]].build(rng=np.random.default_rng(init_seed))
         optimizer = make_optimizer(config["optimizer"], net, config["lr"], config["momentum"], config["weight_decay"])
         return net, optimizer, 0, [], shuffle_rng
-    saved = checkpoint.metadata["train_mnist"]
-    try:
-        # the generator continues exactly where it stopped: the next epochs get the same shuffles
-        shuffle_rng.bit_generator.state = saved["shuffle_state"]
-    except (KeyError, TypeError, ValueError) as error:
-        raise UsageError(f"--resume {resume_path}: the shuffling state is missing or invalid ({error})") from None
-    if checkpoint.optimizer is None:
-        raise UsageError(f"--resume {resume_path}: the checkpoint holds no optimizer state")
-    history = saved.get("history")
-    if not isinstance(history, list):
-        raise UsageError(f"--resume {resume_path}: the checkpoint's history is missing")
+    saved = checkpoint.metadata["train_mnist"]  # all checked by resolve_options
+    # the generator continues exactly where it stopped: the next epochs get the same shuffles
+    shuffle_rng.bit_generator.state = saved["shuffle_state"]
+    history = saved["history"]
     return checkpoint.model, checkpoint.optimizer, checkpoint.epoch or 0, list(history), shuffle_rng
 
 
@@ -101,12 +129,28 @@ def _run(args) -> int:
 
     last = state(start_epoch)
 
+    failed = []  # the outputs that could not be written
+
+    def write(what: str, path: Path, writer, *arguments) -> bool:
+        """Write one output; a failure (a full disk) is one line, and the run goes on."""
+        try:
+            writer(*arguments, path)
+            return True
+        except OSError as error:
+            print(f"train-mnist: could not write the {what} {path}: {error.strerror or error}"
+                  f"{'; the previous file there is unchanged' if path.exists() else ''}", file=sys.stderr)
+            failed.append(what)
+            return False
+
+    def save(state_to_save) -> bool:
+        return write("checkpoint", outputs["save"], _save, net, optimizer, state_to_save)
+
     def on_epoch_end(record):
         nonlocal last
         history.append(record)
         last = state(record["epoch"])
         if "save" in outputs:  # every epoch, so that even a killed run leaves its last epoch
-            _save(net, optimizer, last, outputs["save"])
+            save(last)
 
     try:
         fit(model, loss, optimizer, x_train, y_train, config["epochs"], config["batch_size"],
@@ -114,19 +158,20 @@ def _run(args) -> int:
             schedule=make_schedule(config["schedule"], config["lr"], config["epochs"]),
             augment=make_augment(config["shift"]),
             on_epoch_end=on_epoch_end, threads=args.threads)  # fmt: skip
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        stopped = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
         if "save" not in outputs:
-            print(f"train-mnist: interrupted after {last['epoch']} complete epochs (nothing saved: no --save)",
+            print(f"train-mnist: {stopped} after {last['epoch']} complete epochs (nothing saved: no --save)",
                   file=sys.stderr)
-            return 130
+            return _exit_code(interrupt)
         # the batches since the last epoch are undone: the file holds a state a resume continues exactly
         for p, saved in zip(net.parameters, last["parameters"]):
             p[...] = saved
         optimizer.load_state_dict(last["optimizer"])
-        _save(net, optimizer, last, outputs["save"])
-        print(f"train-mnist: interrupted; saved the state after epoch {last['epoch']} to {outputs['save']} "
-              f"(continue with --resume {outputs['save']})", file=sys.stderr)  # fmt: skip
-        return 130
+        if save(last):
+            print(f"train-mnist: {stopped}; saved the state after epoch {last['epoch']} to {outputs['save']} "
+                  f"(continue with --resume {outputs['save']})", file=sys.stderr)  # fmt: skip
+        return _exit_code(interrupt)
     except NonFiniteLossError as error:
         print(f"train-mnist: {error}, e.g. --lr {config['lr'] / 10:g}", file=sys.stderr)
         if "save" in outputs and last["epoch"] > start_epoch:
@@ -136,7 +181,7 @@ def _run(args) -> int:
     test = evaluate(model, x_test, y_test, config["batch_size"], loss=loss)
     confusion = _confusion(predict(model, x_test, config["batch_size"]), y_test)
     if "save" in outputs and last["epoch"] == start_epoch:  # no epoch ran, so none saved yet
-        _save(net, optimizer, last, outputs["save"])
+        save(last)
     train_seconds = sum(record["seconds"] for record in history)
     metrics = {
         "config": config,
@@ -149,10 +194,10 @@ def _run(args) -> int:
         "per_class_accuracy": per_class_accuracy(confusion),
     }
     if "metrics" in outputs:
-        _write_json(outputs["metrics"], metrics)
+        write("metrics", outputs["metrics"], _write_json, metrics)
     if "plot" in outputs:
-        _plot(outputs["plot"], history, config["model"])
-    if "save" in outputs:
+        write("plot", outputs["plot"], _plot, history, config["model"])
+    if "save" in outputs and "checkpoint" not in failed:
         say(f"train-mnist: checkpoint saved to {outputs['save']}")
     if not args.quiet:
         print(format_confusion_matrix(confusion))
@@ -161,7 +206,7 @@ def _run(args) -> int:
         f"test accuracy: {100 * test['accuracy']:.2f}% ({correct}/{len(x_test)}), test loss {test['loss']:.4f}, "
         f"{config['model']}, {len(history)} epochs, {train_seconds:.1f} s training"
     )
-    return 0
+    return 1 if failed else 0
 
 
 def _confusion(scores, y_test):
@@ -202,12 +247,12 @@ def _save(net, optimizer, state: dict, path: Path) -> None:
     save(net, path, optimizer=optimizer, epoch=state["epoch"], metadata=state["metadata"])
 
 
-def _write_json(path: Path, data: dict) -> None:
+def _write_json(data: dict, path: Path) -> None:
     with atomic_write(path) as f:  # also deletes the temporaries of runs killed while writing it
         f.write((json.dumps(data, indent=2) + "\n").encode())
 
 
-def _plot(path: Path, history: list, model: str) -> None:
+def _plot(history: list, model: str, path: Path) -> None:
     """Two panels, loss and accuracy per epoch, train and test."""
     import matplotlib
 
@@ -226,6 +271,8 @@ def _plot(path: Path, history: list, model: str) -> None:
         axes.grid(alpha=0.3)
         axes.legend()
     figure.tight_layout()
-    with atomic_write(path) as f:
-        figure.savefig(f, format="png", dpi=100)
-    plt.close(figure)
+    try:
+        with atomic_write(path) as f:
+            figure.savefig(f, format="png", dpi=100)
+    finally:
+        plt.close(figure)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,13 @@ RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "momentum", "weight_dec
 # gets one line naming the option rather than the usage block
 NUMBER_OPTIONS = {"epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float,
                   "shift": int, "seed": int, "limit": int}
+
+
+# the options that name files: the input first, then every output (a new output option goes here)
+FILE_OPTIONS = ("resume", "save", "metrics", "plot")
+# one record of a checkpoint's history: the key, and whether None is allowed (no validation set, no lr)
+HISTORY_FIELDS = {"epoch": False, "loss": False, "accuracy": False, "val_loss": True, "val_accuracy": True,
+                  "lr": True, "seconds": False}
 
 
 class UsageError(Exception):
@@ -86,8 +94,11 @@ def resolve_options(args):
     """
     _read_numbers(args)
     args.threads = _read_threads(args.threads)
+    _check_distinct_files(args)
     checkpoint = _load_resume(args.resume) if args.resume else None
     config = _resolve_config(args, checkpoint)
+    if checkpoint is not None:
+        _check_resumed_run(args.resume, checkpoint, config)
     _check_numbers(config)
     outputs = {
         name: _check_output_path(f"--{name}", getattr(args, name))
@@ -97,6 +108,30 @@ def resolve_options(args):
     if "plot" in outputs and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib, which is not installed: pip install 'nnscratch[plot]'")
     return config, checkpoint, outputs
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same path once symlinks and ``..`` are resolved, or
+    (both existing) the same inode, as hard links are."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): only the resolved paths can tell
+        return False
+
+
+def _check_distinct_files(args) -> None:
+    """No two of --resume, --save, --metrics and --plot may name the same file: an output written
+    over another output, or over the checkpoint being resumed, would silently destroy it."""
+    given = [(name, Path(getattr(args, name)).expanduser()) for name in FILE_OPTIONS if getattr(args, name)]
+    for index, (name, path) in enumerate(given):
+        for other, other_path in given[:index]:
+            if _same_file(path, other_path):
+                raise UsageError(
+                    f"--{other} {getattr(args, other)} and --{name} {getattr(args, name)} name the same file; "
+                    "give each its own path"
+                )
 
 
 def _check_output_path(option: str, path) -> Path:
@@ -177,8 +212,10 @@ def _resolve_config(args, checkpoint) -> dict:
         }  # fmt: skip
         config.update({name: value for name, value in given.items() if value is not None})
         return config
-    saved = checkpoint.metadata.get("train_mnist", {}).get("config")
-    if not isinstance(saved, dict) or set(saved) != {*RUN_OPTIONS, "epochs"} or saved["model"] not in PRESETS:
+    run = checkpoint.metadata.get("train_mnist")
+    saved = run.get("config") if isinstance(run, dict) else None
+    if (not isinstance(saved, dict) or set(saved) != {*RUN_OPTIONS, "epochs"} or not isinstance(saved["model"], str)
+            or saved["model"] not in PRESETS):
         raise UsageError(f"--resume {args.resume}: this checkpoint was not written by train-mnist --save")
     for name in RUN_OPTIONS:
         if given[name] is not None and given[name] != saved[name]:
@@ -199,3 +236,80 @@ def _load_resume(path):
     except (OSError, ValueError) as error:
         raise UsageError(f"--resume: {error}") from None
 
+
+
+# -- checking what --resume reads ----------------------------------------------------------------
+def _check_resumed_run(path, checkpoint, config: dict) -> None:
+    """The checkpoint's training metadata must be what train-mnist --save writes, and its network
+    the preset's: checked in full here, so that a bad file stops the run before any work."""
+    import numpy as np
+
+    from ..models import PRESETS
+
+    def refuse(what):
+        raise UsageError(f"--resume {path}: {what}")
+
+    saved = checkpoint.metadata["train_mnist"]
+    for name, value in saved["config"].items():  # as saved: an option given now may override it
+        kind = _config_kind(name)
+        if not kind(value):
+            refuse(f"the checkpoint's config has {name}={value!r:.60}, {kind.__doc__}")
+    try:
+        _check_numbers(saved["config"])
+    except UsageError as error:
+        refuse(f"the checkpoint's config is out of range ({error})")
+    epoch = checkpoint.epoch or 0
+    history = saved.get("history")
+    if not isinstance(history, list) or len(history) != epoch:
+        refuse(f"the checkpoint's history must list its {epoch} epochs, got {history!r:.80}")
+    for index, record in enumerate(history):
+        if not isinstance(record, dict) or set(record) != set(HISTORY_FIELDS) or record["epoch"] != index + 1:
+            refuse(f"history record {index + 1} is not a train-mnist epoch record: {record!r:.120}")
+        for key, optional in HISTORY_FIELDS.items():
+            value = record[key]
+            if not ((optional and value is None) or _is_finite_number(value)):
+                refuse(f"history record {index + 1} has {key}={value!r:.40}, expected a finite number")
+    try:
+        np.random.default_rng(0).bit_generator.state = saved.get("shuffle_state")
+    except (KeyError, TypeError, ValueError) as error:
+        refuse(f"the shuffling state is missing or invalid ({error})")
+    expected_optimizer = {"sgd": "SGD", "adam": "Adam"}[config["optimizer"]]
+    if type(checkpoint.optimizer).__name__ != expected_optimizer:
+        found = "no optimizer state" if checkpoint.optimizer is None else f"a {type(checkpoint.optimizer).__name__}"
+        refuse(f"the checkpoint holds {found}, its config says --optimizer {config['optimizer']}")
+    preset = PRESETS[config["model"]].build(rng=np.random.default_rng(0))
+    if repr(checkpoint.model) != repr(preset):
+        refuse(f"the saved network is not the {config['model']} preset's (its config says --model {config['model']})")
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _config_kind(name: str):
+    """A check of one saved config value's type (its docstring says what it expects)."""
+
+    def integer(value):
+        """expected an int"""
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def number(value):
+        """expected a finite number"""
+        return _is_finite_number(value)
+
+    def optional_integer(value):
+        """expected an int or null"""
+        return value is None or integer(value)
+
+    def choice(*names):
+        def check(value):
+            return isinstance(value, str) and value in names
+
+        check.__doc__ = f"expected one of {', '.join(names)}"
+        return check
+
+    from ..models import PRESETS
+
+    kinds = {"model": choice(*PRESETS), "optimizer": choice("sgd", "adam"), "schedule": choice("constant", "cosine"),
+             "lr": number, "momentum": number, "weight_decay": number, "limit": optional_integer}  # fmt: skip
+    return kinds.get(name, integer)

@@ -25,10 +25,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import reference
 from .atomic_file import atomic_write
-from .layers import Conv2D, Flatten, Linear, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh
-from .sequential import Sequential
 from .inference import LOSS_LAYERS, without_loss
+from .layers import (
+    ELU,
+    GELU,
+    Conv2D,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    MaxPool2D,
+    ReLU,
+    SiLU,
+    Sigmoid,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from .layers.activations import _GELU_CUBIC, _GELU_SCALE  # the tanh approximation's constants
+from .sequential import Sequential
 
 OPSET = 17
 
@@ -103,7 +120,7 @@ def _linear(graph: Graph, layer, x: str, shape: tuple) -> str:
     return graph.node("Gemm", [x, weight, graph.weight("linear_bias", layer.bias)], "linear")
 
 
-@converts(Conv2D)
+@converts(Conv2D, reference.Conv2D)
 def _conv2d(graph: Graph, layer, x: str, shape: tuple) -> str:
     (ph, pw) = layer.padding
     inputs = [x, graph.weight("conv_weight", layer.weight)]
@@ -113,7 +130,7 @@ def _conv2d(graph: Graph, layer, x: str, shape: tuple) -> str:
                       strides=list(layer.stride), pads=[ph, pw, ph, pw])
 
 
-@converts(MaxPool2D)
+@converts(MaxPool2D, reference.MaxPool2D)
 def _maxpool2d(graph: Graph, layer, x: str, shape: tuple) -> str:
     # Floor division of the output size and no padding, ONNX's defaults and nnscratch's rule.
     return graph.node("MaxPool", [x], "maxpool", kernel_shape=list(layer.kernel_size), strides=list(layer.stride))
@@ -129,6 +146,51 @@ def _elementwise(op: str):
 converts(Sigmoid)(_elementwise("Sigmoid"))
 converts(Tanh)(_elementwise("Tanh"))
 converts(ReLU)(_elementwise("Relu"))
+
+
+@converts(LeakyReLU)
+def _leaky_relu(graph: Graph, layer, x: str, shape: tuple) -> str:
+    return graph.node("LeakyRelu", [x], "leakyrelu", alpha=float(layer.negative_slope))
+
+
+@converts(ELU)
+def _elu(graph: Graph, layer, x: str, shape: tuple) -> str:
+    return graph.node("Elu", [x], "elu", alpha=float(layer.alpha))
+
+
+@converts(GELU)
+def _gelu(graph: Graph, layer, x: str, shape: tuple) -> str:
+    # y = 0.5 x (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2 / pi), written out: opset 17 has no Gelu.
+    cube = graph.node("Mul", [graph.node("Mul", [x, x], "gelu_square"), x], "gelu_cube")
+    inner = graph.node("Add", [x, graph.node("Mul", [cube, graph.weight("gelu_cubic", _GELU_CUBIC)], "gelu_cubic_term")],
+                       "gelu_inner")
+    t = graph.node("Tanh", [graph.node("Mul", [inner, graph.weight("gelu_scale", _GELU_SCALE)], "gelu_scaled")], "gelu_tanh")
+    one_plus = graph.node("Add", [t, graph.weight("one", 1.0)], "gelu_one_plus")
+    half_x = graph.node("Mul", [x, graph.weight("half", 0.5)], "gelu_half_x")
+    return graph.node("Mul", [half_x, one_plus], "gelu")
+
+
+@converts(SiLU)
+def _silu(graph: Graph, layer, x: str, shape: tuple) -> str:
+    return graph.node("Mul", [x, graph.node("Sigmoid", [x], "silu_sigmoid")], "silu")
+
+
+@converts(Softplus)
+def _softplus(graph: Graph, layer, x: str, shape: tuple) -> str:
+    # As nnscratch computes it: z = beta x; log(1 + exp(z)) as max(z, 0) + log(1 + exp(-|z|)), which
+    # never overflows (ONNX's own Softplus has no beta or threshold); y = x where z > threshold.
+    z = graph.node("Mul", [x, graph.weight("softplus_beta", layer.beta)], "softplus_z")
+    tail = graph.node("Exp", [graph.node("Neg", [graph.node("Abs", [z], "softplus_abs")], "softplus_neg")], "softplus_exp")
+    log = graph.node("Log", [graph.node("Add", [tail, graph.weight("one", 1.0)], "softplus_one_plus")], "softplus_log")
+    soft = graph.node("Add", [log, graph.node("Relu", [z], "softplus_relu")], "softplus_sum")
+    soft = graph.node("Div", [soft, graph.weight("softplus_beta", layer.beta)], "softplus_soft")
+    above = graph.node("Greater", [z, graph.weight("softplus_threshold", layer.threshold)], "softplus_above")
+    return graph.node("Where", [above, x, soft], "softplus")
+
+
+@converts(Dropout)
+def _dropout(graph: Graph, layer, x: str, shape: tuple) -> str:
+    return x  # the identity in inference, whatever the mode: no node
 
 
 @converts(Softmax)

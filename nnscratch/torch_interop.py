@@ -26,7 +26,23 @@ import functools
 
 import numpy as np
 
-from .layers import Conv2D, Flatten, Linear, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh
+from . import reference
+from .layers import (
+    ELU,
+    GELU,
+    Conv2D,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Linear,
+    MaxPool2D,
+    ReLU,
+    SiLU,
+    Sigmoid,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from .sequential import Sequential
 from .inference import LOSS_LAYERS, without_loss
 
@@ -85,7 +101,7 @@ def _linear_to_torch(layer, torch):
     return module
 
 
-@to_torch_converts(Conv2D)
+@to_torch_converts(Conv2D, reference.Conv2D)
 def _conv2d_to_torch(layer, torch):
     module = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
                              padding=layer.padding, bias=layer.bias is not None,
@@ -97,7 +113,7 @@ def _conv2d_to_torch(layer, torch):
     return module
 
 
-@to_torch_converts(MaxPool2D)
+@to_torch_converts(MaxPool2D, reference.MaxPool2D)
 def _maxpool2d_to_torch(layer, torch):
     return torch.nn.MaxPool2d(layer.kernel_size, stride=layer.stride)
 
@@ -112,6 +128,31 @@ def _softmax_to_torch(layer, torch):
     return torch.nn.Softmax(dim=-1)
 
 
+@to_torch_converts(LeakyReLU)
+def _leaky_relu_to_torch(layer, torch):
+    return torch.nn.LeakyReLU(layer.negative_slope)
+
+
+@to_torch_converts(ELU)
+def _elu_to_torch(layer, torch):
+    return torch.nn.ELU(layer.alpha)
+
+
+@to_torch_converts(GELU)
+def _gelu_to_torch(layer, torch):
+    return torch.nn.GELU(approximate="tanh")  # nnscratch's GELU is the tanh approximation
+
+
+@to_torch_converts(Softplus)
+def _softplus_to_torch(layer, torch):
+    return torch.nn.Softplus(beta=layer.beta, threshold=layer.threshold)
+
+
+@to_torch_converts(Dropout)
+def _dropout_to_torch(layer, torch):
+    return torch.nn.Dropout(layer.p)  # the same p; the random masks are each library's own
+
+
 def _same_named(name: str):
     def convert(layer, torch):
         return getattr(torch.nn, name)()
@@ -119,7 +160,7 @@ def _same_named(name: str):
     return convert
 
 
-for _cls in (Sigmoid, Tanh, ReLU):
+for _cls in (Sigmoid, Tanh, ReLU, SiLU):
     to_torch_converts(_cls)(_same_named(_cls.__name__))
 
 
@@ -223,6 +264,16 @@ def _softmax_from_torch(module, where: str):
     return Softmax()
 
 
+def _gelu_from_torch(module, where: str):
+    _require(module, where, "approximate", module.approximate, "tanh",
+             "nnscratch's GELU is the tanh approximation, nn.GELU(approximate='tanh')")
+    return GELU()
+
+
+def _softplus_from_torch(module, where: str):
+    return Softplus(beta=float(module.beta), threshold=float(module.threshold))
+
+
 @functools.lru_cache(maxsize=None)
 def _from_torch_table(torch) -> dict:
     """torch module class -> converter(module, where) -> nnscratch layer."""
@@ -236,6 +287,12 @@ def _from_torch_table(torch) -> dict:
         nn.Sigmoid: lambda module, where: Sigmoid(),
         nn.Tanh: lambda module, where: Tanh(),
         nn.ReLU: lambda module, where: ReLU(),
+        nn.SiLU: lambda module, where: SiLU(),
+        nn.LeakyReLU: lambda module, where: LeakyReLU(float(module.negative_slope)),
+        nn.ELU: lambda module, where: ELU(float(module.alpha)),
+        nn.GELU: _gelu_from_torch,
+        nn.Softplus: _softplus_from_torch,
+        nn.Dropout: lambda module, where: Dropout(float(module.p)),
     }
 
 
@@ -256,7 +313,13 @@ def _from_torch_unmoded(module, torch, where: str):
             f"from_torch: {where} is a {type(module).__module__}.{type(module).__name__}, which has no "
             f"nnscratch layer here; from_torch converts {names} and nn.Sequential"
         )
-    return convert(module, where)
+    try:
+        return convert(module, where)
+    except (TypeError, ValueError) as error:
+        if str(error).startswith("from_torch:"):
+            raise
+        # the nnscratch layer refused a setting (Dropout(p=1.0), say): say which module had it
+        raise type(error)(f"from_torch: {where} ({type(module).__name__}): {error}") from error
 
 
 def from_torch(module):

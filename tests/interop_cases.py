@@ -35,7 +35,7 @@ def _fresh(cls, *args, **kwargs):
     """A builder of a new ``cls(*args, **kwargs)`` per model (layers hold state: never share one)."""
 
     def make(dtype, rng):
-        extra = {"dtype": dtype, "rng": rng} if cls in (nn.Linear, nn.Conv2D) else {}
+        extra = {"dtype": dtype, "rng": rng} if cls in (nn.Linear, nn.Conv2D, nn.reference.Conv2D) else {}
         return cls(*args, **kwargs, **extra)
 
     return make
@@ -55,6 +55,15 @@ CASES = {
     "Sigmoid": (_built(_fresh(nn.Sigmoid)), (7,)),
     "Tanh": (_built(_fresh(nn.Tanh)), (2, 3, 4)),
     "ReLU": (_built(_fresh(nn.ReLU)), (2, 5, 3)),
+    "LeakyReLU": (_built(_fresh(nn.LeakyReLU, 0.2)), (2, 3, 4)),
+    "ELU": (_built(_fresh(nn.ELU, 0.7)), (9,)),
+    "GELU": (_built(_fresh(nn.GELU)), (3, 5)),
+    "SiLU": (_built(_fresh(nn.SiLU)), (8,)),
+    "Softplus": (_built(_fresh(nn.Softplus)), (8,)),
+    "Softplus-beta-threshold": (_built(_fresh(nn.Softplus, beta=2.0, threshold=3.0)), (2, 8)),
+    "Dropout": (_built(_fresh(nn.Linear, 5, 6), _fresh(nn.Dropout, 0.3), _fresh(nn.Linear, 6, 2)), (5,)),
+    "reference-Conv2D": (_built(_fresh(nn.reference.Conv2D, 2, 3, (3, 2), stride=(2, 1), padding=1)), (2, 7, 6)),
+    "reference-MaxPool2D": (_built(_fresh(nn.reference.MaxPool2D, 3, stride=2)), (2, 7, 9)),
     "Softmax": (_built(_fresh(nn.Softmax)), (6,)),
     "Softmax-last-of-three-axes": (_built(_fresh(nn.Softmax)), (2, 3, 4)),
     "nested-Sequential": (
@@ -64,6 +73,8 @@ CASES = {
                _fresh(nn.Linear, 4, 3), _fresh(nn.Softmax)),
         (1, 6, 6)),
 }  # fmt: skip
+# Cases whose training-mode output is random (Dropout's masks): compared in eval mode only.
+RANDOM_IN_TRAINING = {"Dropout"}
 
 
 def layer_classes(model) -> set:

@@ -13,7 +13,7 @@ import nnscratch as nn
 from nnscratch.models import PRESETS
 from nnscratch.torch_interop import TO_TORCH
 
-from interop_cases import CASES, covered_classes, perturb, sample_input  # tests/ on sys.path
+from interop_cases import CASES, RANDOM_IN_TRAINING, covered_classes, perturb, sample_input  # tests/ on sys.path
 
 TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-5)}
 
@@ -77,14 +77,20 @@ def assert_same_function(torch, model, module, input_shape, dtype, batch=4):
 # -- nnscratch -> PyTorch (the tests that use PyTorch carry the torch marker) -----------------------
 
 
+# Every case in both modes, but a layer that is random in training (Dropout) in eval mode only.
+CASES_AND_MODES = [(case, mode) for case in sorted(CASES) for mode in ("train", "eval")
+                   if not (mode == "train" and case in RANDOM_IN_TRAINING)]
+
+
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_to_torch_gives_the_same_outputs_and_gradients(torch, case, dtype):
+@pytest.mark.parametrize("case, mode", CASES_AND_MODES)
+def test_to_torch_gives_the_same_outputs_and_gradients(torch, case, mode, dtype):
     build, input_shape = CASES[case]
-    model = build(dtype)
+    model = build(dtype).train(mode == "train")
     module = nn.to_torch(model)
     assert isinstance(module, torch.nn.Sequential)
+    assert all(m.training == (mode == "train") for m in module.modules())
     assert_same_function(torch, model, module, input_shape, dtype)
     np.testing.assert_array_equal(  # the very same weights, exactly
         np.concatenate([np.ravel(p) for p in in_torch_layout(model, model.parameters)] or [np.zeros(0)]),
@@ -151,6 +157,16 @@ def test_the_mode_goes_across_layer_by_layer_both_ways(torch):
 
 
 @pytest.mark.torch
+def test_dropout_is_pytorchs_dropout_with_the_same_p(torch):
+    model = CASES["Dropout"][0]()
+    module = nn.to_torch(model)
+    assert isinstance(module[1], torch.nn.Dropout) and module[1].p == 0.3 and module[1].training
+    x = torch.ones(2000, 6, dtype=torch.float32)
+    zeroed = float((module[1](x) == 0).float().mean())
+    assert 0.25 < zeroed < 0.35 and torch.allclose(module[1](x).max(), torch.tensor(1 / 0.7))
+
+
+@pytest.mark.torch
 def test_a_single_layer_comes_back_in_a_sequential(torch):
     layer = nn.Linear(3, 2, rng=0)
     module = nn.to_torch(layer)
@@ -187,6 +203,9 @@ def torch_models(torch, dtype):
         "Conv2d": (tnn.Sequential(tnn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 0)), tnn.Tanh(),
                                   tnn.Conv2d(3, 2, 3, bias=False)), (2, 9, 6)),
         "MaxPool2d": (tnn.Sequential(tnn.MaxPool2d(3, stride=2), tnn.ReLU(), tnn.MaxPool2d((2, 1))), (2, 9, 7)),
+        "activations": (tnn.Sequential(tnn.Linear(5, 6), tnn.LeakyReLU(0.1), tnn.Linear(6, 6), tnn.ELU(0.5),
+                                       tnn.GELU(approximate="tanh"), tnn.SiLU(), tnn.Softplus(beta=1.5, threshold=2.0),
+                                       tnn.Dropout(0.2), tnn.Linear(6, 3)).eval(), (5,)),
         "lenet": (tnn.Sequential(tnn.Conv2d(1, 4, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
                                  tnn.Sequential(tnn.Linear(4 * 7 * 7, 8), tnn.ReLU()), tnn.Linear(8, 5),
                                  tnn.Softmax(dim=-1)), (1, 14, 14)),
@@ -196,7 +215,7 @@ def torch_models(torch, dtype):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", ["Linear", "Conv2d", "MaxPool2d", "lenet"])
+@pytest.mark.parametrize("name", ["Linear", "Conv2d", "MaxPool2d", "activations", "lenet"])
 def test_from_torch_gives_the_same_outputs_and_gradients(torch, name, dtype):
     module, input_shape = torch_models(torch, getattr(torch, dtype))[name]
     model = nn.from_torch(module)
@@ -210,7 +229,8 @@ def test_from_torch_gives_the_same_outputs_and_gradients(torch, name, dtype):
 def test_round_trip_keeps_every_weight_exactly(torch, case):
     model = CASES[case][0]()
     back = nn.from_torch(nn.to_torch(model))
-    assert [type(layer) for layer in leaves(back)] == [type(layer) for layer in leaves(model)]
+    # (a reference layer comes back as the fast layer of the same name: the same function)
+    assert [layer.name for layer in leaves(back)] == [layer.name for layer in leaves(model)]
     assert [layer.config() for layer in leaves(back)] == [layer.config() for layer in leaves(model)]
     for a, b in zip(back.parameters, model.parameters):
         np.testing.assert_array_equal(a, b)
@@ -255,6 +275,8 @@ def test_from_torch_names_a_module_it_cannot_convert(torch):
     (lambda t: t.MaxPool2d(3, dilation=2), r"dilation=\(2, 2\); nnscratch's MaxPool2D has no dilation"),
     (lambda t: t.Softmax(dim=1), r"\(Softmax\) has dim=1; nnscratch's Softmax is over the last axis: use nn.Softmax\(dim=-1\)"),
     (lambda t: t.Flatten(start_dim=0), r"\(Flatten\) has start_dim=0; nnscratch's Flatten keeps the batch axis only"),
+    (lambda t: t.GELU(), r"\(GELU\) has approximate='none'; nnscratch's GELU is the tanh approximation"),
+    (lambda t: t.Dropout(1.0), r"module\[0\] \(Dropout\): Dropout: p must be in \[0, 1\)"),
 ])  # fmt: skip
 def test_from_torch_refuses_settings_the_nnscratch_layer_lacks(torch, make, message):
     with pytest.raises(ValueError, match=rf"from_torch: .*{message}"):

@@ -310,3 +310,31 @@ def test_header_whose_shape_no_array_can_have_is_a_format_error():
 def test_empty_array_with_a_representable_shape_still_reads():
     array = read_idx(header(0x0D, [0, 1000, 1000]))
     assert array.shape == (0, 1000, 1000) and array.dtype == np.float32
+
+
+def test_a_huge_raw_file_whose_header_disagrees_is_refused_before_it_is_read(tmp_path):
+    """A 3 GB raw file (sparse: no disk used) whose header says 1 byte: refused from its size."""
+    import time
+    import tracemalloc
+
+    path = tmp_path / "huge-idx1-ubyte"
+    with open(path, "wb") as f:
+        f.write(b"\x00\x00\x08\x01\x00\x00\x00\x01")  # 1-D uint8, 1 element
+        f.truncate(3 << 30)
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(IDXFormatError, match=r"huge-idx1-ubyte: payload has trailing bytes: shape \(1,\) of uint8 "
+                                             r"needs 1 bytes after the 8-byte header, got 3221225464"):
+        read_idx(path)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20 and seconds < 1  # it used to read all 3 GB first (24 s, 3.1 GB)
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(IDXFormatError, match=r"pipe: not a regular file"):
+        read_idx(tmp_path / "pipe")

@@ -197,6 +197,38 @@ def test_bad_cache_without_download_names_the_file_and_the_fix(synthetic_mnist, 
     assert len(synthetic_mnist.url.requests) == 4
 
 
+@pytest.mark.parametrize("replacement", ["directory", "fifo"])
+def test_a_cache_file_replaced_by_a_directory_or_fifo_is_fetched_again(synthetic_mnist, replacement):
+    root = synthetic_mnist.data_dir
+    download_mnist(root, mirrors=[synthetic_mnist.url], progress=False)
+    path = root / "train-labels-idx1-ubyte"
+    path.unlink()
+    if replacement == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs on this platform")
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    with pytest.raises(MNISTCacheError, match=r"train-labels-idx1-ubyte is not a regular file\. Run `nnscratch"):
+        load_mnist(root, download=False)  # refused, not read (a FIFO would block)
+    arrays = load_mnist(root, mirrors=[synthetic_mnist.url], progress=False)
+    assert_same_as_synthetic(arrays, synthetic_mnist)
+    assert synthetic_mnist.url.requests[4:] == ["/train-labels-idx1-ubyte.gz"]
+    assert path.is_file()
+
+
+def test_a_directory_with_files_in_it_is_left_alone_and_named(synthetic_mnist):
+    root = synthetic_mnist.data_dir
+    download_mnist(root, mirrors=[synthetic_mnist.url], progress=False)
+    path = root / "train-labels-idx1-ubyte"
+    path.unlink()
+    path.mkdir()
+    (path / "notes.txt").write_text("mine")
+    with pytest.raises(MNISTCacheError, match=r"train-labels-idx1-ubyte is a directory with files in it, not the MNIST file"):
+        load_mnist(root, mirrors=[synthetic_mnist.url], progress=False)
+    assert (path / "notes.txt").read_text() == "mine"
+
+
 def test_an_oversized_cache_file_is_refused_without_reading_it(synthetic_mnist, monkeypatch):
     root = synthetic_mnist.data_dir
     download_mnist(root, mirrors=[synthetic_mnist.url], progress=False)

@@ -18,6 +18,7 @@ import gzip
 import io
 import math
 import os
+import stat
 import zlib
 from pathlib import Path
 
@@ -145,6 +146,43 @@ def _read_gzip(fileobj, source: str) -> bytearray:
     return buffer
 
 
+def _open_regular(path: Path, source: str):
+    """``open(path, "rb")`` for a regular file only: a FIFO would block the read forever."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IDXFormatError(f"{source}: not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_raw(f, source: str) -> np.ndarray:
+    """An uncompressed IDX file, its header checked against the file's size before the payload is
+    read: a header that does not match costs its few bytes, not a read of the whole file."""
+    size = os.fstat(f.fileno()).st_size
+    f.seek(0)
+    head = f.read(4)
+    if len(head) == 4 and head[:2] == b"\0\0" and head[2] in IDX_DTYPES:
+        head += f.read(4 * head[3])
+    dtype, shape, header_len = parse_header(head, source)
+    expected = _payload_size(dtype, shape)
+    if size - header_len != expected:
+        which = "truncated" if size - header_len < expected else "has trailing bytes"
+        raise IDXFormatError(
+            f"{source}: payload {which}: shape {shape} of {dtype.name} needs {expected} bytes "
+            f"after the {header_len}-byte header, got {size - header_len}"
+        )
+    buffer = bytearray(size)
+    buffer[:header_len] = head
+    filled = header_len
+    while filled < size and (n := f.readinto(memoryview(buffer)[filled:])):
+        filled += n
+    return parse_buffer(memoryview(buffer)[:filled], source, copy=False)
+
+
 def read_idx(path_or_bytes) -> np.ndarray:
     """Read an IDX file (raw or gzip) from a path or from its bytes into a native-endian array.
 
@@ -164,15 +202,11 @@ def read_idx(path_or_bytes) -> np.ndarray:
     if isinstance(path_or_bytes, (str, os.PathLike)):
         path = Path(path_or_bytes)
         source = str(path)
-        with open(path, "rb") as f:
+        with _open_regular(path, source) as f:
             if f.read(2) == _GZIP_MAGIC:
                 f.seek(0)
                 return parse_buffer(_read_gzip(f, source), source, copy=False)
-            size = os.fstat(f.fileno()).st_size
-            buffer = bytearray(size)
-            f.seek(0)
-            n = f.readinto(buffer)
-        return parse_buffer(memoryview(buffer)[:n], source, copy=False)
+            return _read_raw(f, source)
     raise TypeError(
         f"read_idx: expected a path (str or os.PathLike) or the file's bytes, "
         f"got {type(path_or_bytes).__name__}"

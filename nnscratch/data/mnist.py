@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +79,24 @@ def download_mnist(data_dir=None, mirrors=None, force=False, progress=True) -> P
     return _ensure(resolve_data_dir(data_dir), FILES, mirrors, force, progress)
 
 
+def _make_room(path: Path) -> None:
+    """Let a fetched file take ``path``: an empty directory there (where a cache file was) is
+    removed; a directory with something in it is the user's, left alone, and an error."""
+    if path.is_dir() and not path.is_symlink():
+        try:
+            os.rmdir(path)
+        except OSError:
+            raise MNISTCacheError(
+                f"MNIST file {path} is a directory with files in it, not the MNIST file; move it away "
+                "and run again (nnscratch does not delete a directory's contents)"
+            ) from None
+
+
 def _ensure(root: Path, names, mirrors, force: bool, progress: bool) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     needed = [name for name in names if force or not _verified(root / name, name)]
+    for name in needed:
+        _make_room(root / name)
     if not force:
         for name in list(needed):
             local = root / f"{name}.gz"
@@ -120,7 +136,10 @@ def _read_verified(path: Path, name: str) -> np.ndarray:
     """Read one cached file into memory once, check its SHA-256 and parse it without a copy."""
     fix = f"Run `nnscratch download-mnist --force --data-dir {path.parent}` to fetch it again."
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a directory, or a FIFO that would block the read
+            raise MNISTCacheError(f"MNIST file {path} is not a regular file. {fix}")
+        size = info.st_size
         if size > _download.MAX_BYTES:  # not MNIST, and too big to read just to find that out
             raise MNISTCacheError(f"MNIST file {path} is {size} bytes, far more than MNIST's. {fix}")
         buffer = bytearray(size)

@@ -103,7 +103,9 @@ def load_user_layer(spec: str, kwargs_json: str | None):
         try:
             kwargs = json.loads(kwargs_json)
         except json.JSONDecodeError as error:
-            raise UsageError(f"--args: not valid JSON ({error}): {kwargs_json!r}") from None
+            raise UsageError(f"--args: not valid JSON ({error}): {kwargs_json!r:.200}") from None
+        except RecursionError:
+            raise UsageError(f"--args: nested too deeply to read: {kwargs_json!r:.60}") from None
         if not isinstance(kwargs, dict):
             raise UsageError(f"--args: expected a JSON object of constructor arguments, got {kwargs_json!r}")
     added = os.getcwd() not in sys.path
@@ -111,18 +113,23 @@ def load_user_layer(spec: str, kwargs_json: str | None):
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
+    except SystemExit as error:  # a script, not a module of layers: never "all passed"
+        raise UsageError(f"--layer: importing module {module_name!r} exited (sys.exit({error.code!r})); "
+                         "--layer takes a module that defines a layer class") from None
     except Exception as error:
         raise UsageError(f"--layer: cannot import module {module_name!r}: {type(error).__name__}: {error}") from None
     finally:
         if added:
             sys.path.remove(os.getcwd())
     cls = getattr(module, class_name, None)
-    if cls is None or not callable(cls):
+    if cls is None:
         raise UsageError(f"--layer: module {module_name!r} has no class {class_name!r}")
+    if not isinstance(cls, type):  # os:system, shutil:rmtree: never call what is not a class
+        raise UsageError(f"--layer: {spec} is a {type(cls).__name__}, not a class; --layer takes a layer class")
     try:
         layer = cls(**kwargs)
-    except Exception as error:
-        raise UsageError(f"--layer: cannot build {spec}(**{kwargs}): {type(error).__name__}: {error}") from None
+    except (Exception, SystemExit) as error:
+        raise UsageError(f"--layer: cannot build {spec}(**{kwargs!r:.200}): {type(error).__name__}: {error}") from None
     missing = [m for m in ("forward", "backward") if not callable(getattr(layer, m, None))]
     for attr in ("parameters", "parameters_deltas"):
         if not isinstance(getattr(layer, attr, []), (list, tuple)):
@@ -145,7 +152,7 @@ def _check_case(case: Case, options) -> tuple[list, str]:
         failure = ""
     except GradientCheckError as error:
         report, failure = error.report, str(error)
-    except Exception as error:  # a layer that crashes fails its check; the run goes on
+    except (Exception, SystemExit) as error:  # a layer that crashes (or exits) fails its check; the run goes on
         report, failure = None, f"{type(error).__name__}: {error}"
     if not report:
         return [(case.layer, case.config, "-", "-", "-", "-", "FAIL")], failure

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from .layers.base import get_rng, modes, restore_modes
+from .layers.base import get_rng, modes, release_memory, restore_modes
 from .sequential import Sequential
 from .threads import training_threads
 
@@ -107,18 +107,28 @@ def _mode(training: bool, *layers):
 def predict(model, x, batch_size: int = 1000) -> np.ndarray:
     """The model's outputs for every sample, computed ``batch_size`` samples at a time.
 
+    When it returns, every layer's ``release_memory()`` has dropped what the batches made it keep
+    (see ``nnscratch.layers.base``): only the result holds memory.
+
     Shape:
         x: (N, ...) whatever the model takes; returns (N, ...) whatever the model gives per sample
     """
     _check_data("predict", x)
     batch_size = _check_int("predict", "batch_size", batch_size, 1)
+    try:
+        with _mode(False, model):
+            return _predict(model, x, batch_size)
+    finally:  # _predict has returned: none of its batches' arrays is still held
+        release_memory(model)
+
+
+def _predict(model, x, batch_size: int) -> np.ndarray:
     out = None
-    with _mode(False, model):
-        for start in range(0, len(x), batch_size):
-            scores = model.forward(x[start : start + batch_size])
-            if out is None:  # the output shape and dtype are known after the first batch
-                out = np.empty((len(x), *np.shape(scores)[1:]), dtype=np.asarray(scores).dtype)
-            out[start : start + batch_size] = scores
+    for start in range(0, len(x), batch_size):
+        scores = model.forward(x[start : start + batch_size])
+        if out is None:  # the output shape and dtype are known after the first batch
+            out = np.empty((len(x), *np.shape(scores)[1:]), dtype=np.asarray(scores).dtype)
+        out[start : start + batch_size] = scores
     return out
 
 
@@ -132,9 +142,23 @@ def evaluate(model, x, y, batch_size: int = 1000, loss=None) -> dict:
         x: (N, ...); y: (N,) labels or (N, C) one-hot/soft
     Returns:
         {"accuracy": float, "loss": float} (no "loss" key without ``loss``)
+
+    When it returns, every layer's ``release_memory()`` has dropped what the batches made it keep,
+    as in ``predict``.
     """
     _check_data("evaluate", x, y)
     batch_size = _check_int("evaluate", "batch_size", batch_size, 1)
+    try:
+        return _evaluate(model, x, y, batch_size, loss)
+    finally:
+        release_memory(model)
+        if loss is not None:
+            release_memory(loss)
+
+
+def _evaluate(model, x, y, batch_size: int, loss) -> dict:
+    """``evaluate`` without releasing memory: fit's validation, whose batches have the size of the
+    training batches, so the layers' buffers serve the next epoch as they are."""
     labels = _labels(y)
     correct, total_loss = 0, 0.0
     with _mode(False, model, *([] if loss is None else [loss])):
@@ -244,7 +268,7 @@ def _fit_epochs(model, loss, optimizer, x, y, labels, rng, batch_size, epochs, i
                                    num_batches, progress, schedule, augment, step_done)
         val = {"loss": None, "accuracy": None}
         if validation is not None:
-            val = evaluate(model, validation[0], validation[1], batch_size, loss=loss)
+            val = _evaluate(model, validation[0], validation[1], batch_size, loss)
         record = {
             "epoch": epoch, "loss": trained["loss"], "accuracy": trained["accuracy"],
             "val_loss": val["loss"], "val_accuracy": val["accuracy"],

@@ -486,3 +486,34 @@ def test_conv_recycles_its_output_and_input_gradient_once_dropped(stride):
     assert layer.backward(delta).ctypes.data == dx_address
     kept = layer.forward(2 * x)  # `again` is still held: it must keep its values
     np.testing.assert_allclose(kept - again, np.asarray(again) - layer.bias[:, None, None], rtol=1e-5, atol=1e-5)
+
+
+# -- copies leave the plans behind -----------------------------------------------------------------
+def test_a_copy_leaves_the_plans_behind_and_still_computes_the_same():
+    import copy
+    import pickle
+
+    from nnscratch.check.working_copy import float64_copy
+
+    layer = make_layer(2, 3, 3, 1, 1, True, dtype=np.float32)
+    x = np.random.default_rng(0).standard_normal((40, 2, 12, 12)).astype(np.float32)
+    y = layer.forward(x).copy()
+    plans = dict(layer._plans)
+    for twin in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert twin._plans == {} and twin._plan is None
+        np.testing.assert_array_equal(twin.forward(x), y)
+    # sanity_check's float64 working copy: no plan copied (a plan is the size of its batch)
+    work = float64_copy(layer, "Conv2D")
+    assert work._plans == {} and work._plan is None and work.weight.dtype == np.float64
+    assert layer._plans == plans  # the original keeps its own
+
+
+def test_release_memory_drops_the_plans_and_the_next_forward_rebuilds_them():
+    layer = make_layer(2, 3, 3, 2, 1, True)
+    x = np.random.default_rng(0).standard_normal((3, 2, 7, 7))
+    y = layer.forward(x).copy()
+    layer.release_memory()
+    assert layer._plans == {} and layer._plan is None
+    with pytest.raises(RuntimeError, match="Conv2D.backward called before forward"):
+        layer.backward(np.ones_like(y))
+    np.testing.assert_array_equal(layer.forward(x), y)

@@ -47,6 +47,8 @@ class Sigmoid(_Elementwise):
         x: any, y: same as x
     """
 
+    _caches = ("_y",)
+
     def __init__(self):
         super().__init__()
         self._y = None
@@ -67,6 +69,8 @@ class Tanh(_Elementwise):
         x: any, y: same as x
     """
 
+    _caches = ("_y",)
+
     def __init__(self):
         super().__init__()
         self._y = None
@@ -86,6 +90,8 @@ class ReLU(_Elementwise):
     Shape:
         x: any, y: same as x
     """
+
+    _caches = ("_mask",)
 
     def __init__(self):
         super().__init__()
@@ -125,6 +131,8 @@ class LeakyReLU(_Elementwise):
         x: any, y: same as x
     """
 
+    _caches = ("_positive",)
+
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = check_real("LeakyReLU", "negative_slope", negative_slope)
@@ -154,6 +162,8 @@ class ELU(_Elementwise):
     Shape:
         x: any, y: same as x
     """
+
+    _caches = ("_positive", "_negative_part")
 
     def __init__(self, alpha=1.0):
         super().__init__()
@@ -195,6 +205,8 @@ class GELU(_Elementwise):
         x: any, y: same as x
     """
 
+    _caches = ("_x", "_tanh")
+
     def __init__(self):
         super().__init__()
         self._x = None
@@ -223,6 +235,8 @@ class SiLU(_Elementwise):
         x: any, y: same as x
     """
 
+    _caches = ("_x", "_sigmoid")
+
     def __init__(self):
         super().__init__()
         self._x = None
@@ -249,6 +263,8 @@ class Softplus(_Elementwise):
     Shape:
         x: any, y: same as x
     """
+
+    _caches = ("_z",)
 
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()
@@ -285,6 +301,8 @@ class Softmax(_Elementwise):
     Shape:
         x: (..., C), y: same as x, each row summing to 1
     """
+
+    _caches = ("_y",)
 
     def __init__(self):
         super().__init__()

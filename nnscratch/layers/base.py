@@ -20,6 +20,14 @@ Two optional members, for layers that need them (a plain class without them keep
   ``save``/``load`` round-trip them like parameters; optimizers never touch them; ``sanity_check``
   leaves them as it found them.
 
+And one optional member for layers that keep memory from one call to the next:
+
+- ``release_memory()``: drop what the layer keeps between calls only to be fast or for the next
+  backward (convolution plans, recycled buffers, the last forward's cache); the next forward
+  rebuilds it. ``predict`` and ``evaluate`` call it on every layer that has it (walking containers
+  through their ``layers``) when they finish, so the memory their large batches took goes back;
+  ``fit`` keeps its training-size buffers. Call it yourself after a large forward of your own.
+
 ``Layer`` adds a name, ``__call__``, a readable repr, ``output_shape`` for summaries and
 ``config`` for saving, plus the checks that turn bad input into clear ``ValueError``s.
 """
@@ -29,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import seeding
-from ..kernels import aligned
+from ..kernels import aligned, heap
 
 
 class Layer:
@@ -163,6 +171,15 @@ class Layer:
             deltas[:] = [aligned.zeros_like(p) for p in self.parameters]
         return deltas
 
+    # The attributes forward fills for backward (names); release_memory() sets them back to None.
+    _caches: tuple = ()
+
+    def release_memory(self) -> None:
+        """Drop what the layer keeps between calls (see the module docstring): here the attributes
+        named in ``_caches``; layers that keep more (plans, recycled buffers) add to it."""
+        for name in self._caches:
+            setattr(self, name, None)
+
     def _check_forward_called(self, cached) -> None:
         if cached is None:
             raise RuntimeError(f"{self.name}.backward called before forward")
@@ -215,6 +232,22 @@ class Container:
     @property
     def buffers(self) -> list:
         return [b for child in children(self) for b in getattr(child, "buffers", [])]
+
+    def release_memory(self) -> None:
+        """``release_memory()`` on every layer nested in the container that has it."""
+        release_memory(self)
+
+
+def release_memory(layer) -> None:
+    """Call ``release_memory()`` on ``layer`` and every layer nested in it that has one, then hand
+    the freed memory back to the operating system (``kernels.heap.trim``)."""
+    for inner in walk(layer):
+        if isinstance(getattr(inner, "layers", None), (list, tuple)):
+            continue  # a container: walk() reaches its layers, and its own method would walk again
+        release = getattr(inner, "release_memory", None)
+        if callable(release):
+            release()
+    heap.trim()
 
 
 def modes(layer) -> list:

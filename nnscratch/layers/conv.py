@@ -39,6 +39,18 @@ class Conv2D(reference.Conv2D):
         self._plans: dict = {}  # (input shape, dtype) -> ConvPlan; two sizes: full and last batch
         self._plan = None  # the plan of the last forward, which backward uses
 
+    def release_memory(self) -> None:
+        """Drop the plans (their buffers are the size of the batches they served; see ``Layer``)."""
+        super().release_memory()
+        self._plans.clear()
+        self._plan = None
+
+    def __getstate__(self) -> dict:
+        """A copy (``copy.deepcopy``, pickle) leaves the plans behind: its first forward builds its own."""
+        state = self.__dict__.copy()
+        state["_plans"], state["_plan"] = {}, None
+        return state
+
     def _plan_for(self, x_shape: tuple, dtype) -> ConvPlan:
         key = (x_shape, np.dtype(dtype).str)
         plan = self._plans.get(key)

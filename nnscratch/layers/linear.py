@@ -28,6 +28,8 @@ class Linear(Layer):
         weight: (in_features, out_features), bias: (out_features,)
     """
 
+    _caches = ("_x", "_ones_cache")
+
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
         super().__init__()
         self.in_features = check_positive_int("Linear", "in_features", in_features)

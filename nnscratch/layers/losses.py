@@ -84,6 +84,8 @@ class CrossEntropy(Layer):
         loss: (N,); backward delta: (N,)
     """
 
+    _caches = ("_x", "_targets")
+
     def __init__(self):
         super().__init__()
         self._x = None
@@ -126,6 +128,8 @@ class SoftmaxCrossEntropy(Layer):
         z (logits): (N, C); targets: (N,) integer labels or (N, C) one-hot/soft
         loss: (N,); backward delta: (N,)
     """
+
+    _caches = ("_probs", "_targets")
 
     def __init__(self):
         super().__init__()

@@ -35,6 +35,18 @@ class MaxPool2D(reference.MaxPool2D):
         self._input = None  # (shape, dtype, memory order) of the last input; not the input itself
         self._buffers: dict = {}  # results and scratch, recycled (see kernels/buffers.py)
 
+    def release_memory(self) -> None:
+        """Drop the recycled buffers and the last forward's winners (see ``Layer``)."""
+        super().release_memory()
+        self._buffers.clear()
+
+    def __getstate__(self) -> dict:
+        """A copy (``copy.deepcopy``, pickle) leaves the recycled buffers behind; the last forward's
+        winners (one small array) come along, so backward still works on the copy."""
+        state = self.__dict__.copy()
+        state["_buffers"] = {}
+        return state
+
     def forward(self, x, *args):
         self._check_input(x, 4, "N, C, H, W")
         if x.dtype.kind != "f":

@@ -33,6 +33,8 @@ class Conv2D(Layer):
         weight: (out_channels, in_channels, kh, kw), bias: (out_channels,)
     """
 
+    _caches = ("_x_shape", "_windows")  # the last forward's, for backward (see Layer.release_memory)
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  dtype=np.float32, rng=None):
         super().__init__()

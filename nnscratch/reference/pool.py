@@ -26,6 +26,8 @@ class MaxPool2D(Layer):
         y: (N, C, oh, ow)
     """
 
+    _caches = ("_input", "_argmax")  # the last forward's, for backward (see Layer.release_memory)
+
     def __init__(self, kernel_size, stride=None):
         super().__init__()
         self.kernel_size = pair(self.name, "kernel_size", kernel_size)

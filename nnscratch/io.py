@@ -3,10 +3,10 @@
 The file is a plain, uncompressed NumPy ``.npz`` archive (a zip of ``.npy`` members) that never
 needs pickle:
 
-- ``header``: a JSON string: format name and version, the architecture (layer class names and
-  constructor arguments; containers such as ``Sequential`` as ``{"class", "layers": [...]}``), the
-  shape and dtype of every parameter, the optimizer's class, hyperparameters and step count, the
-  epoch, and free-form metadata.
+- ``header``: a JSON string: format name and version, the architecture (layer class names, with
+  ``reference.<name>`` for the textbook twins in ``nnscratch.reference``, and constructor arguments;
+  containers such as ``Sequential`` as ``{"class", "layers": [...]}``), the shape and dtype of every
+  parameter, the optimizer's class, hyperparameters and step count, the epoch, and free-form metadata.
 - ``param.<i>``: the model's parameters, in the order of ``model.parameters``.
 - ``buffer.<i>``: the model's buffers (state saved but not trained, such as BatchNorm's running
   statistics), in the order of ``model.buffers``; the header lists their shapes and dtypes too.
@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layers as _layers
+from . import reference as _reference
 from .atomic_file import atomic_write
 from .optim import SGD, Adam
 from .sequential import Sequential
@@ -70,13 +71,21 @@ _CHUNK = 1 << 20  # bytes read from a member at a time
 
 
 def _layer_classes() -> dict:
-    """The classes a checkpoint may name: the built-in layers (``nnscratch.layers.__all__``)."""
+    """The classes a checkpoint may name: the built-in layers (``nnscratch.layers.__all__``) under
+    their names, and their textbook twins (``nnscratch.reference.__all__``) as ``reference.<name>``
+    (the plain names mean the fast layers)."""
     classes = {}
-    for name in _layers.__all__:
-        cls = getattr(_layers, name)
-        if isinstance(cls, type) and issubclass(cls, _layers.Layer) and cls is not _layers.Layer:
-            classes[name] = cls
+    for prefix, module in (("", _layers), ("reference.", _reference)):
+        for name in module.__all__:
+            cls = getattr(module, name)
+            if isinstance(cls, type) and issubclass(cls, _layers.Layer) and cls is not _layers.Layer:
+                classes[prefix + name] = cls
     return classes
+
+
+def _class_key(layer, classes: dict) -> str | None:
+    """The name ``classes`` gives ``layer``'s exact class (a subclass is not its parent), or None."""
+    return next((key for key, cls in classes.items() if cls is type(layer)), None)
 
 
 @dataclass
@@ -223,14 +232,15 @@ def _exact_int(value):
 
 # -- save --------------------------------------------------------------------------------------
 def _describe(layer, where: str, classes: dict) -> dict:
-    name = type(layer).__name__
-    if _CONTAINERS.get(name) is type(layer):
-        return {"class": name, "layers": [_describe(inner, f"{where}[{i}]", classes) for i, inner in enumerate(layer.layers)]}
-    if classes.get(name) is not type(layer):
+    if _CONTAINERS.get(type(layer).__name__) is type(layer):
+        return {"class": type(layer).__name__,
+                "layers": [_describe(inner, f"{where}[{i}]", classes) for i, inner in enumerate(layer.layers)]}
+    name = _class_key(layer, classes)
+    if name is None:
         raise TypeError(
-            f"save: {where} is a {name}, which save cannot describe; a checkpoint records built-in "
-            f"nnscratch layers only ({', '.join(sorted(classes))}, {', '.join(_CONTAINERS)}). Save a custom "
-            "layer's parameters yourself, e.g. with np.savez"
+            f"save: {where} is a {type(layer).__name__}, which save cannot describe; a checkpoint records "
+            f"built-in nnscratch layers only ({', '.join(sorted(classes))}, {', '.join(_CONTAINERS)}). Save a "
+            "custom layer's parameters yourself, e.g. with np.savez"
         )
     config = layer.config()
     try:

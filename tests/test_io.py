@@ -151,6 +151,30 @@ def test_save_refuses_layers_it_cannot_describe(tmp_path, layer, name):
     assert not os.listdir(tmp_path)
 
 
+def test_reference_layers_round_trip_under_names_of_their_own(tmp_path):
+    # The fast layers subclass their textbook twins: each must come back as exactly what was saved.
+    net = nn.Sequential(nn.reference.Conv2D(2, 3, (3, 2), stride=(1, 2), padding=1, rng=0), nn.ReLU(),
+                        nn.reference.MaxPool2D(2, stride=1), nn.Conv2D(3, 2, 1, bias=False, rng=1),
+                        nn.MaxPool2D(1), nn.Flatten(), nn.Linear(2 * 5 * 3, 4, rng=2))
+    perturb(net)
+    x = np.random.default_rng(2).normal(size=(3, 2, 6, 6)).astype(np.float32)
+    save(net, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
+        classes = [layer["class"] for layer in json.loads(str(archive["header"]))["architecture"]["layers"]]
+    assert classes[:5] == ["reference.Conv2D", "ReLU", "reference.MaxPool2D", "Conv2D", "MaxPool2D"]
+    loaded = load(tmp_path / "m.npz")
+    assert [type(layer) for layer in loaded] == [type(layer) for layer in net]
+    np.testing.assert_array_equal(loaded.forward(x), net.forward(x))
+
+
+def test_a_subclass_of_a_reference_layer_is_refused_too(tmp_path):
+    class MyConv(nn.reference.Conv2D):
+        pass
+
+    with pytest.raises(TypeError, match=r"model\[0\] is a MyConv, which save cannot describe; .*reference\.Conv2D"):
+        save(nn.Sequential(MyConv(1, 1, 1)), tmp_path / "m.npz")
+
+
 def test_save_refuses_foreign_optimizer_and_bad_metadata(tmp_path):
     net = small_net()
     with pytest.raises(ValueError, match="does not update this model's parameters"):

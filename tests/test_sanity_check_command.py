@@ -414,7 +414,8 @@ def test_every_builtin_layer_passes_in_every_configuration(capsys):
     configs = {(r[0], r[1]) for r in rows}
     layers = {layer for layer, _ in configs}
     # every exported layer has a row (a new layer without one fails here)
-    assert layers == {name for name in nnscratch.layers.__all__ if name != "Layer"} | {"Sequential"}
+    assert layers == ({name for name in nnscratch.layers.__all__ if name != "Layer"} | {"Sequential"}
+                      | {f"reference.{name}" for name in nnscratch.reference.__all__})
     assert {"Linear", "Conv2D", "MaxPool2D", "Sigmoid", "Tanh", "ReLU", "Softmax", "Flatten", "Mean",
             "CrossEntropy", "SoftmaxCrossEntropy", "Dropout"} <= layers
     conv = {config for layer, config in configs if layer == "Conv2D"}
@@ -428,6 +429,7 @@ def test_every_builtin_layer_passes_in_every_configuration(capsys):
         assert {"integer targets", "one-hot targets", "soft targets"} <= kinds
     # Conv2D and MaxPool2D check their parameters too, not only the input
     assert any(r[0] == "Conv2D" and r[2].startswith("parameter 1 (4,)") for r in rows)
+    assert any(r[0] == "reference.Conv2D" and r[2].startswith("parameter 1 (4,)") for r in rows)
     dropout = {config for layer, config in configs if layer == "Dropout"}
     assert {"p=0.2, training (the same mask in every forward)", "p=0.5, eval mode (the identity)"} <= dropout
     assert f"all {len(configs)} configurations passed" in out

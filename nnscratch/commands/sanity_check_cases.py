@@ -128,6 +128,19 @@ def builtin_cases() -> list[Case]:
             n.AvgPool2D(k, stride=s, padding=p), normal_input(shape, 34 + i), ())))
     cases.append(Case("GlobalAvgPool2D", "(2, 3, 4, 5) -> (2, 3)", lambda: (
         n.GlobalAvgPool2D(), normal_input((2, 3, 4, 5), 38), ())))
+
+    references = [  # the textbook twins (nnscratch.reference), in the fast layers' harder configurations
+        ("reference.Conv2D", "RGB batch 3x3x7x7, 4 filters, stride 2, padding 1", lambda: (
+            n.reference.Conv2D(3, 4, 3, stride=2, padding=1, rng=90), normal_input((3, 3, 7, 7), 90), ())),
+        ("reference.Conv2D", "kernel (3, 2), stride (2, 1), padding (1, 0), no bias", lambda: (
+            n.reference.Conv2D(2, 3, (3, 2), stride=(2, 1), padding=(1, 0), bias=False, rng=91),
+            normal_input((2, 2, 7, 6), 91), ())),
+        ("reference.MaxPool2D", "3x3, stride 2 (overlapping)", lambda: (
+            n.reference.MaxPool2D(3, stride=2), _separated((1, 3, 7, 7), 92), ())),
+        ("reference.MaxPool2D", "kernel (2, 3), stride (1, 2)", lambda: (
+            n.reference.MaxPool2D((2, 3), stride=(1, 2)), _separated((2, 1, 5, 7), 93), ())),
+    ]
+    cases += [Case(layer, config, build) for layer, config, build in references]
     cases += [
         Case("Sigmoid", "N(0, 2^2) inputs", lambda: (n.Sigmoid(), normal_input((4, 5), 40, 2.0), ())),
         Case("Tanh", "N(0, 1) inputs", lambda: (n.Tanh(), normal_input((4, 5), 41), ())),

@@ -5,7 +5,7 @@ that it raises to the size of every such block freed (up to 32 MiB on 64-bit). A
 a few large buffers, the next arrays of up to that size come from the heap instead, and freeing them
 leaves the pages mapped to the process for reuse. Measured with the cnn preset predicting 10,000
 MNIST-sized images in batches of 1000 (72 MB of RSS before): with every layer's buffers dropped, the
-process still held 158 MB; after ``malloc_trim(0)`` it held 78 MB. ``malloc_trim`` costs a walk over
+process still held 140 MB when predict returned; with ``malloc_trim(0)`` called there, 76 MB. ``malloc_trim`` costs a walk over
 the allocator's free lists, a few milliseconds at most, so it runs once at the end of ``predict`` or
 ``evaluate``, never per batch or per training step.
 

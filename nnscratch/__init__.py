@@ -2,6 +2,8 @@
 
 from .layers import (
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     BinaryCrossEntropy,
     Conv2D,
     CrossEntropy,
@@ -13,6 +15,7 @@ from .layers import (
     LeakyReLU,
     Flatten,
     Layer,
+    LayerNorm,
     Linear,
     MaxPool2D,
     Mean,
@@ -63,6 +66,9 @@ __all__ = [
     "GlobalAvgPool2D",
     "reference",
     "Dropout",
+    "BatchNorm1D",
+    "BatchNorm2D",
+    "LayerNorm",
     "Sequential",
     "SGD",
     "Adam",

@@ -320,3 +320,126 @@ def naive_global_avgpool2d(x):
         for c in range(ch):
             y[b, c] = sum(x[b, c, i, j] for i in range(h) for j in range(w)) / (h * w)
     return y, 1.0 / (h * w)
+
+
+# -- normalization -----------------------------------------------------------------------------
+# Each group of values (a channel over the batch for BatchNorm, a sample for LayerNorm) is normalized
+# on its own, one value at a time; backward follows the chain rule step by step through the mean and
+# the variance, as in Ioffe and Szegedy's paper, not the compact formula the layers use.
+def _normalize(values, eps):
+    """x_hat of a list of numbers, with their mean and biased variance."""
+    m = len(values)
+    mean = sum(values) / m
+    var = sum((v - mean) ** 2 for v in values) / m
+    return [(v - mean) / math.sqrt(var + eps) for v in values], mean, var
+
+
+def _normalize_backward(values, dx_hat, eps):
+    """dL/dx of a group given dL/dx_hat, through var and mean."""
+    m = len(values)
+    mean = sum(values) / m
+    var = sum((v - mean) ** 2 for v in values) / m
+    dvar = sum(d * (v - mean) for d, v in zip(dx_hat, values)) * -0.5 * (var + eps) ** -1.5
+    dmean = sum(-d / math.sqrt(var + eps) for d in dx_hat) + dvar * sum(-2 * (v - mean) for v in values) / m
+    return [d / math.sqrt(var + eps) + dvar * 2 * (v - mean) / m + dmean / m for d, v in zip(dx_hat, values)]
+
+
+def _channel_indices(shape, c):
+    """Every index of an (N, C, ...) array whose channel (axis 1) is c."""
+    return [index for index in np.ndindex(*shape) if index[1] == c]
+
+
+def naive_batchnorm_forward(x, weight, bias, running_mean, running_var, eps=1e-5, momentum=0.1, training=True):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias per channel c = axis 1, and the new running stats.
+
+    Training: the batch's mean and biased variance over every axis but 1; running <- (1 - momentum) *
+    running + momentum * (mean, unbiased variance). Eval: the running statistics, unchanged.
+
+    Shape:
+        x: (N, C) or (N, C, ...); weight, bias, running_mean, running_var: (C,)
+        returns y like x, running_mean (C,), running_var (C,)
+    """
+    x = np.asarray(x, np.float64)
+    y = np.zeros_like(x)
+    new_mean, new_var = np.array(running_mean, np.float64), np.array(running_var, np.float64)
+    for c in range(x.shape[1]):
+        indices = _channel_indices(x.shape, c)
+        values = [x[i] for i in indices]
+        if training:
+            x_hat, mean, var = _normalize(values, eps)
+            m = len(values)
+            new_mean[c] = (1 - momentum) * running_mean[c] + momentum * mean
+            new_var[c] = (1 - momentum) * running_var[c] + momentum * var * m / (m - 1)
+        else:
+            x_hat = [(v - running_mean[c]) / math.sqrt(running_var[c] + eps) for v in values]
+        for i, v in zip(indices, x_hat):
+            y[i] = v * weight[c] + bias[c]
+    return y, new_mean, new_var
+
+
+def naive_batchnorm_backward(x, weight, delta, running_mean=None, running_var=None, eps=1e-5, training=True):
+    """(dL/dx, dL/dweight, dL/dbias) per channel; in training through the batch mean and variance,
+    in eval (``training=False``, with the running statistics) with those as constants.
+
+    Shape:
+        x, delta: (N, C) or (N, C, ...); weight: (C,); returns dx like x, dweight (C,), dbias (C,)
+    """
+    x, delta = np.asarray(x, np.float64), np.asarray(delta, np.float64)
+    dx = np.zeros_like(x)
+    channels = x.shape[1]
+    dweight, dbias = np.zeros(channels), np.zeros(channels)
+    for c in range(channels):
+        indices = _channel_indices(x.shape, c)
+        values, deltas = [x[i] for i in indices], [delta[i] for i in indices]
+        dbias[c] = sum(deltas)
+        dx_hat = [d * weight[c] for d in deltas]
+        if training:
+            x_hat, _, _ = _normalize(values, eps)
+            grads = _normalize_backward(values, dx_hat, eps)
+        else:
+            x_hat = [(v - running_mean[c]) / math.sqrt(running_var[c] + eps) for v in values]
+            grads = [d / math.sqrt(running_var[c] + eps) for d in dx_hat]
+        dweight[c] = sum(d * h for d, h in zip(deltas, x_hat))
+        for i, g in zip(indices, grads):
+            dx[i] = g
+    return dx, dweight, dbias
+
+
+def naive_layernorm_forward(x, weight, bias, normalized_ndim, eps=1e-5):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, each sample over its last normalized_ndim axes.
+
+    Shape:
+        x: (*, *normalized_shape); weight, bias: normalized_shape; y: like x
+    """
+    x = np.asarray(x, np.float64)
+    y = np.zeros_like(x)
+    k = int(np.prod(x.shape[x.ndim - normalized_ndim :]))
+    rows, flat_y = x.reshape(-1, k), y.reshape(-1, k)
+    w, b = np.ravel(weight), np.ravel(bias)
+    for r in range(rows.shape[0]):
+        x_hat, _, _ = _normalize(list(rows[r]), eps)
+        for j in range(k):
+            flat_y[r, j] = x_hat[j] * w[j] + b[j]
+    return y
+
+
+def naive_layernorm_backward(x, weight, delta, normalized_ndim, eps=1e-5):
+    """(dL/dx, dL/dweight, dL/dbias): per sample through its mean and variance; the parameter
+    gradients summed over the samples.
+
+    Shape:
+        x, delta: (*, *normalized_shape); weight: normalized_shape; dx like x, dweight and dbias like weight
+    """
+    x, delta = np.asarray(x, np.float64), np.asarray(delta, np.float64)
+    k = int(np.prod(x.shape[x.ndim - normalized_ndim :]))
+    rows, deltas = x.reshape(-1, k), delta.reshape(-1, k)
+    w = np.ravel(weight)
+    dx, dweight, dbias = np.zeros_like(rows), np.zeros(k), np.zeros(k)
+    for r in range(rows.shape[0]):
+        x_hat, _, _ = _normalize(list(rows[r]), eps)
+        for j in range(k):
+            dweight[j] += deltas[r, j] * x_hat[j]
+            dbias[j] += deltas[r, j]
+        dx[r] = _normalize_backward(list(rows[r]), [deltas[r, j] * w[j] for j in range(k)], eps)
+    shape = np.shape(weight)
+    return dx.reshape(x.shape), dweight.reshape(shape), dbias.reshape(shape)

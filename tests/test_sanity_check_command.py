@@ -432,6 +432,17 @@ def test_every_builtin_layer_passes_in_every_configuration(capsys):
     assert any(r[0] == "reference.Conv2D" and r[2].startswith("parameter 1 (4,)") for r in rows)
     dropout = {config for layer, config in configs if layer == "Dropout"}
     assert {"p=0.2, training (the same mask in every forward)", "p=0.5, eval mode (the identity)"} <= dropout
+    for layer in ("BatchNorm1D", "BatchNorm2D"):  # both modes, with and without affine, parameters checked
+        kinds = [config for name, config in configs if name == layer]
+        for kind in (", training", ", eval", ", training, affine=False", ", eval, affine=False"):
+            assert any(config.endswith(kind) for config in kinds)
+        assert any(r[0] == layer and r[1].endswith(", training") and r[2].startswith("parameter 1") for r in rows)
+        assert any(r[0] == layer and r[1].endswith(", eval") and r[2].startswith("parameter 1") for r in rows)
+    layer_norm = {config for layer, config in configs if layer == "LayerNorm"}
+    assert any("last axis" in c for c in layer_norm) and any("last two axes" in c for c in layer_norm)
+    networks = {config for layer, config in configs if layer == "Sequential"}
+    assert {c for c in networks if "BatchNorm2D" in c and "LayerNorm" in c and "Dropout" in c and c.endswith("Mean, training")}
+    assert {c for c in networks if "BatchNorm2D" in c and c.endswith("Mean, eval")}
     assert f"all {len(configs)} configurations passed" in out
 
 

@@ -83,6 +83,16 @@ def make_targets(kind, n, c, seed):
     return _distributions((n, c), seed + 1)  # soft
 
 
+def _with_statistics(layer, seed, training=True):
+    """A normalization layer with seeded weight, bias and running statistics (not the 1, 0, 0, 1 a new
+    one starts with, which would hide a swapped term), in train or eval mode."""
+    rng = np.random.default_rng(seed)
+    ranges = list(zip(layer.parameters, ((0.5, 1.5), (-1.0, 1.0)))) + list(zip(layer.buffers, ((-0.5, 0.5), (0.5, 2.0))))
+    for array, (low, high) in ranges:  # weight, bias; running mean, running variance (positive)
+        array[...] = rng.uniform(low, high, array.shape)
+    return layer.train(training)
+
+
 def builtin_cases() -> list[Case]:
     """Every built-in layer in the configurations the issue asks for (and a few more)."""
     n = nnscratch
@@ -165,6 +175,28 @@ def builtin_cases() -> list[Case]:
             n.Dropout(p, rng=80 + i), normal_input((4, 6), 80 + i), ())))
     cases.append(Case("Dropout", "p=0.5, eval mode (the identity)", lambda: (
         n.Dropout(0.5, rng=84).eval(), normal_input((4, 6), 84), ())))
+    batch_norms = [  # (layer, config, make, input shape)
+        ("BatchNorm1D", "(N, D) = (5, 4)", lambda affine: n.BatchNorm1D(4, affine=affine), (5, 4)),
+        ("BatchNorm1D", "(N, C, L) = (3, 3, 2)", lambda affine: n.BatchNorm1D(3, affine=affine), (3, 3, 2)),
+        ("BatchNorm2D", "(N, C, H, W) = (2, 3, 3, 3)", lambda affine: n.BatchNorm2D(3, affine=affine), (2, 3, 3, 3)),
+    ]
+    for i, (name, shape_text, make, shape) in enumerate(batch_norms):
+        for training in (True, False):
+            for affine in (True, False):
+                config = f"{shape_text}, {'training' if training else 'eval'}{'' if affine else ', affine=False'}"
+                seed = 90 + 4 * i + 2 * training + affine
+                cases.append(Case(name, config, lambda make=make, shape=shape, training=training, affine=affine, seed=seed: (
+                    _with_statistics(make(affine), seed, training), normal_input(shape, seed, 1.5, 0.5), ())))
+    layer_norms = [  # (config, normalized_shape, affine, input shape)
+        ("over the last axis, (4, 6)", 6, True, (4, 6)),
+        ("over the last axis, no affine", 6, False, (4, 6)),
+        ("over the last two axes, (2, 3, 3, 4)", (3, 4), True, (2, 3, 3, 4)),
+        ("over the last two axes, no affine", (3, 4), False, (2, 3, 4)),
+    ]
+    for i, (config, normalized, affine, shape) in enumerate(layer_norms):
+        cases.append(Case("LayerNorm", config, lambda normalized=normalized, affine=affine, shape=shape, i=i: (
+            _with_statistics(n.LayerNorm(normalized, elementwise_affine=affine), 110 + i),
+            normal_input(shape, 110 + i, 2.0, 1.0), ())))
     for i, kind in enumerate(TARGET_KINDS):
         cases.append(Case("CrossEntropy", f"{kind} targets", lambda kind=kind, i=i: (
             n.CrossEntropy(), _distributions((4, 5), 50 + i), (make_targets(kind, 4, 5, 50 + i),))))
@@ -205,4 +237,13 @@ def builtin_cases() -> list[Case]:
                          n.SoftmaxCrossEntropy(), n.Mean()),
             normal_input((2, 2, 4, 4), 74), (make_targets("one-hot", 2, 4, 74),))),
     ]
+    for training in (True, False):
+        mode = "training" if training else "eval"
+        cases.append(Case("Sequential", f"Conv2D-BatchNorm2D-ReLU-..-BatchNorm1D-Tanh-Dropout-LayerNorm-..-Mean, {mode}",
+                          lambda training=training: (
+            n.Sequential(n.Conv2D(2, 3, 3, padding=1, rng=76), _with_statistics(n.BatchNorm2D(3), 76), n.ReLU(),
+                         n.Flatten(), n.Linear(48, 6, rng=77), _with_statistics(n.BatchNorm1D(6), 77), n.Tanh(),
+                         n.Dropout(0.3, rng=78), _with_statistics(n.LayerNorm(6), 78), n.Linear(6, 4, rng=79),
+                         n.SoftmaxCrossEntropy(), n.Mean()).train(training),
+            _away_from_zero((3, 2, 4, 4), 76), (make_targets("integer", 3, 4, 76),))))
     return cases

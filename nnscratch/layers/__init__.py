@@ -14,6 +14,7 @@ from .losses import (
     SigmoidBinaryCrossEntropy,
     SoftmaxCrossEntropy,
 )
+from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .shape import Flatten
 
@@ -42,4 +43,7 @@ __all__ = [
     "Dropout",
     "AvgPool2D",
     "GlobalAvgPool2D",
+    "BatchNorm1D",
+    "BatchNorm2D",
+    "LayerNorm",
 ]

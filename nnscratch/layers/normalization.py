@@ -1,0 +1,351 @@
+"""Normalization: BatchNorm1D and BatchNorm2D (batch statistics per feature), LayerNorm (per sample).
+
+Both batch norms work on a 3-D view (A, C, B) of their input, C the features or channels, with the
+statistics taken over axes A and B: (N, D) is viewed as (N, D, 1), (N, C, L) is itself, and
+(N, C, H, W) is (N, C, H*W) in C order, or (1, C, N*H*W) for the channel-major (C, N, H, W) memory
+Conv2D hands out. Both views cost no copy, and the output comes back in the input's layout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels import aligned
+from ..kernels.buffers import copy_in_order, memory_order, recycled_empty
+from .base import Layer, as_dtype, check_positive_int, check_real
+
+_CHANNEL_MAJOR = (1, 0, 2, 3)
+
+
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum over axes 0 and 2 of a * b, for (A, C, B) arrays: (1, C, 1). ``b`` may be a (B, 1) column.
+
+    A batch of BLAS dot products, one per (a, c) row: it reads both arrays once and writes nothing
+    of their size, 2-4x faster than multiplying and then summing.
+    """
+    b = b[:, :, :, None] if b.ndim == 3 else b
+    return np.matmul(a[:, :, None, :], b).sum(axis=0).reshape(1, a.shape[1], 1)
+
+
+def _check_bool(layer: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{layer}: {name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+class _BatchNorm(Layer):
+    """What BatchNorm1D and BatchNorm2D share: everything but how the input is viewed as (A, C, B)."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
+        super().__init__()
+        name = type(self).__name__
+        self.num_features = check_positive_int(name, "num_features", num_features)
+        self.eps = check_real(name, "eps", eps, 0.0, strict=True)
+        self.momentum = check_real(name, "momentum", momentum, 0.0)
+        if self.momentum > 1.0:
+            raise ValueError(f"{name}: momentum must be in [0, 1], got {self.momentum}")
+        self.affine = _check_bool(name, "affine", affine)
+        dtype = as_dtype(name, dtype)
+        c = self.num_features
+        if self.affine:
+            self.weight, self.bias = aligned.zeros(c, dtype), aligned.zeros(c, dtype)
+            self.weight += 1
+            self.parameters = [self.weight, self.bias]
+            self.parameters_deltas = [aligned.zeros_like(p) for p in self.parameters]
+        else:
+            self.weight = self.bias = None
+        self.running_mean, self.running_var = aligned.zeros(c, dtype), aligned.zeros(c, dtype)
+        self.running_var += 1
+        self.buffers = [self.running_mean, self.running_var]
+        self._cache = None  # what backward needs, from the last forward (see forward)
+        self._store: dict = {}  # results and scratch, recycled (see recycled_empty)
+
+    def config(self) -> dict:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine, "dtype": self.running_mean.dtype.name}
+
+    def output_shape(self, input_shape):
+        self._check_shape(tuple(input_shape))
+        return tuple(input_shape)
+
+    def _empty(self, key: str, like: np.ndarray) -> np.ndarray:
+        return recycled_empty(self._store, key, like.shape, like.dtype)
+
+    def _ones(self, like: np.ndarray) -> np.ndarray:
+        """A read-only (B, 1) column of ones, for sums as dot products; kept for the next batch."""
+        ones = self._store.get("ones")
+        if ones is None or ones.shape[0] != like.shape[2] or ones.dtype != like.dtype:
+            ones = self._store["ones"] = np.ones((like.shape[2], 1), like.dtype)
+            ones.flags.writeable = False
+        return ones
+
+    def _per_channel(self, values) -> np.ndarray:
+        return np.reshape(values, (1, self.num_features, 1))
+
+    # -- forward and backward, on the (A, C, B) view --------------------------------------------
+    def forward(self, x, *args):
+        self._check_parameters_in_place("weight", "bias")
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self.name}: expected a numpy array as input, got {type(x).__name__}")
+        self._check_shape(x.shape)
+        # The running statistics carry the dtype when there are no parameters (affine=False).
+        dtype = (self.weight if self.affine else self.running_mean).dtype
+        if self.training and x.size // self.num_features < 2:
+            raise ValueError(
+                f"{self.name}: in training mode each feature needs at least 2 values ({self._values}) to "
+                f"take a batch variance, got 1 per feature (input of shape {x.shape}): the variance of a "
+                "single value is undefined; use a larger batch, or eval mode"
+            )
+        x3, layout = self._view(x.astype(dtype, copy=False))
+        if self.training:
+            y3, self._cache = self._forward_batch_statistics(x3)
+        else:
+            y3, self._cache = self._forward_running_statistics(x3)
+        self._cache = (*self._cache, x.shape, layout)
+        return self._unview(y3, x.shape, layout)
+
+    def _forward_batch_statistics(self, x3):
+        """x_hat = (x - mean) / sqrt(var + eps) with the batch's mean and biased variance;
+        running_mean, running_var <- (1 - momentum) * running + momentum * (mean, unbiased var)."""
+        m = x3.shape[0] * x3.shape[2]
+        mean = _channel_dot(x3, self._ones(x3)) / m
+        x_hat = np.subtract(x3, mean, out=self._empty("x_hat", x3))
+        var = _channel_dot(x_hat, x_hat) / m  # two passes (mean first): no cancellation
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        x_hat *= inv_std
+        y3 = self._empty("y", x3)
+        if self.affine:
+            np.multiply(x_hat, self._per_channel(self.weight), out=y3)
+            y3 += self._per_channel(self.bias)
+        else:
+            np.copyto(y3, x_hat)
+        momentum = self.momentum
+        self.running_mean *= 1.0 - momentum
+        self.running_mean += momentum * mean.ravel()
+        self.running_var *= 1.0 - momentum
+        self.running_var += (momentum * m / (m - 1)) * var.ravel()
+        return y3, ("batch", x_hat, inv_std)
+
+    def _forward_running_statistics(self, x3):
+        """y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, as one scale and shift."""
+        inv_std = self._per_channel(1.0 / np.sqrt(self.running_var + self.eps)).astype(x3.dtype, copy=False)
+        scale = inv_std * self._per_channel(self.weight) if self.affine else inv_std
+        shift = -self._per_channel(self.running_mean) * scale
+        if self.affine:
+            shift = shift + self._per_channel(self.bias)
+        y3 = np.multiply(x3, scale, out=self._empty("y", x3))
+        y3 += shift
+        return y3, ("running", x3, inv_std)
+
+    def backward(self, delta):
+        self._check_forward_called(self._cache)
+        kind, saved, inv_std, shape, layout = self._cache
+        delta3 = self._delta_view(self._check_delta(delta, shape).astype(saved.dtype, copy=False), layout)
+        gain = inv_std * self._per_channel(self.weight) if self.affine else inv_std
+        dx = self._empty("dx", saved)
+        if kind == "batch":
+            # x_hat depends on x through the batch mean and variance too. With M values per channel,
+            # dbeta = sum(delta), dgamma = sum(delta * x_hat), and
+            # dx = gamma / sqrt(var + eps) * (delta - dbeta / M - x_hat * dgamma / M).
+            x_hat, m = saved, saved.shape[0] * saved.shape[2]
+            dbeta = _channel_dot(delta3, self._ones(delta3))
+            dgamma = _channel_dot(delta3, x_hat)
+            np.multiply(x_hat, -dgamma / m, out=dx)
+            dx += delta3
+            dx -= dbeta / m
+            dx *= gain
+        else:
+            # The running statistics are constants: y is affine in x, dx = delta * gamma / sqrt(var + eps).
+            if self.affine:
+                dbeta = _channel_dot(delta3, self._ones(delta3))
+                x_hat = np.subtract(saved, self._per_channel(self.running_mean), out=dx)
+                x_hat *= inv_std
+                dgamma = _channel_dot(delta3, x_hat)
+            np.multiply(delta3, gain, out=dx)
+        if self.affine:
+            deltas = self._delta_buffers()
+            deltas[0][...] = dgamma.ravel()
+            deltas[1][...] = dbeta.ravel()
+        return self._unview(dx, shape, layout)
+
+
+class BatchNorm1D(_BatchNorm):
+    """Batch normalization of features: y = (x - mean) / sqrt(var + eps) * weight + bias, per feature.
+
+    Training mode: mean and var are the batch's (biased variance, over N, and L for 3-D input), and
+    running_mean / running_var are updated as (1 - momentum) * running + momentum * batch statistic,
+    with the unbiased variance for running_var. Eval mode: the running statistics are used instead.
+    As PyTorch's BatchNorm1d. ``parameters == [weight, bias]`` (starting at 1 and 0) when ``affine``;
+    ``buffers == [running_mean, running_var]`` (starting at 0 and 1), saved, never trained.
+
+    Backward in training mode is the full gradient through the batch statistics:
+    dx = weight / sqrt(var + eps) * (delta - mean(delta) - x_hat * mean(delta * x_hat)),
+    dweight = sum(delta * x_hat), dbias = sum(delta), sums and means over the batch.
+
+    Shape:
+        x: (N, num_features) or (N, num_features, L); y: same as x
+        weight, bias, running_mean, running_var: (num_features,)
+    """
+
+    _values = "N, or N*L"
+
+    def _check_shape(self, shape: tuple) -> None:
+        c = self.num_features
+        if len(shape) not in (2, 3) or shape[1] != c:
+            raise ValueError(
+                f"BatchNorm1D: expected input of shape (N, {c}) or (N, {c}, L) ({c} features), got shape {shape}"
+            )
+
+    def _view(self, x):
+        x = np.ascontiguousarray(x)
+        return (x[:, :, None] if x.ndim == 2 else x), "C"
+
+    def _delta_view(self, delta, layout):
+        return self._view(delta)[0]
+
+    def _unview(self, y3, shape, layout):
+        return y3.reshape(shape)
+
+
+
+class BatchNorm2D(_BatchNorm):
+    """Batch normalization of channels: y = (x - mean) / sqrt(var + eps) * weight + bias, per channel.
+
+    Mean and var are taken per channel over (N, H, W); otherwise as ``BatchNorm1D`` (PyTorch's
+    BatchNorm2d): batch statistics and running-statistic updates in training mode, the running
+    statistics in eval mode, the full batch-statistics gradient in training.
+
+    The output (and the input gradient) keep the input's memory layout: Conv2D's channel-major
+    (C, N, H, W) memory behind an (N, C, H, W) view is worked on as one (C, N*H*W) block, without a
+    transposing copy; C-order input as (N, C, H*W).
+
+    Shape:
+        x: (N, num_features, H, W); y: same as x
+        weight, bias, running_mean, running_var: (num_features,)
+    """
+
+    _values = "N*H*W"
+
+    def _check_shape(self, shape: tuple) -> None:
+        c = self.num_features
+        if len(shape) != 4 or shape[1] != c:
+            raise ValueError(
+                f"BatchNorm2D: expected input of shape (N, {c}, H, W) ({c} channels), got shape {shape}"
+            )
+
+    def _view(self, x):
+        n, c, h, w = x.shape
+        if memory_order(x) == _CHANNEL_MAJOR and x.transpose(_CHANNEL_MAJOR).flags.c_contiguous:
+            return x.transpose(_CHANNEL_MAJOR).reshape(1, c, n * h * w), "channel-major"
+        return np.ascontiguousarray(x).reshape(n, c, h * w), "C"
+
+    def _delta_view(self, delta, layout):
+        n, c, h, w = delta.shape
+        if layout == "C":
+            return np.ascontiguousarray(delta).reshape(n, c, h * w)
+        if not delta.transpose(_CHANNEL_MAJOR).flags.c_contiguous:
+            # laid out like the cached x_hat, so the passes in backward walk memory in step
+            delta = copy_in_order(delta, _CHANNEL_MAJOR, self._store, "delta")
+        return delta.transpose(_CHANNEL_MAJOR).reshape(1, c, n * h * w)
+
+    def _unview(self, y3, shape, layout):
+        if layout == "channel-major":
+            n, c, h, w = shape
+            return y3.reshape(c, n, h, w).transpose(_CHANNEL_MAJOR)
+        return y3.reshape(shape)
+
+
+
+class LayerNorm(Layer):
+    """Layer normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, per sample.
+
+    mean and the biased var are taken over the trailing ``normalized_shape`` axes of each sample, in
+    training and evaluation alike (no running statistics), as PyTorch's LayerNorm. With
+    ``elementwise_affine``, ``parameters == [weight, bias]`` of shape ``normalized_shape``, starting
+    at 1 and 0.
+
+    Backward, with K the number of normalized values per sample and sums over them:
+    dx_hat = delta * weight, dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps),
+    dweight = sum over samples of delta * x_hat, dbias = sum over samples of delta.
+
+    Shape:
+        x: (*, *normalized_shape); y: same as x
+        weight, bias: normalized_shape
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float32):
+        super().__init__()
+        shape = normalized_shape if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)
+        if not shape:
+            raise ValueError("LayerNorm: normalized_shape must name at least one axis, got ()")
+        self.normalized_shape = tuple(check_positive_int("LayerNorm", "normalized_shape", s) for s in shape)
+        self.eps = check_real("LayerNorm", "eps", eps, 0.0, strict=True)
+        self.elementwise_affine = _check_bool("LayerNorm", "elementwise_affine", elementwise_affine)
+        self._dtype = as_dtype("LayerNorm", dtype)
+        if self.elementwise_affine:
+            self.weight = aligned.zeros(self.normalized_shape, self._dtype)
+            self.weight += 1
+            self.bias = aligned.zeros(self.normalized_shape, self._dtype)
+            self.parameters = [self.weight, self.bias]
+            self.parameters_deltas = [aligned.zeros_like(p) for p in self.parameters]
+        else:
+            self.weight = self.bias = None
+        self._cache = None
+
+    def config(self) -> dict:
+        shape = self.normalized_shape
+        return {"normalized_shape": shape[0] if len(shape) == 1 else list(shape), "eps": self.eps,
+                "elementwise_affine": self.elementwise_affine, "dtype": self._dtype.name}
+
+    def output_shape(self, input_shape):
+        self._check_shape(tuple(input_shape))
+        return tuple(input_shape)
+
+    def _check_shape(self, shape: tuple) -> None:
+        k = len(self.normalized_shape)
+        if len(shape) < k or tuple(shape[len(shape) - k :]) != self.normalized_shape:
+            raise ValueError(
+                f"LayerNorm: expected input whose trailing axes are {self.normalized_shape} "
+                f"(shape (*, {', '.join(map(str, self.normalized_shape))})), got shape {tuple(shape)}"
+            )
+
+    def forward(self, x, *args):
+        self._check_parameters_in_place("weight", "bias")
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"LayerNorm: expected a numpy array as input, got {type(x).__name__}")
+        self._check_shape(x.shape)
+        # The dtype comes from the parameters when there are any (a check swaps them for float64).
+        dtype = self.weight.dtype if self.elementwise_affine else np.result_type(self._dtype, x.dtype)
+        k = int(np.prod(self.normalized_shape))
+        x2 = np.ascontiguousarray(x, dtype=dtype).reshape(-1, k)
+        mean = x2.mean(axis=1, keepdims=True)
+        x_hat = x2 - mean
+        var = np.einsum("rk,rk->r", x_hat, x_hat)[:, None] / k
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        x_hat *= inv_std
+        if self.elementwise_affine:
+            y2 = x_hat * self.weight.reshape(1, k)
+            y2 += self.bias.reshape(1, k)
+        else:
+            y2 = x_hat.copy()
+        self._cache = (x_hat, inv_std, x.shape)
+        return y2.reshape(x.shape)
+
+    def backward(self, delta):
+        self._check_forward_called(self._cache)
+        x_hat, inv_std, shape = self._cache
+        k = x_hat.shape[1]
+        delta2 = np.ascontiguousarray(self._check_delta(delta, shape), dtype=x_hat.dtype).reshape(-1, k)
+        if self.elementwise_affine:
+            deltas = self._delta_buffers()
+            deltas[0][...] = np.einsum("rk,rk->k", delta2, x_hat).reshape(self.normalized_shape)
+            deltas[1][...] = delta2.sum(axis=0).reshape(self.normalized_shape)
+            dx_hat = delta2 * self.weight.reshape(1, k)
+        else:
+            dx_hat = delta2.copy()
+        # dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps), per sample
+        projection = np.einsum("rk,rk->r", dx_hat, x_hat)[:, None] / k
+        dx_hat -= dx_hat.mean(axis=1, keepdims=True)
+        dx_hat -= x_hat * projection
+        dx_hat *= inv_std
+        return dx_hat.reshape(shape)

@@ -245,7 +245,7 @@ def test_a_batch_of_one_in_training_is_refused_because_its_variance_is_undefined
     (lambda: nn.BatchNorm1D(2, momentum=-0.1), ValueError, "BatchNorm1D: momentum must be >= 0.0, got -0.1"),
     (lambda: nn.BatchNorm1D(2, momentum=None), TypeError, "BatchNorm1D: momentum must be a real number, got NoneType"),
     (lambda: nn.BatchNorm2D(2, affine="yes"), TypeError, "BatchNorm2D: affine must be True or False, got str 'yes'"),
-    (lambda: nn.BatchNorm2D(2, dtype=np.int32), TypeError, "BatchNorm2D: dtype must be a floating dtype"),
+    (lambda: nn.BatchNorm2D(2, dtype=np.int32), TypeError, "BatchNorm2D: dtype must be float32 or float64, got int32"),
     (lambda: nn.LayerNorm(()), ValueError, r"LayerNorm: normalized_shape must name at least one axis, got \(\)"),
     (lambda: nn.LayerNorm((3, 0)), ValueError, "LayerNorm: normalized_shape must be a positive int, got 0"),
     (lambda: nn.LayerNorm(2, eps=-1.0), ValueError, "LayerNorm: eps must be > 0.0, got -1.0"),

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..kernels import aligned
 from ..kernels.buffers import copy_in_order, memory_order, recycled_empty
-from .base import Layer, as_dtype, check_positive_int, check_real
+from .base import Layer, as_dtype, check_bool, check_positive_int, check_real
 
 _CHANNEL_MAJOR = (1, 0, 2, 3)
 
@@ -27,26 +27,13 @@ def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a[:, :, None, :], b).sum(axis=0).reshape(1, a.shape[1], 1)
 
 
-def _check_bool(layer: str, name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{layer}: {name} must be True or False, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
 class _BatchNorm(Layer):
     """What BatchNorm1D and BatchNorm2D share: everything but how the input is viewed as (A, C, B)."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
         super().__init__()
-        name = type(self).__name__
-        self.num_features = check_positive_int(name, "num_features", num_features)
-        self.eps = check_real(name, "eps", eps, 0.0, strict=True)
-        self.momentum = check_real(name, "momentum", momentum, 0.0)
-        if self.momentum > 1.0:
-            raise ValueError(f"{name}: momentum must be in [0, 1], got {self.momentum}")
-        self.affine = _check_bool(name, "affine", affine)
-        dtype = as_dtype(name, dtype)
-        c = self.num_features
+        c, self.eps, self.momentum, self.affine, dtype = self._checked(num_features, eps, momentum, affine, dtype)
+        self.num_features = c
         if self.affine:
             self.weight, self.bias = aligned.zeros(c, dtype), aligned.zeros(c, dtype)
             self.weight += 1
@@ -59,6 +46,27 @@ class _BatchNorm(Layer):
         self.buffers = [self.running_mean, self.running_var]
         self._cache = None  # what backward needs, from the last forward (see forward)
         self._store: dict = {}  # results and scratch, recycled (see recycled_empty)
+
+    @classmethod
+    def _checked(cls, num_features, eps, momentum, affine, dtype) -> tuple:
+        """The hyperparameters validated: (num_features, eps, momentum, affine, dtype)."""
+        name = cls.__name__
+        num_features = check_positive_int(name, "num_features", num_features)
+        eps = check_real(name, "eps", eps, 0.0, strict=True)
+        momentum = check_real(name, "momentum", momentum, 0.0)
+        if momentum > 1.0:
+            raise ValueError(f"{name}: momentum must be in [0, 1], got {momentum}")
+        return num_features, eps, momentum, check_bool(name, "affine", affine), as_dtype(name, dtype)
+
+    @classmethod
+    def parameter_specs(cls, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32) -> list:
+        c, _, _, affine, dtype = cls._checked(num_features, eps, momentum, affine, dtype)
+        return [((c,), dtype), ((c,), dtype)] if affine else []
+
+    @classmethod
+    def buffer_specs(cls, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32) -> list:
+        c, _, _, _, dtype = cls._checked(num_features, eps, momentum, affine, dtype)
+        return [((c,), dtype), ((c,), dtype)]  # running_mean, running_var
 
     def config(self) -> dict:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
@@ -275,13 +283,8 @@ class LayerNorm(Layer):
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float32):
         super().__init__()
-        shape = normalized_shape if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)
-        if not shape:
-            raise ValueError("LayerNorm: normalized_shape must name at least one axis, got ()")
-        self.normalized_shape = tuple(check_positive_int("LayerNorm", "normalized_shape", s) for s in shape)
-        self.eps = check_real("LayerNorm", "eps", eps, 0.0, strict=True)
-        self.elementwise_affine = _check_bool("LayerNorm", "elementwise_affine", elementwise_affine)
-        self._dtype = as_dtype("LayerNorm", dtype)
+        self.normalized_shape, self.eps, self.elementwise_affine, self._dtype = self._checked(
+            normalized_shape, eps, elementwise_affine, dtype)
         if self.elementwise_affine:
             self.weight = aligned.zeros(self.normalized_shape, self._dtype)
             self.weight += 1
@@ -291,6 +294,21 @@ class LayerNorm(Layer):
         else:
             self.weight = self.bias = None
         self._cache = None
+
+    @staticmethod
+    def _checked(normalized_shape, eps, elementwise_affine, dtype) -> tuple:
+        """The hyperparameters validated: (normalized_shape as a tuple, eps, elementwise_affine, dtype)."""
+        shape = normalized_shape if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)
+        if not shape:
+            raise ValueError("LayerNorm: normalized_shape must name at least one axis, got ()")
+        shape = tuple(check_positive_int("LayerNorm", "normalized_shape", s) for s in shape)
+        return (shape, check_real("LayerNorm", "eps", eps, 0.0, strict=True),
+                check_bool("LayerNorm", "elementwise_affine", elementwise_affine), as_dtype("LayerNorm", dtype))
+
+    @classmethod
+    def parameter_specs(cls, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float32) -> list:
+        shape, _, affine, dtype = cls._checked(normalized_shape, eps, elementwise_affine, dtype)
+        return [(shape, dtype), (shape, dtype)] if affine else []
 
     def config(self) -> dict:
         shape = self.normalized_shape

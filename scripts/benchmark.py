@@ -15,6 +15,11 @@ run preceded by at least 0.2 s of untimed warm-up steps (OpenBLAS's idle threads
 
     python scripts/benchmark.py [--repeats 9] [--json figures.json]    (pip install -e .[bench] for torch)
 
+With --busy it also times both frameworks quiet and with one core taken (issue 15): a busy-loop
+process pinned to one CPU for the duration of each busy run (killed after it, and stopping by itself
+after --busy-max-seconds whatever happens). nnscratch trains as fit does, its ThreadChooser picking
+numpy's BLAS threads; PyTorch runs as it comes, with its default thread count, printed.
+
 Machines shared with other work give noisy timings: the load average, the share of the CPUs that
 other processes took during each network's timed runs, and numpy's BLAS speed measured before each
 pair of runs (a virtual machine's host can halve it for seconds at a time) are printed with the
@@ -45,9 +50,10 @@ if HERE not in sys.path:
 from benchmark_machine import (  # noqa: E402, F401
     PROBE_SHAPE, blas_gflops, blas_info, cpu_model, cpu_snapshot, loadavg, others_cpu_share, rss_bytes,
 )
+from benchmark_machine import BusyCore  # noqa: E402, F401
 from benchmark_networks import (  # noqa: E402, F401
-    LR, MOMENTUM, REPO, TARGETS, build_nnscratch, build_torch, compare_conv, compare_network, load_naive,
-    load_torch, make_batches, measure_memory, nnscratch_step, samples_per_second, torch_step,
+    LR, MOMENTUM, REPO, TARGETS, build_nnscratch, build_torch, compare_busy, compare_conv, compare_network,
+    load_naive, load_torch, make_batches, measure_memory, nnscratch_step, samples_per_second, torch_step,
 )
 
 
@@ -98,7 +104,41 @@ def render(results: dict) -> str:
                      f"{trace}; growth {mem['growth_mb']:+.2f} MB ({mem['growth_per_step_bytes']:+,.0f} B/step)")
     lines.append(f"samples/s: medians of {results['settings']['repeats']} alternating runs; ratio = nnscratch / "
                  "PyTorch (the target is on it); best runs ratio = fastest run / fastest run")
+    if results.get("busy"):
+        lines += ["", *render_busy(results["busy"], results["machine"])]
     return "\n".join(lines)
+
+
+def render_busy(busy: dict, machine: dict) -> list:
+    """The --busy section: samples/s quiet and busy, and busy / quiet, per framework and network."""
+    first = next(iter(busy.values()))
+    torch = (f"PyTorch as it comes ({machine['torch_default_threads']} threads)" if machine["torch"]
+             else "PyTorch skipped")
+    lines = [f"quiet vs busy: {first['load'] or 'no busy run'}; nnscratch as fit trains (ThreadChooser), {torch}",
+             f"{'network':<8}{'nnscratch quiet':>16}{'busy':>10}{'busy/quiet':>12}  {'BLAS threads chosen quiet; busy':<33}"
+             f"{'PyTorch quiet':>14}{'busy':>10}{'busy/quiet':>12}"]
+    for name, row in busy.items():
+        ours, theirs = row["nnscratch"], row["pytorch"]
+        chosen = "; ".join(_tally(row["chosen"][load]) for load in ("quiet", "busy"))
+        line = (f"{name.upper():<8}{ours['quiet']['median']:>16,.0f}{ours['busy']['median']:>10,.0f}"
+                f"{ours['ratio']:>12.2f}  {chosen:<33}")
+        if theirs:
+            line += f"{theirs['quiet']['median']:>14,.0f}{theirs['busy']['median']:>10,.0f}{theirs['ratio']:>12.2f}"
+        else:
+            line += f"{'skipped':>14}"
+        lines.append(line)
+    steps = ", ".join(f"{name.upper()} {row['steps']}" for name, row in busy.items())
+    lines.append(f"samples/s: medians of {first['repeats']} runs of {steps} timed steps each; the chooser "
+                 "starts afresh in each run (warm-up included), as a call of fit would")
+    return lines
+
+
+def _tally(counts: list) -> str:
+    """'2 x7, 1 x2': how often each thread count was the final choice (- when nothing was chosen)."""
+    tally = {}
+    for count in counts:
+        tally[count] = tally.get(count, 0) + 1
+    return ", ".join(f"{'-' if c is None else c} x{n}" for c, n in sorted(tally.items(), key=lambda item: -item[1]))
 
 
 def _spread(values: list) -> str:
@@ -132,6 +172,7 @@ def run(args) -> dict:
     """Everything the command measures, as one JSON-ready dict."""
     blas = blas_info()
     torch, skipped = (None, "--no-torch given") if args.no_torch else load_torch()
+    torch_default_threads = torch.get_num_threads() if torch else None
     if torch is not None and blas["threads"]:
         torch.set_num_threads(blas["threads"])
     results = {
@@ -141,6 +182,7 @@ def run(args) -> dict:
             "blas_threads_source": blas["threads_source"],
             "torch": torch.__version__ if torch else None,
             "torch_threads": torch.get_num_threads() if torch else None,
+            "torch_default_threads": torch_default_threads,
         },
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "torch_skipped": skipped,
@@ -160,6 +202,14 @@ def run(args) -> dict:
         epoch_steps = {"mlp": 4 * args.mlp_steps, "cnn": 2 * args.cnn_steps}
         results["memory"] = {n: measure_memory(n, args.memory_epochs, epoch_steps[n], args.batch)
                              for n in networks}
+    busy_networks = [n for n in ("mlp", "cnn") if n in args.only] if args.busy else []
+    if busy_networks:
+        if torch is not None:
+            torch.set_num_threads(torch_default_threads)  # as it comes
+        steps = {"mlp": args.mlp_steps, "cnn": args.cnn_steps}
+        results["busy"] = {n: compare_busy(n, torch, args.repeats, steps[n], args.warmup, args.batch,
+                                           args.warmup_seconds, max_seconds=args.busy_max_seconds)
+                           for n in busy_networks}
     results["load_after"] = loadavg()
     return results
 
@@ -182,6 +232,10 @@ def parse_args(argv=None):
     parser.add_argument("--full-backward", action="store_true",
                         help="also compute dL/dx of the data in nnscratch (PyTorch never does)")
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch column")
+    parser.add_argument("--busy", action="store_true",
+                        help="also time mlp and cnn (those in --only) quiet and with a busy-loop process on one CPU")
+    parser.add_argument("--busy-max-seconds", type=float, default=120.0,
+                        help="the busy-loop process stops by itself after this long, even if never killed")
     parser.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
     for name in ("repeats", "mlp_steps", "cnn_steps", "batch", "conv_repeats", "naive_repeats", "memory_epochs"):
@@ -189,6 +243,8 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')}: expected a positive int, got {getattr(args, name)}")
     if args.warmup < 0:
         parser.error(f"--warmup: expected a non-negative int, got {args.warmup}")
+    if not 0 < args.busy_max_seconds <= 3600:
+        parser.error(f"--busy-max-seconds: expected seconds in (0, 3600], got {args.busy_max_seconds}")
     if not 0 <= args.warmup_seconds <= 60:
         parser.error(f"--warmup-seconds: expected seconds between 0 and 60, got {args.warmup_seconds}")
     args.only = [part.strip() for part in args.only.split(",") if part.strip()]

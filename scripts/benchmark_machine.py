@@ -130,3 +130,57 @@ def loadavg() -> list | None:
         return list(os.getloadavg())
     except OSError:
         return None
+
+
+# -- a busy core ---------------------------------------------------------------------------------
+# The busy loop's own program: pin itself to one CPU, say so, then spin until its deadline. It stops
+# by itself even if whoever started it dies without killing it.
+BUSY_LOOP = """
+import os, sys, time
+cpu, seconds = int(sys.argv[1]), float(sys.argv[2])
+pinned = hasattr(os, "sched_setaffinity")
+if pinned:
+    os.sched_setaffinity(0, {cpu})
+print("pinned" if pinned else "unpinned", flush=True)
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline:
+    pass
+"""
+
+
+class BusyCore:
+    """A busy-loop process on one CPU for the duration of a ``with`` block: the load of issue 15.
+
+    The process pins itself to ``cpu`` (default: the last CPU this process may use) with
+    ``os.sched_setaffinity`` where the platform has it, and spins. ``__enter__`` returns once it
+    spins; ``__exit__`` kills it and waits for it. Should that never happen (this process killed
+    first), it stops by itself after ``max_seconds``.
+    """
+
+    def __init__(self, cpu: int | None = None, max_seconds: float = 120.0):
+        if cpu is None:
+            cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+            cpu = cpus[-1]
+        if not 0 < max_seconds <= 3600:
+            raise ValueError(f"BusyCore: max_seconds must be in (0, 3600], got {max_seconds}")
+        self.cpu, self.max_seconds, self.process, self.pinned = cpu, max_seconds, None, None
+
+    def __enter__(self) -> BusyCore:
+        import subprocess
+
+        self.process = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(self.cpu), str(self.max_seconds)],
+                                        stdout=subprocess.PIPE, text=True)
+        self.pinned = self.process.stdout.readline().strip() == "pinned"
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+            process.stdout.close()
+        return False
+
+    def describe(self) -> str:
+        where = f"pinned to CPU {self.cpu}" if self.pinned else "not pinned (no os.sched_setaffinity here)"
+        return f"one busy-loop process {where}, for the duration of each busy run"

@@ -5,6 +5,7 @@ resident memory of nnscratch training across epochs.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import statistics
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import nnscratch as nn
-from benchmark_machine import blas_gflops, cpu_snapshot, others_cpu_share, rss_bytes
+from benchmark_machine import BusyCore, blas_gflops, cpu_snapshot, others_cpu_share, rss_bytes
 
 TARGETS = {"mlp": 1.5, "cnn": 0.75, "conv2d": 100.0}
 LR, MOMENTUM = 0.01, 0.9
@@ -155,6 +156,53 @@ def compare_network(network: str, torch=None, repeats=7, steps=50, warmup=5, bat
         # Each repeat's two runs are next to each other in time: their ratio sees the same load.
         result["pair_ratios"] = [a / b for a, b in zip(runs["nnscratch"], runs["pytorch"])]
         result["meets_target"] = result["ratio"] >= TARGETS[network]
+    return result
+
+
+def compare_busy(network: str, torch=None, repeats=5, steps=50, warmup=5, batch=128, warmup_seconds=0.2,
+                 busy_cpu=None, max_seconds=120.0) -> dict:
+    """Quiet runs and busy runs (a ``BusyCore`` for the duration of each) of both frameworks, alternating.
+
+    nnscratch trains as ``fit`` does: a fresh ``nn.ThreadChooser`` around each run (warm-up
+    included), ``step()`` after every step, so it picks numpy's BLAS threads from what it measures
+    in that run. PyTorch runs as it comes. Each run's median, and the chooser's final choice.
+    """
+    net, optimizer = build_nnscratch(network)
+    batches = make_batches(4, batch)
+    chooser = None
+
+    def ours(x, y):
+        nnscratch_step(net, optimizer, x, y)
+        chooser.step()
+
+    runners = {"nnscratch": ours}
+    if torch is not None:
+        model, torch_optimizer, loss_fn = build_torch(torch, net)
+        torch_batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+        runners["pytorch"] = lambda x, y: torch_step(model, torch_optimizer, loss_fn, x, y)
+    runs = {(name, load): [] for name in runners for load in ("quiet", "busy")}
+    chosen = {"quiet": [], "busy": []}
+    description = None
+    for repeat in range(repeats):
+        order = list(runners) if repeat % 2 == 0 else list(reversed(runners))
+        for load in ("quiet", "busy"):
+            for name in order:
+                data = torch_batches if name == "pytorch" else batches
+                with contextlib.ExitStack() as stack:
+                    if load == "busy":
+                        description = stack.enter_context(BusyCore(busy_cpu, max_seconds)).describe()
+                    if name == "nnscratch":
+                        chooser = stack.enter_context(nn.ThreadChooser())
+                    runs[name, load].append(samples_per_second(runners[name], data, steps, warmup, warmup_seconds))
+                    if name == "nnscratch":
+                        chosen[load].append(chooser.chosen)
+    result = {"steps": steps, "repeats": repeats, "batch": batch, "load": description, "chosen": chosen}
+    for name in ("nnscratch", "pytorch"):
+        if name not in runners:
+            result[name] = None
+            continue
+        quiet, busy = _summary(runs[name, "quiet"]), _summary(runs[name, "busy"])
+        result[name] = {"quiet": quiet, "busy": busy, "ratio": busy["median"] / quiet["median"]}
     return result
 
 

@@ -1,6 +1,7 @@
 """The scripts in scripts/ are not a package: tests load one by its path, as a module of its own."""
 
 import importlib.util
+import os
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -13,3 +14,17 @@ def load_script(file_name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def children_running(code: str) -> list:
+    """Ids of this process's live children whose command line holds ``code`` (Linux /proc; [] elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and code in cmdline:
+            found.append(int(stat.parent.name))
+    return found

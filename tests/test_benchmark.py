@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from script_modules import load_script  # tests/ on sys.path
+from script_modules import children_running, load_script  # tests/ on sys.path
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +93,64 @@ def test_json_with_torch_has_the_pytorch_column_and_ratios(bench, tmp_path, caps
     assert "MLP" in out and "CNN" in out and "ratio" in out
     pairs = figures["networks"]["mlp"]["pair_ratios"]
     assert f"MLP {min(pairs):.2f}-{max(pairs):.2f} (" in out
+
+
+def test_busy_mode_prints_quiet_and_busy_side_by_side_and_leaves_no_busy_process(bench, tmp_path, capsys):
+    path = tmp_path / "figures.json"
+    assert bench.main([*TINY, "--only", "mlp,cnn", "--no-torch", "--busy", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(path.read_text())
+    assert set(figures["networks"]) == set(figures["busy"]) == {"mlp", "cnn"}  # the usual figures too
+    for name, row in figures["busy"].items():
+        assert row["pytorch"] is None and row["steps"] == {"mlp": 2, "cnn": 1}[name] and row["repeats"] == 2
+        ours = row["nnscratch"]
+        for load in ("quiet", "busy"):
+            _check_speed(ours[load])
+            # the chooser's final choice in each run: one of its candidates (None only if it was off)
+            assert len(row["chosen"][load]) == 2
+            assert all(c is None or c in {1, figures["machine"]["blas_threads"]} for c in row["chosen"][load])
+        assert ours["ratio"] == pytest.approx(ours["busy"]["median"] / ours["quiet"]["median"])
+        assert row["load"].startswith("one busy-loop process")
+        assert f"{name.upper():<8}{ours['quiet']['median']:>16,.0f}{ours['busy']['median']:>10,.0f}" in out
+    assert "quiet vs busy: one busy-loop process" in out and "PyTorch skipped" in out
+    assert children_running("sched_setaffinity") == []
+
+
+@pytest.mark.torch
+@pytest.mark.slow  # importing torch alone takes seconds
+def test_busy_mode_runs_pytorch_as_it_comes_and_says_with_how_many_threads(bench, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    default = torch.get_num_threads()
+    path = tmp_path / "figures.json"
+    assert bench.main([*TINY, "--only", "mlp", "--busy", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(path.read_text())
+    assert figures["machine"]["torch_default_threads"] == default
+    assert f"PyTorch as it comes ({default} threads)" in out
+    theirs = figures["busy"]["mlp"]["pytorch"]
+    _check_speed(theirs["quiet"])
+    _check_speed(theirs["busy"])
+    assert theirs["ratio"] == pytest.approx(theirs["busy"]["median"] / theirs["quiet"]["median"])
+    assert children_running("sched_setaffinity") == []
+
+
+def test_busy_core_spins_on_one_cpu_and_stops_when_killed_or_by_itself(bench):
+    with bench.BusyCore(cpu=0, max_seconds=60) as busy:
+        process = busy.process
+        assert process.poll() is None and busy.pinned == hasattr(os, "sched_setaffinity")
+        if busy.pinned:
+            assert os.sched_getaffinity(process.pid) == {0}
+            assert children_running("sched_setaffinity") == [process.pid]  # what the other tests look for
+        assert "pinned to CPU 0" in busy.describe() or not busy.pinned
+    assert process.poll() is not None and process.returncode != 0  # killed on exit, long before 60 s
+
+    busy = bench.BusyCore(max_seconds=0.3)
+    busy.__enter__()  # and never exited, as when the benchmark itself dies
+    process = busy.process
+    assert process.wait(timeout=30) == 0  # it stopped by itself at its deadline
+    busy.__exit__(None, None, None)
+    with pytest.raises(ValueError, match=r"BusyCore: max_seconds must be in \(0, 3600\], got 0"):
+        bench.BusyCore(max_seconds=0)
 
 
 def test_spread_of_ratios_is_range_and_quartiles(bench):
@@ -298,6 +356,7 @@ def test_write_json_is_atomic_on_failure(bench, tmp_path):
         (["--warmup", "-1"], "--warmup: expected a non-negative int, got -1"),
         (["--warmup-seconds", "-0.5"], "--warmup-seconds: expected seconds between 0 and 60, got -0.5"),
         (["--only", "mlp,gpu"], "--only: expected names among mlp, cnn, conv, memory, got gpu"),
+        (["--busy-max-seconds", "0"], "--busy-max-seconds: expected seconds in (0, 3600], got 0.0"),
     ],
 )
 def test_bad_options_exit_2_with_a_message(bench, capsys, argv, message):

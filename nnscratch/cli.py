@@ -18,6 +18,7 @@ COMMANDS = {
     "sanity-check": "sanity_check",
     "predict": "predict",
     "export": "export",
+    "report": "report",
 }
 
 

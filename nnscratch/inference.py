@@ -119,10 +119,12 @@ def digit_input_shape(model) -> tuple:
     other inputs), quoting what the network said about the most telling shape: one of the right
     number of dimensions (a wrong feature or channel count says more than a wrong rank).
     """
+    from .train import predict
+
     errors = []
     for shape in DIGIT_SHAPES:
-        try:
-            out = model.forward(np.zeros((1, *shape), dtype=model_dtype(model)))
+        try:  # predict runs in eval mode: a BatchNorm's running statistics are not touched
+            out = predict(model, np.zeros((1, *shape), dtype=model_dtype(model)))
         except (ValueError, TypeError) as error:
             errors.append((shape, str(error)))
             continue

@@ -1,0 +1,141 @@
+"""``nnscratch report CHECKPOINT --out report.png``: one picture of what a trained network gets wrong
+and what it learned.
+
+The network is run on the MNIST test set (loaded as ``train-mnist`` loads it: ``--data-dir``,
+``--mirror``) and the picture, drawn by matplotlib (the ``plot`` extra), shows:
+
+- the confusion matrix (rows: true class, columns: predicted), mistakes in red, each class's accuracy;
+- the training curves, when the checkpoint holds its history (``train-mnist --save`` writes it);
+- the most confident mistakes, as the images the network saw, with the true and predicted labels;
+- the first layer's weights as images: 28x28 templates of a Linear first layer, the filters of a
+  Conv2D one, blue for negative and red for positive weights.
+
+Exit codes: 0 written, 1 MNIST could not be loaded, 2 bad options or an unusable checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+HELP = "draw a trained network's confusion matrix, worst mistakes, first-layer weights and training curves"
+MISTAKES = 24  # the most confident mistakes shown
+MAX_TEMPLATES = 32  # Linear units shown as 28x28 templates
+
+
+class UsageError(Exception):
+    """A bad option or checkpoint: one line, exit code 2."""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a network saved by train-mnist --save or nn.save")
+    parser.add_argument("--out", metavar="PATH", required=True, help="the PNG to write")
+    parser.add_argument("--data-dir", metavar="D", default=None,
+                        help="MNIST directory (default: $NNSCRATCH_DATA_DIR, else ./data/mnist)")
+    parser.add_argument("--mirror", metavar="URL", action="append", dest="mirrors", default=None,
+                        help="MNIST mirror base URL, repeatable (as in download-mnist)")
+    parser.add_argument("--quiet", action="store_true", help="no download progress")
+    parser.epilog = "needs matplotlib: pip install 'nnscratch[plot]'. Exit codes: 0 written, 1 MNIST could " \
+                    "not be loaded, 2 bad options or an unusable checkpoint"  # fmt: skip
+
+
+def run(args) -> int:
+    try:
+        return _run(args)
+    except UsageError as error:
+        print(f"report: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _check_out(path) -> Path:
+    from .train_mnist_options import UsageError as OptionError, _check_output_path
+
+    try:
+        return _check_output_path("--out", path)
+    except OptionError as error:
+        raise UsageError(str(error)) from None
+
+
+def _load(path):
+    """(checkpoint, model without its loss, the shape a digit takes for it)."""
+    from ..inference import digit_input_shape, inference_model
+    from ..io import load_checkpoint
+
+    try:
+        checkpoint = load_checkpoint(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such checkpoint") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{error}" if str(path) in str(error) else f"{path}: {error}") from None
+    try:
+        model = inference_model(checkpoint.model)
+        return checkpoint, model, digit_input_shape(model)
+    except ValueError as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+def _run(args) -> int:
+    import numpy as np
+
+    from ..data import IDXFormatError, MNISTCacheError, MNISTDownloadError, load_mnist, scale_images
+    from ..inference import class_probabilities, model_dtype
+    from ..metrics import confusion_matrix
+
+    out = _check_out(args.out)
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("report needs matplotlib, which is not installed: pip install 'nnscratch[plot]'")
+    checkpoint, model, shape = _load(args.checkpoint)
+    try:
+        _, _, x_test, y_test = load_mnist(args.data_dir, mirrors=args.mirrors, progress=not args.quiet)
+    except (MNISTDownloadError, MNISTCacheError, IDXFormatError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as error:  # a malformed --mirror or environment variable
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        print(f"report: cannot read or write the MNIST directory: {error}", file=sys.stderr)
+        return 1
+    x = scale_images(x_test, dtype=model_dtype(model)).reshape(len(x_test), *shape)
+    probabilities = class_probabilities(model, x)
+    if probabilities.shape[1] != 10:
+        raise UsageError(f"{args.checkpoint}: the network gives {probabilities.shape[1]} classes, MNIST has 10")
+    predicted = probabilities.argmax(axis=1)
+    matrix = confusion_matrix(y_test, predicted, 10)
+    history = checkpoint.metadata.get("train_mnist", {}).get("history")
+    config = checkpoint.metadata.get("train_mnist", {}).get("config") or {}
+    title = f"{Path(args.checkpoint).name}: " + (f"{config['model']} preset, " if "model" in config else "") + (
+        f"{len(history)} epoch{'s' if len(history) != 1 else ''}, " if isinstance(history, list) else "")
+    from .report_figure import draw_report
+
+    figure = draw_report(
+        title=title, matrix=matrix, images=x_test, labels=y_test, probabilities=probabilities,
+        first_layer=_first_weighted_layer(model), history=history if _valid_history(history) else None,
+    )  # fmt: skip
+    from ..atomic_file import atomic_write
+
+    with atomic_write(out) as f:
+        figure.savefig(f, format="png", dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    accuracy = np.trace(matrix) / matrix.sum()
+    print(f"report: test accuracy {100 * accuracy:.2f}% ({np.trace(matrix)}/{matrix.sum()}); wrote {out}")
+    return 0
+
+
+def _first_weighted_layer(model):
+    """The first Linear or Conv2D layer of the model (None when it has neither)."""
+    from ..layers import Conv2D, Linear
+
+    for layer in model:
+        if isinstance(layer, (Linear, Conv2D)):
+            return layer
+    return None
+
+
+def _valid_history(history) -> bool:
+    """A history as train-mnist writes it: per-epoch dicts with the four curves (None when not validated)."""
+    keys = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+    return isinstance(history, list) and len(history) > 0 and all(
+        isinstance(r, dict) and all(k in r for k in keys) for r in history)  # fmt: skip

@@ -1,0 +1,170 @@
+"""nnscratch report: the PNG it writes, what each panel holds, and its errors.
+
+In-process, on synthetic MNIST (``synthetic_mnist`` patches the pinned checksums in this interpreter).
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+from nnscratch.cli import main, train_mnist_main
+from nnscratch.commands.report_figure import draw_report
+from nnscratch.data import scale_images
+from nnscratch.metrics import confusion_matrix
+
+pytest.importorskip("matplotlib")
+Image = pytest.importorskip("PIL.Image")
+
+
+def data_options(data):
+    return ["--data-dir", str(data.data_dir), "--mirror", data.url, "--quiet"]
+
+
+def test_report_of_a_train_mnist_checkpoint(synthetic_mnist, tmp_path, capsys):
+    save = tmp_path / "mlp.npz"
+    assert train_mnist_main([*data_options(synthetic_mnist), "--model", "mlp", "--epochs", "2", "--save", str(save)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "report.png"
+    assert main(["report", str(save), "--out", str(out), *data_options(synthetic_mnist)]) == 0
+    # the accuracy it states, recomputed from the checkpoint
+    model = nn.load(save)[:-2]
+    predicted = model.forward(scale_images(synthetic_mnist.x_test).reshape(100, 784)).argmax(axis=1)
+    correct = int(np.sum(predicted == synthetic_mnist.y_test))
+    assert capsys.readouterr().out == f"report: test accuracy {correct:.2f}% ({correct}/100); wrote {out}\n"
+    picture = Image.open(out)
+    assert picture.format == "PNG" and picture.size == (1700, 1200)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report.png")] == []
+
+
+def texts(figure):
+    """Every text drawn in the figure, titles included, as strings."""
+    return [t.get_text() for t in figure.findobj(lambda o: hasattr(o, "get_text")) if t.get_text()]
+
+
+def sample(seed=0, n=60):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=n)
+    probabilities = rng.dirichlet(np.ones(10) * 0.3, size=n)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    return images, labels, probabilities
+
+
+def test_the_confusion_panel_shows_every_nonzero_count_and_each_class_accuracy():
+    import matplotlib.pyplot as plt
+
+    images, labels, probabilities = sample()
+    matrix = confusion_matrix(labels, probabilities.argmax(axis=1), 10)
+    figure = draw_report("t: ", matrix, images, labels, probabilities, None, None)
+    confusion_axes = next(a for a in figure.findobj(plt.Axes) if a.get_title().startswith("confusion matrix"))
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): int(t.get_text()) for t in confusion_axes.texts}
+    expected = {(t, p): int(matrix[t, p]) for t in range(10) for p in range(10) if matrix[t, p] or t == p}
+    assert cells == expected
+    labels_shown = [t.get_text() for t in confusion_axes.get_yticklabels()]
+    totals = matrix.sum(axis=1)
+    assert labels_shown == [f"{c}  ({100 * matrix[c, c] / totals[c]:.1f}%)" if totals[c] else str(c) for c in range(10)]
+    assert f"confusion matrix: {matrix.sum() - np.trace(matrix)} mistakes (red)" in texts(figure)
+    assert "no training history in this checkpoint\n(train-mnist --save records it)" in texts(figure)
+    assert "no Linear or Conv2D layer to show" in texts(figure)
+    plt.close(figure)
+
+
+def test_the_mistakes_panel_shows_the_most_confident_mistakes_first():
+    import matplotlib.pyplot as plt
+
+    images, labels, probabilities = sample(1)
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    order = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:24]
+    figure = draw_report("t: ", confusion_matrix(labels, predicted, 10), images, labels, probabilities, None, None)
+    titles = [t for t in texts(figure) if re.fullmatch(r"\d -> \d\n.*%", t)]
+    expected = []
+    for i in order:
+        p = probabilities[i, predicted[i]]
+        expected.append(f"{labels[i]} -> {predicted[i]}\n" + (">99.9%" if p > 0.999 else f"{100 * p:.1f}%"))
+    assert titles == expected
+    shown = [a for a in figure.findobj(plt.Axes) if a.get_title() in expected]
+    for axes, i in zip(shown, order):
+        np.testing.assert_array_equal(axes.images[0].get_array(), images[i])
+    plt.close(figure)
+
+
+@pytest.mark.parametrize("layer, tiles, heading", [
+    (nn.Linear(784, 10), [f"class {c}" for c in range(10)], "first layer: Linear's weights as 28x28 templates (blue"),
+    (nn.Linear(784, 40), [f"unit {c}" for c in range(32)], "first layer: Linear's weights as 28x28 templates, the first 32 of 40 (blue"),
+    (nn.Conv2D(1, 6, 5), [f"filter {c}" for c in range(6)], "first layer: Conv2D's 6 filters, 5x5 (blue"),
+])  # fmt: skip
+def test_the_weights_panel_shows_templates_or_filters(layer, tiles, heading):
+    import matplotlib.pyplot as plt
+
+    images, labels, probabilities = sample()
+    figure = draw_report("t: ", np.eye(10, dtype=int), images, labels, probabilities, layer, None)
+    shown = [a for a in figure.findobj(plt.Axes) if re.fullmatch(r"(class|unit|filter) \d+", a.get_title())]
+    assert [a.get_title() for a in shown] == tiles
+    for index, axes in enumerate(shown):
+        tile = layer.weight[index, 0] if isinstance(layer, nn.Conv2D) else layer.weight[:, index].reshape(28, 28)
+        np.testing.assert_array_equal(axes.images[0].get_array(), tile)
+        low, high = axes.images[0].get_clim()
+        assert low == -high == -np.abs(tile).max()  # symmetric: zero weight is white
+    assert any(t.startswith(heading) for t in texts(figure))
+    plt.close(figure)
+
+
+def test_the_curves_panel_draws_train_and_test_per_epoch():
+    import matplotlib.pyplot as plt
+
+    history = [{"epoch": e, "loss": 1 / e, "accuracy": 1 - 0.1 / e, "val_loss": 1.1 / e, "val_accuracy": 1 - 0.2 / e}
+               for e in (1, 2, 3)]  # fmt: skip
+    images, labels, probabilities = sample()
+    figure = draw_report("t: ", np.eye(10, dtype=int), images, labels, probabilities, None, history)
+    loss = next(a for a in figure.findobj(plt.Axes) if a.get_title() == "training curves: loss")
+    (train, test) = loss.get_lines()
+    np.testing.assert_allclose(train.get_ydata(), [1, 1 / 2, 1 / 3])
+    np.testing.assert_allclose(test.get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(test.get_ydata(), [1.1, 1.1 / 2, 1.1 / 3])
+    plt.close(figure)
+
+
+def test_a_bare_conv_model_without_history(synthetic_mnist, tmp_path, capsys):
+    model = nn.Sequential(nn.Conv2D(1, 4, 3, rng=np.random.default_rng(0)), nn.Flatten(),
+                          nn.Linear(4 * 26 * 26, 10, rng=np.random.default_rng(1)))  # fmt: skip
+    nn.save(model, tmp_path / "conv.npz")
+    out = tmp_path / "r.png"
+    assert main(["report", str(tmp_path / "conv.npz"), "--out", str(out), *data_options(synthetic_mnist)]) == 0
+    assert Image.open(out).size == (1700, 1200)
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (lambda d: None, [], r"report: error: .*missing.npz: no such checkpoint"),
+    (lambda d: nn.save(nn.Sequential(nn.Linear(100, 10)), d / "missing.npz"), [],
+     r"report: error: .*missing.npz: the network does not take a 28x28 digit"),
+    (lambda d: nn.save(nn.Sequential(nn.Linear(784, 3)), d / "missing.npz"), [],
+     r"report: error: .*missing.npz: the network gives 3 classes, MNIST has 10"),
+    (lambda d: nn.save(nn.Sequential(nn.Linear(784, 10)), d / "missing.npz"), ["--out", "/nonexistent/r.png"],
+     r"report: error: --out /nonexistent/r.png: the directory /nonexistent does not exist"),
+])  # fmt: skip
+def test_unusable_checkpoints_and_outputs_exit_2(synthetic_mnist, tmp_path, capsys, make, args, message):
+    make(tmp_path)
+    code = main(["report", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "r.png"), *args,
+                 *data_options(synthetic_mnist)])  # fmt: skip
+    assert code == 2
+    assert re.fullmatch(message + r".*\n", capsys.readouterr().err)
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_without_matplotlib_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):
+    nn.save(nn.Sequential(nn.Linear(784, 10)), tmp_path / "m.npz")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "matplotlib" else object())
+    assert main(["report", str(tmp_path / "m.npz"), "--out", str(tmp_path / "r.png")]) == 2
+    assert capsys.readouterr().err == ("report: error: report needs matplotlib, which is not installed: "
+                                       "pip install 'nnscratch[plot]'\n")
+
+
+def test_mnist_that_cannot_be_loaded_exits_1(tmp_path, dead_url, capsys):
+    nn.save(nn.Sequential(nn.Linear(784, 10)), tmp_path / "m.npz")
+    code = main(["report", str(tmp_path / "m.npz"), "--out", str(tmp_path / "r.png"),
+                 "--data-dir", str(tmp_path / "mnist"), "--mirror", dead_url, "--quiet"])  # fmt: skip
+    assert code == 1
+    assert "t10k-images-idx3-ubyte.gz" in capsys.readouterr().err
+    assert not (tmp_path / "r.png").exists()

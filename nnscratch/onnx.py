@@ -31,9 +31,11 @@ from .inference import LOSS_LAYERS, without_loss
 from .layers import (
     ELU,
     GELU,
+    AvgPool2D,
     Conv2D,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     LeakyReLU,
     Linear,
     MaxPool2D,
@@ -134,6 +136,20 @@ def _conv2d(graph: Graph, layer, x: str, shape: tuple) -> str:
 def _maxpool2d(graph: Graph, layer, x: str, shape: tuple) -> str:
     # Floor division of the output size and no padding, ONNX's defaults and nnscratch's rule.
     return graph.node("MaxPool", [x], "maxpool", kernel_shape=list(layer.kernel_size), strides=list(layer.stride))
+
+
+@converts(AvgPool2D)
+def _avgpool2d(graph: Graph, layer, x: str, shape: tuple) -> str:
+    # The padding's zeros count in every average (count_include_pad), as in nnscratch and PyTorch.
+    (ph, pw) = layer.padding
+    return graph.node("AveragePool", [x], "avgpool", kernel_shape=list(layer.kernel_size),
+                      strides=list(layer.stride), pads=[ph, pw, ph, pw], count_include_pad=1)
+
+
+@converts(GlobalAvgPool2D)
+def _global_avgpool2d(graph: Graph, layer, x: str, shape: tuple) -> str:
+    pooled = graph.node("GlobalAveragePool", [x], "global_avgpool")  # (N, C, 1, 1)
+    return graph.node("Flatten", [pooled], "global_avgpool_flat", axis=1)  # (N, C), as nnscratch
 
 
 def _elementwise(op: str):

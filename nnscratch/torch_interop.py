@@ -23,6 +23,7 @@ PyTorch is imported only when one of these is called; nnscratch never depends on
 from __future__ import annotations
 
 import functools
+import types
 
 import numpy as np
 
@@ -30,9 +31,11 @@ from . import reference
 from .layers import (
     ELU,
     GELU,
+    AvgPool2D,
     Conv2D,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     LeakyReLU,
     Linear,
     MaxPool2D,
@@ -118,6 +121,16 @@ def _maxpool2d_to_torch(layer, torch):
     return torch.nn.MaxPool2d(layer.kernel_size, stride=layer.stride)
 
 
+@to_torch_converts(AvgPool2D)
+def _avgpool2d_to_torch(layer, torch):
+    return torch.nn.AvgPool2d(layer.kernel_size, stride=layer.stride, padding=layer.padding, count_include_pad=True)
+
+
+@to_torch_converts(GlobalAvgPool2D)
+def _global_avgpool2d_to_torch(layer, torch):
+    return torch_modules(torch).GlobalAvgPool2d()
+
+
 @to_torch_converts(Flatten)
 def _flatten_to_torch(layer, torch):
     return torch.nn.Flatten()
@@ -162,6 +175,25 @@ def _same_named(name: str):
 
 for _cls in (Sigmoid, Tanh, ReLU, SiLU):
     to_torch_converts(_cls)(_same_named(_cls.__name__))
+
+
+@functools.lru_cache(maxsize=None)
+def torch_modules(torch):
+    """The small PyTorch modules for nnscratch layers PyTorch has no exact twin of, made once.
+
+    - ``GlobalAvgPool2d()``: x.mean over (H, W), (N, C, H, W) -> (N, C) (``nn.AdaptiveAvgPool2d(1)``
+      keeps (N, C, 1, 1)).
+    """
+    nn = torch.nn
+
+    class GlobalAvgPool2d(nn.Module):
+        """y[n, c] = mean over (h, w) of x[n, c, h, w]: nnscratch's GlobalAvgPool2D."""
+
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    GlobalAvgPool2d.__module__ = __name__
+    return types.SimpleNamespace(GlobalAvgPool2d=GlobalAvgPool2d)
 
 
 def _torch_dtype(torch, array):
@@ -252,6 +284,16 @@ def _maxpool2d_from_torch(module, where: str):
     return MaxPool2D(_pair(module.kernel_size), stride=_pair(stride))
 
 
+def _avgpool2d_from_torch(module, where: str):
+    _require(module, where, "ceil_mode", module.ceil_mode, False, "nnscratch's AvgPool2D rounds the output size down")
+    _require(module, where, "count_include_pad", module.count_include_pad, True,
+             "nnscratch's AvgPool2D counts the padding's zeros in every average")
+    _require(module, where, "divisor_override", module.divisor_override, None,
+             "nnscratch's AvgPool2D divides by the kernel's size")
+    stride = module.stride if module.stride is not None else module.kernel_size
+    return AvgPool2D(_pair(module.kernel_size), stride=_pair(stride), padding=_pair(module.padding))
+
+
 def _flatten_from_torch(module, where: str):
     _require(module, where, "start_dim", module.start_dim, 1, "nnscratch's Flatten keeps the batch axis only")
     _require(module, where, "end_dim", module.end_dim, -1, "nnscratch's Flatten flattens every axis after the batch")
@@ -279,6 +321,8 @@ def _from_torch_table(torch) -> dict:
     """torch module class -> converter(module, where) -> nnscratch layer."""
     nn = torch.nn
     return {
+        torch_modules(torch).GlobalAvgPool2d: lambda module, where: GlobalAvgPool2D(),
+        nn.AvgPool2d: _avgpool2d_from_torch,
         nn.Linear: _linear_from_torch,
         nn.Conv2d: _conv2d_from_torch,
         nn.MaxPool2d: _maxpool2d_from_torch,
@@ -296,6 +340,11 @@ def _from_torch_table(torch) -> dict:
     }
 
 
+def _torch_name(cls) -> str:
+    """nn.Linear for PyTorch's modules, the full path for ours (nnscratch.torch_interop.GlobalAvgPool2d)."""
+    return f"nn.{cls.__name__}" if cls.__module__.startswith("torch.") else f"{cls.__module__}.{cls.__name__}"
+
+
 def _from_torch_layer(module, torch, where: str):
     layer = _from_torch_unmoded(module, torch, where)
     layer.training = bool(module.training)  # the same mode, layer by layer, as in to_torch
@@ -308,7 +357,7 @@ def _from_torch_unmoded(module, torch, where: str):
     table = _from_torch_table(torch)
     convert = table.get(type(module))
     if convert is None:
-        names = ", ".join(sorted(f"nn.{cls.__name__}" for cls in table))
+        names = ", ".join(sorted(_torch_name(cls) for cls in table))
         raise TypeError(
             f"from_torch: {where} is a {type(module).__module__}.{type(module).__name__}, which has no "
             f"nnscratch layer here; from_torch converts {names} and nn.Sequential"

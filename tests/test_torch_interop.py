@@ -187,7 +187,7 @@ def test_to_torch_names_a_layer_it_cannot_convert(torch):
 
     model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Sequential(nn.ReLU(), Scale()))
     with pytest.raises(TypeError, match=r"to_torch: model\[1\]\[1\] is a Scale, which has no PyTorch twin here; "
-                                        r"to_torch converts Conv2D, .*Linear, .*and Sequential"):
+                                        r"to_torch converts AvgPool2D, Conv2D, .*Linear, .*and Sequential"):
         nn.to_torch(model)
     with pytest.raises(TypeError, match=r"to_torch: model\[1\] is a Mean, a loss in the middle of the model"):
         nn.to_torch(nn.Sequential(nn.Linear(3, 1, rng=0), nn.Mean(), nn.Sigmoid()))
@@ -206,6 +206,9 @@ def torch_models(torch, dtype):
         "activations": (tnn.Sequential(tnn.Linear(5, 6), tnn.LeakyReLU(0.1), tnn.Linear(6, 6), tnn.ELU(0.5),
                                        tnn.GELU(approximate="tanh"), tnn.SiLU(), tnn.Softplus(beta=1.5, threshold=2.0),
                                        tnn.Dropout(0.2), tnn.Linear(6, 3)).eval(), (5,)),
+        "pooling": (tnn.Sequential(tnn.AvgPool2d(3, stride=2, padding=1), tnn.Conv2d(2, 3, 3),
+                                   tnn.AvgPool2d((2, 1)), nn.torch_interop.torch_modules(torch).GlobalAvgPool2d(),
+                                   tnn.Linear(3, 2)), (2, 11, 9)),
         "lenet": (tnn.Sequential(tnn.Conv2d(1, 4, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
                                  tnn.Sequential(tnn.Linear(4 * 7 * 7, 8), tnn.ReLU()), tnn.Linear(8, 5),
                                  tnn.Softmax(dim=-1)), (1, 14, 14)),
@@ -215,7 +218,7 @@ def torch_models(torch, dtype):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", ["Linear", "Conv2d", "MaxPool2d", "activations", "lenet"])
+@pytest.mark.parametrize("name", ["Linear", "Conv2d", "MaxPool2d", "activations", "pooling", "lenet"])
 def test_from_torch_gives_the_same_outputs_and_gradients(torch, name, dtype):
     module, input_shape = torch_models(torch, getattr(torch, dtype))[name]
     model = nn.from_torch(module)
@@ -258,7 +261,7 @@ def test_from_torch_names_a_module_it_cannot_convert(torch):
     tnn = torch.nn
     module = tnn.Sequential(tnn.Linear(3, 4), tnn.Sequential(tnn.ReLU(), tnn.Conv1d(1, 1, 1)))
     with pytest.raises(TypeError, match=r"from_torch: module\[1\]\[1\] is a torch.nn.modules.conv.Conv1d, which has "
-                                        r"no nnscratch layer here; from_torch converts nn.Conv2d, .*and nn.Sequential"):
+                                        r"no nnscratch layer here; from_torch converts nn.AvgPool2d, nn.Conv2d, .*and nn.Sequential"):
         nn.from_torch(module)
     with pytest.raises(TypeError, match=r"from_torch: expected a torch.nn.Module, got list"):
         nn.from_torch([tnn.Linear(3, 4)])
@@ -275,6 +278,10 @@ def test_from_torch_names_a_module_it_cannot_convert(torch):
     (lambda t: t.MaxPool2d(3, dilation=2), r"dilation=\(2, 2\); nnscratch's MaxPool2D has no dilation"),
     (lambda t: t.Softmax(dim=1), r"\(Softmax\) has dim=1; nnscratch's Softmax is over the last axis: use nn.Softmax\(dim=-1\)"),
     (lambda t: t.Flatten(start_dim=0), r"\(Flatten\) has start_dim=0; nnscratch's Flatten keeps the batch axis only"),
+    (lambda t: t.AvgPool2d(2, count_include_pad=False), r"count_include_pad=False; nnscratch's AvgPool2D counts"),
+    (lambda t: t.AvgPool2d(2, divisor_override=3), r"divisor_override=3; nnscratch's AvgPool2D divides by the kernel"),
+    (lambda t: t.AvgPool2d(2, ceil_mode=True), r"\(AvgPool2d\) has ceil_mode=True"),
+    (lambda t: t.AvgPool2d(3, padding=2), r"module\[0\] \(AvgPool2d\): AvgPool2D: padding must be at most half"),
     (lambda t: t.GELU(), r"\(GELU\) has approximate='none'; nnscratch's GELU is the tanh approximation"),
     (lambda t: t.Dropout(1.0), r"module\[0\] \(Dropout\): Dropout: p must be in \[0, 1\)"),
 ])  # fmt: skip

@@ -33,7 +33,7 @@ from . import reference
 from .check import GradientCheckError, GradientCheckReport, TensorCheck, sanity_check
 from .io import load, load_checkpoint, save
 from .onnx import export_onnx
-from .optim import SGD, Adam
+from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from .seeding import seed
 from .sequential import Sequential
 from .torch_interop import from_torch, to_torch
@@ -72,6 +72,9 @@ __all__ = [
     "Sequential",
     "SGD",
     "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
     "seed",
     "sanity_check",
     "GradientCheckError",

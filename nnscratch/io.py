@@ -11,7 +11,8 @@ needs pickle:
 - ``buffer.<i>``: the model's buffers (state saved but not trained, such as BatchNorm's running
   statistics), in the order of ``model.buffers``; the header lists their shapes and dtypes too.
 - ``optimizer.<key>``: the optimizer's state arrays (``velocity.<i>`` for SGD, ``m.<i>``/``v.<i>``
-  for Adam), as given by ``optimizer.state_dict()``.
+  for Adam and AdamW, ``square_avg.<i>`` etc. for RMSprop, ``sum_squares.<i>`` for Adagrad), as
+  given by ``optimizer.state_dict()``.
 
 Loading trusts nothing in the file, and costs at most a small multiple of the file's size:
 
@@ -47,7 +48,7 @@ import numpy as np
 from . import layers as _layers
 from . import reference as _reference
 from .atomic_file import atomic_write
-from .optim import SGD, Adam
+from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from .sequential import Sequential
 
 FORMAT = "nnscratch-checkpoint"
@@ -56,6 +57,9 @@ VERSION = 1
 _OPTIMIZERS = {
     "SGD": (SGD, ("lr", "momentum", "weight_decay", "nesterov")),
     "Adam": (Adam, ("lr", "betas", "eps", "weight_decay")),
+    "AdamW": (AdamW, ("lr", "betas", "eps", "weight_decay")),
+    "RMSprop": (RMSprop, ("lr", "alpha", "eps", "momentum", "weight_decay", "centered")),
+    "Adagrad": (Adagrad, ("lr", "eps", "weight_decay")),
 }
 # Containers: described as {"class": name, "layers": [...]}, rebuilt as cls(*layers); the instance
 # has a ``layers`` list.

@@ -74,7 +74,12 @@ def test_round_trip_gives_identical_outputs_and_structure(tmp_path):
 
 
 @pytest.mark.parametrize("make", [lambda net: nn.Adam(net, lr=0.01, betas=(0.8, 0.9), weight_decay=0.1),
-                                  lambda net: nn.SGD(net, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)])
+                                  lambda net: nn.SGD(net, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+                                  lambda net: nn.AdamW(net, lr=0.01, betas=(0.8, 0.9), weight_decay=0.1),
+                                  lambda net: nn.RMSprop(net, lr=0.01, alpha=0.9, momentum=0.5, centered=True),
+                                  lambda net: nn.RMSprop(net, lr=0.01, weight_decay=0.01),
+                                  lambda net: nn.Adagrad(net, lr=0.1, eps=1e-6, weight_decay=0.01)],
+                         ids=["Adam", "SGD", "AdamW", "RMSprop-centered-momentum", "RMSprop", "Adagrad"])
 def test_optimizer_state_round_trip_continues_identically(tmp_path, make):
     net = small_net()
     optimizer = make(net)
@@ -85,7 +90,7 @@ def test_optimizer_state_round_trip_continues_identically(tmp_path, make):
     assert checkpoint.metadata == {"note": "hi", "big": 2**100}
     loaded = checkpoint.optimizer
     assert type(loaded) is type(optimizer) and loaded.steps == optimizer.steps == 3
-    for name in ("lr", "weight_decay", "betas", "eps", "momentum", "nesterov"):
+    for name in ("lr", "weight_decay", "betas", "eps", "momentum", "nesterov", "alpha", "centered"):
         assert getattr(loaded, name, None) == getattr(optimizer, name, None)
     train_steps(net, optimizer, 2, seed=9)
     train_steps(checkpoint.model, loaded, 2, seed=9)
@@ -183,7 +188,7 @@ def test_save_refuses_foreign_optimizer_and_bad_metadata(tmp_path):
         save(net, tmp_path / "m.npz", metadata={"x": np.zeros(2)})
     with pytest.raises(TypeError, match="metadata must be a dict, got list"):
         save(net, tmp_path / "m.npz", metadata=[1])
-    with pytest.raises(TypeError, match="can save the state of SGD, Adam.* optimizers only, got object"):
+    with pytest.raises(TypeError, match="SGD, Adam, AdamW, RMSprop, Adagrad optimizers only, got object"):
         save(net, tmp_path / "m.npz", optimizer=object())
 
 
@@ -257,6 +262,21 @@ def test_mismatched_or_tampered_files(checkpoint_path, change, match):
     rewrite(checkpoint_path, change)
     with pytest.raises(ValueError, match=rf"good\.npz: .*{match}"):
         load_checkpoint(checkpoint_path)
+
+
+@pytest.mark.parametrize(
+    "make, option, value",
+    [(lambda net: nn.SGD(net, lr=0.1, momentum=0.9), "nesterov", "false"),
+     (lambda net: nn.RMSprop(net), "centered", "no"),
+     (lambda net: nn.RMSprop(net), "centered", 1)],
+)
+def test_an_optimizer_flag_that_is_not_a_bool_is_refused(tmp_path, make, option, value):
+    net = small_net()
+    path = save(net, tmp_path / "good.npz", optimizer=make(net))
+    rewrite(path, lambda a, h: h["optimizer"]["config"].update({option: value}))
+    match = rf"good\.npz: cannot rebuild the .* optimizer .*: .*{option} must be True or False, got"
+    with pytest.raises(ValueError, match=match):
+        load_checkpoint(path)
 
 
 def test_invalid_json_header(checkpoint_path):

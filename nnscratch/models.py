@@ -16,18 +16,27 @@ The ranges are MNIST test accuracy over seeds 0, 1 and 2 (the default seed is 0)
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .layers import Conv2D, CrossEntropy, Flatten, Linear, MaxPool2D, Mean, ReLU, Softmax, SoftmaxCrossEntropy
 from .layers.base import get_rng
-from .optim import SGD, Adam
+from . import schedules
+from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from .sequential import Sequential
 
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")  # the ones with a momentum option (Adam's beta1 is its own)
+# name -> what it does with the base learning rate lr over the run's E epochs (train-mnist --help)
+SCHEDULES = {
+    "constant": "lr throughout",
+    "step": "lr, times 0.1 after each third of the epochs",
+    "exponential": "lr times a constant factor per epoch, down to lr/100 at the end",
+    "cosine": "cosine decay per batch from lr towards 0 at the last epoch",
+    "warmup-cosine": "linear warmup from 0 over min(1, E/10) epochs, then the cosine decay",
+    "one-cycle": "PyTorch's OneCycleLR shape: from lr/25 up to lr over 30% of the epochs, then down to lr/25e4",
+}
 
 
 @dataclass(frozen=True)
@@ -152,29 +161,45 @@ def make_augment(shift: int):
 
 
 def make_optimizer(name: str, source, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
-    """``"sgd"`` -> SGD(source, lr, momentum, weight_decay); ``"adam"`` -> Adam(source, lr, weight_decay).
+    """The optimizer called ``name`` (one of ``OPTIMIZERS``) on ``source``, with lr and weight decay
+    (L2 for sgd, adam, rmsprop and adagrad; decoupled for adamw) and the other settings at their
+    defaults.
 
-    Adam has no momentum option of its own (beta1 plays that part): a non-zero ``momentum`` with
-    ``"adam"`` is a ValueError rather than silently ignored.
+    ``momentum`` applies to sgd and rmsprop only (Adam's beta1 plays that part): non-zero with
+    another optimizer is a ValueError rather than silently ignored.
     """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}, expected one of {', '.join(OPTIMIZERS)}")
+    if momentum and name not in MOMENTUM_OPTIMIZERS:
+        raise ValueError(
+            f"momentum applies to the {' and '.join(MOMENTUM_OPTIMIZERS)} optimizers only, "
+            f"got momentum={momentum:g} with {name}"
+        )
     if name == "sgd":
         return SGD(source, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        if momentum:
-            raise ValueError(f"momentum applies to the sgd optimizer only, got momentum={momentum:g} with adam")
-        return Adam(source, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}, expected one of {', '.join(OPTIMIZERS)}")
+    if name == "rmsprop":
+        return RMSprop(source, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    cls = {"adam": Adam, "adamw": AdamW, "adagrad": Adagrad}[name]
+    return cls(source, lr=lr, weight_decay=weight_decay)
 
 
 def make_schedule(name: str, lr: float, epochs: int):
     """The learning rate as a function of training progress t (epochs done, a float), or None for
-    a constant rate. ``fit`` calls it before every batch.
-
-    cosine: lr(t) = lr * (1 + cos(pi * t / epochs)) / 2, from lr at t = 0 smoothly down towards 0
-    at t = epochs (cosine annealing, Loshchilov & Hutter).
+    a constant rate: the schedule ``name`` (one of ``SCHEDULES``, which says what each does) from
+    ``nnscratch.schedules``, its settings derived from lr and the run's ``epochs``. ``fit`` calls
+    it before every batch.
     """
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}, expected one of {', '.join(SCHEDULES)}")
+    epochs = max(epochs, 1)  # a run of 0 epochs calls no schedule; this keeps the formulas defined
     if name == "constant":
         return None
+    if name == "step":
+        return schedules.step_decay(lr, step_size=epochs / 3, gamma=0.1)
+    if name == "exponential":
+        return schedules.exponential(lr, gamma=0.01 ** (1.0 / epochs))
     if name == "cosine":
-        return lambda t: lr * 0.5 * (1.0 + math.cos(math.pi * t / max(epochs, 1)))
-    raise ValueError(f"unknown schedule {name!r}, expected one of {', '.join(SCHEDULES)}")
+        return schedules.cosine(lr, epochs)
+    if name == "warmup-cosine":
+        return schedules.cosine(lr, epochs, warmup=min(1.0, epochs / 10))
+    return schedules.one_cycle(lr, epochs)

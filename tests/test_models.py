@@ -7,7 +7,9 @@ import pytest
 
 import nnscratch as nn
 from nnscratch.models import (
+    OPTIMIZERS,
     PRESETS,
+    SCHEDULES,
     cnn_net,
     make_augment,
     make_optimizer,
@@ -73,13 +75,33 @@ def test_a_few_steps_of_each_preset_lower_the_loss(name):
 def test_make_optimizer():
     layer = nn.Linear(2, 2, rng=0)
     sgd = make_optimizer("sgd", layer, 0.1, momentum=0.9, weight_decay=0.01)
-    assert isinstance(sgd, nn.SGD) and (sgd.lr, sgd.momentum, sgd.weight_decay) == (0.1, 0.9, 0.01)
+    assert type(sgd) is nn.SGD and (sgd.lr, sgd.momentum, sgd.weight_decay) == (0.1, 0.9, 0.01)
     adam = make_optimizer("adam", layer, 0.002, weight_decay=0.1)
-    assert isinstance(adam, nn.Adam) and (adam.lr, adam.weight_decay) == (0.002, 0.1)
-    with pytest.raises(ValueError, match="momentum applies to the sgd optimizer only"):
-        make_optimizer("adam", layer, 0.1, momentum=0.5)
-    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
-        make_optimizer("rmsprop", layer, 0.1)
+    assert type(adam) is nn.Adam and (adam.lr, adam.weight_decay) == (0.002, 0.1)
+    adamw = make_optimizer("adamw", layer, 0.002, weight_decay=0.05)
+    assert type(adamw) is nn.AdamW and (adamw.lr, adamw.weight_decay) == (0.002, 0.05)
+    rmsprop = make_optimizer("rmsprop", layer, 0.01, momentum=0.5, weight_decay=0.001)
+    assert type(rmsprop) is nn.RMSprop and (rmsprop.lr, rmsprop.momentum, rmsprop.weight_decay) == (0.01, 0.5, 0.001)
+    adagrad = make_optimizer("adagrad", layer, 0.05)
+    assert type(adagrad) is nn.Adagrad and (adagrad.lr, adagrad.weight_decay) == (0.05, 0.0)
+    assert set(OPTIMIZERS) == {"sgd", "adam", "adamw", "rmsprop", "adagrad"}
+    for name in ("adam", "adamw", "adagrad"):
+        with pytest.raises(ValueError, match=rf"momentum applies to the sgd and rmsprop optimizers only, got momentum=0.5 with {name}"):
+            make_optimizer(name, layer, 0.1, momentum=0.5)
+    with pytest.raises(ValueError, match="unknown optimizer 'lion'"):
+        make_optimizer("lion", layer, 0.1)
+
+
+def test_the_cosine_preset_schedule_is_the_one_it_always_was():
+    # The formula make_schedule used before nnscratch.schedules existed, bit for bit: the presets'
+    # runs (and a resumed old run) see the same learning rates.
+    def old(lr, epochs):
+        return lambda t: lr * 0.5 * (1.0 + math.cos(math.pi * t / max(epochs, 1)))
+
+    for lr, epochs, batches in ((3e-3, 6, 469), (2e-3, 5, 938), (0.2, 4, 7), (0.1, 0, 3)):
+        schedule, reference = make_schedule("cosine", lr, epochs), old(lr, epochs)
+        for t in [e + b / batches for e in range(max(epochs, 1)) for b in range(batches)]:
+            assert schedule(t) == reference(t)
 
 
 def test_cosine_schedule_values():
@@ -91,8 +113,21 @@ def test_cosine_schedule_values():
     values = [schedule(t / 10) for t in range(40)]
     assert all(a > b for a, b in zip(values, values[1:]))
     assert make_schedule("constant", 0.2, 4) is None
-    with pytest.raises(ValueError, match="unknown schedule 'step'"):
-        make_schedule("step", 0.1, 3)
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        make_schedule("linear", 0.1, 3)
+
+
+def test_the_other_preset_schedules_derive_their_settings_from_the_epochs():
+    step = make_schedule("step", 0.3, 6)  # x0.1 after each third: at 2 and 4 epochs
+    assert [step(t) for t in (0, 1.99, 2, 3.99, 4, 5.9)] == pytest.approx([0.3, 0.3, 0.03, 0.03, 0.003, 0.003])
+    exponential = make_schedule("exponential", 0.3, 5)  # down to lr/100 at the end
+    assert [exponential(t) for t in (0, 2.5, 5)] == pytest.approx([0.3, 0.03, 0.003])
+    warm = make_schedule("warmup-cosine", 0.3, 20)  # one epoch of warmup (E/10 = 2 > 1)
+    assert [warm(t) for t in (0, 0.5, 1, 10.5)] == pytest.approx([0.0, 0.15, 0.3, 0.15])
+    assert make_schedule("warmup-cosine", 0.3, 5)(0.25) == pytest.approx(0.15)  # warmup E/10 = 0.5
+    cycle = make_schedule("one-cycle", 0.3, 10)  # up over 3 epochs from lr/25, down to lr/25e4
+    assert [cycle(t) for t in (0, 1.5, 3, 10)] == pytest.approx([0.012, (0.012 + 0.3) / 2, 0.3, 0.3 / 25e4])
+    assert set(SCHEDULES) == {"constant", "step", "exponential", "cosine", "warmup-cosine", "one-cycle"}
 
 
 def naive_shift(image, dy, dx):

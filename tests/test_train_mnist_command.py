@@ -168,6 +168,42 @@ def test_resume_continues_from_the_saved_epoch(synthetic_mnist, tmp_path, capsys
     assert again["test_accuracy"] == json.loads((tmp_path / "resumed.json").read_text())["test_accuracy"]
 
 
+@pytest.mark.parametrize(
+    "optimizer, schedule, extra, weight_decay, momentum",
+    [("adamw", "one-cycle", (), 0.01, 0.0),  # AdamW's own default decay, not the preset's 0
+     ("adamw", "step", ("--weight-decay", "0"), 0.0, 0.0),
+     ("rmsprop", "warmup-cosine", ("--momentum", "0.5", "--lr", "1e-3"), 0.0, 0.5),
+     ("adagrad", "exponential", ("--weight-decay", "1e-3", "--lr", "0.05"), 1e-3, 0.0),
+     ("sgd", "cosine", ("--momentum", "0.9", "--lr", "0.05"), 0.0, 0.9)],
+)
+def test_every_optimizer_and_schedule_trains_and_is_saved(synthetic_mnist, tmp_path, optimizer, schedule, extra,
+                                                            weight_decay, momentum):
+    from nnscratch.models import make_schedule
+
+    path, _ = run_to_params(synthetic_mnist, tmp_path, "run", "--epochs", "2", "--optimizer", optimizer,
+                            "--schedule", schedule, *extra)
+    metrics = json.loads((tmp_path / "run.json").read_text())
+    config = metrics["config"]
+    assert (config["optimizer"], config["schedule"], config["weight_decay"], config["momentum"]) == (
+        optimizer, schedule, weight_decay, momentum)
+    rates = make_schedule(schedule, config["lr"], 2)
+    assert [r["lr"] for r in metrics["history"]] == [rates(0.0), rates(1.0)]
+    assert metrics["test_accuracy"] > 0.5  # it learned (ten easy synthetic classes)
+    loaded = nn.load_checkpoint(path).optimizer
+    assert type(loaded).__name__ == {"adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad", "sgd": "SGD"}[optimizer]
+    assert loaded.weight_decay == weight_decay and getattr(loaded, "momentum", 0.0) == momentum
+    assert loaded.steps == 2 * 10  # 600 samples in batches of 64
+
+
+def test_resume_continues_an_rmsprop_run_exactly(synthetic_mnist, tmp_path):
+    common = ("--schedule", "constant", "--optimizer", "rmsprop", "--momentum", "0.9", "--lr", "1e-3")
+    _, straight = run_to_params(synthetic_mnist, tmp_path, "straight", *common, "--epochs", "2")
+    one, _ = run_to_params(synthetic_mnist, tmp_path, "one", *common, "--epochs", "1")
+    _, resumed = run_to_params(synthetic_mnist, tmp_path, "resumed", "--resume", str(one), "--epochs", "2")
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_resume_after_interrupt_equals_an_uninterrupted_run(synthetic_mnist, tmp_path, monkeypatch, capsys):
     common = ("--model", "mlp", "--batch-size", "100", "--epochs", "3")
     _, straight = run_to_params(synthetic_mnist, tmp_path, "straight", *common)
@@ -264,7 +300,9 @@ def test_divergence_after_a_saved_epoch_keeps_that_checkpoint(synthetic_mnist, t
         (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
         (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
         (["--momentum", "1"], r"--momentum must be in \[0, 1\), got 1"),
-        (["--momentum", "0.9"], "--momentum applies to --optimizer sgd only"),
+        (["--momentum", "0.9"], "--momentum applies to --optimizer sgd or rmsprop only, got --optimizer adam"),
+        (["--momentum", "0.9", "--optimizer", "adagrad"], "--momentum applies to --optimizer sgd or rmsprop only"),
+        (["--momentum", "0.9", "--optimizer", "adamw"], "--momentum applies to --optimizer sgd or rmsprop only"),
         (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
         (["--limit", "0"], "--limit must be >= 1, got 0"),
         (["--shift", "-1"], "--shift must be between 0 and 8 pixels, got -1"),

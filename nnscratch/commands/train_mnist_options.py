@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..models import MOMENTUM_OPTIMIZERS, OPTIMIZERS, SCHEDULES
+
 PRESET_NAMES = ("softmax", "mlp", "cnn")
 DEFAULT_MODEL = "cnn"
 # the options a resumed run takes from its checkpoint (they must not contradict it)
@@ -58,12 +60,14 @@ def add_arguments(parser) -> None:
         "the checkpoint's plan, or a new total)")
     add("--batch-size", default=None, metavar="N", help="mini-batch size (default: the preset's)")
     add("--lr", default=None, help="learning rate, > 0 (default: the preset's)")
-    add("--optimizer", choices=("sgd", "adam"), default=None, help="optimizer (default: the preset's)")
-    add("--momentum", default=None, help="SGD momentum in [0, 1) (default: the preset's)")
-    add("--weight-decay", default=None, help="L2 weight decay, >= 0 (default: the preset's)")
-    add("--schedule", choices=("constant", "cosine"), default=None,
-        help="learning rate: constant, or cosine decay per batch towards 0 at the last epoch "
-        "(default: the preset's)")
+    add("--optimizer", choices=OPTIMIZERS, default=None, help="optimizer (default: the preset's)")
+    add("--momentum", default=None, help=f"momentum in [0, 1), for --optimizer {' or '.join(MOMENTUM_OPTIMIZERS)} "
+        "only (default: the preset's)")
+    add("--weight-decay", default=None, help="weight decay, >= 0: L2 (added to the gradient), decoupled for adamw "
+        "(default: the preset's; 0.01 for adamw when the preset uses another optimizer)")
+    add("--schedule", choices=tuple(SCHEDULES), default=None,
+        help="learning rate over the run, from --lr over E epochs (default: the preset's): "
+        + "; ".join(f"{name}: {what}" for name, what in SCHEDULES.items()).replace("%", "%%"))
     add("--shift", default=None, metavar="PX",
         help="augment: translate each training image by up to PX pixels, 0 = off (default: the preset's)")
     add("--seed", default=None, help="seed for initialisation and shuffling (default: 0)")
@@ -186,8 +190,9 @@ def _check_numbers(config: dict) -> None:
         raise UsageError(f"--lr must be a finite number > 0, got {config['lr']:g}")
     if not (0 <= config["momentum"] < 1):
         raise UsageError(f"--momentum must be in [0, 1), got {config['momentum']:g}")
-    if config["momentum"] and config["optimizer"] != "sgd":
-        raise UsageError(f"--momentum applies to --optimizer sgd only, got --optimizer {config['optimizer']}")
+    if config["momentum"] and config["optimizer"] not in MOMENTUM_OPTIMIZERS:
+        raise UsageError(f"--momentum applies to --optimizer {' or '.join(MOMENTUM_OPTIMIZERS)} only, "
+                         f"got --optimizer {config['optimizer']}")
     if not (math.isfinite(config["weight_decay"]) and config["weight_decay"] >= 0):
         raise UsageError(f"--weight-decay must be a finite number >= 0, got {config['weight_decay']:g}")
     if not 0 <= config["shift"] <= 8:
@@ -211,6 +216,8 @@ def _resolve_config(args, checkpoint) -> dict:
             "schedule": preset.schedule, "shift": preset.shift, "seed": 0, "limit": None,
         }  # fmt: skip
         config.update({name: value for name, value in given.items() if value is not None})
+        if config["optimizer"] == "adamw" and preset.optimizer != "adamw" and given["weight_decay"] is None:
+            config["weight_decay"] = 0.01  # AdamW's own default: with the preset's 0 it would be Adam
         return config
     run = checkpoint.metadata.get("train_mnist")
     saved = run.get("config") if isinstance(run, dict) else None

@@ -1,0 +1,148 @@
+"""Learning-rate schedules: ``schedule(t) -> lr``, with t the number of epochs done as a float.
+
+That is the form ``fit`` takes: before every batch it sets ``optimizer.lr = schedule(t)`` with
+t = epoch - 1 + (batch - 1) / batches, so t runs 0.0, 0.01, ... 1.0 (the second epoch's first batch),
+1.5 (half way through the second epoch) and so on. Every schedule here is therefore a function of
+continuous t and changes the rate a little at every batch (step decay excepted, which jumps where
+t crosses a multiple of its step):
+
+    schedule = nn.schedules.cosine(lr=3e-3, epochs=6, warmup=0.5)
+    nn.fit(model, loss, optimizer, x, y, epochs=6, batch_size=128, schedule=schedule)
+
+At whole epochs t = 0, 1, 2, ... they give what PyTorch's ``lr_scheduler`` classes give after that
+many ``scheduler.step()`` calls once per epoch (StepLR, ExponentialLR, CosineAnnealingLR); one-cycle
+is OneCycleLR's shape with its phases measured in epochs instead of steps. Past the end of training
+(t >= epochs) the cosine and one-cycle schedules hold their final rate.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def _real(owner: str, name: str, value, low: float, low_inclusive: bool, high: float | None = None,
+          high_inclusive: bool = False) -> float:
+    """A finite number within the bounds, as a float; else a TypeError or ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    above = value >= low if low_inclusive else value > low
+    below = high is None or (value <= high if high_inclusive else value < high)
+    if not (math.isfinite(value) and above and below):
+        bound = f"{'>=' if low_inclusive else '>'} {low:g}"
+        if high is not None:
+            bound += f" and {'<=' if high_inclusive else '<'} {high:g}"
+        raise ValueError(f"{owner}: {name} must be {bound}, got {value:g}")
+    return value
+
+
+class Schedule:
+    """A learning rate as a function of epochs done: ``schedule(t) -> lr``; its repr says which."""
+
+    def __init__(self, description: str, rule):
+        self.description = description
+        self._rule = rule
+
+    def __call__(self, t) -> float:
+        return self._rule(_real(self.description, "t (epochs done)", t, 0.0, low_inclusive=True))
+
+    def __repr__(self) -> str:
+        return self.description
+
+
+def constant(lr) -> Schedule:
+    """lr(t) = lr."""
+    lr = _real("constant", "lr", lr, 0.0, low_inclusive=False)
+    return Schedule(f"constant(lr={lr:g})", lambda t: lr)
+
+
+def step_decay(lr, step_size, gamma=0.1) -> Schedule:
+    """lr(t) = lr * gamma ** floor(t / step_size): multiplied by gamma every ``step_size`` epochs
+    (a float: 0.5 decays twice per epoch). PyTorch's StepLR, stepped once per epoch."""
+    owner = "step_decay"
+    lr = _real(owner, "lr", lr, 0.0, low_inclusive=False)
+    step_size = _real(owner, "step_size", step_size, 0.0, low_inclusive=False)
+    gamma = _real(owner, "gamma", gamma, 0.0, low_inclusive=False, high=1.0, high_inclusive=True)
+    return Schedule(f"step_decay(lr={lr:g}, step_size={step_size:g}, gamma={gamma:g})",
+                    lambda t: lr * gamma ** math.floor(t / step_size))
+
+
+def exponential(lr, gamma) -> Schedule:
+    """lr(t) = lr * gamma ** t: multiplied by gamma per epoch, smoothly from batch to batch.
+    PyTorch's ExponentialLR at whole epochs."""
+    lr = _real("exponential", "lr", lr, 0.0, low_inclusive=False)
+    gamma = _real("exponential", "gamma", gamma, 0.0, low_inclusive=False, high=1.0, high_inclusive=True)
+    return Schedule(f"exponential(lr={lr:g}, gamma={gamma:g})", lambda t: lr * gamma**t)
+
+
+def cosine(lr, epochs, warmup=0.0, min_lr=0.0) -> Schedule:
+    """Cosine annealing (Loshchilov & Hutter) from lr down to min_lr at t = epochs, after an
+    optional linear warmup from 0 up to lr over the first ``warmup`` epochs:
+
+        lr(t) = lr * t / warmup                                            t < warmup
+        lr(t) = min_lr + (lr - min_lr) / 2 * (1 + cos(pi * (t - warmup) / (epochs - warmup)))
+        lr(t) = min_lr                                                     t >= epochs
+
+    Without warmup, PyTorch's CosineAnnealingLR(T_max=epochs, eta_min=min_lr) at whole epochs.
+    """
+    owner = "cosine"
+    lr = _real(owner, "lr", lr, 0.0, low_inclusive=False)
+    epochs = _real(owner, "epochs", epochs, 0.0, low_inclusive=False)
+    warmup = _real(owner, "warmup", warmup, 0.0, low_inclusive=True, high=epochs)
+    min_lr = _real(owner, "min_lr", min_lr, 0.0, low_inclusive=True, high=lr, high_inclusive=True)
+
+    def rule(t: float) -> float:
+        if t < warmup:
+            return lr * t / warmup
+        if t >= epochs:
+            return min_lr
+        # (lr - min_lr) * 0.5 * (1 + cos(pi * (t - warmup) / (epochs - warmup))), in this order, is
+        # bit for bit the cosine train-mnist's presets always used (min_lr = warmup = 0).
+        return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * (t - warmup) / (epochs - warmup)))
+
+    extra = (f", warmup={warmup:g}" if warmup else "") + (f", min_lr={min_lr:g}" if min_lr else "")
+    return Schedule(f"cosine(lr={lr:g}, epochs={epochs:g}{extra})", rule)
+
+
+def one_cycle(max_lr, epochs, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, anneal="cos") -> Schedule:
+    """The one-cycle policy (Smith & Topin), the shape of PyTorch's OneCycleLR with its defaults:
+    up from max_lr / div_factor to max_lr over the first pct_start of training, then down to
+    max_lr / div_factor / final_div_factor at t = epochs.
+
+        w = pct_start * epochs
+        lr(t) = ramp(max_lr / div_factor, max_lr, t / w)                          t < w
+        lr(t) = ramp(max_lr, max_lr / (div_factor * final_div_factor), (t - w) / (epochs - w))
+        ramp(a, b, x) = b + (a - b) / 2 * (1 + cos(pi * x))   (anneal="cos"),  a + (b - a) * x  ("linear")
+
+    PyTorch counts the phases in optimizer steps, ending them one step early (its last step is at
+    the minimum); here they are in epochs, ending at t = w and t = epochs. Only the rate is
+    scheduled: OneCycleLR's momentum cycling has no counterpart.
+    """
+    owner = "one_cycle"
+    max_lr = _real(owner, "max_lr", max_lr, 0.0, low_inclusive=False)
+    epochs = _real(owner, "epochs", epochs, 0.0, low_inclusive=False)
+    pct_start = _real(owner, "pct_start", pct_start, 0.0, low_inclusive=False, high=1.0)
+    div_factor = _real(owner, "div_factor", div_factor, 0.0, low_inclusive=False)
+    final_div_factor = _real(owner, "final_div_factor", final_div_factor, 0.0, low_inclusive=False)
+    if anneal not in ("cos", "linear"):
+        raise ValueError(f"{owner}: anneal must be 'cos' or 'linear', got {anneal!r}")
+    initial_lr = max_lr / div_factor
+    final_lr = initial_lr / final_div_factor
+    warm = pct_start * epochs
+
+    def ramp(start: float, end: float, x: float) -> float:
+        if anneal == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * x) + 1.0)
+        return (end - start) * x + start
+
+    def rule(t: float) -> float:
+        if t < warm:
+            return ramp(initial_lr, max_lr, t / warm)
+        return ramp(max_lr, final_lr, min(1.0, (t - warm) / (epochs - warm)))
+
+    return Schedule(
+        f"one_cycle(max_lr={max_lr:g}, epochs={epochs:g}, pct_start={pct_start:g}, div_factor={div_factor:g}, "
+        f"final_div_factor={final_div_factor:g}, anneal={anneal!r})",
+        rule,
+    )

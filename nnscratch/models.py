@@ -26,7 +26,8 @@ from . import schedules
 from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from .sequential import Sequential
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+OPTIMIZER_CLASSES = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+OPTIMIZERS = tuple(OPTIMIZER_CLASSES)
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")  # the ones with a momentum option (Adam's beta1 is its own)
 # name -> what it does with the base learning rate lr over the run's E epochs (train-mnist --help)
 SCHEDULES = {
@@ -175,12 +176,9 @@ def make_optimizer(name: str, source, lr: float, momentum: float = 0.0, weight_d
             f"momentum applies to the {' and '.join(MOMENTUM_OPTIMIZERS)} optimizers only, "
             f"got momentum={momentum:g} with {name}"
         )
-    if name == "sgd":
-        return SGD(source, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "rmsprop":
-        return RMSprop(source, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    cls = {"adam": Adam, "adamw": AdamW, "adagrad": Adagrad}[name]
-    return cls(source, lr=lr, weight_decay=weight_decay)
+    if name in MOMENTUM_OPTIMIZERS:
+        return OPTIMIZER_CLASSES[name](source, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return OPTIMIZER_CLASSES[name](source, lr=lr, weight_decay=weight_decay)
 
 
 def make_schedule(name: str, lr: float, epochs: int):

@@ -556,7 +556,7 @@ def edit_metadata(path, change):
     (lambda m, c: m["config"].update(batch_size="50"), r"the checkpoint's config has batch_size='50', expected an int"),
     (lambda m, c: m["config"].update(lr=[1]), r"the checkpoint's config has lr=\[1\], expected a finite number"),
     (lambda m, c: m["config"].update(model=["mlp"]), r"this checkpoint was not written by train-mnist --save"),
-    (lambda m, c: m["config"].update(schedule="step"), r"config has schedule='step', expected one of constant, cosine"),
+    (lambda m, c: m["config"].update(schedule="linear"), r"config has schedule='linear', expected one of constant, step, exponential, cosine, warmup-cosine, one-cycle"),
     (lambda m, c: m["config"].update(batch_size=0), r"the checkpoint's config is out of range \(--batch-size must be >= 1"),
     (lambda m, c: m["config"].update(epochs=True), r"config has epochs=True, expected an int"),
     (lambda m, c: m.update(history={"a": 1}), r"the checkpoint's history must list its 1 epochs"),

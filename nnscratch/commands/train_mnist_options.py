@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..models import MOMENTUM_OPTIMIZERS, OPTIMIZERS, SCHEDULES
+from ..models import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OPTIMIZERS, SCHEDULES
 
 PRESET_NAMES = ("softmax", "mlp", "cnn")
 DEFAULT_MODEL = "cnn"
@@ -280,8 +280,7 @@ def _check_resumed_run(path, checkpoint, config: dict) -> None:
         np.random.default_rng(0).bit_generator.state = saved.get("shuffle_state")
     except (KeyError, TypeError, ValueError) as error:
         refuse(f"the shuffling state is missing or invalid ({error})")
-    expected_optimizer = {"sgd": "SGD", "adam": "Adam"}[config["optimizer"]]
-    if type(checkpoint.optimizer).__name__ != expected_optimizer:
+    if type(checkpoint.optimizer) is not OPTIMIZER_CLASSES[config["optimizer"]]:
         found = "no optimizer state" if checkpoint.optimizer is None else f"a {type(checkpoint.optimizer).__name__}"
         refuse(f"the checkpoint holds {found}, its config says --optimizer {config['optimizer']}")
     preset = PRESETS[config["model"]].build(rng=np.random.default_rng(0))
@@ -317,6 +316,6 @@ def _config_kind(name: str):
 
     from ..models import PRESETS
 
-    kinds = {"model": choice(*PRESETS), "optimizer": choice("sgd", "adam"), "schedule": choice("constant", "cosine"),
+    kinds = {"model": choice(*PRESETS), "optimizer": choice(*OPTIMIZERS), "schedule": choice(*SCHEDULES),
              "lr": number, "momentum": number, "weight_decay": number, "limit": optional_integer}  # fmt: skip
     return kinds.get(name, integer)

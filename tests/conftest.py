@@ -3,8 +3,10 @@ loopback mirror, small synthetic MNIST, and a guard that fails any test reaching
 
 - ``http_server(directory, faults=None)`` -> URL of a threaded server on 127.0.0.1 (a ``str`` with
   ``.requests``, the paths asked for in order, and ``.stop()``). ``faults`` maps a file name to a
-  fault for every request (``503``, ``"truncate"``, ``"stall"``), or to a list of faults for the
-  first requests, after which the file is served normally.
+  fault for every request (``503``, ``"truncate"``, ``"stall"``, ``"stall-midway"``: half the file
+  then silence, ``"trickle"``: one byte every ``TRICKLE_INTERVAL`` s, ``"slow-headers"``: the
+  status line, then header bytes at that pace), or to a list of faults for the first requests,
+  after which the file is served normally. ``.sent`` counts the body bytes sent per file.
 - ``dead_url``: a loopback URL whose port is closed.
 - ``mnist_mirror``: URL serving ``../shared/data/mnist`` or ``$NNSCRATCH_TEST_MNIST`` (skips when absent).
 - ``synthetic_mnist``: 600 train / 100 test learnable 28x28 images served as MNIST ``.gz`` files,
@@ -37,6 +39,7 @@ SHARED_MNIST = Path(
     os.environ.get("NNSCRATCH_TEST_MNIST") or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 )
 MNIST_GZ = [f"{name}.gz" for name in mnist_module.FILES]
+TRICKLE_INTERVAL = 0.02  # seconds between the bytes of the "trickle" and "slow-headers" faults
 
 
 # -- file permissions ---------------------------------------------------------------------------
@@ -126,8 +129,43 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.close_connection = True
         elif fault == "stall":
             self.server.stopping.wait(30)  # accept, then never answer
+        elif fault in ("stall-midway", "trickle"):
+            data = (Path(self.directory) / name).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if fault == "stall-midway":
+                self._send(name, data[: len(data) // 2])
+                self.server.stopping.wait(30)
+            else:
+                for index in range(len(data)):
+                    if self.server.stopping.wait(TRICKLE_INTERVAL) or not self._send(name, data[index : index + 1]):
+                        break
+        elif fault == "slow-headers":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            for byte in b"X-Padding: " + b"x" * 100_000:
+                if self.server.stopping.wait(TRICKLE_INTERVAL):
+                    break
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    break
         else:
             raise ValueError(f"http_server: unknown fault {fault!r} for {name}")
+
+
+    def _send(self, name: str, data: bytes) -> bool:
+        """Send body bytes now and count them in ``server.sent``; False once the client is gone."""
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+            return False
+        with self.server.lock:
+            self.server.sent[name] = self.server.sent.get(name, 0) + len(data)
+        return True
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -145,7 +183,7 @@ def http_server():
     def serve(directory, faults=None) -> ServerURL:
         handler = functools.partial(_Handler, directory=str(directory))
         server = _Server(("127.0.0.1", 0), handler)
-        server.requests, server.lock, server.stopping = [], threading.Lock(), threading.Event()
+        server.requests, server.lock, server.stopping, server.sent = [], threading.Lock(), threading.Event(), {}
         server.faults = {name: list(f) if isinstance(f, list) else f for name, f in (faults or {}).items()}
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
@@ -160,7 +198,7 @@ def http_server():
                 thread.join(5)
 
         url = ServerURL(f"http://127.0.0.1:{server.server_address[1]}/")
-        url.requests, url.stop = server.requests, stop
+        url.requests, url.stop, url.sent = server.requests, stop, server.sent
         servers.append(stop)
         return url
 

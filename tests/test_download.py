@@ -26,7 +26,7 @@ GZ = [f"{name}.gz" for name in FILES]
 def sleeps(monkeypatch):
     """Record the backoff waits instead of sleeping through them (the clock stays real)."""
     waits = []
-    monkeypatch.setattr(download_module, "time", SimpleNamespace(sleep=waits.append, time=time.time))
+    monkeypatch.setattr(download_module, "time", SimpleNamespace(sleep=waits.append, time=time.time, monotonic=time.monotonic))
     return waits
 
 
@@ -267,3 +267,61 @@ def test_a_leftover_that_cannot_be_removed_does_not_stop_the_download(synthetic_
     load_and_check(synthetic_mnist, [synthetic_mnist.url])
     assert refused and stuck.exists()
     assert listing(root) == sorted(FILES + [stuck.name])
+
+
+# -- a deadline for the whole transfer: trickling and slow servers ---------------------------------
+def test_a_trickling_mirror_is_given_up_at_the_deadline_and_not_tried_again(synthetic_mnist, http_server,
+                                                                            monkeypatch, sleeps):
+    monkeypatch.setattr(download_module, "TIMEOUT", (1.0, 1.0))  # every byte comes well within the read timeout
+    trickling = http_server(synthetic_mnist.directory, faults={gz: "trickle" for gz in GZ})
+    start = time.perf_counter()
+    arrays = load_mnist(synthetic_mnist.data_dir, mirrors=[trickling, synthetic_mnist.url], progress=False, deadline=0.5)
+    elapsed = time.perf_counter() - start
+    np.testing.assert_array_equal(arrays[0], synthetic_mnist.x_train)
+    assert elapsed < 0.5 + 2.0, f"gave up on the trickling server after {elapsed:.2f} s"
+    assert trickling.requests == [f"/{GZ[0]}"] and sleeps == []  # not retried, skipped for the other files
+    size = (synthetic_mnist.directory / GZ[0]).stat().st_size
+    with pytest.raises(MNISTDownloadError) as caught:
+        download_mnist(synthetic_mnist.data_dir, mirrors=[trickling], force=True, progress=False, deadline=0.3)
+    reason = caught.value.failures[0][2]
+    received = int(reason.split("for one file, ")[1].split(" of ")[0])
+    assert reason == (f"gave up after the 0.3 s deadline for one file, {received} of {size} bytes received "
+                      "(set NNSCRATCH_DOWNLOAD_DEADLINE or --deadline for a slow link)")
+    assert 0 < received <= trickling.sent[GZ[0]]  # true: what arrived, not 0
+
+
+def test_slow_header_lines_are_given_up_at_the_deadline(synthetic_mnist, http_server, monkeypatch, sleeps):
+    monkeypatch.setattr(download_module, "TIMEOUT", (1.0, 1.0))
+    slow = http_server(synthetic_mnist.directory, faults={GZ[0]: "slow-headers"})
+    start = time.perf_counter()
+    with pytest.raises(MNISTDownloadError, match=rf"{GZ[0]}: gave up after the 0\.4 s deadline for one file, 0 bytes received"):
+        download_mnist(synthetic_mnist.data_dir, mirrors=[slow], progress=False, deadline=0.4)
+    assert time.perf_counter() - start < 0.4 + 2.0
+    assert slow.requests == [f"/{GZ[0]}"] and sleeps == []
+
+
+def test_a_stall_mid_file_moves_on_with_the_true_byte_count(synthetic_mnist, http_server, monkeypatch, sleeps):
+    monkeypatch.setattr(download_module, "TIMEOUT", (1.0, 0.3))
+    stalling = http_server(synthetic_mnist.directory, faults={GZ[0]: "stall-midway"})
+    size = (synthetic_mnist.directory / GZ[0]).stat().st_size
+    start = time.perf_counter()
+    load_and_check(synthetic_mnist, [stalling, synthetic_mnist.url])
+    assert time.perf_counter() - start < 0.3 + 2.0
+    assert stalling.requests == [f"/{GZ[0]}"] and sleeps == []  # the dead connection is not tried 3 times
+    with pytest.raises(MNISTDownloadError) as caught:
+        download_mnist(synthetic_mnist.data_dir, mirrors=[stalling], force=True, progress=False)
+    assert caught.value.failures[0][2] == f"stalled: no data for 0.3 s after {size // 2} of {size} bytes"
+
+
+def test_the_deadline_comes_from_the_argument_the_environment_or_the_default(monkeypatch):
+    monkeypatch.delenv(download_module.DEADLINE_ENV, raising=False)
+    assert download_module.resolve_deadline() == download_module.DEADLINE == 300.0
+    monkeypatch.setenv(download_module.DEADLINE_ENV, "12.5")
+    assert download_module.resolve_deadline() == 12.5
+    assert download_module.resolve_deadline(3) == 3.0
+    monkeypatch.setenv(download_module.DEADLINE_ENV, "soon")
+    with pytest.raises(ValueError, match=r"\$NNSCRATCH_DOWNLOAD_DEADLINE: expected a number of seconds, got 'soon'"):
+        download_module.resolve_deadline()
+    for bad, error in ((0, ValueError), (-1, ValueError), (float("inf"), ValueError), ("5", TypeError), (True, TypeError)):
+        with pytest.raises(error, match="deadline: expected a"):
+            download_module.resolve_deadline(bad)

@@ -104,3 +104,24 @@ def test_subprocess_real_files_then_cache(mnist_mirror, dead_url, tmp_path):
     # second run: cache only; the only mirror given is dead, and it is not needed
     result = run_module("--data-dir", "here", "--mirror", dead_url, cwd=tmp_path)
     assert result.returncode == 0 and result.stderr == ""
+
+
+@pytest.mark.parametrize("argv, env, message", [
+    (["--deadline", "soon"], None, "download-mnist: --deadline: expected a number of seconds, got 'soon'\n"),
+    (["--deadline", "0"], None, "download-mnist: deadline: expected a finite number of seconds > 0, got 0.0\n"),
+    ([], "x", "download-mnist: $NNSCRATCH_DOWNLOAD_DEADLINE: expected a number of seconds, got 'x'\n"),
+])
+def test_a_bad_deadline_exits_2_with_one_line_before_any_download(tmp_path, dead_url, capsys, monkeypatch,
+                                                                  argv, env, message):
+    if env is not None:
+        monkeypatch.setenv("NNSCRATCH_DOWNLOAD_DEADLINE", env)
+    assert cli.main(["download-mnist", "--data-dir", str(tmp_path / "d"), "--mirror", dead_url, *argv]) == 2
+    assert capsys.readouterr().err == message
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_deadline_option_reaches_the_download(synthetic_mnist, http_server, capsys):
+    trickling = http_server(synthetic_mnist.directory, faults={"train-images-idx3-ubyte.gz": "trickle"})
+    assert cli.main(["download-mnist", "--data-dir", str(synthetic_mnist.data_dir), "--mirror", trickling,
+                     "--deadline", "0.3", "--quiet"]) == 1
+    assert "train-images-idx3-ubyte.gz: gave up after the 0.3 s deadline for one file" in capsys.readouterr().err

@@ -23,6 +23,13 @@ def add_arguments(parser) -> None:
         help="base URL the file names are appended to; repeat to try several in order "
         "(default: $NNSCRATCH_MNIST_MIRROR, comma-separated, else the built-in public mirrors)",
     )
+    parser.add_argument(
+        "--deadline",
+        metavar="SECONDS",
+        default=None,
+        help="the most one mirror may take for one file, retries included; a mirror that runs out "
+        "of time is not tried again for the other files (default: $NNSCRATCH_DOWNLOAD_DEADLINE, else 300)",
+    )
     parser.add_argument("--force", action="store_true", help="download again even if the cache verifies")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -32,8 +39,15 @@ def run(args) -> int:
     from ..data import MNISTDownloadError, download_mnist
 
     try:
+        deadline = None
+        if args.deadline is not None:
+            try:
+                deadline = float(args.deadline)
+            except ValueError:
+                raise ValueError(f"--deadline: expected a number of seconds, got {args.deadline!r}") from None
         root = download_mnist(
-            data_dir=args.data_dir, mirrors=args.mirrors, force=args.force, progress=not args.quiet
+            data_dir=args.data_dir, mirrors=args.mirrors, force=args.force, progress=not args.quiet,
+            deadline=deadline,
         )
     except MNISTDownloadError as error:
         print(error, file=sys.stderr)

@@ -6,6 +6,12 @@ when the hash matches the pinned one ``os.replace`` the result onto the final na
 errors, 429 and 5xx are retried with a short, bounded backoff; anything else moves on to the next
 mirror (timeouts too: see ``TIMEOUT``). The caller (``nnscratch.data.mnist``) decides which mirrors to try for which file.
 
+Every file from every mirror has a total deadline (``DEADLINE``, ``$NNSCRATCH_DOWNLOAD_DEADLINE``
+or the ``deadline`` argument), all its attempts included: a server that trickles a byte every few
+seconds, or sends its header lines slowly, never gets below ``TIMEOUT``'s silence limit, so only a
+deadline on the whole transfer stops it. When it passes, a watchdog thread shuts the connection's
+socket down (``new_session`` sets that up), which ends even a read that is blocked.
+
 A process killed outright (SIGKILL, power loss) cannot delete its temporary files, so the next
 download of the same file deletes such leftovers once they are clearly stale (``STALE_AFTER``).
 The temporary files, their names and the final replace are ``nnscratch.atomic_file``'s.
@@ -15,15 +21,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import re
+import socket
+import threading
 import time
 import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 import urllib3
+import urllib3.connection
 from tqdm import tqdm
 
 from .. import atomic_file
@@ -47,6 +58,11 @@ TIMEOUT = (4.0, 15.0)
 RETRIES = 2
 BACKOFF = 0.25
 MAX_RETRY_AFTER = 5.0  # cap on a server's Retry-After, in seconds
+# Seconds one mirror may take for one file, every attempt included. MNIST's largest file is 9.9 MB:
+# five minutes is 33 kB/s, far below any working link, and a mirror slower than that is dropped
+# for the remaining files too.
+DEADLINE = 300.0
+DEADLINE_ENV = "NNSCRATCH_DOWNLOAD_DEADLINE"
 # No MNIST file is near this size, compressed or not: a mirror serving more is wrong (or hostile)
 # and must not fill the disk.
 MAX_BYTES = 256 << 20
@@ -132,6 +148,126 @@ def resolve_mirrors(mirrors=None) -> list[str]:
     return result
 
 
+def resolve_deadline(deadline=None) -> float:
+    """The deadline in seconds: the argument, else ``$NNSCRATCH_DOWNLOAD_DEADLINE``, else ``DEADLINE``."""
+    origin = "deadline"
+    if deadline is None:
+        text = os.environ.get(DEADLINE_ENV, "").strip()
+        if not text:
+            return DEADLINE
+        origin = f"${DEADLINE_ENV}"
+        try:
+            deadline = float(text)
+        except ValueError:
+            raise ValueError(f"{origin}: expected a number of seconds, got {text!r}") from None
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
+        raise TypeError(f"{origin}: expected a number of seconds, got {type(deadline).__name__} {deadline!r}")
+    if not (math.isfinite(deadline) and deadline > 0):
+        raise ValueError(f"{origin}: expected a finite number of seconds > 0, got {deadline!r}")
+    return float(deadline)
+
+
+# -- the deadline's watchdog -------------------------------------------------------------------------
+class _Watchdog:
+    """The deadline of one file from one mirror: when it passes, the sockets of the connections it
+    watches are shut down, so that a read blocked on a trickling server returns at once."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expires = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires - time.monotonic())
+
+    def watch(self, sock) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def __enter__(self):
+        _current.watchdog = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+        _current.watchdog = None
+
+
+def _shut(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
+
+
+_current = threading.local()  # the watchdog of the fetch running in this thread
+
+
+def _watch(connection) -> None:
+    watchdog = getattr(_current, "watchdog", None)
+    if watchdog is not None and connection.sock is not None:
+        watchdog.watch(connection.sock)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def connect(self):
+        super().connect()
+        _watch(self)
+
+    def request(self, *args, **kwargs):
+        _watch(self)  # a kept-alive connection, reused by a later fetch
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self):
+        super().connect()
+        _watch(self)
+
+    def request(self, *args, **kwargs):
+        _watch(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, its connections watched by the running fetch's deadline."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def new_session() -> requests.Session:
+    """A session for ``fetch_verified``: its connections can be cut off at a fetch's deadline."""
+    session = requests.Session()
+    session.mount("http://", _WatchedAdapter())
+    session.mount("https://", _WatchedAdapter())
+    # identity: the .gz bytes as stored, so Content-Length matches what we count
+    session.headers.update({"User-Agent": "nnscratch", "Accept-Encoding": "identity"})
+    return session
+
+
 def sha256_of(path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -197,19 +333,28 @@ def _retry_after(response) -> float | None:
     return min(float(value), MAX_RETRY_AFTER) if value.strip().isdigit() else None
 
 
-def _stream_to(session, url: str, path: Path, progress: bool, label: str) -> None:
-    """One GET of ``url`` into ``path``; raises ``_Retryable`` or ``FetchError``."""
+def _over(watchdog: _Watchdog, received: int, total) -> FetchError:
+    of = f" of {total}" if total is not None else ""
+    return FetchError(f"gave up after the {watchdog.seconds:g} s deadline for one file, {received}{of} bytes received "
+                      f"(set {DEADLINE_ENV} or --deadline for a slow link)", unreachable=True)
+
+
+def _stream_to(session, url: str, path: Path, progress: bool, label: str, watchdog: _Watchdog) -> None:
+    """One GET of ``url`` into ``path`` within ``watchdog``'s deadline; raises ``_Retryable`` or ``FetchError``."""
+    left = watchdog.remaining()
     try:
-        response = session.get(url, stream=True, timeout=TIMEOUT)
+        response = session.get(url, stream=True, timeout=(min(TIMEOUT[0], left), min(TIMEOUT[1], left)))
     # Timeouts are not retried: a server silent for that long rarely answers the next time, and
     # retrying would multiply the wait for a dead mirror from seconds to minutes.
-    except requests.ConnectTimeout:
-        raise FetchError(f"cannot connect: no answer within {TIMEOUT[0]:g} s", unreachable=True) from None
-    except requests.ReadTimeout:
-        raise FetchError(f"no response within {TIMEOUT[1]:g} s", unreachable=True) from None
-    except requests.ConnectionError as error:
-        raise _Retryable(f"cannot connect ({_short(error)})", unreachable=True) from None
     except requests.RequestException as error:
+        if watchdog.expired:
+            raise _over(watchdog, 0, None) from None
+        if isinstance(error, requests.ConnectTimeout):
+            raise FetchError(f"cannot connect: no answer within {min(TIMEOUT[0], left):g} s", unreachable=True) from None
+        if isinstance(error, requests.ReadTimeout):
+            raise FetchError(f"no response within {min(TIMEOUT[1], left):g} s", unreachable=True) from None
+        if isinstance(error, requests.ConnectionError):
+            raise _Retryable(f"cannot connect ({_short(error)})", unreachable=True) from None
         raise FetchError(f"request failed ({_short(error)})") from None
     with response:
         status = f"HTTP {response.status_code} {response.reason or ''}".strip()
@@ -222,40 +367,59 @@ def _stream_to(session, url: str, path: Path, progress: bool, label: str) -> Non
         if total is not None and total > MAX_BYTES:
             raise FetchError(f"server announces {total} bytes, more than an MNIST file ({MAX_BYTES >> 20} MiB)")
         received = 0
+        of = f" of {total}" if total is not None else ""
         with open(path, "wb") as f, tqdm(
             total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=not progress
         ) as bar:
             try:
-                for chunk in response.iter_content(1 << 16):
+                while True:
+                    # read1: whatever one read of the socket gives, so every byte that arrived is
+                    # counted (and written) even when the next read fails
+                    chunk = response.raw.read1(1 << 16)
+                    if watchdog.expired or (chunk and not watchdog.remaining()):
+                        raise _over(watchdog, received + len(chunk), total)
+                    if not chunk:
+                        break
                     received += len(chunk)
                     if received > MAX_BYTES:
                         raise FetchError(f"more than {MAX_BYTES >> 20} MiB received, not an MNIST file")
                     f.write(chunk)
                     bar.update(len(chunk))
-            except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
-                of = f" of {total}" if total is not None else ""
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+                if watchdog.expired:
+                    raise _over(watchdog, received, total) from None
+                if isinstance(error, (urllib3.exceptions.ReadTimeoutError, TimeoutError, socket.timeout)):
+                    # a stall: the next attempt would wait as long again, so on to the next mirror
+                    raise FetchError(f"stalled: no data for {min(TIMEOUT[1], left):g} s after {received}{of} bytes",
+                                     unreachable=True) from None
                 raise _Retryable(f"connection lost after {received}{of} bytes ({_short(error)})") from None
         if total is not None and received != total:
-            raise _Retryable(f"transfer truncated: {received} of {total} bytes")
+            raise _Retryable(f"transfer truncated: {received}{of} bytes")
 
 
-def fetch_verified(session, url: str, expected_sha256: str, dest: Path, progress: bool = True) -> None:
+def fetch_verified(session, url: str, expected_sha256: str, dest: Path, progress: bool = True,
+                   deadline: float | None = None) -> None:
     """Download ``url``, verify its (decompressed) content and install it as ``dest``.
 
-    Retries refused or dropped connections, 429 and 5xx up to ``RETRIES`` times with backoff; raises
-    ``FetchError`` when this mirror cannot deliver. Temporary files never outlive the call, and
-    stale ones left by an earlier call that was killed are deleted first.
+    Retries refused or dropped connections, 429 and 5xx up to ``RETRIES`` times with backoff, all
+    within ``deadline`` seconds (``resolve_deadline``); raises ``FetchError`` when this mirror cannot
+    deliver (``unreachable`` when it stalled or ran out of time, so the caller drops it). Temporary
+    files never outlive the call, and stale ones left by an earlier call that was killed are
+    deleted first. A session from ``new_session`` lets the deadline cut a blocked read short;
+    with another, the deadline is checked between reads only.
     """
     remove_stale_temporaries(dest)
     label = dest.name
-    for attempt in range(RETRIES + 1):
-        try:
-            with scratch_file(dest, "download") as tmp:
-                _stream_to(session, url, tmp, progress, label)
-                install_verified(tmp, expected_sha256, dest)
-            return
-        except _Retryable as error:
-            if attempt == RETRIES:
-                attempts = f"{RETRIES + 1} attempts" if RETRIES else "1 attempt"
-                raise FetchError(f"{error.reason} ({attempts})", unreachable=error.unreachable) from None
-            time.sleep(error.retry_after if error.retry_after is not None else BACKOFF * 2**attempt)
+    with _Watchdog(resolve_deadline(deadline)) as watchdog:
+        for attempt in range(RETRIES + 1):
+            try:
+                with scratch_file(dest, "download") as tmp:
+                    _stream_to(session, url, tmp, progress, label, watchdog)
+                    install_verified(tmp, expected_sha256, dest)
+                return
+            except _Retryable as error:
+                wait = error.retry_after if error.retry_after is not None else BACKOFF * 2**attempt
+                if attempt == RETRIES or wait >= watchdog.remaining():
+                    attempts = f"{attempt + 1} attempts" if attempt else "1 attempt"
+                    raise FetchError(f"{error.reason} ({attempts})", unreachable=error.unreachable) from None
+                time.sleep(wait)

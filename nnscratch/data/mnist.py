@@ -13,7 +13,6 @@ import stat
 from pathlib import Path
 
 import numpy as np
-import requests
 
 from . import download as _download  # the module; load_mnist has a `download` flag
 from .download import (
@@ -66,7 +65,7 @@ def _verified(path: Path, name: str) -> bool:
     return path.is_file() and path.stat().st_size <= _download.MAX_BYTES and sha256_of(path) == SHA256[name]
 
 
-def download_mnist(data_dir=None, mirrors=None, force=False, progress=True) -> Path:
+def download_mnist(data_dir=None, mirrors=None, force=False, progress=True, deadline=None) -> Path:
     """Make sure the four verified MNIST files are in the data directory; returns that directory.
 
     Files already there and verified are kept without any network access. Missing or bad files
@@ -74,9 +73,11 @@ def download_mnist(data_dir=None, mirrors=None, force=False, progress=True) -> P
     ``resolve_mirrors``; mirrors are only looked at when something must be downloaded).
     ``force`` downloads all four again from the mirrors; the old files are replaced only by
     verified new ones. Raises ``MNISTDownloadError`` when some file could not be obtained;
-    the files that were obtained stay.
+    the files that were obtained stay. ``deadline``: the seconds one mirror may take for one file,
+    retries included (default ``$NNSCRATCH_DOWNLOAD_DEADLINE``, else 300; see ``resolve_deadline``);
+    a mirror that runs out of time or stalls is not tried again for the other files.
     """
-    return _ensure(resolve_data_dir(data_dir), FILES, mirrors, force, progress)
+    return _ensure(resolve_data_dir(data_dir), FILES, mirrors, force, progress, deadline)
 
 
 def _make_room(path: Path) -> None:
@@ -92,7 +93,8 @@ def _make_room(path: Path) -> None:
             ) from None
 
 
-def _ensure(root: Path, names, mirrors, force: bool, progress: bool) -> Path:
+def _ensure(root: Path, names, mirrors, force: bool, progress: bool, deadline=None) -> Path:
+    deadline = _download.resolve_deadline(deadline)  # a bad value fails before anything is done
     root.mkdir(parents=True, exist_ok=True)
     needed = [name for name in names if force or not _verified(root / name, name)]
     for name in needed:
@@ -110,16 +112,14 @@ def _ensure(root: Path, names, mirrors, force: bool, progress: bool) -> Path:
         return root
     mirrors = resolve_mirrors(mirrors)
     failures, missing, unreachable = [], [], set()
-    with requests.Session() as session:
-        # identity: the .gz bytes as stored, so Content-Length matches what we count
-        session.headers.update({"User-Agent": "nnscratch", "Accept-Encoding": "identity"})
+    with _download.new_session() as session:
         for name in needed:
             for mirror in mirrors:
                 if mirror in unreachable:
                     failures.append((mirror, f"{name}.gz", SKIPPED))
                     continue
                 try:
-                    fetch_verified(session, f"{mirror}{name}.gz", SHA256[name], root / name, progress)
+                    fetch_verified(session, f"{mirror}{name}.gz", SHA256[name], root / name, progress, deadline)
                     break
                 except FetchError as error:
                     failures.append((mirror, f"{name}.gz", error.reason))
@@ -162,11 +162,12 @@ def _read_verified(path: Path, name: str) -> np.ndarray:
     return parse_buffer(buffer, str(path), copy=False)
 
 
-def load_mnist(data_dir=None, download=True, mirrors=None, progress=True):
+def load_mnist(data_dir=None, download=True, mirrors=None, progress=True, deadline=None):
     """Load MNIST as ``(x_train, y_train, x_test, y_test)``, downloading what the cache lacks.
 
     Every cached file is verified against ``SHA256`` first. A missing or bad file is fetched again
-    when ``download`` is true, and raises ``MNISTCacheError`` (a ``ValueError``) otherwise.
+    when ``download`` is true (within ``deadline``: see ``download_mnist``), and raises
+    ``MNISTCacheError`` (a ``ValueError``) otherwise.
 
     Shape:
         x_train (60000, 28, 28) uint8, y_train (60000,) int64 in 0-9,
@@ -182,7 +183,7 @@ def load_mnist(data_dir=None, download=True, mirrors=None, progress=True):
                 raise
             bad.append(name)
     if bad:
-        _ensure(root, bad, mirrors, force=False, progress=progress)
+        _ensure(root, bad, mirrors, force=False, progress=progress, deadline=deadline)
         for name in bad:
             arrays[name] = _read_verified(root / name, name)
     x_train, y_train = _pair(arrays, "train", root)

@@ -12,8 +12,8 @@ What the file holds:
   Runtime reads it from version 1.12 on; newer opsets would shut out older runtimes for nothing.
 - float32 throughout (weights in float64 are rounded), the usual precision for deployment.
 - one input ``input`` of shape (N, *input_shape) and one output ``output``, N a dynamic batch axis.
-- inference only: Dropout is the identity and BatchNorm uses its running statistics, whatever mode
-  the model is in. The loss layers at the end of a training network (``SoftmaxCrossEntropy``,
+- inference only: Dropout is the identity and BatchNorm1D/2D use their running statistics, whatever
+  mode the model is in. The loss layers at the end of a training network (``SoftmaxCrossEntropy``,
   ``Mean``, ...) are dropped, as ``nnscratch predict`` drops them, so the graph outputs what
   ``nn.predict(model[:-2], x)`` gives: logits for a model ending in SoftmaxCrossEntropy,
   probabilities for one ending in Softmax -> CrossEntropy.
@@ -32,10 +32,13 @@ from .layers import (
     ELU,
     GELU,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Conv2D,
     Dropout,
     Flatten,
     GlobalAvgPool2D,
+    LayerNorm,
     LeakyReLU,
     Linear,
     MaxPool2D,
@@ -204,6 +207,27 @@ def _softplus(graph: Graph, layer, x: str, shape: tuple) -> str:
     return graph.node("Where", [above, x, soft], "softplus")
 
 
+@converts(BatchNorm1D, BatchNorm2D)
+def _batchnorm(graph: Graph, layer, x: str, shape: tuple) -> str:
+    # Inference: the running statistics, whatever the mode (training_mode=0, ONNX's default).
+    c = layer.num_features
+    scale = layer.weight if layer.affine else np.ones(c)
+    shift = layer.bias if layer.affine else np.zeros(c)
+    inputs = [x, graph.weight("bn_weight", scale), graph.weight("bn_bias", shift),
+              graph.weight("bn_running_mean", layer.running_mean), graph.weight("bn_running_var", layer.running_var)]
+    return graph.node("BatchNormalization", inputs, "batchnorm", epsilon=float(layer.eps))
+
+
+@converts(LayerNorm)
+def _layernorm(graph: Graph, layer, x: str, shape: tuple) -> str:
+    # Over the trailing len(normalized_shape) axes, as nnscratch: axis=-k normalizes from there on.
+    normalized = layer.normalized_shape
+    scale = layer.weight if layer.elementwise_affine else np.ones(normalized)
+    shift = layer.bias if layer.elementwise_affine else np.zeros(normalized)
+    inputs = [x, graph.weight("ln_weight", scale), graph.weight("ln_bias", shift)]
+    return graph.node("LayerNormalization", inputs, "layernorm", axis=-len(normalized), epsilon=float(layer.eps))
+
+
 @converts(Dropout)
 def _dropout(graph: Graph, layer, x: str, shape: tuple) -> str:
     return x  # the identity in inference, whatever the mode: no node
@@ -221,7 +245,13 @@ def _flatten(graph: Graph, layer, x: str, shape: tuple) -> str:
 
 def supported_layers() -> list[str]:
     """The names of the layer classes ``export_onnx`` converts (``Sequential`` besides)."""
-    return sorted(cls.__name__ for cls in CONVERTERS)
+    return sorted(layer_class_name(cls) for cls in CONVERTERS)
+
+
+def layer_class_name(cls) -> str:
+    """``Conv2D``, or ``reference.Conv2D`` for a textbook twin: how a user names the class."""
+    prefix = "reference." if cls.__module__.startswith("nnscratch.reference") else ""
+    return prefix + cls.__name__
 
 
 # -- the walk --------------------------------------------------------------------------------------

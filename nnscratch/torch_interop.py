@@ -32,10 +32,13 @@ from .layers import (
     ELU,
     GELU,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Conv2D,
     Dropout,
     Flatten,
     GlobalAvgPool2D,
+    LayerNorm,
     LeakyReLU,
     Linear,
     MaxPool2D,
@@ -48,6 +51,7 @@ from .layers import (
 )
 from .sequential import Sequential
 from .inference import LOSS_LAYERS, without_loss
+from .onnx import layer_class_name  # nothing of onnx itself: it is imported only when exporting
 
 
 def _import_torch():
@@ -96,7 +100,7 @@ def to_torch_converts(*classes):
 @to_torch_converts(Linear)
 def _linear_to_torch(layer, torch):
     module = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,
-                             dtype=_torch_dtype(torch, layer.weight))
+                             dtype=_torch_dtype(torch, layer.weight.dtype))
     with torch.no_grad():
         module.weight.copy_(_tensor(torch, layer.weight.T))  # nnscratch (in, out) -> PyTorch (out, in)
         if layer.bias is not None:
@@ -108,7 +112,7 @@ def _linear_to_torch(layer, torch):
 def _conv2d_to_torch(layer, torch):
     module = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
                              padding=layer.padding, bias=layer.bias is not None,
-                             dtype=_torch_dtype(torch, layer.weight))
+                             dtype=_torch_dtype(torch, layer.weight.dtype))
     with torch.no_grad():
         module.weight.copy_(_tensor(torch, layer.weight))  # the same (out, in, kh, kw) layout
         if layer.bias is not None:
@@ -161,6 +165,33 @@ def _softplus_to_torch(layer, torch):
     return torch.nn.Softplus(beta=layer.beta, threshold=layer.threshold)
 
 
+@to_torch_converts(BatchNorm1D, BatchNorm2D)
+def _batchnorm_to_torch(layer, torch):
+    cls = torch.nn.BatchNorm1d if isinstance(layer, BatchNorm1D) else torch.nn.BatchNorm2d
+    # The same momentum rule: running = (1 - momentum) running + momentum * batch statistic.
+    module = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine,
+                 dtype=_torch_dtype(torch, layer.running_mean.dtype))
+    with torch.no_grad():
+        if layer.affine:
+            module.weight.copy_(_tensor(torch, layer.weight))
+            module.bias.copy_(_tensor(torch, layer.bias))
+        module.running_mean.copy_(_tensor(torch, layer.running_mean))
+        module.running_var.copy_(_tensor(torch, layer.running_var))
+    return module
+
+
+@to_torch_converts(LayerNorm)
+def _layernorm_to_torch(layer, torch):
+    module = torch.nn.LayerNorm(layer.normalized_shape, eps=layer.eps, elementwise_affine=layer.elementwise_affine,
+                                dtype=_torch_dtype(torch, layer.weight.dtype if layer.elementwise_affine
+                                                   else layer.config()["dtype"]))
+    if layer.elementwise_affine:
+        with torch.no_grad():
+            module.weight.copy_(_tensor(torch, layer.weight))
+            module.bias.copy_(_tensor(torch, layer.bias))
+    return module
+
+
 @to_torch_converts(Dropout)
 def _dropout_to_torch(layer, torch):
     return torch.nn.Dropout(layer.p)  # the same p; the random masks are each library's own
@@ -196,8 +227,8 @@ def torch_modules(torch):
     return types.SimpleNamespace(GlobalAvgPool2d=GlobalAvgPool2d)
 
 
-def _torch_dtype(torch, array):
-    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[array.dtype]
+def _torch_dtype(torch, dtype):
+    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
 
 
 def _to_torch_module(layer, torch, where: str):
@@ -218,7 +249,7 @@ def _to_torch_unmoded(layer, torch, where: str):
             "to_torch drops the losses at the end of a training network only"
         )
     if convert is None:
-        names = ", ".join(sorted(cls.__name__ for cls in TO_TORCH))
+        names = ", ".join(sorted(layer_class_name(cls) for cls in TO_TORCH))
         raise TypeError(
             f"to_torch: {where} is a {_layer_name(layer)}, which has no PyTorch twin here; to_torch "
             f"converts {names} and Sequential (and drops the losses at the end of a training network)"
@@ -306,6 +337,39 @@ def _softmax_from_torch(module, where: str):
     return Softmax()
 
 
+def _batchnorm_from_torch(cls):
+    def convert(module, where: str):
+        _require(module, where, "track_running_stats", module.track_running_stats, True,
+                 f"nnscratch's {cls.__name__} keeps running statistics for eval mode")
+        if module.momentum is None:
+            raise ValueError(f"from_torch: {where} ({type(module).__name__}) has momentum=None (a cumulative "
+                             f"average); nnscratch's {cls.__name__} takes a momentum in [0, 1]")
+        mean = _array(module.running_mean, where, "running_mean")
+        layer = cls(module.num_features, eps=float(module.eps), momentum=float(module.momentum),
+                    affine=bool(module.affine), dtype=mean.dtype)
+        if module.affine:
+            layer.weight[...] = _array(module.weight, where, "weight")
+            layer.bias[...] = _array(module.bias, where, "bias")
+        layer.running_mean[...] = mean
+        layer.running_var[...] = _array(module.running_var, where, "running_var")
+        return layer
+
+    return convert
+
+
+def _layernorm_from_torch(module, where: str):
+    affine = bool(module.elementwise_affine)
+    if affine and module.bias is None:
+        raise ValueError(f"from_torch: {where} (LayerNorm) has a weight but bias=False; nnscratch's LayerNorm "
+                         "has both (elementwise_affine=True) or neither")
+    dtype = _array(module.weight, where, "weight").dtype if affine else np.float32
+    layer = LayerNorm(tuple(module.normalized_shape), eps=float(module.eps), elementwise_affine=affine, dtype=dtype)
+    if affine:
+        layer.weight[...] = _array(module.weight, where, "weight")
+        layer.bias[...] = _array(module.bias, where, "bias")
+    return layer
+
+
 def _gelu_from_torch(module, where: str):
     _require(module, where, "approximate", module.approximate, "tanh",
              "nnscratch's GELU is the tanh approximation, nn.GELU(approximate='tanh')")
@@ -323,6 +387,9 @@ def _from_torch_table(torch) -> dict:
     return {
         torch_modules(torch).GlobalAvgPool2d: lambda module, where: GlobalAvgPool2D(),
         nn.AvgPool2d: _avgpool2d_from_torch,
+        nn.BatchNorm1d: _batchnorm_from_torch(BatchNorm1D),
+        nn.BatchNorm2d: _batchnorm_from_torch(BatchNorm2D),
+        nn.LayerNorm: _layernorm_from_torch,
         nn.Linear: _linear_from_torch,
         nn.Conv2d: _conv2d_from_torch,
         nn.MaxPool2d: _maxpool2d_from_torch,

@@ -14,10 +14,13 @@ import nnscratch as nn
 
 
 def perturb(model, seed: int = 0):
-    """Give every parameter (biases included) values no freshly built layer has; return ``model``."""
+    """Give every parameter (biases included) and buffer (BatchNorm's running statistics, kept
+    positive for the variances) values no freshly built layer has; return ``model``."""
     rng = np.random.default_rng(seed)
     for p in model.parameters:
         p[...] = rng.normal(0.0, 0.5, size=p.shape)
+    for b in getattr(model, "buffers", []):
+        b[...] = rng.uniform(0.5, 2.0, size=b.shape)
     return model
 
 
@@ -36,6 +39,8 @@ def _fresh(cls, *args, **kwargs):
 
     def make(dtype, rng):
         extra = {"dtype": dtype, "rng": rng} if cls in (nn.Linear, nn.Conv2D, nn.reference.Conv2D) else {}
+        if cls in (nn.BatchNorm1D, nn.BatchNorm2D, nn.LayerNorm):
+            extra = {"dtype": dtype}
         return cls(*args, **kwargs, **extra)
 
     return make
@@ -56,6 +61,14 @@ CASES = {
     "AvgPool2D-rectangular": (_built(_fresh(nn.AvgPool2D, (2, 3), stride=(1, 2), padding=(1, 0))), (2, 5, 7)),
     "GlobalAvgPool2D": (_built(_fresh(nn.Conv2D, 2, 4, 3), _fresh(nn.GlobalAvgPool2D), _fresh(nn.Linear, 4, 3)),
                         (2, 6, 5)),
+    "BatchNorm1D": (_built(_fresh(nn.Linear, 5, 4), _fresh(nn.BatchNorm1D, 4, momentum=0.3)), (5,)),
+    "BatchNorm1D-3d-no-affine": (_built(_fresh(nn.BatchNorm1D, 3, eps=1e-3, affine=False)), (3, 5)),
+    "BatchNorm2D": (_built(_fresh(nn.Conv2D, 2, 3, 3, padding=1), _fresh(nn.BatchNorm2D, 3), _fresh(nn.ReLU)),
+                    (2, 5, 4)),  # after Conv2D: channel-major memory
+    "BatchNorm2D-no-affine": (_built(_fresh(nn.BatchNorm2D, 2, eps=0.1, momentum=0.5, affine=False)), (2, 3, 4)),
+    "LayerNorm": (_built(_fresh(nn.Linear, 5, 6), _fresh(nn.LayerNorm, 6)), (5,)),
+    "LayerNorm-two-axes-no-affine": (_built(_fresh(nn.LayerNorm, (3, 4), eps=1e-3, elementwise_affine=False)),
+                                     (2, 3, 4)),
     "Flatten": (_built(_fresh(nn.Flatten)), (3, 4, 5)),
     "Sigmoid": (_built(_fresh(nn.Sigmoid)), (7,)),
     "Tanh": (_built(_fresh(nn.Tanh)), (2, 3, 4)),

@@ -72,6 +72,18 @@ def test_onnx_runtime_matches_predict_for_each_train_mnist_preset(ort, name, tmp
 
 
 @pytest.mark.onnx
+def test_a_model_in_training_mode_exports_its_inference_form(ort, tmp_path):
+    model = CASES["BatchNorm2D"][0]()  # Conv2D -> BatchNorm2D -> ReLU, in training mode
+    model.layers.insert(1, nn.Dropout(0.5, rng=0))
+    nn.export_onnx(model, tmp_path / "m.onnx", (2, 5, 4))
+    assert model.training  # left as it was
+    x = sample_input((2, 5, 4), 6)
+    got = run_exported(ort, tmp_path / "m.onnx", x)
+    assert_float32_close(got, nn.predict(model, x))  # running statistics, no dropout
+    assert not np.allclose(got, model.forward(x), atol=1e-3)  # not the batch statistics and masks
+
+
+@pytest.mark.onnx
 def test_float64_weights_are_exported_as_float32(ort, tmp_path):
     build, input_shape = CASES["nested-Sequential"]
     model = build(np.float64)

@@ -72,6 +72,11 @@ def assert_same_function(torch, model, module, input_shape, dtype, batch=4):
     assert len(tdeltas) == len(expected)
     for got, want in zip(tdeltas, expected):
         np.testing.assert_allclose(got, want, **tolerance)
+    # BatchNorm's running statistics, moved the same way in training mode (and not at all in eval)
+    buffers = [b.numpy() for b in module.buffers() if b.is_floating_point()]
+    assert len(buffers) == len(model.buffers)
+    for got, want in zip(buffers, model.buffers):
+        np.testing.assert_allclose(got, want, **tolerance)
 
 
 # -- nnscratch -> PyTorch (the tests that use PyTorch carry the torch marker) -----------------------
@@ -187,7 +192,7 @@ def test_to_torch_names_a_layer_it_cannot_convert(torch):
 
     model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Sequential(nn.ReLU(), Scale()))
     with pytest.raises(TypeError, match=r"to_torch: model\[1\]\[1\] is a Scale, which has no PyTorch twin here; "
-                                        r"to_torch converts AvgPool2D, Conv2D, .*Linear, .*and Sequential"):
+                                        r"to_torch converts AvgPool2D, .*Conv2D, .*Linear, .*reference.Conv2D, .*and Sequential"):
         nn.to_torch(model)
     with pytest.raises(TypeError, match=r"to_torch: model\[1\] is a Mean, a loss in the middle of the model"):
         nn.to_torch(nn.Sequential(nn.Linear(3, 1, rng=0), nn.Mean(), nn.Sigmoid()))
@@ -209,16 +214,25 @@ def torch_models(torch, dtype):
         "pooling": (tnn.Sequential(tnn.AvgPool2d(3, stride=2, padding=1), tnn.Conv2d(2, 3, 3),
                                    tnn.AvgPool2d((2, 1)), nn.torch_interop.torch_modules(torch).GlobalAvgPool2d(),
                                    tnn.Linear(3, 2)), (2, 11, 9)),
+        "normalization": (tnn.Sequential(tnn.Conv2d(2, 3, 3), tnn.BatchNorm2d(3, momentum=0.2), tnn.ReLU(), tnn.Flatten(),
+                                         tnn.Linear(3 * 3 * 2, 6), tnn.BatchNorm1d(6, eps=1e-3), tnn.LayerNorm(6),
+                                         tnn.Linear(6, 4), tnn.LayerNorm((4,), elementwise_affine=False)), (2, 5, 4)),
         "lenet": (tnn.Sequential(tnn.Conv2d(1, 4, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
                                  tnn.Sequential(tnn.Linear(4 * 7 * 7, 8), tnn.ReLU()), tnn.Linear(8, 5),
                                  tnn.Softmax(dim=-1)), (1, 14, 14)),
     }  # fmt: skip
+    generator = torch.Generator().manual_seed(1)
+    for module, _ in models.values():  # running statistics and norm weights no fresh module has
+        for name, tensor in [*module.named_buffers(), *module.named_parameters()]:
+            if tensor.is_floating_point() and ("running" in name or "weight" in name and tensor.ndim == 1):
+                with torch.no_grad():
+                    tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
     return {name: (module.to(dtype), shape) for name, (module, shape) in models.items()}
 
 
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", ["Linear", "Conv2d", "MaxPool2d", "activations", "pooling", "lenet"])
+@pytest.mark.parametrize("name", ["Linear", "Conv2d", "MaxPool2d", "activations", "pooling", "normalization", "lenet"])
 def test_from_torch_gives_the_same_outputs_and_gradients(torch, name, dtype):
     module, input_shape = torch_models(torch, getattr(torch, dtype))[name]
     model = nn.from_torch(module)
@@ -261,7 +275,7 @@ def test_from_torch_names_a_module_it_cannot_convert(torch):
     tnn = torch.nn
     module = tnn.Sequential(tnn.Linear(3, 4), tnn.Sequential(tnn.ReLU(), tnn.Conv1d(1, 1, 1)))
     with pytest.raises(TypeError, match=r"from_torch: module\[1\]\[1\] is a torch.nn.modules.conv.Conv1d, which has "
-                                        r"no nnscratch layer here; from_torch converts nn.AvgPool2d, nn.Conv2d, .*and nn.Sequential"):
+                                        r"no nnscratch layer here; from_torch converts nn.AvgPool2d, .*nn.Conv2d, .*and nn.Sequential"):
         nn.from_torch(module)
     with pytest.raises(TypeError, match=r"from_torch: expected a torch.nn.Module, got list"):
         nn.from_torch([tnn.Linear(3, 4)])
@@ -282,6 +296,9 @@ def test_from_torch_names_a_module_it_cannot_convert(torch):
     (lambda t: t.AvgPool2d(2, divisor_override=3), r"divisor_override=3; nnscratch's AvgPool2D divides by the kernel"),
     (lambda t: t.AvgPool2d(2, ceil_mode=True), r"\(AvgPool2d\) has ceil_mode=True"),
     (lambda t: t.AvgPool2d(3, padding=2), r"module\[0\] \(AvgPool2d\): AvgPool2D: padding must be at most half"),
+    (lambda t: t.BatchNorm1d(3, track_running_stats=False), r"track_running_stats=False; nnscratch's BatchNorm1D keeps"),
+    (lambda t: t.BatchNorm2d(3, momentum=None), r"\(BatchNorm2d\) has momentum=None \(a cumulative average\)"),
+    (lambda t: t.LayerNorm(4, bias=False), r"\(LayerNorm\) has a weight but bias=False"),
     (lambda t: t.GELU(), r"\(GELU\) has approximate='none'; nnscratch's GELU is the tanh approximation"),
     (lambda t: t.Dropout(1.0), r"module\[0\] \(Dropout\): Dropout: p must be in \[0, 1\)"),
 ])  # fmt: skip

@@ -23,13 +23,12 @@ mode of every layer as it found it when it returns, also when it raises. Layers 
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 
 import numpy as np
 
-from .layers.base import get_rng, modes, release_memory, restore_modes
+from .layers.base import get_rng, in_mode, release_memory
 from .sequential import Sequential
 from .threads import training_threads
 
@@ -90,19 +89,6 @@ def _correct(where: str, scores, labels: np.ndarray) -> int:
     return int(np.count_nonzero(scores.argmax(axis=1) == labels))
 
 
-@contextlib.contextmanager
-def _mode(training: bool, *layers):
-    """Put ``layers`` in train (or eval) mode for the block, then every nested layer back as it was."""
-    saved = [found for layer in layers for found in modes(layer)]
-    try:
-        for layer in layers:
-            if callable(getattr(layer, "train", None)):
-                layer.train(training)
-        yield
-    finally:
-        restore_modes(saved)
-
-
 # -- evaluate and predict ----------------------------------------------------------------------
 def predict(model, x, batch_size: int = 1000) -> np.ndarray:
     """The model's outputs for every sample, computed ``batch_size`` samples at a time.
@@ -116,7 +102,7 @@ def predict(model, x, batch_size: int = 1000) -> np.ndarray:
     _check_data("predict", x)
     batch_size = _check_int("predict", "batch_size", batch_size, 1)
     try:
-        with _mode(False, model):
+        with in_mode(False, model):
             return _predict(model, x, batch_size)
     finally:  # _predict has returned: none of its batches' arrays is still held
         release_memory(model)
@@ -161,7 +147,7 @@ def _evaluate(model, x, y, batch_size: int, loss) -> dict:
     training batches, so the layers' buffers serve the next epoch as they are."""
     labels = _labels(y)
     correct, total_loss = 0, 0.0
-    with _mode(False, model, *([] if loss is None else [loss])):
+    with in_mode(False, model, *([] if loss is None else [loss])):
         for start in range(0, len(x), batch_size):
             stop = start + batch_size
             scores = model.forward(x[start:stop])
@@ -263,7 +249,7 @@ def _fit_epochs(model, loss, optimizer, x, y, labels, rng, batch_size, epochs, i
     """fit's epochs, appended to ``history``; ``step_done()`` after every step (the thread chooser's)."""
     for epoch in range(initial_epoch + 1, epochs + 1):
         lr = float(optimizer.lr) if hasattr(optimizer, "lr") else None
-        with _mode(True, model, loss):
+        with in_mode(True, model, loss):
             trained = _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs,
                                    num_batches, progress, schedule, augment, step_done)
         val = {"loss": None, "accuracy": None}

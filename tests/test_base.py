@@ -1,10 +1,12 @@
 """The Layer base class and the protocol helpers: train/eval mode, buffers, walking containers."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.layers.base import Container, Layer, check_mode, children, modes, restore_modes, walk
+from nnscratch.layers.base import Container, Layer, check_mode, children, in_mode, modes, restore_modes, walk
 
 
 class Plain:
@@ -84,3 +86,18 @@ def test_modes_restore_each_layer_as_it_was():
     net.eval()
     restore_modes(saved)
     assert [layer.training for layer in (net, net[0], net[1], net[1][0], net[2])] == [True, True, True, False, True]
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_in_mode_sets_the_mode_for_the_block_and_puts_every_layer_back(raises):
+    net = nn.Sequential(nn.ReLU(), nn.Sequential(nn.Tanh(), Plain()))
+    loss = nn.Sequential(nn.Mean()).eval()
+    net[1][0].eval()
+    seen = []
+    with pytest.raises(RuntimeError, match="inside") if raises else contextlib.nullcontext():
+        with in_mode(True, net, loss, Plain()):
+            seen = [layer.training for layer in (net, net[0], net[1], net[1][0], loss, loss[0])]
+            if raises:
+                raise RuntimeError("inside")
+    assert seen == [True] * 6
+    assert [layer.training for layer in (net, net[0], net[1], net[1][0], loss, loss[0])] == [True, True, True, False, False, False]

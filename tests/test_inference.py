@@ -86,3 +86,16 @@ def test_without_loss_drops_the_trailing_losses_and_shares_the_layers():
     assert without_loss(inner_loss) is inner_loss  # only the end is looked at
     assert without_loss(nn.Sequential(nn.Mean())).layers == []
     assert not without_loss(nn.Sequential(first, nn.Mean()).eval()).training  # the mode is kept
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_digit_input_shape_probes_in_eval_mode_and_leaves_modes_and_running_statistics_alone(training):
+    net = nn.Sequential(nn.Conv2D(1, 2, 3, rng=0), nn.BatchNorm2D(2), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(2 * 26 * 26, 8, rng=1), nn.BatchNorm1D(8), nn.Linear(8, 10, rng=2)).train(training)
+    net[1].running_mean[...] = 0.5
+    # in training mode a batch of one would be refused by BatchNorm1D, and BatchNorm2D would fold the
+    # zeros into its running statistics
+    assert digit_input_shape(net) == (1, 28, 28)
+    np.testing.assert_array_equal(net[1].running_mean, 0.5)
+    np.testing.assert_array_equal(net[1].running_var, 1.0)
+    assert all(layer.training is training for layer in net)

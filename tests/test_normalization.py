@@ -269,6 +269,11 @@ def test_bad_input_delta_and_order_of_calls(layer, shape):
     layer.weight = layer.weight.copy()
     with pytest.raises(ValueError, match=f"{name}: weight is not the array in parameters"):
         layer.forward(normal(shape, 23))
+    if name.startswith("BatchNorm"):
+        layer = type(layer)(layer.num_features)
+        layer.running_var = np.ones(layer.num_features, np.float32)
+        with pytest.raises(ValueError, match=rf"{name}: running_var is not the array in buffers .*layer.running_var\[...\] = new_values"):
+            layer.forward(normal(shape, 23))
 
 
 def re_shape(shape):

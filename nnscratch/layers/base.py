@@ -34,6 +34,8 @@ And one optional member for layers that keep memory from one call to the next:
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .. import seeding
@@ -260,6 +262,23 @@ def restore_modes(saved: list) -> None:
     """Put back what ``modes`` recorded, layer by layer, without cascading through containers."""
     for inner, mode in saved:
         inner.training = mode
+
+
+@contextlib.contextmanager
+def in_mode(training: bool, *layers):
+    """Run a block with ``layers`` in train (``True``) or eval (``False``) mode, then put every nested
+    layer's mode back as it was, also when the block raises. Layers without ``train`` are left alone.
+
+    ``evaluate``/``predict`` use it, and so should anything that runs a model only to look at its
+    output (a shape probe in training mode would update BatchNorm's running statistics)."""
+    saved = [found for layer in layers for found in modes(layer)]
+    try:
+        for layer in layers:
+            if callable(getattr(layer, "train", None)):
+                layer.train(training)
+        yield
+    finally:
+        restore_modes(saved)
 
 
 def output_shape_by_running(layer, input_shape: tuple) -> tuple:

@@ -93,6 +93,13 @@ class _BatchNorm(Layer):
     # -- forward and backward, on the (A, C, B) view --------------------------------------------
     def forward(self, x, *args):
         self._check_parameters_in_place("weight", "bias")
+        for index, name in enumerate(("running_mean", "running_var")):
+            if index >= len(self.buffers) or getattr(self, name) is not self.buffers[index]:
+                # save and load go through buffers: a rebound array would be neither saved nor loaded
+                raise ValueError(
+                    f"{self.name}: {name} is not the array in buffers (was layer.{name} assigned a new "
+                    f"array?); save and load use buffers, so assign into it instead: layer.{name}[...] = new_values"
+                )
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self.name}: expected a numpy array as input, got {type(x).__name__}")
         self._check_shape(x.shape)

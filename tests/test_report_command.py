@@ -66,7 +66,7 @@ def test_the_confusion_panel_shows_every_nonzero_count_and_each_class_accuracy()
     assert labels_shown == [f"{c}  ({100 * matrix[c, c] / totals[c]:.1f}%)" if totals[c] else str(c) for c in range(10)]
     assert f"confusion matrix: {matrix.sum() - np.trace(matrix)} mistakes (red)" in texts(figure)
     assert "no training history in this checkpoint\n(train-mnist --save records it)" in texts(figure)
-    assert "no Linear or Conv2D layer to show" in texts(figure)
+    assert "no Linear or Conv2D layer on the image to show" in texts(figure)
     plt.close(figure)
 
 
@@ -109,6 +109,16 @@ def test_the_weights_panel_shows_templates_or_filters(layer, tiles, heading):
         assert low == -high == -np.abs(tile).max()  # symmetric: zero weight is white
     assert any(t.startswith(heading) for t in texts(figure))
     plt.close(figure)
+
+
+def test_the_first_layer_shown_is_the_first_with_image_weights():
+    from nnscratch.commands.report import _first_weighted_layer
+    from nnscratch.reference import Conv2D as ReferenceConv2D
+
+    conv, linear = ReferenceConv2D(1, 3, 3), nn.Linear(784, 10)
+    assert _first_weighted_layer(nn.Sequential(nn.Flatten(), linear, nn.ReLU(), nn.Linear(10, 10))) is linear
+    assert _first_weighted_layer(nn.Sequential(conv, nn.Flatten(), nn.Linear(3 * 26 * 26, 10))) is conv
+    assert _first_weighted_layer(nn.Sequential(nn.Flatten(), nn.ReLU())) is None
 
 
 def test_the_curves_panel_draws_train_and_test_per_epoch():

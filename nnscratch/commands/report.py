@@ -125,11 +125,13 @@ def _run(args) -> int:
 
 
 def _first_weighted_layer(model):
-    """The first Linear or Conv2D layer of the model (None when it has neither)."""
-    from ..layers import Conv2D, Linear
+    """The first layer with a ``weight`` of filters (out, in, kh, kw) or of a Linear on the image
+    (784, out): Linear, Conv2D, the reference Conv2D, a user's layer alike; None when there is none."""
+    import numpy as np
 
     for layer in model:
-        if isinstance(layer, (Linear, Conv2D)):
+        weight = getattr(layer, "weight", None)
+        if isinstance(weight, np.ndarray) and (weight.ndim == 4 or (weight.ndim == 2 and weight.shape[0] == 784)):
             return layer
     return None
 

@@ -128,18 +128,17 @@ def _mistakes(panel, images, labels, probabilities, count=None, columns=8):
 
 
 def _weights(panel, layer):
-    from ..layers import Conv2D
-
     if layer is None:
         axes = panel.subplots()
         axes.axis("off")
-        axes.text(0.5, 0.5, "no Linear or Conv2D layer to show", ha="center", va="center", fontsize=13)
+        axes.text(0.5, 0.5, "no Linear or Conv2D layer on the image to show", ha="center", va="center", fontsize=13)
         return
-    if isinstance(layer, Conv2D):
+    kind = type(layer).__name__
+    if layer.weight.ndim == 4:
         weight = layer.weight  # (out, in, kh, kw): each filter's first input channel (MNIST has one)
         tiles = [weight[f, 0] for f in range(weight.shape[0])]
         names = [f"filter {f}" for f in range(len(tiles))]
-        heading = (f"first layer: Conv2D's {len(tiles)} filters, {weight.shape[2]}x{weight.shape[3]} "
+        heading = (f"first layer: {kind}'s {len(tiles)} filters, {weight.shape[2]}x{weight.shape[3]} "
                    "(blue negative, red positive)")  # fmt: skip
     else:
         from .report import MAX_TEMPLATES
@@ -149,7 +148,7 @@ def _weights(panel, layer):
         tiles = [weight[:, j].reshape(28, 28) for j in range(min(units, MAX_TEMPLATES))]
         names = [f"class {j}" if units == 10 else f"unit {j}" for j in range(len(tiles))]
         some = "" if units <= MAX_TEMPLATES else f", the first {len(tiles)} of {units}"
-        heading = f"first layer: Linear's weights as 28x28 templates{some} (blue negative, red positive)"
+        heading = f"first layer: {kind}'s weights as 28x28 templates{some} (blue negative, red positive)"
     panel.suptitle(heading, fontsize=13)
     columns = 5 if len(tiles) <= 10 else 8  # ten class templates as two rows of five, larger
     rows = -(-len(tiles) // columns)

@@ -282,3 +282,37 @@ def test_matches_pytorch(make, reference, dtype, tolerance):
     ty.backward(torch.tensor(delta))
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=tolerance, atol=tolerance)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=tolerance, atol=tolerance)
+
+
+def test_relu_forward_equals_np_maximum_on_special_values_and_strided_views():
+    special = np.array([-np.inf, -2.0, -0.0, 0.0, 1e-45, 3.0, np.inf, np.nan], np.float32)
+    layer = nn.ReLU()
+    y = layer.forward(special)
+    np.testing.assert_array_equal(y, np.array([0, 0, 0, 0, 1e-45, 3, np.inf, np.nan], np.float32))
+    np.testing.assert_array_equal(layer.backward(np.ones(8, np.float32)), [0, 0, 0, 0, 1, 1, 1, 0])
+    # A strided, transposed view, as Conv2D hands out: same values as the plain formula.
+    memory = np.random.default_rng(0).normal(size=(3, 2, 6, 6)).astype(np.float32)
+    x = memory[:, :, :5, :5].transpose(1, 0, 2, 3)
+    y = layer.forward(x)
+    assert y.dtype == np.float32 and not np.shares_memory(y, x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    delta = np.random.default_rng(1).normal(size=x.shape).astype(np.float32)
+    np.testing.assert_array_equal(layer.backward(delta), delta * (x > 0))
+
+
+def test_relu_reuses_only_its_private_mask_never_an_output():
+    rng = np.random.default_rng(0)
+    layer = nn.ReLU()
+    first_x, second_x = rng.normal(size=(2, 4, 5, 5)).astype(np.float32), rng.normal(size=(2, 4, 5, 5)).astype(np.float32)
+    first = layer.forward(first_x)
+    kept = first.copy()
+    second = layer.forward(second_x)
+    assert not np.shares_memory(first, second)
+    np.testing.assert_array_equal(first, kept)  # a caller's earlier output is left alone
+    delta = np.ones_like(second_x)
+    np.testing.assert_array_equal(layer.backward(delta), (second_x > 0).astype(np.float32))  # the latest mask
+    # Other shapes, orders and a 0-d input each get a mask of their own.
+    for x in (first_x[:1], first_x.transpose(1, 0, 2, 3), np.array(-1.0, np.float32), np.array(2.0, np.float32)):
+        y = layer.forward(x)
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+        np.testing.assert_array_equal(layer.backward(np.ones_like(x)), (x > 0).astype(np.float32))

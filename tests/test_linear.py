@@ -129,10 +129,12 @@ def test_config_rebuilds_the_layer():
 
 
 def test_sanity_check_on_input_and_parameters():
-    check = pytest.importorskip("nnscratch.check")
     x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
-    report = check.sanity_check(nn.Linear(4, 5, rng=0), x)
-    assert report is not None
+    report = nn.sanity_check(nn.Linear(4, 5, rng=0), x)
+    assert report.passed
+    assert [(row.tensor, row.shape) for row in report] == [("input", (3, 4)), ("parameter 0", (4, 5)),
+                                                           ("parameter 1", (5,))]
+    assert max(row.max_abs_err for row in report) < 1e-8
 
 
 @pytest.mark.parametrize(
@@ -222,3 +224,17 @@ def test_output_shape_checks_the_input_like_forward():
     for shape in [(5, 4), (5, 1, 3), (3,)]:
         with pytest.raises(ValueError, match=rf"Linear: expected 3 input features .*got x of shape {re.escape(str(shape))}"):
             layer.output_shape(shape)
+
+
+def test_a_linear_told_to_skip_returns_none_but_sets_its_deltas():
+    layer = nn.Linear(3, 2, rng=0)
+    x, delta = np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)
+    layer.forward(x)
+    full = layer.backward(delta)
+    expected = [d.copy() for d in layer.parameters_deltas]
+    layer.parameters_deltas[0][...] = 0
+    layer.needs_input_delta = False
+    assert layer.backward(delta) is None
+    np.testing.assert_array_equal(layer.parameters_deltas[0], expected[0])
+    layer.needs_input_delta = True
+    np.testing.assert_array_equal(layer.backward(delta), full)

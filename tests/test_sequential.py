@@ -80,9 +80,11 @@ def test_nested_sequential_and_plain_class():
 
 
 def test_sanity_check_whole_network_with_loss():
-    check = pytest.importorskip("nnscratch.check")
     rng = np.random.default_rng(1)
-    check.sanity_check(make_net(), rng.normal(size=(5, 4)), args=(rng.integers(0, 3, 5),))
+    net = make_net()
+    report = nn.sanity_check(net, rng.normal(size=(5, 4)), args=(rng.integers(0, 3, 5),))
+    assert report.passed
+    assert [row.tensor for row in report] == ["input"] + [f"parameter {i}" for i in range(len(net.parameters))]
 
 
 def test_errors_name_the_layer_index():
@@ -152,3 +154,45 @@ def test_buffers_are_the_layers_buffers_in_order():
     assert len(net.buffers) == 3
     assert all(x is y for x, y in zip(net.buffers, a.buffers + b.buffers))
     assert nn.Sequential(Scale(1.0)).buffers == []
+
+
+class Spy:
+    """A parameterless plain layer recording whether its backward ran."""
+
+    def __init__(self):
+        self.parameters, self.parameters_deltas, self.backward_calls = [], [], 0
+
+    def forward(self, x, *args):
+        return x
+
+    def backward(self, delta):
+        self.backward_calls += 1
+        return delta
+
+
+def test_skipping_the_data_gradient_leaves_every_parameter_delta_unchanged():
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(6, 5)), rng.integers(0, 3, 6)
+
+    def make():
+        inner = nn.Sequential(nn.Linear(5, 4, dtype=np.float64, rng=1), nn.ReLU())
+        spy = Spy()
+        net = nn.Sequential(spy, inner, nn.Linear(4, 3, dtype=np.float64, rng=2), nn.SoftmaxCrossEntropy(), nn.Mean())
+        return net, spy
+
+    full, _ = make()
+    full.forward(x, labels)
+    d_x = full.backward()
+    assert d_x.shape == x.shape
+
+    fast, spy = make()
+    fast.forward(x, labels)
+    assert fast.backward(1.0, input_delta=False) is None
+    assert spy.backward_calls == 0  # nothing in front of the first layer with parameters runs
+    for a, b in zip(full.parameters_deltas, fast.parameters_deltas):
+        np.testing.assert_array_equal(a, b)
+    assert fast[1][0].needs_input_delta is True  # switched off for that call only
+
+    # ... so the next plain backward, and a gradient check, get dL/dx again.
+    np.testing.assert_array_equal(fast.backward(), d_x)
+    assert spy.backward_calls == 1

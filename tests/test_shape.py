@@ -21,8 +21,9 @@ def test_flatten_forward_backward():
 
 
 def test_flatten_sanity_check_despite_returning_a_view():
-    check = pytest.importorskip("nnscratch.check")
-    check.sanity_check(nn.Flatten(), np.random.default_rng(0).normal(size=(2, 3, 2)))
+    report = nn.sanity_check(nn.Flatten(), np.random.default_rng(0).normal(size=(2, 3, 2)))
+    assert report.passed and [(row.tensor, row.coords) for row in report] == [("input", 12)]
+    assert report[0].max_abs_err < 1e-9  # a reshape: central differences are exact up to rounding
 
 
 def test_flatten_bad_input():
@@ -32,3 +33,17 @@ def test_flatten_bad_input():
     layer.forward(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match=r"Flatten.backward: expected delta of shape \(2, 12\), got \(2, 11\)"):
         layer.backward(np.zeros((2, 11)))
+
+
+def test_flatten_backward_returns_delta_in_the_inputs_memory_order():
+    x = np.arange(3 * 2 * 4 * 5, dtype=np.float32).reshape(3, 2, 4, 5).transpose(1, 0, 2, 3)  # channel-major
+    layer = nn.Flatten()
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y, np.ascontiguousarray(x).reshape(2, 60))
+    delta = np.random.default_rng(0).normal(size=(2, 60)).astype(np.float32)
+    d_x = layer.backward(delta)
+    np.testing.assert_array_equal(d_x, delta.reshape(2, 3, 4, 5))
+    assert d_x.strides == x.strides and d_x.dtype == np.float32
+    # C-order input: backward stays a view of delta, as before.
+    layer.forward(np.ascontiguousarray(x))
+    assert np.shares_memory(layer.backward(delta), delta)

@@ -1,4 +1,6 @@
-"""Conv2D against the loop-based twin in naive.py, hand-computed values, sanity_check and PyTorch."""
+"""The fast Conv2D against its textbook twin nnscratch.reference.Conv2D (itself checked against the
+loop twin in test_reference.py), hand-computed values, sanity_check and PyTorch; and what only the
+fast layer has: plans, recycled results, needs_input_delta."""
 
 from __future__ import annotations
 
@@ -10,74 +12,94 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nnscratch
-from nnscratch import Conv2D, MaxPool2D, ReLU, Sequential, sanity_check
+from nnscratch import Conv2D, MaxPool2D, ReLU, Sequential, reference, sanity_check
 from nnscratch.kernels import conv_plan
-from naive import _zero_pad, naive_conv2d_backward, naive_conv2d_forward
+from layer_configs import CONV_CONFIGS, LAYOUTS, with_layout
+from naive import naive_conv2d_backward, naive_conv2d_forward
 
-# The configurations issue 2 names, each a test:
-# (id, in_channels, out_channels, kernel, stride, padding, bias, input shape)
-CONFIGS = [
-    ("4x4 input * 3x3 kernel", 1, 1, 3, 1, 0, False, (1, 1, 4, 4)),
-    ("padding 1", 1, 1, 3, 1, 1, False, (1, 1, 4, 4)),
-    ("stride 2 on 7x7", 1, 1, 3, 2, 0, False, (1, 1, 7, 7)),
-    ("padding 1 + stride 2 on 7x7", 1, 1, 3, 2, 1, False, (1, 1, 7, 7)),
-    ("3 input channels", 3, 1, 3, 1, 0, False, (1, 3, 5, 5)),
-    ("channels + bias", 3, 1, 3, 1, 0, True, (1, 3, 5, 5)),
-    ("4 filters", 3, 4, 3, 1, 0, False, (1, 3, 5, 5)),
-    ("4 filters + bias", 3, 4, 3, 1, 0, True, (1, 3, 5, 5)),
-    ("mini-batch of 3", 3, 4, 3, 1, 0, True, (3, 3, 5, 5)),
-    ("RGB 3x7x7 batch, 4 filters, stride 2, padding 1", 3, 4, 3, 2, 1, True, (3, 3, 7, 7)),
-    ("rectangular kernel 3x2, stride (1, 2), padding (0, 1)", 2, 3, (3, 2), (1, 2), (0, 1), True, (2, 2, 6, 7)),
-    ("rectangular kernel 2x3, stride (2, 1), padding (2, 0)", 2, 3, (2, 3), (2, 1), (2, 0), True, (2, 2, 5, 6)),
-    ("rectangular input 5x9, kernel (1, 4), stride 3", 2, 2, (1, 4), 3, 0, True, (2, 2, 5, 9)),
-    ("1x1 kernel", 3, 2, 1, 1, 0, True, (2, 3, 4, 5)),
-    ("padding larger than the kernel reach", 1, 2, 2, 1, 3, True, (2, 1, 3, 3)),
-]
+CONFIGS = CONV_CONFIGS
+# The tests of what both levels share (constructor, checks, dtype, hand-computed values) run on both.
+BOTH = pytest.mark.parametrize("cls", [Conv2D, reference.Conv2D], ids=["fast", "reference"])
 
 
-def make_layer(c_in, c_out, kernel, stride, padding, bias, dtype=np.float64, seed=0):
-    layer = Conv2D(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias, dtype=dtype, rng=seed)
+def make_layer(c_in, c_out, kernel, stride, padding, bias, dtype=np.float64, seed=0, cls=Conv2D):
+    layer = cls(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias, dtype=dtype, rng=seed)
     if bias:  # a non-zero bias, or its gradient path would not be tested
         layer.bias[...] = np.random.default_rng(seed + 1).standard_normal(c_out)
     return layer
 
 
-def check_against_naive(layer, x, delta_seed=0, rtol=1e-10, atol=1e-10):
-    """Forward, input gradient and every parameter gradient of layer vs the loop twin."""
-    bias = layer.bias if layer.bias is not None else None
-    y = layer.forward(x)
-    y_ref = naive_conv2d_forward(x, layer.weight, bias, layer.stride, layer.padding)
-    np.testing.assert_allclose(y, y_ref, rtol=rtol, atol=atol)
-    delta = np.random.default_rng(delta_seed).standard_normal(y.shape)
-    dx = layer.backward(delta)
-    dx_ref, dw_ref, db_ref = naive_conv2d_backward(x, layer.weight, delta, layer.stride, layer.padding)
-    np.testing.assert_allclose(dx, dx_ref, rtol=rtol, atol=atol)
-    np.testing.assert_allclose(layer.parameters_deltas[0], dw_ref, rtol=rtol, atol=atol)
-    if layer.bias is not None:
-        np.testing.assert_allclose(layer.parameters_deltas[1], db_ref, rtol=rtol, atol=atol)
+def check_against_reference(layer, x, delta_seed=0):
+    """Forward, input gradient and every parameter gradient of the fast layer against its reference
+    twin with the same parameters: 1e-10 relative in float64, float32 rounding in float32 (the
+    rounding of the sums, up to the magnitude of the largest output)."""
+    twin = reference.Conv2D(**layer.config())
+    for mine, theirs in zip(layer.parameters, twin.parameters):
+        theirs[...] = mine
+    float32 = layer.weight.dtype == np.float32
+    delta = np.random.default_rng(delta_seed).standard_normal(layer.output_shape(x.shape))
+
+    def close(got, want):
+        assert got.dtype == want.dtype == layer.weight.dtype
+        if float32:
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(want).max()))
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(want).max()))
+
+    y, y_ref = layer.forward(x), twin.forward(x)
+    close(y, y_ref)
+    dx, dx_ref = layer.backward(delta), twin.backward(delta)
+    close(dx, dx_ref)
+    for got, want in zip(layer.parameters_deltas, twin.parameters_deltas):
+        close(got, want)
     return y, dx
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
-def test_matches_naive_twin(config):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matches_reference_twin(config, dtype):
     _, c_in, c_out, kernel, stride, padding, bias, shape = config
-    layer = make_layer(c_in, c_out, kernel, stride, padding, bias)
-    x = np.random.default_rng(5).standard_normal(shape)
-    y, _ = check_against_naive(layer, x)
+    layer = make_layer(c_in, c_out, kernel, stride, padding, bias, dtype=dtype)
+    x = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    y, _ = check_against_reference(layer, x)
     assert y.shape == layer.output_shape(shape)
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
-def test_float32_layer_matches_naive_twin(config):
-    _, c_in, c_out, kernel, stride, padding, bias, shape = config
-    layer = make_layer(c_in, c_out, kernel, stride, padding, bias, dtype=np.float32)
-    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
-    check_against_naive(layer, x, rtol=1e-4, atol=1e-5)
+@st.composite
+def conv_cases(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), 9))
+    w = draw(st.integers(max(1, kw - 2 * pw), 9))
+    n, c_in, c_out = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    bias = draw(st.booleans())
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    layout = draw(st.sampled_from(LAYOUTS))
+    seed = draw(st.integers(0, 2**16))
+    return (c_in, c_out, (kh, kw), (sh, sw), (ph, pw), bias, (n, c_in, h, w), dtype, layout, seed)
 
 
-def test_hand_computed_4x4_by_3x3():
+@settings(max_examples=120, deadline=None)
+@given(conv_cases(), st.sampled_from([1, 2**18]))
+def test_random_configurations_match_reference_twin(case, block_work):
+    # Shapes, strides, padding, dtypes and memory layouts (C order, channel-major views as Conv2D and
+    # MaxPool2D hand out, non-contiguous); the weight gradient in one product or in blocks of images.
+    c_in, c_out, kernel, stride, padding, bias, shape, dtype, layout, seed = case
+    saved = conv_plan._BLOCK_WORK
+    conv_plan._BLOCK_WORK = block_work  # 1: the weight gradient in one block per image
+    try:
+        layer = make_layer(c_in, c_out, kernel, stride, padding, bias, dtype=dtype, seed=seed)
+        x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+        check_against_reference(layer, with_layout(x, layout), delta_seed=seed)
+    finally:
+        conv_plan._BLOCK_WORK = saved
+
+
+@BOTH
+def test_hand_computed_4x4_by_3x3(cls):
     # x = 0..15 row-major, W = ones: each output is the sum of a 3x3 window.
-    layer = Conv2D(1, 1, 3, bias=False, dtype=np.float64)
+    layer = cls(1, 1, 3, bias=False, dtype=np.float64)
     layer.weight[...] = 1.0
     x = np.arange(16.0).reshape(1, 1, 4, 4)
     y = layer.forward(x)
@@ -90,9 +112,10 @@ def test_hand_computed_4x4_by_3x3():
     np.testing.assert_array_equal(layer.parameters_deltas[0][0, 0], 10 + 16 * i + 4 * j)
 
 
-def test_hand_computed_padding_stride_and_bias():
+@BOTH
+def test_hand_computed_padding_stride_and_bias(cls):
     # 3x3 input, 2x2 kernel of ones, padding 1, stride 2: windows at rows/cols -1 and 1.
-    layer = Conv2D(1, 1, 2, stride=2, padding=1, dtype=np.float64)
+    layer = cls(1, 1, 2, stride=2, padding=1, dtype=np.float64)
     layer.weight[...] = 1.0
     layer.bias[...] = 0.5
     x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)  # [[1 2 3] [4 5 6] [7 8 9]]
@@ -103,50 +126,6 @@ def test_hand_computed_padding_stride_and_bias():
     np.testing.assert_array_equal(layer.parameters_deltas[1], [10.0])
 
 
-def test_naive_twin_pads_with_zeros():
-    x = np.ones((1, 1, 2, 2))
-    np.testing.assert_array_equal(_zero_pad(x, (1, 2))[0, 0], [[0] * 6, [0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 0, 0], [0] * 6])
-
-
-@st.composite
-def conv_cases(draw):
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    h = draw(st.integers(max(1, kh - 2 * ph), 8))
-    w = draw(st.integers(max(1, kw - 2 * pw), 8))
-    n, c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    bias = draw(st.booleans())
-    layout = draw(st.sampled_from(["C", "channel-major", "strided"]))
-    seed = draw(st.integers(0, 2**16))
-    return (c_in, c_out, (kh, kw), (sh, sw), (ph, pw), bias, (n, c_in, h, w), layout, seed)
-
-
-def with_layout(x: np.ndarray, layout: str) -> np.ndarray:
-    """The same values in another memory layout: what layers hand each other in a network."""
-    if layout == "channel-major":
-        return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    if layout == "strided":
-        bigger = np.zeros((x.shape[0], x.shape[1], x.shape[2], 2 * x.shape[3]))
-        bigger[..., ::2] = x
-        return bigger[..., ::2]
-    return x
-
-
-@settings(max_examples=80, deadline=None)
-@given(conv_cases(), st.sampled_from([1, 2**18]))
-def test_random_configurations_match_naive_twin(case, block_work):
-    c_in, c_out, kernel, stride, padding, bias, shape, layout, seed = case
-    saved = conv_plan._BLOCK_WORK
-    conv_plan._BLOCK_WORK = block_work  # 1: the weight gradient in one block per image
-    try:
-        layer = make_layer(c_in, c_out, kernel, stride, padding, bias, seed=seed)
-        x = np.random.default_rng(seed).standard_normal(shape)
-        check_against_naive(layer, with_layout(x, layout), delta_seed=seed)
-    finally:
-        conv_plan._BLOCK_WORK = saved
-
-
 @pytest.mark.parametrize("images_per_block", [1, 2, 3, 4, 6])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_weight_gradient_in_blocks_of_images(monkeypatch, images_per_block, stride):
@@ -155,7 +134,7 @@ def test_weight_gradient_in_blocks_of_images(monkeypatch, images_per_block, stri
     work_per_image = 3 * (2 * 3 * 3 + 1) * grid[0] * grid[1]  # F * (C*kh*kw + 1) * positions
     monkeypatch.setattr(conv_plan, "_BLOCK_WORK", images_per_block * work_per_image)
     layer = make_layer(2, 3, 3, stride, 1, True)
-    check_against_naive(layer, np.random.default_rng(0).standard_normal((6, 2, 5, 5)))
+    check_against_reference(layer, np.random.default_rng(0).standard_normal((6, 2, 5, 5)))
     assert layer._plan._weight_gradient_blocks == {1: 6, 2: 3, 3: 2, 4: 2, 6: 1}[images_per_block]
 
 
@@ -167,14 +146,14 @@ def test_weight_gradient_one_product_from_threaded_outputs_on(monkeypatch, thres
     monkeypatch.setattr(conv_plan, "_BLOCK_WORK", 2 * 57 * grid[0] * grid[1])  # 2 images a block
     monkeypatch.setattr(conv_plan, "_THREADED_OUTPUTS", 57 + threshold_offset)
     layer = make_layer(2, 3, 3, stride, 1, True)
-    check_against_naive(layer, np.random.default_rng(0).standard_normal((6, 2, 5, 5)))
+    check_against_reference(layer, np.random.default_rng(0).standard_normal((6, 2, 5, 5)))
     assert layer._plan._weight_gradient_blocks == blocks
 
 
-def test_weight_gradient_of_a_wide_layer_is_one_product_and_matches_naive_twin():
+def test_weight_gradient_of_a_wide_layer_is_one_product_and_matches_reference_twin():
     # 16 filters x (8*3*3 + 1) = 1168 outputs: past the real threshold, with the real block size.
     layer = make_layer(8, 16, 3, 1, 1, True)
-    check_against_naive(layer, np.random.default_rng(0).standard_normal((4, 8, 6, 6)))
+    check_against_reference(layer, np.random.default_rng(0).standard_normal((4, 8, 6, 6)))
     assert layer._plan._weight_gradient_blocks == 1
 
 
@@ -212,9 +191,9 @@ def test_changing_batch_size_and_dtype_rebuilds_buffers():
     layer = make_layer(2, 3, 3, 1, 1, True)
     rng = np.random.default_rng(0)
     for n in (4, 1, 3, 4, 2):  # more shapes than the two cached ones
-        check_against_naive(layer, rng.standard_normal((n, 2, 5, 4)), delta_seed=n)
+        check_against_reference(layer, rng.standard_normal((n, 2, 5, 4)), delta_seed=n)
     layer32 = make_layer(2, 3, 3, 2, 1, True, dtype=np.float32)
-    check_against_naive(layer32, rng.standard_normal((3, 2, 6, 6)).astype(np.float32), rtol=1e-4, atol=1e-5)
+    check_against_reference(layer32, rng.standard_normal((3, 2, 6, 6)).astype(np.float32))
 
 
 def test_parameters_swapped_for_float64_copies_get_float64_deltas():
@@ -223,13 +202,14 @@ def test_parameters_swapped_for_float64_copies_get_float64_deltas():
     layer.weight, layer.bias = layer.weight.astype(np.float64), layer.bias.astype(np.float64)
     layer.parameters[:] = [layer.weight, layer.bias]
     deltas = layer.parameters_deltas
-    check_against_naive(layer, np.random.default_rng(0).standard_normal((3, 2, 5, 5)))
+    check_against_reference(layer, np.random.default_rng(0).standard_normal((3, 2, 5, 5)))
     assert layer.parameters_deltas is deltas  # remade in the same list, which an optimizer may hold
     assert [d.dtype for d in deltas] == [np.float64, np.float64]
 
 
-def test_float32_stays_float32():
-    layer = Conv2D(3, 4, 3, stride=2, padding=1)
+@BOTH
+def test_float32_stays_float32(cls):
+    layer = cls(3, 4, 3, stride=2, padding=1)
     assert layer.weight.dtype == np.float32 and layer.bias.dtype == np.float32
     x = np.random.default_rng(0).standard_normal((2, 3, 7, 7))  # float64 input is cast
     y = layer.forward(x)
@@ -237,29 +217,32 @@ def test_float32_stays_float32():
     dx = layer.backward(np.ones(y.shape))  # float64 delta is cast too
     assert dx.dtype == np.float32
     assert [d.dtype for d in layer.parameters_deltas] == [np.float32, np.float32]
-    stride1 = Conv2D(3, 4, 3, padding=1)
+    stride1 = cls(3, 4, 3, padding=1)
     assert stride1.forward(x.astype(np.float32)).dtype == np.float32
     assert stride1.backward(np.ones((2, 4, 7, 7), np.float32)).dtype == np.float32
 
 
-def test_float64_layer_stays_float64():
-    layer = Conv2D(1, 2, 3, dtype="float64")
+@BOTH
+def test_float64_layer_stays_float64(cls):
+    layer = cls(1, 2, 3, dtype="float64")
     y = layer.forward(np.ones((1, 1, 4, 4), np.float32))
     assert y.dtype == np.float64 and layer.backward(np.ones(y.shape)).dtype == np.float64
 
 
-def test_parameters_shapes_and_no_bias_entry():
-    layer = Conv2D(3, 5, (3, 2))
+@BOTH
+def test_parameters_shapes_and_no_bias_entry(cls):
+    layer = cls(3, 5, (3, 2))
     assert [p.shape for p in layer.parameters] == [(5, 3, 3, 2), (5,)]
     assert layer.parameters[0] is layer.weight and layer.parameters[1] is layer.bias
     assert [d.shape for d in layer.parameters_deltas] == [(5, 3, 3, 2), (5,)]
-    no_bias = Conv2D(3, 5, 3, bias=False)
+    no_bias = cls(3, 5, 3, bias=False)
     assert len(no_bias.parameters) == 1 and len(no_bias.parameters_deltas) == 1
     assert no_bias.bias is None
 
 
-def test_he_uniform_initialisation_and_zero_bias():
-    layer = Conv2D(16, 64, 5, rng=0)
+@BOTH
+def test_he_uniform_initialisation_and_zero_bias(cls):
+    layer = cls(16, 64, 5, rng=0)
     bound = math.sqrt(6.0 / (16 * 5 * 5))
     assert np.abs(layer.weight).max() <= bound
     assert np.abs(layer.weight).max() > 0.99 * bound
@@ -268,24 +251,26 @@ def test_he_uniform_initialisation_and_zero_bias():
     assert not layer.bias.any()
 
 
-def test_seeded_initialisation_is_reproducible():
+@BOTH
+def test_seeded_initialisation_is_reproducible(cls):
     nnscratch.seed(3)
-    a = Conv2D(2, 4, 3)
+    a = cls(2, 4, 3)
     nnscratch.seed(3)
-    b = Conv2D(2, 4, 3)
+    b = cls(2, 4, 3)
     np.testing.assert_array_equal(a.weight, b.weight)
     nnscratch.seed(4)
-    assert not np.array_equal(Conv2D(2, 4, 3).weight, a.weight)
-    np.testing.assert_array_equal(Conv2D(2, 4, 3, rng=7).weight, Conv2D(2, 4, 3, rng=7).weight)
-    assert not np.array_equal(Conv2D(2, 4, 3, rng=7).weight, Conv2D(2, 4, 3, rng=8).weight)
+    assert not np.array_equal(cls(2, 4, 3).weight, a.weight)
+    np.testing.assert_array_equal(cls(2, 4, 3, rng=7).weight, cls(2, 4, 3, rng=7).weight)
+    assert not np.array_equal(cls(2, 4, 3, rng=7).weight, cls(2, 4, 3, rng=8).weight)
 
 
-def test_config_rebuilds_and_output_shape():
-    layer = Conv2D(3, 4, (3, 2), stride=(2, 1), padding=1, bias=False, dtype=np.float64)
+@BOTH
+def test_config_rebuilds_and_output_shape(cls):
+    layer = cls(3, 4, (3, 2), stride=(2, 1), padding=1, bias=False, dtype=np.float64)
     config = layer.config()
     assert config == {"in_channels": 3, "out_channels": 4, "kernel_size": [3, 2], "stride": [2, 1],
                       "padding": 1, "bias": False, "dtype": "float64"}
-    assert Conv2D(**config).config() == config
+    assert cls(**config).config() == config
     assert repr(layer).startswith("Conv2D(in_channels=3, out_channels=4, kernel_size=[3, 2]")
     for shape in [(2, 3, 7, 7), (1, 3, 1, 5), (5, 3, 10, 3)]:
         assert layer.output_shape(shape) == layer.forward(np.zeros(shape)).shape
@@ -349,21 +334,23 @@ def test_in_a_network_with_pooling_matches_naive_twins():
         ({"dtype": np.float16}, TypeError, r"Conv2D: dtype float16 is not supported"),
     ],
 )
-def test_bad_hyperparameters(kwargs, error, match):
+@BOTH
+def test_bad_hyperparameters(kwargs, error, match, cls):
     args = {"in_channels": 1, "out_channels": 1, "kernel_size": 3, **kwargs}
     with pytest.raises(error, match=match):
-        Conv2D(**args)
+        cls(**args)
 
 
-def test_bad_inputs():
-    layer = Conv2D(3, 2, 3, padding=1)
+@BOTH
+def test_bad_inputs(cls):
+    layer = cls(3, 2, 3, padding=1)
     with pytest.raises(ValueError, match=r"Conv2D: expected a 4-D input \(N, C, H, W\), got shape \(3, 5, 5\)"):
         layer.forward(np.zeros((3, 5, 5)))
     with pytest.raises(ValueError, match=r"Conv2D: expected 3 input channels .* got x of shape \(2, 1, 5, 5\)"):
         layer.forward(np.zeros((2, 1, 5, 5)))
     with pytest.raises(TypeError, match=r"Conv2D: expected a numpy array"):
         layer.forward([[[[1.0]]]])
-    big = Conv2D(1, 1, (5, 2), padding=1)
+    big = cls(1, 1, (5, 2), padding=1)
     with pytest.raises(ValueError, match=r"Conv2D: .*kernel 5x2 after padding \(1, 1\), got x of shape \(1, 1, 2, 6\), 4x8 padded"):
         big.forward(np.zeros((1, 1, 2, 6)))
     with pytest.raises(ValueError, match=r"kernel 5x2"):
@@ -371,8 +358,9 @@ def test_bad_inputs():
     big.forward(np.zeros((1, 1, 3, 6)))  # 5x8 padded: just fits
 
 
-def test_bad_delta_and_backward_before_forward():
-    layer = Conv2D(1, 2, 3)
+@BOTH
+def test_bad_delta_and_backward_before_forward(cls):
+    layer = cls(1, 2, 3)
     with pytest.raises(RuntimeError, match=r"Conv2D.backward called before forward"):
         layer.backward(np.zeros((1, 2, 2, 2)))
     layer.forward(np.zeros((1, 1, 4, 4)))
@@ -380,8 +368,9 @@ def test_bad_delta_and_backward_before_forward():
         layer.backward(np.zeros((1, 2, 4, 4)))
 
 
-def test_sequential_names_the_layer_on_bad_input():
-    net = Sequential(Conv2D(1, 2, 3), ReLU(), Conv2D(3, 2, 3))
+@BOTH
+def test_sequential_names_the_layer_on_bad_input(cls):
+    net = Sequential(cls(1, 2, 3), ReLU(), cls(3, 2, 3))
     with pytest.raises(ValueError, match=r"layer 2 \(Conv2D\).*expected 3 input channels"):
         net.forward(np.zeros((1, 1, 6, 6)))
 
@@ -413,10 +402,11 @@ def test_sanity_check_catches_a_broken_weight_gradient():
 # -- PyTorch as an independent reference -------------------------------------------------------------
 @pytest.mark.torch
 @pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
-def test_matches_pytorch(config):
+@BOTH
+def test_matches_pytorch(config, cls):
     torch = pytest.importorskip("torch")
     _, c_in, c_out, kernel, stride, padding, bias, shape = config
-    layer = make_layer(c_in, c_out, kernel, stride, padding, bias)
+    layer = make_layer(c_in, c_out, kernel, stride, padding, bias, cls=cls)
     x = np.random.default_rng(3).standard_normal(shape)
     y = layer.forward(x)
     delta = np.random.default_rng(4).standard_normal(y.shape)
@@ -456,23 +446,6 @@ def test_matches_pytorch_at_mnist_sizes_in_float32():
 
 
 # -- recycled result buffers --------------------------------------------------------------------------
-def test_recycled_empty_never_hands_out_an_array_still_held():
-    from nnscratch.kernels.buffers import recycled_empty
-
-    store = {}
-    first = recycled_empty(store, "y", (3, 4), np.float32)
-    address = first.ctypes.data
-    view = first.T[1:]  # a view keeps the memory alive, and held
-    del first
-    second = recycled_empty(store, "y", (3, 4), np.float32)
-    assert not np.shares_memory(second, view)
-    del view
-    third = recycled_empty(store, "y", (3, 4), np.float32)  # the first one is free again
-    assert third.ctypes.data == address and not np.shares_memory(third, second)
-    assert recycled_empty(store, "y", (4, 3), np.float32).shape == (4, 3)  # new shape: new array
-    assert recycled_empty(store, "y", (3, 4), np.float64).dtype == np.float64
-
-
 @pytest.mark.parametrize("stride", [1, 2])
 def test_conv_recycles_its_output_and_input_gradient_once_dropped(stride):
     layer = make_layer(2, 3, 3, stride, 1, True, dtype=np.float32)

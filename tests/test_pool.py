@@ -1,5 +1,6 @@
-"""MaxPool2D, AvgPool2D and GlobalAvgPool2D against the loop-based twins in naive.py, hand-computed values,
-sanity_check and PyTorch."""
+"""MaxPool2D against its textbook twin nnscratch.reference.MaxPool2D (checked against the loop twins in
+test_reference.py); AvgPool2D and GlobalAvgPool2D against the loop-based twins in naive.py; hand-computed
+values, sanity_check and PyTorch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnscratch import AvgPool2D, GlobalAvgPool2D, MaxPool2D, sanity_check
+from nnscratch import AvgPool2D, GlobalAvgPool2D, MaxPool2D, reference, sanity_check
+from layer_configs import LAYOUTS, MAXPOOL_CONFIGS, with_layout
 from naive import (
     naive_avgpool2d_backward,
     naive_avgpool2d_forward,
@@ -19,37 +21,32 @@ from naive import (
     naive_maxpool2d_forward,
 )
 
-# (id, kernel, stride, input shape)
-CONFIGS = [
-    ("2x2, default stride", 2, None, (2, 3, 4, 4)),
-    ("2x2 stride 2 on odd 7x7: floor drops the last row and column", 2, 2, (2, 2, 7, 7)),
-    ("3x3 default stride", 3, None, (1, 2, 9, 7)),
-    ("overlapping: 2x2 stride 1", 2, 1, (2, 2, 5, 5)),
-    ("overlapping: 3x3 stride 2", 3, 2, (2, 2, 7, 8)),
-    ("gaps: 2x2 stride 3", 2, 3, (1, 2, 8, 8)),
-    ("rectangular kernel (2, 3), stride (1, 2)", (2, 3), (1, 2), (2, 2, 5, 7)),
-    ("rectangular kernel (3, 1), stride (3, 1)", (3, 1), (3, 1), (2, 1, 6, 4)),
-    ("kernel the size of the input", (4, 5), None, (2, 2, 4, 5)),
-    ("1x1 kernel stride 2", 1, 2, (1, 2, 5, 4)),
-]
+CONFIGS = MAXPOOL_CONFIGS
+# The tests of what both levels share (constructor, checks, dtype, hand-computed values) run on both.
+BOTH = pytest.mark.parametrize("cls", [MaxPool2D, reference.MaxPool2D], ids=["fast", "reference"])
 
 
-def check_against_naive(layer, x, delta_seed=0):
-    k, s = layer.kernel_size, layer.stride
-    y = layer.forward(x)
-    np.testing.assert_array_equal(y, naive_maxpool2d_forward(x, k, s))
+def check_against_reference(layer, x, delta_seed=0):
+    """The fast MaxPool2D against its textbook twin nnscratch.reference.MaxPool2D (itself checked
+    against the loop twins in test_reference.py): the same maxima, the same winners, exactly."""
+    twin = reference.MaxPool2D(**layer.config())
+    y, y_ref = layer.forward(x), twin.forward(x)
+    assert y.dtype == y_ref.dtype
+    np.testing.assert_array_equal(y, y_ref)
     delta = np.random.default_rng(delta_seed).standard_normal(y.shape).astype(y.dtype)
-    dx = layer.backward(delta)
-    np.testing.assert_allclose(dx, naive_maxpool2d_backward(x, delta, k, s), rtol=1e-6, atol=1e-6)
+    dx, dx_ref = layer.backward(delta), twin.backward(delta)
+    assert dx.dtype == dx_ref.dtype and dx.shape == x.shape
+    # Overlapping windows add their deltas in another order: equal up to the rounding of those sums.
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-12 if dx.dtype == np.float64 else 1e-6, atol=0)
     return y, dx, delta
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
-def test_matches_naive_twin(config):
+def test_matches_reference_twin(config):
     _, kernel, stride, shape = config
     layer = MaxPool2D(kernel, stride)
     x = np.random.default_rng(0).standard_normal(shape)
-    y, _, _ = check_against_naive(layer, x)
+    y, _, _ = check_against_reference(layer, x)
     assert y.shape == layer.output_shape(shape)
 
 
@@ -58,7 +55,7 @@ def test_ties_send_the_gradient_to_exactly_one_element(config):
     _, kernel, stride, shape = config
     layer = MaxPool2D(kernel, stride)
     x = np.random.default_rng(1).integers(0, 2, shape).astype(np.float64)  # ties everywhere
-    y, dx, delta = check_against_naive(layer, x, delta_seed=1)
+    y, dx, delta = check_against_reference(layer, x, delta_seed=1)
     np.testing.assert_allclose(dx.sum(), delta.sum())
     # all-equal input: each window sends its delta to its first element only
     ones = np.ones(shape)
@@ -69,23 +66,25 @@ def test_ties_send_the_gradient_to_exactly_one_element(config):
         assert np.count_nonzero(dx) == y.size  # non-overlapping: one element per window
 
 
-def test_hand_computed_2x2():
+@BOTH
+def test_hand_computed_2x2(cls):
     x = np.array([[1.0, 3.0, 2.0, 2.0],
                   [4.0, 0.0, 2.0, 1.0],
                   [5.0, 5.0, -1.0, -2.0],
                   [5.0, 0.0, -3.0, -1.0]]).reshape(1, 1, 4, 4)
-    layer = MaxPool2D(2)
+    layer = cls(2)
     np.testing.assert_array_equal(layer.forward(x)[0, 0], [[4.0, 2.0], [5.0, -1.0]])
     dx = layer.backward(np.array([[[[10.0, 20.0], [30.0, 40.0]]]]))
     # ties (2, 2 and 5, 5, 5) go to the first in row-major order
     np.testing.assert_array_equal(dx[0, 0], [[0, 0, 20, 0], [10, 0, 0, 0], [30, 0, 40, 0], [0, 0, 0, 0]])
 
 
-def test_hand_computed_overlapping():
+@BOTH
+def test_hand_computed_overlapping(cls):
     # 3x3 windows, stride 1, on a 4x4 with the maximum 9 in the middle: all four windows pick it.
     x = np.zeros((1, 1, 4, 4))
     x[0, 0, 1, 2] = 9.0
-    layer = MaxPool2D(3, stride=1)
+    layer = cls(3, stride=1)
     np.testing.assert_array_equal(layer.forward(x)[0, 0], [[9.0, 9.0], [9.0, 9.0]])
     dx = layer.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
     assert dx[0, 0, 1, 2] == 10.0 and np.count_nonzero(dx) == 1
@@ -95,7 +94,7 @@ def test_large_kernel_uses_wide_indices():
     # 17 x 17 = 289 offsets: more than a byte can index
     layer = MaxPool2D(17, stride=3)
     x = np.random.default_rng(2).standard_normal((1, 2, 23, 20))
-    check_against_naive(layer, x)
+    check_against_reference(layer, x)
 
 
 @st.composite
@@ -105,23 +104,21 @@ def pool_cases(draw):
     h, w = draw(st.integers(kh, 9)), draw(st.integers(kw, 9))
     n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     values = draw(st.sampled_from(["distinct", "ties"]))
-    layout = draw(st.sampled_from(["C", "channel-major", "strided"]))
-    return (kh, kw), stride, (n, c, h, w), values, layout, draw(st.integers(0, 2**16))
+    layout = draw(st.sampled_from(LAYOUTS))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    return (kh, kw), stride, (n, c, h, w), values, layout, dtype, draw(st.integers(0, 2**16))
 
 
 @settings(max_examples=100, deadline=None)
 @given(pool_cases())
-def test_random_configurations_match_naive_twin(case):
-    kernel, stride, shape, values, layout, seed = case
+def test_random_configurations_match_reference_twin(case):
+    # Shapes, strides, dtypes, ties and memory layouts (C order, channel-major, non-contiguous).
+    kernel, stride, shape, values, layout, dtype, seed = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape) if values == "distinct" else rng.integers(-1, 2, shape).astype(np.float64)
-    if layout == "channel-major":
-        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    elif layout == "strided":
-        x = np.repeat(x, 2, axis=3)[..., ::2]
     layer = MaxPool2D(kernel, stride)
-    _, dx, delta = check_against_naive(layer, x, delta_seed=seed)
-    np.testing.assert_allclose(dx.sum(), delta.sum(), atol=1e-9)
+    _, dx, delta = check_against_reference(layer, with_layout(x.astype(dtype), layout), delta_seed=seed)
+    np.testing.assert_allclose(dx.sum(dtype=np.float64), delta.sum(dtype=np.float64), rtol=1e-5, atol=1e-5)
 
 
 def test_keeps_dtype_and_layout():
@@ -159,8 +156,9 @@ def test_a_delta_laid_out_unlike_the_input_gives_the_same_gradient(config):
     np.testing.assert_array_equal(delta, kept)  # the caller's delta is left alone
 
 
-def test_backward_twice_gives_the_same():
-    layer = MaxPool2D(3, stride=2)
+@BOTH
+def test_backward_twice_gives_the_same(cls):
+    layer = cls(3, stride=2)
     x = np.random.default_rng(0).standard_normal((2, 2, 7, 7))
     y = layer.forward(x)
     delta = np.random.default_rng(1).standard_normal(y.shape)
@@ -168,12 +166,13 @@ def test_backward_twice_gives_the_same():
     np.testing.assert_array_equal(dx1, layer.backward(delta))
 
 
-def test_config_and_output_shape():
-    layer = MaxPool2D((2, 3), stride=(1, 2))
+@BOTH
+def test_config_and_output_shape(cls):
+    layer = cls((2, 3), stride=(1, 2))
     assert layer.config() == {"kernel_size": [2, 3], "stride": [1, 2]}
-    assert MaxPool2D(**layer.config()).config() == layer.config()
-    assert MaxPool2D(2).config() == {"kernel_size": 2, "stride": 2}
-    assert repr(MaxPool2D(3)) == "MaxPool2D(kernel_size=3, stride=3)"
+    assert cls(**layer.config()).config() == layer.config()
+    assert cls(2).config() == {"kernel_size": 2, "stride": 2}
+    assert repr(cls(3)) == "MaxPool2D(kernel_size=3, stride=3)"
     assert layer.parameters == [] and layer.parameters_deltas == []
     assert layer.output_shape((4, 3, 7, 8)) == (4, 3, 6, 3)
 
@@ -188,13 +187,15 @@ def test_config_and_output_shape():
         ({"kernel_size": 1.5}, TypeError, r"MaxPool2D: kernel_size must be an int, got float"),
     ],
 )
-def test_bad_hyperparameters(kwargs, error, match):
+@BOTH
+def test_bad_hyperparameters(kwargs, error, match, cls):
     with pytest.raises(error, match=match):
-        MaxPool2D(**kwargs)
+        cls(**kwargs)
 
 
-def test_bad_inputs_and_delta():
-    layer = MaxPool2D(3)
+@BOTH
+def test_bad_inputs_and_delta(cls):
+    layer = cls(3)
     with pytest.raises(ValueError, match=r"MaxPool2D: expected a 4-D input \(N, C, H, W\), got shape \(2, 6, 6\)"):
         layer.forward(np.zeros((2, 6, 6)))
     with pytest.raises(ValueError, match=r"MaxPool2D: expected an input at least as large as the kernel 3x3, "
@@ -224,10 +225,11 @@ def test_sanity_check(config):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
-def test_matches_pytorch(config):
+@BOTH
+def test_matches_pytorch(config, cls):
     torch = pytest.importorskip("torch")
     _, kernel, stride, shape = config
-    layer = MaxPool2D(kernel, stride)
+    layer = cls(kernel, stride)
     x = np.random.default_rng(4).standard_normal(shape)
     y = layer.forward(x)
     delta = np.random.default_rng(5).standard_normal(y.shape)

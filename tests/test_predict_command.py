@@ -10,6 +10,7 @@ import pytest
 
 import nnscratch as nn
 from nnscratch.cli import main
+from nnscratch.commands.predict import percent
 from nnscratch.data.digits import prepare_digit
 from nnscratch.inference import softmax
 
@@ -60,7 +61,13 @@ def test_text_output_gives_the_top_3_classes_per_image(files, capsys):
     for path, gray, line in zip(paths, grays, lines):
         p = expected_probabilities(model, gray)
         top = np.argsort(-p)[:3]
-        assert line == f"{path}: " + ", ".join(f"{c} ({100 * p[c]:.1f}%)" for c in top)
+        assert line == f"{path}: " + ", ".join(f"{c} ({percent(p[c])})" for c in top)
+
+
+@pytest.mark.parametrize("p, text", [(1.0, "100%"), (0.99996, ">99.9%"), (0.999, "99.9%"), (0.5, "50.0%"),
+                                     (0.0005, "0.1%"), (0.0004, "<0.1%"), (0.0, "0%")])  # fmt: skip
+def test_percentages_never_round_to_a_false_certainty(p, text):
+    assert percent(p) == text
 
 
 def test_json_output_and_the_bare_model_give_the_same_answers(files, capsys):

@@ -10,6 +10,7 @@ import pytest
 
 import nnscratch as nn
 from nnscratch.cli import main, train_mnist_main
+from nnscratch.commands.predict import percent
 from nnscratch.commands.report_figure import draw_report
 from nnscratch.data import scale_images
 from nnscratch.metrics import confusion_matrix
@@ -79,10 +80,11 @@ def test_the_mistakes_panel_shows_the_most_confident_mistakes_first():
     order = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:24]
     figure = draw_report("t: ", confusion_matrix(labels, predicted, 10), images, labels, probabilities, None, None)
     titles = [t for t in texts(figure) if re.fullmatch(r"\d -> \d\n.*%", t)]
+    assert len(titles) == 24
     expected = []
     for i in order:
         p = probabilities[i, predicted[i]]
-        expected.append(f"{labels[i]} -> {predicted[i]}\n" + (">99.9%" if p > 0.999 else f"{100 * p:.1f}%"))
+        expected.append(f"{labels[i]} -> {predicted[i]}\n{percent(p)}")
     assert titles == expected
     shown = [a for a in figure.findobj(plt.Axes) if a.get_title() in expected]
     for axes, i in zip(shown, order):

@@ -121,9 +121,18 @@ def _run(args) -> int:
     else:
         for result in results:
             if "top" in result:
-                shown = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in result["top"])
+                shown = ", ".join(f"{t['class']} ({percent(t['probability'])})" for t in result["top"])
                 print(f"{result['file']}: {shown}")
     return 0 if len(good) == len(inputs) else 1
+
+
+def percent(p: float) -> str:
+    """A probability as a percentage with one decimal, never rounded to a certainty it is not."""
+    if p > 0.999:
+        return ">99.9%" if p < 1 else "100%"
+    if p < 0.0005:
+        return "0%" if p == 0 else "<0.1%"
+    return f"{100 * p:.1f}%"
 
 
 def _write_inputs(path: Path, inputs: list) -> None:

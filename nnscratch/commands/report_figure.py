@@ -104,6 +104,7 @@ def _curves(panel, history):
 
 
 def _mistakes(panel, images, labels, probabilities, count=None, columns=8):
+    from .predict import percent
     from .report import MISTAKES
 
     count = count or MISTAKES
@@ -121,7 +122,7 @@ def _mistakes(panel, images, labels, probabilities, count=None, columns=8):
             continue
         axes.imshow(images[index], cmap="gray_r", vmin=0, vmax=255)  # dark ink on white, as people write
         p = probabilities[index, predicted[index]]
-        shown = ">99.9%" if p > 0.999 else f"{100 * p:.1f}%"  # never a rounded-up "100%"
+        shown = percent(p)  # never a rounded-up "100%"
         axes.set_title(f"{labels[index]} -> {predicted[index]}\n{shown}", fontsize=10, color="#b00000")
     if len(shown) == 0:
         grid[0, 0].text(0, 0.5, "no mistakes on the test set", fontsize=12)

@@ -279,5 +279,8 @@ def test_real_mnist_digits_drawn_as_a_user_would_are_read_about_as_well_as_the_t
         results = json.loads(capsys.readouterr().out)["results"]
         accuracy[name] = np.mean([r["top"][0]["class"] for r in results] == labels)
     print(f"plain arrays {plain:.3f}; " + "; ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
+    # each variant within a few points of the arrays (one run of 300 digits moves by about a point),
+    # and all of them together within two
     for name, value in accuracy.items():
-        assert value >= plain - 0.03, f"{name}: {value:.3f} against {plain:.3f} for the test set's own arrays"
+        assert value >= plain - 0.04, f"{name}: {value:.3f} against {plain:.3f} for the test set's own arrays"
+    assert np.mean(list(accuracy.values())) >= plain - 0.02

@@ -35,6 +35,7 @@ from .io import load, load_checkpoint, save
 from .onnx import export_onnx
 from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from .seeding import seed
+from .residual import Residual
 from .sequential import Sequential
 from .torch_interop import from_torch, to_torch
 from .threads import FixedThreads, ThreadChooser
@@ -70,6 +71,7 @@ __all__ = [
     "BatchNorm2D",
     "LayerNorm",
     "Sequential",
+    "Residual",
     "SGD",
     "Adam",
     "AdamW",

@@ -49,6 +49,7 @@ from . import layers as _layers
 from . import reference as _reference
 from .atomic_file import atomic_write
 from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
+from .residual import Residual
 from .sequential import Sequential
 
 FORMAT = "nnscratch-checkpoint"
@@ -63,7 +64,7 @@ _OPTIMIZERS = {
 }
 # Containers: described as {"class": name, "layers": [...]}, rebuilt as cls(*layers); the instance
 # has a ``layers`` list.
-_CONTAINERS = {"Sequential": Sequential}
+_CONTAINERS = {"Sequential": Sequential, "Residual": Residual}
 
 # Bounds on what a header may ask for. A real header is a few kB (the MNIST CNN's: 1.5 kB).
 MAX_HEADER_CHARS = 1 << 20

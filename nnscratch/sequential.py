@@ -11,11 +11,11 @@ def _layer_name(layer) -> str:
     return getattr(layer, "name", None) or type(layer).__name__
 
 
-def _check_protocol(index: int, layer) -> None:
+def _check_protocol(index: int, layer, container: str = "Sequential") -> None:
     missing = [m for m in ("forward", "backward", "parameters", "parameters_deltas") if not hasattr(layer, m)]
     if missing:
         raise TypeError(
-            f"Sequential: layer {index} ({type(layer).__name__}) does not follow the layer protocol, "
+            f"{container}: layer {index} ({type(layer).__name__}) does not follow the layer protocol, "
             f"expected forward, backward, parameters and parameters_deltas; missing {', '.join(missing)}"
         )
 

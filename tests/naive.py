@@ -443,3 +443,41 @@ def naive_layernorm_backward(x, weight, delta, normalized_ndim, eps=1e-5):
         dx[r] = _normalize_backward(list(rows[r]), [deltas[r, j] * w[j] for j in range(k)], eps)
     shape = np.shape(weight)
     return dx.reshape(x.shape), dweight.reshape(shape), dbias.reshape(shape)
+
+
+# -- a residual block ------------------------------------------------------------------------------
+def naive_residual_mlp(x, w1, b1, w2, b2, delta):
+    """y = x + tanh(x @ w1 + b1) @ w2 + b2, and its gradients, one sum at a time.
+
+    Backward by the chain rule: x reaches y directly (the skip: delta itself) and through the two
+    layers, so dL/dx = delta + (f's gradient of x); the weights get theirs from f alone.
+
+    Shape:
+        x: (N, D), w1: (D, H), b1: (H,), w2: (H, D), b2: (D,), delta: (N, D)
+        returns y (N, D), dx (N, D), dw1, db1, dw2, db2 like the weights
+    """
+    x, w1, b1, w2, b2, delta = (np.asarray(a, np.float64) for a in (x, w1, b1, w2, b2, delta))
+    n, d = x.shape
+    h = w1.shape[1]
+    hidden = np.zeros((n, h))
+    y = np.zeros((n, d))
+    for s in range(n):
+        for k in range(h):
+            hidden[s, k] = math.tanh(sum(x[s, i] * w1[i, k] for i in range(d)) + b1[k])
+        for j in range(d):
+            y[s, j] = x[s, j] + sum(hidden[s, k] * w2[k, j] for k in range(h)) + b2[j]
+    dx, dw1, db1, dw2, db2 = np.zeros_like(x), np.zeros_like(w1), np.zeros_like(b1), np.zeros_like(w2), np.zeros_like(b2)
+    for s in range(n):
+        for j in range(d):
+            dx[s, j] += delta[s, j]  # the skip
+            db2[j] += delta[s, j]
+            for k in range(h):
+                dw2[k, j] += hidden[s, k] * delta[s, j]
+        for k in range(h):
+            d_hidden = sum(w2[k, j] * delta[s, j] for j in range(d))
+            d_pre = d_hidden * (1 - hidden[s, k] ** 2)
+            db1[k] += d_pre
+            for i in range(d):
+                dw1[i, k] += x[s, i] * d_pre
+                dx[s, i] += w1[i, k] * d_pre
+    return y, dx, dw1, db1, dw2, db2

@@ -25,3 +25,20 @@ def test_write_your_own_layer_example_runs_and_checks(tmp_path, monkeypatch):
     assert max(row.max_abs_err for row in report) < 1e-8
     # The three Adam steps moved the user's weight away from its initial ones.
     assert not np.allclose(namespace["net"][1].w, 1.0)
+
+
+def test_resnet_style_block_example_runs_checks_and_learns(tmp_path, monkeypatch):
+    blocks = [block for block in runnable_blocks() if "nn.Residual(" in block]
+    assert len(blocks) == 1, "the README lost its runnable ResNet-style block example"
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(blocks[0], str(README), "exec"), namespace)
+    nn = namespace["nn"]
+    block = namespace["model"][2]
+    assert isinstance(block[0], nn.Residual) and len(block[0].parameters) == 6 and len(block[0].buffers) == 4
+    report = namespace["report"]
+    assert report.passed and [row.tensor for row in report] == ["input"] + [f"parameter {i}" for i in range(6)]
+    assert namespace["model"].output_shape((3, 1, 28, 28)) == (3, 10)
+    losses = namespace["losses"]
+    assert len(losses) == 10 and losses[-1] < 0.5 * losses[0]
+    assert namespace["scores"].shape == (8, 10) and namespace["model"].training  # predict put train mode back

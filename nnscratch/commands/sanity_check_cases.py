@@ -232,6 +232,14 @@ def builtin_cases() -> list[Case]:
         Case("Sequential", "Linear-Softmax-CrossEntropy-Mean, soft targets", lambda: (
             n.Sequential(n.Linear(5, 4, rng=72), n.Softmax(), n.CrossEntropy(), n.Mean()),
             normal_input((3, 5), 72), (make_targets("soft", 3, 4, 72),))),
+        Case("Residual", "x + Linear-Tanh-Linear(x), 5 -> 3 -> 5", lambda: (
+            n.Residual(n.Linear(5, 3, rng=100), n.Tanh(), n.Linear(3, 5, rng=101)), normal_input((4, 5), 100), ())),
+        Case("Residual", "x + Conv2D-Tanh-Conv2D(x), 3x3 padding 1, 2 channels", lambda: (
+            n.Residual(n.Conv2D(2, 2, 3, padding=1, rng=102), n.Tanh(), n.Conv2D(2, 2, 3, padding=1, rng=103)),
+            normal_input((2, 2, 4, 4), 102), ())),
+        Case("Residual", "nested: Linear, Residual(Linear-GELU-Linear), SiLU", lambda: (
+            n.Residual(n.Linear(4, 4, rng=104), n.Residual(n.Linear(4, 3, rng=105), n.GELU(), n.Linear(3, 4, rng=106)),
+                       n.SiLU()), normal_input((3, 4), 104), ())),
         Case("Sequential", "Conv2D-Sigmoid-Flatten-Linear-SoftmaxCE-Mean, one-hot", lambda: (
             n.Sequential(n.Conv2D(2, 3, 3, padding=1, rng=74), n.Sigmoid(), n.Flatten(), n.Linear(48, 4, rng=75),
                          n.SoftmaxCrossEntropy(), n.Mean()),

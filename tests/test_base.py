@@ -1,6 +1,7 @@
 """The Layer base class and the protocol helpers: train/eval mode, buffers, walking containers."""
 
 import contextlib
+import re
 
 import numpy as np
 import pytest
@@ -101,3 +102,43 @@ def test_in_mode_sets_the_mode_for_the_block_and_puts_every_layer_back(raises):
                 raise RuntimeError("inside")
     assert seen == [True] * 6
     assert [layer.training for layer in (net, net[0], net[1], net[1][0], loss, loss[0])] == [True, True, True, False, False, False]
+
+
+# -- non-real input is refused by every layer -------------------------------------------------------
+def _every_builtin_case():
+    from nnscratch.commands.sanity_check_cases import builtin_cases
+
+    cases = {}
+    for case in builtin_cases():
+        cases.setdefault(case.layer, case)  # one configuration per layer class
+    return sorted(cases.items())
+
+
+NON_REAL = {
+    "complex": lambda x: x.astype(np.complex128) + 1j,
+    "string": lambda x: x.astype(str),
+    "datetime": lambda x: np.zeros(x.shape, "datetime64[D]"),
+    "timedelta": lambda x: np.zeros(x.shape, "timedelta64[s]"),
+    "object": lambda x: x.astype(object),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NON_REAL))
+@pytest.mark.parametrize("name, case", _every_builtin_case(), ids=lambda value: value if isinstance(value, str) else "")
+def test_every_builtin_layer_refuses_non_real_input(name, case, kind):
+    layer, x, args = case.build()
+    bad = NON_REAL[kind](np.asarray(x))
+    # a container names the layer inside it that refused, after its own position
+    who = layer.layers[0].name if isinstance(layer, nn.Sequential) else layer.name
+    with pytest.raises(TypeError, match=rf"{who}: (the input|the \w+) must be real numbers \(bool, int or float\), "
+                                        rf"got an array of {re.escape(str(bad.dtype))}$"):
+        layer.forward(bad, *args)
+
+
+@pytest.mark.parametrize("cls", [nn.SoftmaxCrossEntropy, nn.CrossEntropy])
+@pytest.mark.parametrize("kind", ["complex", "string", "object"])
+def test_losses_refuse_non_real_targets(cls, kind):
+    x = np.full((2, 3), 1 / 3, np.float32)
+    targets = NON_REAL[kind](np.eye(3, dtype=np.float32)[[0, 2]])
+    with pytest.raises(TypeError, match=rf"{cls.__name__}: targets must be real numbers \(bool, int or float\)"):
+        cls().forward(x, targets)

@@ -115,10 +115,11 @@ class Layer:
 
     # -- input checks shared by the layers ----------------------------------------------------
     def _check_input(self, x, ndim: int | None = None, layout: str = "") -> None:
-        """The one check every layer makes of its input: a numpy array (of ``ndim`` axes, laid out as
-        ``layout`` says, when given)."""
+        """The one check every layer makes of its input: a numpy array of real numbers (of ``ndim``
+        axes, laid out as ``layout`` says, when given)."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self.name}: expected a numpy array as input, got {type(x).__name__}")
+        check_real_array(self.name, "the input", x)
         if ndim is not None:
             self._check_ndim(x.shape, ndim, layout)
 
@@ -285,6 +286,18 @@ def output_shape_by_running(layer, input_shape: tuple) -> tuple:
     """The output shape of any protocol layer, found by running forward on zeros of its dtype."""
     dtype = layer.parameters[0].dtype if layer.parameters else np.float32
     return np.shape(layer.forward(np.zeros(input_shape, dtype=dtype)))
+
+
+# The dtype kinds a layer computes with: bool, signed and unsigned ints, floats. Anything else would
+# be cast silently or fail deep inside NumPy: complex loses its imaginary part with only a warning,
+# strings are parsed as numbers, datetimes become counts of days, objects could be anything.
+REAL_KINDS = "biuf"
+
+
+def check_real_array(layer: str, what: str, array: np.ndarray) -> None:
+    """An input or targets array must hold real numbers: a clear TypeError otherwise."""
+    if array.dtype.kind not in REAL_KINDS:
+        raise TypeError(f"{layer}: {what} must be real numbers (bool, int or float), got an array of {array.dtype}")
 
 
 def check_positive_int(layer: str, name: str, value, allow_zero: bool = False) -> int:

@@ -45,8 +45,7 @@ class Dropout(Layer):
         return tuple(input_shape)
 
     def forward(self, x, *args):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"Dropout: expected a numpy array as input, got {type(x).__name__}")
+        self._check_input(x)
         if x.dtype.kind != "f":
             x = x.astype(np.float32)  # integer images and the like: compute in float32
         self._shape = x.shape

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .activations import _sigmoid
-from .base import Layer, check_real
+from .base import Layer, check_real, check_real_array
 
 
 def _targets(layer: Layer, targets, n: int, num_classes: int, dtype) -> np.ndarray:
@@ -31,6 +31,7 @@ def _targets(layer: Layer, targets, n: int, num_classes: int, dtype) -> np.ndarr
             "or one-hot/soft targets (N, C)"
         )
     targets = np.asarray(targets)
+    check_real_array(layer.name, "targets", targets)
     if targets.ndim == 1:
         return _labels(layer, targets, n, num_classes, "(pass labels as integers, or one-hot targets of shape (N, C))")
     if targets.ndim == 2:
@@ -176,6 +177,7 @@ def _elementwise_pair(layer: Layer, x, targets, what: str, unit_interval: bool =
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{layer.name}: expected a numpy array of {what} as input, got {type(x).__name__}")
+    check_real_array(layer.name, f"the {what}", x)
     if x.ndim == 0:
         raise ValueError(f"{layer.name}: expected {what} with a batch axis (N, ...), got a scalar")
     if x.dtype.kind != "f":
@@ -183,8 +185,7 @@ def _elementwise_pair(layer: Layer, x, targets, what: str, unit_interval: bool =
     if targets is None:
         raise TypeError(f"{layer.name}: forward needs targets: forward(x, targets), targets of the shape of x")
     targets = np.asarray(targets)
-    if targets.dtype.kind not in "biuf":
-        raise TypeError(f"{layer.name}: targets must be numbers, got dtype {targets.dtype}")
+    check_real_array(layer.name, "targets", targets)
     if targets.shape != x.shape:
         raise ValueError(
             f"{layer.name}: expected targets of the same shape as the {what} {x.shape}, got {targets.shape}"

@@ -100,8 +100,7 @@ class _BatchNorm(Layer):
                     f"{self.name}: {name} is not the array in buffers (was layer.{name} assigned a new "
                     f"array?); save and load use buffers, so assign into it instead: layer.{name}[...] = new_values"
                 )
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{self.name}: expected a numpy array as input, got {type(x).__name__}")
+        self._check_input(x)
         self._check_shape(x.shape)
         # The running statistics carry the dtype when there are no parameters (affine=False).
         dtype = (self.weight if self.affine else self.running_mean).dtype
@@ -336,8 +335,7 @@ class LayerNorm(Layer):
 
     def forward(self, x, *args):
         self._check_parameters_in_place("weight", "bias")
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"LayerNorm: expected a numpy array as input, got {type(x).__name__}")
+        self._check_input(x)
         self._check_shape(x.shape)
         # The dtype comes from the parameters when there are any (a check swaps them for float64).
         dtype = self.weight.dtype if self.elementwise_affine else np.result_type(self._dtype, x.dtype)

@@ -17,14 +17,25 @@ from .base import Layer, as_dtype, check_bool, check_positive_int, check_real
 _CHANNEL_MAJOR = (1, 0, 2, 3)
 
 
-def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sum over axes 0 and 2 of a * b, for (A, C, B) arrays: (1, C, 1). ``b`` may be a (B, 1) column.
+def _channel_sum(a: np.ndarray) -> np.ndarray:
+    """sum over axes 0 and 2 of an (A, C, B) array, as (1, C, 1).
 
-    A batch of BLAS dot products, one per (a, c) row: it reads both arrays once and writes nothing
-    of their size, 2-4x faster than multiplying and then summing.
-    """
-    b = b[:, :, :, None] if b.ndim == 3 else b
-    return np.matmul(a[:, :, None, :], b).sum(axis=0).reshape(1, a.shape[1], 1)
+    einsum's loop reads the array once and is 1.5-3x faster here than ``a.sum(axis=(0, 2))``,
+    whose reduction over two axes walks the array in short pieces."""
+    return np.einsum("acb->c", a).reshape(1, a.shape[1], 1)
+
+
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum over axes 0 and 2 of a * b, for (A, C, B) arrays, as (1, C, 1); a * b is never stored.
+
+    Long rows (B >= 128, Conv2D's channel-major output is one row per channel) go to a batch of BLAS
+    dot products, one per (a, c) row, ~1.5-2x faster than einsum there; short rows (BatchNorm1D's B = 1,
+    small images) to einsum, which a BLAS call per row would make 20x slower."""
+    if a.shape[2] >= 128:
+        dots = np.matmul(a[:, :, None, :], b[:, :, :, None]).sum(axis=0)
+    else:
+        dots = np.einsum("acb,acb->c", a, b)
+    return dots.reshape(1, a.shape[1], 1)
 
 
 class _BatchNorm(Layer):
@@ -79,14 +90,6 @@ class _BatchNorm(Layer):
     def _empty(self, key: str, like: np.ndarray) -> np.ndarray:
         return recycled_empty(self._store, key, like.shape, like.dtype)
 
-    def _ones(self, like: np.ndarray) -> np.ndarray:
-        """A read-only (B, 1) column of ones, for sums as dot products; kept for the next batch."""
-        ones = self._store.get("ones")
-        if ones is None or ones.shape[0] != like.shape[2] or ones.dtype != like.dtype:
-            ones = self._store["ones"] = np.ones((like.shape[2], 1), like.dtype)
-            ones.flags.writeable = False
-        return ones
-
     def _per_channel(self, values) -> np.ndarray:
         return np.reshape(values, (1, self.num_features, 1))
 
@@ -120,25 +123,27 @@ class _BatchNorm(Layer):
 
     def _forward_batch_statistics(self, x3):
         """x_hat = (x - mean) / sqrt(var + eps) with the batch's mean and biased variance;
-        running_mean, running_var <- (1 - momentum) * running + momentum * (mean, unbiased var)."""
+        running_mean, running_var <- (1 - momentum) * running + momentum * (mean, unbiased var).
+
+        x_hat itself is never stored: y = (x - mean) * (weight / sqrt(var + eps)) + bias in two passes
+        over x - mean, which backward keeps instead (x_hat = (x - mean) * inv_std there too)."""
         m = x3.shape[0] * x3.shape[2]
-        mean = _channel_dot(x3, self._ones(x3)) / m
-        x_hat = np.subtract(x3, mean, out=self._empty("x_hat", x3))
-        var = _channel_dot(x_hat, x_hat) / m  # two passes (mean first): no cancellation
+        mean = _channel_sum(x3) / m
+        centered = np.subtract(x3, mean, out=self._empty("centered", x3))
+        var = _channel_dot(centered, centered) / m  # two passes (mean first): no cancellation
         inv_std = 1.0 / np.sqrt(var + self.eps)
-        x_hat *= inv_std
         y3 = self._empty("y", x3)
         if self.affine:
-            np.multiply(x_hat, self._per_channel(self.weight), out=y3)
+            np.multiply(centered, inv_std * self._per_channel(self.weight), out=y3)
             y3 += self._per_channel(self.bias)
         else:
-            np.copyto(y3, x_hat)
+            np.multiply(centered, inv_std, out=y3)
         momentum = self.momentum
         self.running_mean *= 1.0 - momentum
         self.running_mean += momentum * mean.ravel()
         self.running_var *= 1.0 - momentum
         self.running_var += (momentum * m / (m - 1)) * var.ravel()
-        return y3, ("batch", x_hat, inv_std)
+        return y3, ("batch", centered, inv_std)
 
     def _forward_running_statistics(self, x3):
         """y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, as one scale and shift."""
@@ -161,17 +166,17 @@ class _BatchNorm(Layer):
             # x_hat depends on x through the batch mean and variance too. With M values per channel,
             # dbeta = sum(delta), dgamma = sum(delta * x_hat), and
             # dx = gamma / sqrt(var + eps) * (delta - dbeta / M - x_hat * dgamma / M).
-            x_hat, m = saved, saved.shape[0] * saved.shape[2]
-            dbeta = _channel_dot(delta3, self._ones(delta3))
-            dgamma = _channel_dot(delta3, x_hat)
-            np.multiply(x_hat, -dgamma / m, out=dx)
+            centered, m = saved, saved.shape[0] * saved.shape[2]  # x_hat = centered * inv_std
+            dbeta = _channel_sum(delta3)
+            dgamma = _channel_dot(delta3, centered) * inv_std
+            np.multiply(centered, -inv_std * dgamma / m, out=dx)
             dx += delta3
             dx -= dbeta / m
             dx *= gain
         else:
             # The running statistics are constants: y is affine in x, dx = delta * gamma / sqrt(var + eps).
             if self.affine:
-                dbeta = _channel_dot(delta3, self._ones(delta3))
+                dbeta = _channel_sum(delta3)
                 x_hat = np.subtract(saved, self._per_channel(self.running_mean), out=dx)
                 x_hat *= inv_std
                 dgamma = _channel_dot(delta3, x_hat)

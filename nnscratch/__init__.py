@@ -29,7 +29,7 @@ from .layers import (
     Softplus,
     Tanh,
 )
-from . import reference
+from . import init, reference
 from .check import GradientCheckError, GradientCheckReport, TensorCheck, sanity_check
 from .io import load, load_checkpoint, save
 from .onnx import export_onnx
@@ -66,6 +66,7 @@ __all__ = [
     "AvgPool2D",
     "GlobalAvgPool2D",
     "reference",
+    "init",
     "Dropout",
     "BatchNorm1D",
     "BatchNorm2D",

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import init
 from ..kernels import aligned
-from .base import Layer, as_dtype, check_bool, check_positive_int, get_rng
+from .base import Layer, as_dtype, check_bool, check_positive_int
 
 
 class Linear(Layer):
     """Affine map of the last axis: y = x @ W + b.
 
     Initialisation is He (Kaiming) uniform, W ~ U(-sqrt(6 / in_features), +sqrt(6 / in_features)),
-    which keeps activations at a steady scale through ReLU networks; the bias starts at zero.
+    which keeps activations at a steady scale through ReLU networks; the bias starts at zero
+    (``nnscratch.init.kaiming_uniform_`` and ``zeros_``: re-initialise with any ``nnscratch.init``
+    function, whose fans follow this (in, out) layout).
 
     Backward: dL/dW = x^T @ delta, dL/db = sum of delta over the batch, dL/dx = delta @ W^T.
 
@@ -36,13 +39,11 @@ class Linear(Layer):
         self.out_features = check_positive_int("Linear", "out_features", out_features)
         bias = check_bool("Linear", "bias", bias)
         dtype = as_dtype("Linear", dtype)
-        bound = np.sqrt(6.0 / self.in_features)
-        weight = get_rng(rng).uniform(-bound, bound, (self.in_features, self.out_features))
         # Parameters, deltas and optimizer state are 64-byte aligned: see aligned.py.
-        self.weight = aligned.copy(weight.astype(dtype))
+        self.weight = init.kaiming_uniform_(aligned.empty((self.in_features, self.out_features), dtype), rng=rng)
         self.parameters = [self.weight]
         if bias:
-            self.bias = aligned.zeros(self.out_features, dtype)
+            self.bias = init.zeros_(aligned.empty(self.out_features, dtype))
             self.parameters.append(self.bias)
         else:
             self.bias = None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import init
 from ..kernels import aligned
-from ..layers.base import Layer, as_dtype, check_bool, check_positive_int, check_window_fits, compact, get_rng, pair
+from ..layers.base import Layer, as_dtype, check_bool, check_positive_int, check_window_fits, compact, pair
 
 
 class Conv2D(Layer):
@@ -22,7 +21,7 @@ class Conv2D(Layer):
         db[f]          = sum over (n, r, c) of delta[n, f, r, c]
         dxp[n, k, r*sh + i, c*sw + j] += sum over f of delta[n, f, r, c] * W[f, k, i, j]
     and dx is dxp without its padding. He uniform init: W ~ U(-sqrt(6 / fan_in), +sqrt(6 / fan_in)),
-    fan_in = in_channels * kh * kw; b = 0.
+    fan_in = in_channels * kh * kw; b = 0 (``nnscratch.init.kaiming_uniform_`` and ``zeros_``).
 
     The reference twin of ``nnscratch.Conv2D``: same constructor, parameters and numbers, and the
     same base class (the fast layer only computes forward and backward another way).
@@ -45,11 +44,10 @@ class Conv2D(Layer):
         self.padding = pair(self.name, "padding", padding, allow_zero=True)
         bias = check_bool(self.name, "bias", bias)
         dtype = as_dtype(self.name, dtype)
-        bound = math.sqrt(6.0 / (self.in_channels * self.kernel_size[0] * self.kernel_size[1]))
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         # Parameters, deltas and optimizer state are 64-byte aligned: see kernels/aligned.py.
-        self.weight = aligned.copy(get_rng(rng).uniform(-bound, bound, shape).astype(dtype))
-        self.bias = aligned.zeros(self.out_channels, dtype) if bias else None
+        self.weight = init.kaiming_uniform_(aligned.empty(shape, dtype), rng=rng)  # fan_in = C * kh * kw
+        self.bias = init.zeros_(aligned.empty(self.out_channels, dtype)) if bias else None
         self.parameters = [self.weight] if self.bias is None else [self.weight, self.bias]
         self.parameters_deltas = [aligned.zeros_like(p) for p in self.parameters]
         self._x_shape, self._windows = None, None

@@ -29,7 +29,8 @@ from .layers import (
     Softplus,
     Tanh,
 )
-from . import init, reference
+from . import init, reference, schedules
+from .clip import clip_grad_norm
 from .check import GradientCheckError, GradientCheckReport, TensorCheck, sanity_check
 from .io import load, load_checkpoint, save
 from .onnx import export_onnx
@@ -67,6 +68,7 @@ __all__ = [
     "GlobalAvgPool2D",
     "reference",
     "init",
+    "schedules",
     "Dropout",
     "BatchNorm1D",
     "BatchNorm2D",
@@ -78,6 +80,7 @@ __all__ = [
     "AdamW",
     "RMSprop",
     "Adagrad",
+    "clip_grad_norm",
     "seed",
     "sanity_check",
     "GradientCheckError",

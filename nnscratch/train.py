@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from .clip import clip_grad_norm as _clip_grad_norm
 from .layers.base import get_rng, in_mode, release_memory
 from .sequential import Sequential
 from .threads import training_threads
@@ -178,12 +179,14 @@ def fit(
     augment=None,
     on_epoch_end=None,
     threads="auto",
+    clip_grad_norm=None,
 ) -> list[dict]:
     """Train ``model`` on (x, y) with mini-batch gradient descent; return the per-epoch history.
 
     Each epoch draws a fresh permutation from ``rng`` and walks it in batches of ``batch_size``, so
     every sample is seen exactly once per epoch (the last batch holds the remainder). Per batch:
-    scores = model(x_b); L = loss(scores, y_b); model.backward(loss.backward(1.0)); optimizer.step().
+    scores = model(x_b); L = loss(scores, y_b); model.backward(loss.backward(1.0));
+    [clip_grad_norm(...)]; optimizer.step().
 
     Args:
         model, loss: the two parts of the network (see the module docstring).
@@ -205,6 +208,10 @@ def fit(
             changes, unless a thread variable such as ``OPENBLAS_NUM_THREADS`` is set (then
             nothing is changed); an int: that many threads throughout; a ``ThreadChooser``: that
             one, configured as you like (see nnscratch/threads.py).
+        clip_grad_norm: optional max_norm > 0: after every backward, the deltas of model and loss
+            are scaled so that their global L2 norm is at most max_norm (``nnscratch.clip_grad_norm``),
+            before the step. A non-finite gradient norm stops training before the step, as a
+            non-finite loss does.
 
     Returns:
         one dict per epoch trained: ``epoch`` (1-based), ``loss`` and ``accuracy`` (over the epoch's
@@ -213,8 +220,8 @@ def fit(
         ``seconds`` (training time of the epoch, the validation pass excluded).
 
     Raises:
-        NonFiniteLossError: the loss of a batch is NaN or infinite; raised before that batch's
-            update, naming the epoch and batch.
+        NonFiniteLossError: the loss of a batch is NaN or infinite (or, with clip_grad_norm, its
+            gradient norm); raised before that batch's update, naming the epoch and batch.
 
     Modes: each epoch trains in train mode and validates in eval mode; every layer's mode is put
     back as fit found it at the end of each, so fit leaves the model in the mode it was given.
@@ -232,6 +239,11 @@ def fit(
         _check_data("fit (validation)", *validation)
     if schedule is not None and not hasattr(optimizer, "lr"):
         raise TypeError(f"fit: a schedule sets optimizer.lr, but {type(optimizer).__name__} has no lr")
+    if clip_grad_norm is not None:
+        if isinstance(clip_grad_norm, bool) or not isinstance(clip_grad_norm, (int, float, np.integer, np.floating)):
+            raise TypeError(f"fit: clip_grad_norm must be a number or None, got {type(clip_grad_norm).__name__}")
+        if not clip_grad_norm > 0:
+            raise ValueError(f"fit: clip_grad_norm must be > 0 (the largest gradient norm), got {clip_grad_norm!r}")
     blas_threads = training_threads(threads, "fit")
     rng = get_rng(rng)
     labels = _labels(y)
@@ -240,18 +252,18 @@ def fit(
     history = []
     with blas_threads:
         _fit_epochs(model, loss, optimizer, x, y, labels, rng, batch_size, epochs, initial_epoch, num_batches,
-                    validation, progress, schedule, augment, on_epoch_end, history, blas_threads.step)
+                    validation, progress, schedule, augment, on_epoch_end, history, blas_threads.step, clip_grad_norm)
     return history
 
 
 def _fit_epochs(model, loss, optimizer, x, y, labels, rng, batch_size, epochs, initial_epoch, num_batches,
-                validation, progress, schedule, augment, on_epoch_end, history, step_done) -> None:
+                validation, progress, schedule, augment, on_epoch_end, history, step_done, clip=None) -> None:
     """fit's epochs, appended to ``history``; ``step_done()`` after every step (the thread chooser's)."""
     for epoch in range(initial_epoch + 1, epochs + 1):
         lr = float(optimizer.lr) if hasattr(optimizer, "lr") else None
         with in_mode(True, model, loss):
             trained = _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs,
-                                   num_batches, progress, schedule, augment, step_done)
+                                   num_batches, progress, schedule, augment, step_done, clip)
         val = {"loss": None, "accuracy": None}
         if validation is not None:
             val = _evaluate(model, validation[0], validation[1], batch_size, loss)
@@ -275,7 +287,7 @@ def _epoch_line(record: dict, epochs: int) -> str:
 
 
 def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs, num_batches,
-                 progress, schedule, augment, step_done=None) -> dict:
+                 progress, schedule, augment, step_done=None, clip=None) -> dict:
     """One pass over a fresh permutation of the data; returns the epoch's loss, accuracy, first lr
     and time."""
     result = {}
@@ -314,6 +326,14 @@ def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, e
                     model.backward(loss.backward(1.0), input_delta=False)
                 else:
                     model.backward(loss.backward(1.0))
+                if clip is not None:
+                    norm = _clip_grad_norm([model, loss], clip)
+                    if not np.isfinite(norm):
+                        raise NonFiniteLossError(
+                            f"training diverged: the gradient norm is {norm} at epoch {epoch}, batch "
+                            f"{batch}/{num_batches} (the loss was {value:g}); the learning rate is probably "
+                            "too high, try a lower one"
+                        )
                 optimizer.step()
                 if step_done is not None:  # the BLAS thread chooser times the steps
                     step_done()

@@ -1,5 +1,7 @@
 """fit / evaluate / predict: every sample once per epoch, the right update, the history, the guard."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -480,3 +482,80 @@ def test_predict_and_evaluate_hand_the_memory_of_their_batches_back(tmp_path):
     before, after_predict, after_evaluate = map(float, result.stdout.split())
     assert after_predict - before <= 100, f"predict kept {after_predict - before:.0f} MB"
     assert after_evaluate - before <= 100, f"evaluate kept {after_evaluate - before:.0f} MB"
+
+
+# -- fit(clip_grad_norm=...) -------------------------------------------------------------------
+def _clip_data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(40, 6)).astype(np.float32) * 20, rng.integers(0, 3, 40)
+
+
+def test_fit_clips_the_gradient_after_backward_before_every_step():
+    x, y = _clip_data()
+    norms = []
+
+    class Recording(nn.SGD):
+        def step(self):
+            norms.append(math.sqrt(sum(float(np.sum(d.astype(np.float64) ** 2)) for d in model.parameters_deltas)))
+            super().step()
+
+    model = nn.Sequential(nn.Linear(6, 8, rng=0), nn.ReLU(), nn.Linear(8, 3, rng=1))
+    loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
+    nn.fit(model, loss, Recording(model, lr=0.01), x, y, epochs=2, batch_size=8, rng=0, progress=False,
+           clip_grad_norm=0.5, threads=1)
+    assert len(norms) == 10 and max(norms) <= 0.5 * (1 + 1e-6)
+    unclipped = []
+    model = nn.Sequential(nn.Linear(6, 8, rng=0), nn.ReLU(), nn.Linear(8, 3, rng=1))
+    norms = unclipped
+    nn.fit(model, loss, Recording(model, lr=0.01), x, y, epochs=1, batch_size=8, rng=0, progress=False, threads=1)
+    assert unclipped[0] > 0.5  # so the clipped run did clip (the first step's gradients are the same)
+
+
+def test_fit_with_clip_equals_clipping_by_hand():
+    x, y = _clip_data()
+    loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
+    model = nn.Sequential(nn.Linear(6, 3, rng=0))
+    nn.fit(model, loss, nn.Adam(model, lr=0.01), x, y, epochs=1, batch_size=10, rng=np.random.default_rng(5),
+           progress=False, clip_grad_norm=1.0, threads=1)
+    by_hand = nn.Sequential(nn.Linear(6, 3, rng=0))
+    optimizer = nn.Adam(by_hand, lr=0.01)
+    order = np.random.default_rng(5).permutation(40)
+    for start in range(0, 40, 10):
+        index = order[start : start + 10]
+        loss.forward(by_hand.forward(x[index]), y[index])
+        by_hand.backward(loss.backward(1.0))
+        nn.clip_grad_norm(by_hand, 1.0)
+        optimizer.step()
+    np.testing.assert_array_equal(model.parameters[0], by_hand.parameters[0])
+
+
+def test_fit_stops_on_a_non_finite_gradient_norm_before_the_step():
+    class InfiniteGradient(nn.Layer):
+        def forward(self, scores, *args):
+            self._shape = scores.shape
+            return np.float32(1.0)
+
+        def backward(self, delta):
+            return np.full(self._shape, np.inf, np.float32)
+
+    x, y = _clip_data()
+    model = nn.Sequential(nn.Linear(6, 3, rng=0))
+    before = model.parameters[0].copy()
+    with pytest.raises(NonFiniteLossError, match=r"the gradient norm is (inf|nan) at epoch 1, batch 1/5"):
+        nn.fit(model, InfiniteGradient(), nn.SGD(model, lr=0.1), x, y, epochs=1, batch_size=8, progress=False,
+               clip_grad_norm=1.0, threads=1)
+    np.testing.assert_array_equal(model.parameters[0], before)
+
+
+@pytest.mark.parametrize("value, error, match", [
+    (0, ValueError, r"fit: clip_grad_norm must be > 0 \(the largest gradient norm\), got 0"),
+    (float("nan"), ValueError, r"fit: clip_grad_norm must be > 0"),
+    ("1", TypeError, r"fit: clip_grad_norm must be a number or None, got str"),
+    (True, TypeError, r"fit: clip_grad_norm must be a number or None, got bool"),
+])
+def test_fit_refuses_a_bad_clip_grad_norm(value, error, match):
+    x, y = _clip_data()
+    model = nn.Sequential(nn.Linear(6, 3, rng=0))
+    with pytest.raises(error, match=match):
+        nn.fit(model, nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean()), nn.SGD(model, lr=0.1), x, y, epochs=1,
+               batch_size=8, progress=False, clip_grad_norm=value)

@@ -1,0 +1,56 @@
+"""Gradient clipping by global norm, as ``torch.nn.utils.clip_grad_norm_``."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .optim import source_layers
+
+EPS = 1e-6  # PyTorch's: keeps max_norm / (norm + EPS) finite for a zero norm
+
+
+def clip_grad_norm(source, max_norm, error_if_nonfinite=False) -> float:
+    """Scale every parameter delta of ``source`` in place so that their global L2 norm is at most
+    ``max_norm``; return the norm before clipping.
+
+        norm = sqrt(sum over every delta d of sum(d^2))
+        d = d * min(1, max_norm / (norm + 1e-6))
+
+    ``source`` is a layer, a Sequential or a list of layers, as for the optimizers. Call it between
+    backward and ``optimizer.step()`` (``fit(..., clip_grad_norm=max_norm)`` does). As PyTorch's
+    ``clip_grad_norm_`` with norm_type 2: the same 1e-6, so a clipped norm ends a hair below max_norm
+    (a norm of exactly max_norm is scaled by max_norm / (max_norm + 1e-6) too), and one below
+    max_norm - 1e-6 is left alone. One norm over all deltas, not one per
+    array: clipping keeps the gradient's direction. ``max_norm=math.inf`` only measures.
+
+    A non-finite norm (an inf or NaN in some delta) leaves every delta as it is and is returned,
+    so that the caller can skip the step or stop (PyTorch instead multiplies by 0 or NaN); with
+    ``error_if_nonfinite=True`` it raises FloatingPointError.
+
+    Raises:
+        ValueError: max_norm is not > 0 (NaN included).
+        TypeError: max_norm is not a number, error_if_nonfinite not a bool, or a source is no layer.
+    """
+    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
+        raise TypeError(f"clip_grad_norm: max_norm must be a number, got {type(max_norm).__name__} {max_norm!r}")
+    if not max_norm > 0:  # NaN fails this too
+        raise ValueError(f"clip_grad_norm: max_norm must be > 0, got {max_norm!r}")
+    if not isinstance(error_if_nonfinite, (bool, np.bool_)):
+        raise TypeError(f"clip_grad_norm: error_if_nonfinite must be True or False, got {error_if_nonfinite!r}")
+    deltas = [d for layer in source_layers("clip_grad_norm", source) for d in layer.parameters_deltas]
+    # the sum of squares per array in its own dtype (one BLAS dot product, no temporary), summed in float64
+    norm = math.sqrt(sum(float(np.vdot(d, d)) for d in deltas))
+    if not math.isfinite(norm):
+        if error_if_nonfinite:
+            raise FloatingPointError(
+                f"clip_grad_norm: the gradient norm is {norm} (an inf or NaN in the deltas); the deltas are unchanged"
+            )
+        return norm
+    scale = max_norm / (norm + EPS)
+    if scale < 1.0:
+        for d in deltas:
+            d *= scale
+    return norm

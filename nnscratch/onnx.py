@@ -50,6 +50,7 @@ from .layers import (
     Tanh,
 )
 from .layers.activations import _GELU_CUBIC, _GELU_SCALE  # the tanh approximation's constants
+from .residual import Residual
 from .sequential import Sequential
 
 OPSET = 17
@@ -77,6 +78,7 @@ class Graph:
         self.nodes: list = []
         self.initializers: list = []
         self._used: set = {"input", "output"}
+        self.where = "model"  # the position of the layer being converted, e.g. model[2][0]
 
     def unique(self, hint: str) -> str:
         name, count = hint, 1
@@ -228,6 +230,13 @@ def _layernorm(graph: Graph, layer, x: str, shape: tuple) -> str:
     return graph.node("LayerNormalization", inputs, "layernorm", axis=-len(normalized), epsilon=float(layer.eps))
 
 
+@converts(Residual)
+def _residual(graph: Graph, layer, x: str, shape: tuple) -> str:
+    # y = x + f(x): f's layers as in a Sequential, then one Add of the skip
+    fx, _ = _add_layers(graph, layer.layers, x, shape, graph.where)
+    return graph.node("Add", [x, fx], "residual")
+
+
 @converts(Dropout)
 def _dropout(graph: Graph, layer, x: str, shape: tuple) -> str:
     return x  # the identity in inference, whatever the mode: no node
@@ -259,12 +268,18 @@ def _layer_name(layer) -> str:
     return getattr(layer, "name", None) or type(layer).__name__
 
 
+def _add_layers(graph: Graph, layers, x: str, shape: tuple, where: str) -> tuple[str, tuple]:
+    """Add ``layers`` one after the other (a Sequential, or the f of a Residual)."""
+    for index, inner in enumerate(layers):
+        x, shape = _add_layer(graph, inner, x, shape, f"{where}[{index}]")
+    return x, shape
+
+
 def _add_layer(graph: Graph, layer, x: str, shape: tuple, where: str) -> tuple[str, tuple]:
     """Add ``layer`` reading value ``x`` of ``shape``; return its output's name and shape."""
     if type(layer) is Sequential:
-        for index, inner in enumerate(layer.layers):
-            x, shape = _add_layer(graph, inner, x, shape, f"{where}[{index}]")
-        return x, shape
+        return _add_layers(graph, layer.layers, x, shape, where)
+    graph.where = where  # for a container's converter, which adds its layers with their positions
     convert = CONVERTERS.get(type(layer))
     if convert is None and isinstance(layer, LOSS_LAYERS):
         raise TypeError(

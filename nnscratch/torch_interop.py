@@ -49,6 +49,7 @@ from .layers import (
     Softplus,
     Tanh,
 )
+from .residual import Residual
 from .sequential import Sequential
 from .inference import LOSS_LAYERS, without_loss
 from .onnx import layer_class_name  # nothing of onnx itself: it is imported only when exporting
@@ -214,8 +215,19 @@ def torch_modules(torch):
 
     - ``GlobalAvgPool2d()``: x.mean over (H, W), (N, C, H, W) -> (N, C) (``nn.AdaptiveAvgPool2d(1)``
       keeps (N, C, 1, 1)).
+    - ``Residual(*modules)``: y = x + block(x), ``block`` an ``nn.Sequential`` of the modules.
     """
     nn = torch.nn
+
+    class Residual(nn.Module):
+        """y = x + block(x): nnscratch's Residual, f as an nn.Sequential named ``block``."""
+
+        def __init__(self, *modules):
+            super().__init__()
+            self.block = nn.Sequential(*modules)
+
+        def forward(self, x):
+            return x + self.block(x)
 
     class GlobalAvgPool2d(nn.Module):
         """y[n, c] = mean over (h, w) of x[n, c, h, w]: nnscratch's GlobalAvgPool2D."""
@@ -223,8 +235,8 @@ def torch_modules(torch):
         def forward(self, x):
             return x.mean(dim=(2, 3))
 
-    GlobalAvgPool2d.__module__ = __name__
-    return types.SimpleNamespace(GlobalAvgPool2d=GlobalAvgPool2d)
+    GlobalAvgPool2d.__module__ = Residual.__module__ = __name__
+    return types.SimpleNamespace(GlobalAvgPool2d=GlobalAvgPool2d, Residual=Residual)
 
 
 def _torch_dtype(torch, dtype):
@@ -239,9 +251,13 @@ def _to_torch_module(layer, torch, where: str):
 
 
 def _to_torch_unmoded(layer, torch, where: str):
-    if type(layer) is Sequential:
-        return torch.nn.Sequential(*[_to_torch_module(inner, torch, f"{where}[{i}]")
-                                     for i, inner in enumerate(layer.layers)])
+    if type(layer) in (Sequential, Residual):
+        inner = [_to_torch_module(child, torch, f"{where}[{i}]") for i, child in enumerate(layer.layers)]
+        if type(layer) is Sequential:
+            return torch.nn.Sequential(*inner)
+        module = torch_modules(torch).Residual(*inner)
+        module.block.training = bool(getattr(layer, "training", True))
+        return module
     convert = TO_TORCH.get(type(layer))
     if convert is None and isinstance(layer, LOSS_LAYERS):
         raise TypeError(
@@ -252,7 +268,7 @@ def _to_torch_unmoded(layer, torch, where: str):
         names = ", ".join(sorted(layer_class_name(cls) for cls in TO_TORCH))
         raise TypeError(
             f"to_torch: {where} is a {_layer_name(layer)}, which has no PyTorch twin here; to_torch "
-            f"converts {names} and Sequential (and drops the losses at the end of a training network)"
+            f"converts {names}, Residual and Sequential (and drops the losses at the end of a training network)"
         )
     return convert(layer, torch)
 
@@ -421,13 +437,16 @@ def _from_torch_layer(module, torch, where: str):
 def _from_torch_unmoded(module, torch, where: str):
     if type(module) is torch.nn.Sequential:
         return Sequential(*[_from_torch_layer(inner, torch, f"{where}[{i}]") for i, inner in enumerate(module)])
+    if type(module) is torch_modules(torch).Residual:
+        return Residual(*[_from_torch_layer(inner, torch, f"{where}[{i}]") for i, inner in enumerate(module.block)])
     table = _from_torch_table(torch)
     convert = table.get(type(module))
     if convert is None:
         names = ", ".join(sorted(_torch_name(cls) for cls in table))
         raise TypeError(
             f"from_torch: {where} is a {type(module).__module__}.{type(module).__name__}, which has no "
-            f"nnscratch layer here; from_torch converts {names} and nn.Sequential"
+            f"nnscratch layer here; from_torch converts {names}, {_torch_name(torch_modules(torch).Residual)} "
+            "and nn.Sequential"
         )
     try:
         return convert(module, where)

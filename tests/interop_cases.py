@@ -69,6 +69,15 @@ CASES = {
     "LayerNorm": (_built(_fresh(nn.Linear, 5, 6), _fresh(nn.LayerNorm, 6)), (5,)),
     "LayerNorm-two-axes-no-affine": (_built(_fresh(nn.LayerNorm, (3, 4), eps=1e-3, elementwise_affine=False)),
                                      (2, 3, 4)),
+    "Residual": (_built(_fresh(nn.Linear, 5, 5), lambda dtype, rng: nn.Residual(
+        nn.Linear(5, 5, dtype=dtype, rng=rng), nn.Tanh(), nn.Linear(5, 5, dtype=dtype, rng=rng)), _fresh(nn.ReLU)), (5,)),
+    "Residual-conv-nested": (
+        _built(_fresh(nn.Conv2D, 2, 3, 3, padding=1),
+               lambda dtype, rng: nn.Residual(
+                   nn.Conv2D(3, 3, 3, padding=1, dtype=dtype, rng=rng), nn.BatchNorm2D(3, dtype=dtype), nn.ReLU(),
+                   nn.Residual(nn.Conv2D(3, 3, 1, dtype=dtype, rng=rng))),
+               _fresh(nn.GlobalAvgPool2D), _fresh(nn.Linear, 3, 2)),
+        (2, 5, 6)),
     "Flatten": (_built(_fresh(nn.Flatten)), (3, 4, 5)),
     "Sigmoid": (_built(_fresh(nn.Sigmoid)), (7,)),
     "Tanh": (_built(_fresh(nn.Tanh)), (2, 3, 4)),
@@ -99,7 +108,7 @@ def layer_classes(model) -> set:
     """The classes of every layer in ``model``, nested ones included."""
     found = set()
     for layer in model.layers:
-        if isinstance(layer, nn.Sequential):
+        if isinstance(layer, (nn.Sequential, nn.Residual)):
             found |= layer_classes(layer)
         found.add(type(layer))
     return found

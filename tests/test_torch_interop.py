@@ -24,10 +24,11 @@ def torch():
 
 
 def leaves(model) -> list:
-    """The layers of ``model`` in order, nested Sequentials opened."""
+    """The layers of ``model`` in order, nested Sequentials and Residuals opened."""
+    containers = (nn.Sequential, nn.Residual)
     found = []
-    for layer in model.layers if isinstance(model, nn.Sequential) else [model]:
-        found += leaves(layer) if isinstance(layer, nn.Sequential) else [layer]
+    for layer in model.layers if isinstance(model, containers) else [model]:
+        found += leaves(layer) if isinstance(layer, containers) else [layer]
     return found
 
 
@@ -192,7 +193,7 @@ def test_to_torch_names_a_layer_it_cannot_convert(torch):
 
     model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Sequential(nn.ReLU(), Scale()))
     with pytest.raises(TypeError, match=r"to_torch: model\[1\]\[1\] is a Scale, which has no PyTorch twin here; "
-                                        r"to_torch converts AvgPool2D, .*Conv2D, .*Linear, .*reference.Conv2D, .*and Sequential"):
+                                        r"to_torch converts AvgPool2D, .*Conv2D, .*Linear, .*reference.Conv2D, .*Residual and Sequential"):
         nn.to_torch(model)
     with pytest.raises(TypeError, match=r"to_torch: model\[1\] is a Mean, a loss in the middle of the model"):
         nn.to_torch(nn.Sequential(nn.Linear(3, 1, rng=0), nn.Mean(), nn.Sigmoid()))
@@ -217,6 +218,9 @@ def torch_models(torch, dtype):
         "normalization": (tnn.Sequential(tnn.Conv2d(2, 3, 3), tnn.BatchNorm2d(3, momentum=0.2), tnn.ReLU(), tnn.Flatten(),
                                          tnn.Linear(3 * 3 * 2, 6), tnn.BatchNorm1d(6, eps=1e-3), tnn.LayerNorm(6),
                                          tnn.Linear(6, 4), tnn.LayerNorm((4,), elementwise_affine=False)), (2, 5, 4)),
+        "residual": (tnn.Sequential(tnn.Conv2d(2, 3, 3, padding=1), nn.torch_interop.torch_modules(torch).Residual(
+            tnn.Conv2d(3, 3, 3, padding=1), tnn.BatchNorm2d(3), tnn.ReLU()), tnn.Flatten(), tnn.Linear(3 * 4 * 5, 2)),
+            (2, 4, 5)),
         "lenet": (tnn.Sequential(tnn.Conv2d(1, 4, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
                                  tnn.Sequential(tnn.Linear(4 * 7 * 7, 8), tnn.ReLU()), tnn.Linear(8, 5),
                                  tnn.Softmax(dim=-1)), (1, 14, 14)),
@@ -232,7 +236,8 @@ def torch_models(torch, dtype):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", ["Linear", "Conv2d", "MaxPool2d", "activations", "pooling", "normalization", "lenet"])
+@pytest.mark.parametrize("name", ["Linear", "Conv2d", "MaxPool2d", "activations", "pooling", "normalization",
+                                  "residual", "lenet"])
 def test_from_torch_gives_the_same_outputs_and_gradients(torch, name, dtype):
     module, input_shape = torch_models(torch, getattr(torch, dtype))[name]
     model = nn.from_torch(module)
@@ -275,7 +280,8 @@ def test_from_torch_names_a_module_it_cannot_convert(torch):
     tnn = torch.nn
     module = tnn.Sequential(tnn.Linear(3, 4), tnn.Sequential(tnn.ReLU(), tnn.Conv1d(1, 1, 1)))
     with pytest.raises(TypeError, match=r"from_torch: module\[1\]\[1\] is a torch.nn.modules.conv.Conv1d, which has "
-                                        r"no nnscratch layer here; from_torch converts nn.AvgPool2d, .*nn.Conv2d, .*and nn.Sequential"):
+                                        r"no nnscratch layer here; from_torch converts nn.AvgPool2d, .*nn.Conv2d, .*"
+                                        r"nnscratch.torch_interop.Residual and nn.Sequential"):
         nn.from_torch(module)
     with pytest.raises(TypeError, match=r"from_torch: expected a torch.nn.Module, got list"):
         nn.from_torch([tnn.Linear(3, 4)])

@@ -4,6 +4,7 @@
 - ``buffers.py``    result arrays recycled once dropped; arrays laid out in a given memory order
 - ``conv_plan.py``  ``ConvPlan``: a convolution as one matrix product (im2col / col2im) and its buffers
 - ``pool.py``       the max-pooling passes
+- ``heap.py``       freed memory handed back to the system after a large inference (glibc's malloc_trim)
 
 What the fast layers compute is what their textbook twins in ``nnscratch.reference`` compute.
 """

@@ -39,7 +39,7 @@ class Linear(Layer):
         self.out_features = check_positive_int("Linear", "out_features", out_features)
         bias = check_bool("Linear", "bias", bias)
         dtype = as_dtype("Linear", dtype)
-        # Parameters, deltas and optimizer state are 64-byte aligned: see aligned.py.
+        # Parameters, deltas and optimizer state are 64-byte aligned: see kernels/aligned.py.
         self.weight = init.kaiming_uniform_(aligned.empty((self.in_features, self.out_features), dtype), rng=rng)
         self.parameters = [self.weight]
         if bias:

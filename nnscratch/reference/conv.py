@@ -23,8 +23,8 @@ class Conv2D(Layer):
     and dx is dxp without its padding. He uniform init: W ~ U(-sqrt(6 / fan_in), +sqrt(6 / fan_in)),
     fan_in = in_channels * kh * kw; b = 0 (``nnscratch.init.kaiming_uniform_`` and ``zeros_``).
 
-    The reference twin of ``nnscratch.Conv2D``: same constructor, parameters and numbers, and the
-    same base class (the fast layer only computes forward and backward another way).
+    The textbook twin of ``nnscratch.Conv2D``, which is built on this class: the same constructor,
+    parameters and numbers; the fast layer only computes forward and backward another way.
 
     Shape:
         x: (N, in_channels, H, W)
@@ -37,17 +37,15 @@ class Conv2D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  dtype=np.float32, rng=None):
         super().__init__()
-        self.in_channels = check_positive_int(self.name, "in_channels", in_channels)
-        self.out_channels = check_positive_int(self.name, "out_channels", out_channels)
-        self.kernel_size = pair(self.name, "kernel_size", kernel_size)
-        self.stride = pair(self.name, "stride", stride)
+        # parameter_specs checks every argument, and gives the weight's shape and dtype
+        (shape, dtype), *bias_spec = self.parameter_specs(in_channels, out_channels, kernel_size, stride, padding,
+                                                          bias, dtype)
+        self.out_channels, self.in_channels, kh, kw = shape
+        self.kernel_size, self.stride = (kh, kw), pair(self.name, "stride", stride)
         self.padding = pair(self.name, "padding", padding, allow_zero=True)
-        bias = check_bool(self.name, "bias", bias)
-        dtype = as_dtype(self.name, dtype)
-        shape = (self.out_channels, self.in_channels, *self.kernel_size)
         # Parameters, deltas and optimizer state are 64-byte aligned: see kernels/aligned.py.
         self.weight = init.kaiming_uniform_(aligned.empty(shape, dtype), rng=rng)  # fan_in = C * kh * kw
-        self.bias = init.zeros_(aligned.empty(self.out_channels, dtype)) if bias else None
+        self.bias = init.zeros_(aligned.empty(self.out_channels, dtype)) if bias_spec else None
         self.parameters = [self.weight] if self.bias is None else [self.weight, self.bias]
         self.parameters_deltas = [aligned.zeros_like(p) for p in self.parameters]
         self._x_shape, self._windows = None, None

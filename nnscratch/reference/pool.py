@@ -18,8 +18,8 @@ class MaxPool2D(Layer):
         dx[n, c, r*sh + i*, q*sw + j*] += delta[n, c, r, q],  (i*, j*) = the argmax of window (r, q)
     and every other input gets nothing. On ties the first winner in row-major order takes it all.
 
-    The reference twin of ``nnscratch.MaxPool2D``: same constructor and numbers, and the same base
-    class (the fast layer only computes forward and backward another way).
+    The textbook twin of ``nnscratch.MaxPool2D``, which is built on this class: the same constructor
+    and numbers; the fast layer only computes forward and backward another way.
 
     Shape:
         x: (N, C, H, W)

@@ -194,7 +194,9 @@ class ThreadChooser:
         if too_slow > self.trial_steps // 2:  # its median can no longer beat the count in use
             self._next_candidate(now)
         elif len(trial["timings"]) == self.trial_steps:
-            trial["winners"][self.threads] = statistics.median(trial["timings"])
+            median = statistics.median(trial["timings"])
+            if median < fast_enough:  # with an even trial_steps, half fast is not enough by itself
+                trial["winners"][self.threads] = median
             self._next_candidate(now)
 
     def _next_candidate(self, now: float) -> None:

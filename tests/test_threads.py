@@ -108,6 +108,18 @@ def test_a_stray_slow_step_changes_nothing_a_median_is_robust():
     assert run({FOUND: 2.0, 1: 1.0}, spike_at=7) == [(0, FOUND), (12, 1)]  # in the try of 1
 
 
+def test_with_an_even_number_of_trial_steps_the_median_decides():
+    machine = FakeMachine({FOUND: 1.0, 1: 0.5})
+    with chooser_for(machine, trial_steps=4) as chooser:
+        for step in range(20):
+            # in the try of 1 (steps 6-10: 1 untimed, 4 timed) two of the timed steps are slow:
+            # the median (0.5 + 3.0) / 2 is not shorter than 0.9 x 1.0, though half the steps are
+            machine.run_step(extra=2.5 if step in (7, 8) else 0.0)
+            chooser.step()
+        assert chooser.choices == [(0, FOUND)]
+        assert machine.counts[5:11] == [1] * 5 + [FOUND]
+
+
 def test_a_count_faster_by_less_than_the_margin_does_not_take_over():
     machine = FakeMachine({FOUND: 1.0, 1: 0.95})
     with chooser_for(machine, interval=10, margin=0.1) as chooser:

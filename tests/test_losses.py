@@ -410,3 +410,14 @@ def test_hinge_matches_pytorch_multi_margin_loss_times_classes(margin):
     t_loss.backward(torch.tensor(delta))
     np.testing.assert_allclose(loss, t_loss.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(d_scores, ts.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("cls", [*ELEMENTWISE_LOSSES, nn.Hinge])
+def test_release_memory_drops_what_forward_kept(cls):
+    x, targets, _ = elementwise_case(cls, (3, 4)) if cls is not nn.Hinge else (np.ones((3, 4)), np.array([0, 1, 3]), None)
+    layer = cls()
+    layer.forward(x, targets)
+    layer.release_memory()
+    assert all(getattr(layer, name) is None for name in layer._caches)
+    with pytest.raises(RuntimeError, match=rf"{cls.__name__}.backward called before forward"):
+        layer.backward(np.ones(3))

@@ -475,3 +475,12 @@ def test_a_copy_leaves_the_buffers_behind_and_release_memory_drops_them():
     with pytest.raises(RuntimeError, match="MaxPool2D.backward called before forward"):
         layer.backward(delta)
     np.testing.assert_array_equal(layer.forward(x), y)
+
+
+@pytest.mark.parametrize("make", [lambda: AvgPool2D(2), lambda: GlobalAvgPool2D()], ids=["avg", "global"])
+def test_avg_pools_release_memory(make):
+    layer = make()
+    layer.forward(np.ones((1, 1, 4, 4)))
+    layer.release_memory()
+    with pytest.raises(RuntimeError, match=r"backward called before forward"):
+        layer.backward(np.ones((1, 1)))

@@ -251,3 +251,11 @@ def test_batch_norm_inside_a_block_switches_mode_and_its_buffers_round_trip(tmp_
     for a, b in zip(loaded.buffers, net.buffers):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(loaded.eval().forward(x), y)
+
+
+def test_release_memory_reaches_the_layers_inside():
+    block = mlp_block()
+    block.forward(np.ones((2, 4)))
+    assert block[1]._y is not None
+    block.release_memory()
+    assert block[1]._y is None and block[0]._x is None

@@ -222,6 +222,8 @@ class MeanSquaredError(Layer):
         loss: (N,); backward delta: (N,)
     """
 
+    _caches = ("_difference",)
+
     def __init__(self):
         super().__init__()
         self._difference = None
@@ -262,6 +264,8 @@ class BinaryCrossEntropy(Layer):
         loss: (N,); backward delta: (N,)
     """
 
+    _caches = ("_p", "_targets")
+
     def __init__(self):
         super().__init__()
         self._p = None
@@ -301,6 +305,8 @@ class SigmoidBinaryCrossEntropy(Layer):
         loss: (N,); backward delta: (N,)
     """
 
+    _caches = ("_z", "_targets")
+
     def __init__(self):
         super().__init__()
         self._z = None
@@ -337,6 +343,8 @@ class Hinge(Layer):
         s (scores): (N, C); labels: (N,) integers in [0, C)
         loss: (N,); backward delta: (N,)
     """
+
+    _caches = ("_active", "_labels")
 
     def __init__(self, margin=1.0):
         super().__init__()

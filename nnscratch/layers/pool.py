@@ -81,6 +81,8 @@ class AvgPool2D(Layer):
         y: (N, C, oh, ow)
     """
 
+    _caches = ("_input",)
+
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         self.kernel_size = pair(self.name, "kernel_size", kernel_size)
@@ -151,6 +153,8 @@ class GlobalAvgPool2D(Layer):
         x: (N, C, H, W)
         y: (N, C)
     """
+
+    _caches = ("_input",)
 
     def __init__(self):
         super().__init__()

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from nnscratch.threads import THREAD_VARIABLES
 from script_modules import children_running, load_script  # tests/ on sys.path
 
 
@@ -16,7 +17,7 @@ def busy_fit():
 @pytest.mark.parametrize("networks, repeats", [("mlp", 1), pytest.param("mlp,cnn", 2, marks=pytest.mark.slow)])
 def test_a_tiny_run_has_every_figure_and_leaves_no_busy_process(busy_fit, tmp_path, capsys, monkeypatch, networks,
                                                                  repeats):
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOTO_NUM_THREADS"):
+    for name in THREAD_VARIABLES:  # else auto would change nothing
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / "fit.json"
     assert busy_fit.main(["--samples", "256", "--epochs", "1", "--repeats", str(repeats), "--only", networks,

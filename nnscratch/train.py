@@ -207,7 +207,8 @@ def fit(
             raise). ``"auto"`` (or None): a ``ThreadChooser`` picks the faster count as load
             changes, unless a thread variable such as ``OPENBLAS_NUM_THREADS`` is set (then
             nothing is changed); an int: that many threads throughout; a ``ThreadChooser``: that
-            one, configured as you like (see nnscratch/threads.py).
+            one, configured as you like (see nnscratch/threads.py). OpenBLAS rounds some products
+            differently at another count: for runs that must match bit for bit, pass an int.
         clip_grad_norm: optional max_norm > 0: after every backward, the deltas of model and loss
             are scaled so that their global L2 norm is at most max_norm (``nnscratch.clip_grad_norm``),
             before the step. A non-finite gradient norm stops training before the step, as a

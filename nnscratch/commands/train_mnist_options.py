@@ -47,7 +47,8 @@ def _epilog() -> str:
         shift = f", shifts up to {p.shift} px" if p.shift else ""
         lines.append(f"  {'':8s} {p.optimizer} lr {p.lr:g} ({p.schedule}), batch {p.batch_size}, "
                      f"{p.epochs} epochs{shift}")
-    lines.append("exit codes: 0 done, 1 failed (download, diverged), 2 bad options, 130 interrupted")
+    lines.append("exit codes: 0 done, 1 failed (download, diverged, an output not written), 2 bad options, "
+                 "130 interrupted, 143 terminated")
     return "\n".join(lines)
 
 

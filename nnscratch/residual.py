@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers.base import Container, check_real_array
+from .layers.base import Container, check_input_array
 from .sequential import Sequential, _check_protocol, _layer_name, _output_shape, _with_context
 
 
@@ -46,9 +46,7 @@ class Residual(Container):
         return [d for layer in self.layers for d in layer.parameters_deltas]
 
     def forward(self, x, *args):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"Residual: expected a numpy array as input, got {type(x).__name__}")
-        check_real_array("Residual", "the input", x)  # before the cast below, which would hide it
+        check_input_array("Residual", x)  # before the cast below, which would hide a non-real input
         if x.dtype.kind != "f":
             x = x.astype(np.float32)  # integer images and the like: compute in float32, as the layers do
         fx = x

@@ -117,9 +117,7 @@ class Layer:
     def _check_input(self, x, ndim: int | None = None, layout: str = "") -> None:
         """The one check every layer makes of its input: a numpy array of real numbers (of ``ndim``
         axes, laid out as ``layout`` says, when given)."""
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"{self.name}: expected a numpy array as input, got {type(x).__name__}")
-        check_real_array(self.name, "the input", x)
+        check_input_array(self.name, x)
         if ndim is not None:
             self._check_ndim(x.shape, ndim, layout)
 
@@ -292,6 +290,15 @@ def output_shape_by_running(layer, input_shape: tuple) -> tuple:
 # be cast silently or fail deep inside NumPy: complex loses its imaginary part with only a warning,
 # strings are parsed as numbers, datetimes become counts of days, objects could be anything.
 REAL_KINDS = "biuf"
+
+
+def check_input_array(layer: str, x, of: str = "") -> None:
+    """What a layer is given must be a numpy array of real numbers (``of``: what it holds, when the
+    layer takes more than one kind, such as a loss's predictions). ``Layer._check_input`` runs it;
+    so do a container that is no ``Layer`` and the losses, so that there is one such check."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{layer}: expected a numpy array{f' of {of}' if of else ''} as input, got {type(x).__name__}")
+    check_real_array(layer, f"the {of or 'input'}", x)
 
 
 def check_real_array(layer: str, what: str, array: np.ndarray) -> None:

@@ -27,6 +27,8 @@ class Dropout(Layer):
         x: any, y: same as x
     """
 
+    _caches = ("_mask", "_shape")  # what forward keeps for backward (see Layer.release_memory)
+
     def __init__(self, p=0.5, rng=None):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, numbers.Real):

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .activations import _sigmoid
-from .base import Layer, check_real, check_real_array
+from .base import Layer, check_input_array, check_real, check_real_array
 
 
 def _targets(layer: Layer, targets, n: int, num_classes: int, dtype) -> np.ndarray:
@@ -175,9 +175,7 @@ def _elementwise_pair(layer: Layer, x, targets, what: str, unit_interval: bool =
 
     ``unit_interval``: x and targets must lie in [0, 1] (probabilities), as PyTorch's BCELoss demands.
     """
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{layer.name}: expected a numpy array of {what} as input, got {type(x).__name__}")
-    check_real_array(layer.name, f"the {what}", x)
+    check_input_array(layer.name, x, of=what)
     if x.ndim == 0:
         raise ValueError(f"{layer.name}: expected {what} with a batch axis (N, ...), got a scalar")
     if x.dtype.kind != "f":

@@ -41,6 +41,8 @@ def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class _BatchNorm(Layer):
     """What BatchNorm1D and BatchNorm2D share: everything but how the input is viewed as (A, C, B)."""
 
+    _caches = ("_cache",)  # what forward keeps for backward (see Layer.release_memory)
+
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
         super().__init__()
         c, self.eps, self.momentum, self.affine, dtype = self._checked(num_features, eps, momentum, affine, dtype)
@@ -291,6 +293,8 @@ class LayerNorm(Layer):
         x: (*, *normalized_shape); y: same as x
         weight, bias: normalized_shape
     """
+
+    _caches = ("_cache",)  # what forward keeps for backward (see Layer.release_memory)
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float32):
         super().__init__()

@@ -441,6 +441,18 @@ def test_a_dead_mirror_exits_1_with_the_download_message(dead_url, tmp_path, cap
     assert dead_url in err and "--mirror" in err and "Traceback" not in err
 
 
+def test_help_says_what_each_schedule_does_and_lists_every_optimizer(capsys):
+    from nnscratch.models import OPTIMIZERS, SCHEDULES
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-mnist", "--help"])
+    assert exit_info.value.code == 0
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines, even after a hyphen
+    assert "{" + ",".join(OPTIMIZERS) + "}" in text and "{" + ",".join(SCHEDULES) + "}" in text
+    for name, what in SCHEDULES.items():
+        assert "".join(f"{name}: {what}".split()) in text
+
+
 def test_script_wrapper_help():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_mnist.py"), "--help"],
                             capture_output=True, text=True, timeout=60)

@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from .layers.base import check_bool
 from .optim import source_layers
 
 EPS = 1e-6  # PyTorch's: keeps max_norm / (norm + EPS) finite for a zero norm
@@ -38,8 +39,7 @@ def clip_grad_norm(source, max_norm, error_if_nonfinite=False) -> float:
         raise TypeError(f"clip_grad_norm: max_norm must be a number, got {type(max_norm).__name__} {max_norm!r}")
     if not max_norm > 0:  # NaN fails this too
         raise ValueError(f"clip_grad_norm: max_norm must be > 0, got {max_norm!r}")
-    if not isinstance(error_if_nonfinite, (bool, np.bool_)):
-        raise TypeError(f"clip_grad_norm: error_if_nonfinite must be True or False, got {error_if_nonfinite!r}")
+    error_if_nonfinite = check_bool("clip_grad_norm", "error_if_nonfinite", error_if_nonfinite)
     deltas = [d for layer in source_layers("clip_grad_norm", source) for d in layer.parameters_deltas]
     # the sum of squares per array in its own dtype (one BLAS dot product, no temporary), summed in float64
     norm = math.sqrt(sum(float(np.vdot(d, d)) for d in deltas))

@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 
 from .kernels import aligned
+from .layers.base import check_bool
 
 
 def _number(owner: str, name: str, value, low: float, low_inclusive: bool, high: float | None = None) -> float:
@@ -30,13 +31,6 @@ def _number(owner: str, name: str, value, low: float, low_inclusive: bool, high:
         bound = f"{'>=' if low_inclusive else '>'} {low:g}" + (f" and < {high:g}" if high is not None else "")
         raise ValueError(f"{owner}: {name} must be {bound}, got {value:g}")
     return value
-
-
-def _flag(owner: str, name: str, value) -> bool:
-    """A boolean option: True or False only; a string such as "false" would read as True."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{owner}: {name} must be True or False, got {type(value).__name__} {value!r}")
-    return bool(value)
 
 
 def source_layers(owner: str, source) -> list:
@@ -177,7 +171,7 @@ class SGD(Optimizer):
         self.lr = _number("SGD", "lr", lr, 0.0, low_inclusive=False)
         self.momentum = _number("SGD", "momentum", momentum, 0.0, low_inclusive=True, high=1.0)
         self.weight_decay = _number("SGD", "weight_decay", weight_decay, 0.0, low_inclusive=True)
-        self.nesterov = _flag("SGD", "nesterov", nesterov)
+        self.nesterov = check_bool("SGD", "nesterov", nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0, got momentum=0")
         self.velocity = None
@@ -297,7 +291,7 @@ class RMSprop(Optimizer):
         self.eps = _number("RMSprop", "eps", eps, 0.0, low_inclusive=False)
         self.momentum = _number("RMSprop", "momentum", momentum, 0.0, low_inclusive=True, high=1.0)
         self.weight_decay = _number("RMSprop", "weight_decay", weight_decay, 0.0, low_inclusive=True)
-        self.centered = _flag("RMSprop", "centered", centered)
+        self.centered = check_bool("RMSprop", "centered", centered)
         self.square_avg = self.momentum_buffer = self.grad_avg = None
 
     def _update(self, params, deltas) -> None:

@@ -125,3 +125,13 @@ def covered_classes() -> set:
 def sample_input(input_shape, batch: int, dtype=np.float32, seed: int = 1) -> np.ndarray:
     """N(0, 1) samples, scaled so that Softmax and Sigmoid see large values too."""
     return (np.random.default_rng(seed).normal(0.0, 2.0, size=(batch, *input_shape))).astype(dtype)
+
+
+def builtin_inference_layers() -> set:
+    """Every built-in layer class a model can hold at inference: nnscratch.layers' and the reference
+    twins, the losses excluded (dropped at the end of a model) and Residual included."""
+    from nnscratch import layers, reference
+    from nnscratch.inference import LOSS_LAYERS
+
+    classes = {getattr(layers, name) for name in layers.__all__} | {getattr(reference, n) for n in reference.__all__}
+    return {cls for cls in classes if cls is not layers.Layer and cls not in LOSS_LAYERS} | {nn.Residual}

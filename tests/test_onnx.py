@@ -13,7 +13,7 @@ import nnscratch as nn
 from nnscratch.models import PRESETS
 from nnscratch.onnx import CONVERTERS, OPSET, supported_layers
 
-from interop_cases import CASES, covered_classes, perturb, sample_input  # tests/ on sys.path
+from interop_cases import CASES, builtin_inference_layers, covered_classes, perturb, sample_input  # tests/ on sys.path
 
 # The tests that run ONNX Runtime take this fixture and carry the onnx marker.
 @pytest.fixture(scope="module")
@@ -50,6 +50,12 @@ def test_onnx_runtime_matches_predict_for_every_layer(ort, case, tmp_path):
 
 def test_every_converted_layer_has_a_case():
     assert set(CONVERTERS) <= covered_classes()
+
+
+def test_every_built_in_layer_has_an_onnx_converter():
+    missing = sorted(cls.__name__ for cls in builtin_inference_layers() - set(CONVERTERS))
+    assert not missing, (f"export_onnx has no converter for {', '.join(missing)}: add one to nnscratch/onnx.py "
+                         "(and a case to tests/interop_cases.py)")
 
 
 @pytest.mark.onnx

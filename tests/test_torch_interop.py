@@ -13,7 +13,14 @@ import nnscratch as nn
 from nnscratch.models import PRESETS
 from nnscratch.torch_interop import TO_TORCH
 
-from interop_cases import CASES, RANDOM_IN_TRAINING, covered_classes, perturb, sample_input  # tests/ on sys.path
+from interop_cases import (  # tests/ on sys.path
+    CASES,
+    RANDOM_IN_TRAINING,
+    builtin_inference_layers,
+    covered_classes,
+    perturb,
+    sample_input,
+)
 
 TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, atol=2e-5)}
 
@@ -106,6 +113,12 @@ def test_to_torch_gives_the_same_outputs_and_gradients(torch, case, mode, dtype)
 
 def test_every_converted_layer_has_a_case():
     assert set(TO_TORCH) <= covered_classes()
+
+
+def test_every_built_in_layer_has_a_pytorch_twin():
+    missing = sorted(cls.__name__ for cls in builtin_inference_layers() - set(TO_TORCH) - {nn.Residual})
+    assert not missing, (f"to_torch has no twin for {', '.join(missing)}: add one (and its from_torch way back) "
+                         "to nnscratch/torch_interop.py, and a case to tests/interop_cases.py")
 
 
 @pytest.mark.torch

@@ -579,8 +579,12 @@ def test_every_built_in_layer_forgets_its_last_forward_on_release_memory():
         (nn.SoftmaxCrossEntropy(), rng.standard_normal((2, 3)), (np.array([0, 2]),)),
     ] + [(cls(), rng.standard_normal((2, 4)), ()) for cls in
          (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Softmax, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Softplus)]
+    import copy
+
     for layer, x, args in cases:
         y = layer.forward(x, *args)
+        # A copy (sanity_check's too) leaves the stores of recycled buffers and plans behind.
+        assert [name for name, value in vars(copy.deepcopy(layer)).items() if isinstance(value, dict) and value] == []
         layer.release_memory()
         with pytest.raises(RuntimeError, match="backward called before forward"):
             layer.backward(np.ones(np.shape(y)))
@@ -588,3 +592,5 @@ def test_every_built_in_layer_forgets_its_last_forward_on_release_memory():
                  if isinstance(value, np.ndarray) and value.size >= np.size(x)
                  and not any(value is p for p in [*layer.parameters, *layer.parameters_deltas, *layer.buffers])]
         assert large == [], f"{layer.name} still holds {large}"
+        stores = [name for name, value in vars(layer).items() if isinstance(value, dict) and value]
+        assert stores == [], f"{layer.name} still holds {stores}"

@@ -174,16 +174,36 @@ class Layer:
 
     # The attributes forward fills for backward (names); release_memory() sets them back to None.
     _caches: tuple = ()
+    # The attributes that hold memory kept only for speed: stores of recycled buffers (dicts, see
+    # kernels/buffers.py) and plans. release_memory() empties them, and a copy of the layer
+    # (copy.deepcopy, pickle, sanity_check's working copy) starts without them.
+    _stores: tuple = ()
 
     def release_memory(self) -> None:
-        """Drop what the layer keeps between calls (see the module docstring): here the attributes
-        named in ``_caches``; layers that keep more (plans, recycled buffers) add to it."""
+        """Drop what the layer keeps between calls (see the module docstring): the attributes named
+        in ``_caches`` and ``_stores``; the next forward rebuilds what it needs."""
         for name in self._caches:
             setattr(self, name, None)
+        for name in self._stores:
+            setattr(self, name, _emptied(getattr(self, name)))
+
+    def __getstate__(self) -> dict:
+        """What a copy takes (``copy.deepcopy``, pickle): everything but the ``_stores``, which are the
+        size of the batches the layer served and which its own first forward rebuilds."""
+        state = self.__dict__.copy()
+        for name in self._stores:
+            if name in state:
+                state[name] = _emptied(state[name])
+        return state
 
     def _check_forward_called(self, cached) -> None:
         if cached is None:
             raise RuntimeError(f"{self.name}.backward called before forward")
+
+
+def _emptied(store):
+    """An empty store of the same kind: {} for a dict of buffers, None for anything else (a plan)."""
+    return {} if isinstance(store, dict) else None
 
 
 # -- modes and buffers, for layers and containers ---------------------------------------------

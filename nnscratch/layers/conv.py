@@ -32,24 +32,16 @@ class Conv2D(reference.Conv2D):
         weight: (out_channels, in_channels, kh, kw), bias: (out_channels,)
     """
 
+    # The plans hold buffers the size of the batches they served: release_memory() drops them, and
+    # a copy (sanity_check's included) leaves them behind (see Layer).
+    _stores = ("_plans", "_plan")
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  dtype=np.float32, rng=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, dtype, rng)
         self.needs_input_delta = True
         self._plans: dict = {}  # (input shape, dtype) -> ConvPlan; two sizes: full and last batch
         self._plan = None  # the plan of the last forward, which backward uses
-
-    def release_memory(self) -> None:
-        """Drop the plans (their buffers are the size of the batches they served; see ``Layer``)."""
-        super().release_memory()
-        self._plans.clear()
-        self._plan = None
-
-    def __getstate__(self) -> dict:
-        """A copy (``copy.deepcopy``, pickle) leaves the plans behind: its first forward builds its own."""
-        state = self.__dict__.copy()
-        state["_plans"], state["_plan"] = {}, None
-        return state
 
     def _plan_for(self, x_shape: tuple, dtype) -> ConvPlan:
         key = (x_shape, np.dtype(dtype).str)

@@ -42,6 +42,7 @@ class _BatchNorm(Layer):
     """What BatchNorm1D and BatchNorm2D share: everything but how the input is viewed as (A, C, B)."""
 
     _caches = ("_cache",)  # what forward keeps for backward (see Layer.release_memory)
+    _stores = ("_store",)  # recycled results: dropped by release_memory(), left out of copies
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
         super().__init__()

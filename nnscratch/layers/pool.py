@@ -30,22 +30,14 @@ class MaxPool2D(reference.MaxPool2D):
         y: (N, C, oh, ow)
     """
 
+    # Recycled results and scratch: dropped by release_memory(), left out of copies (see Layer); the
+    # last forward's winners (one small array) come along in a copy, so backward works on it.
+    _stores = ("_buffers",)
+
     def __init__(self, kernel_size, stride=None):
         super().__init__(kernel_size, stride)
         self._input = None  # (shape, dtype, memory order) of the last input; not the input itself
         self._buffers: dict = {}  # results and scratch, recycled (see kernels/buffers.py)
-
-    def release_memory(self) -> None:
-        """Drop the recycled buffers and the last forward's winners (see ``Layer``)."""
-        super().release_memory()
-        self._buffers.clear()
-
-    def __getstate__(self) -> dict:
-        """A copy (``copy.deepcopy``, pickle) leaves the recycled buffers behind; the last forward's
-        winners (one small array) come along, so backward still works on the copy."""
-        state = self.__dict__.copy()
-        state["_buffers"] = {}
-        return state
 
     def forward(self, x, *args):
         self._check_input(x, 4, "N, C, H, W")

@@ -1,9 +1,8 @@
 """Normalization: BatchNorm1D and BatchNorm2D (batch statistics per feature), LayerNorm (per sample).
 
-Both batch norms work on a 3-D view (A, C, B) of their input, C the features or channels, with the
-statistics taken over axes A and B: (N, D) is viewed as (N, D, 1), (N, C, L) is itself, and
-(N, C, H, W) is (N, C, H*W) in C order, or (1, C, N*H*W) for the channel-major (C, N, H, W) memory
-Conv2D hands out. Both views cost no copy, and the output comes back in the input's layout.
+Both batch norms work on a view (A, C, B) of their input, C the features or channels, with the
+statistics taken over axes A and B; nnscratch/kernels/channels.py makes the views (no copy, for
+Conv2D's channel-major output too) and the per-channel sums. The output keeps the input's layout.
 """
 
 from __future__ import annotations
@@ -11,35 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import aligned
-from ..kernels.buffers import copy_in_order, memory_order, recycled_empty
+from ..kernels.buffers import recycled_empty
+from ..kernels.channels import channel_dot, channel_sum, channel_view, delta_view, unview
 from .base import Layer, as_dtype, check_bool, check_positive_int, check_real
-
-_CHANNEL_MAJOR = (1, 0, 2, 3)
-
-
-def _channel_sum(a: np.ndarray) -> np.ndarray:
-    """sum over axes 0 and 2 of an (A, C, B) array, as (1, C, 1).
-
-    einsum's loop reads the array once and is 1.5-3x faster here than ``a.sum(axis=(0, 2))``,
-    whose reduction over two axes walks the array in short pieces."""
-    return np.einsum("acb->c", a).reshape(1, a.shape[1], 1)
-
-
-def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sum over axes 0 and 2 of a * b, for (A, C, B) arrays, as (1, C, 1); a * b is never stored.
-
-    Long rows (B >= 128, Conv2D's channel-major output is one row per channel) go to a batch of BLAS
-    dot products, one per (a, c) row, ~1.5-2x faster than einsum there; short rows (BatchNorm1D's B = 1,
-    small images) to einsum, which a BLAS call per row would make 20x slower."""
-    if a.shape[2] >= 128:
-        dots = np.matmul(a[:, :, None, :], b[:, :, :, None]).sum(axis=0)
-    else:
-        dots = np.einsum("acb,acb->c", a, b)
-    return dots.reshape(1, a.shape[1], 1)
 
 
 class _BatchNorm(Layer):
-    """What BatchNorm1D and BatchNorm2D share: everything but how the input is viewed as (A, C, B)."""
+    """What BatchNorm1D and BatchNorm2D share: everything but the shapes they accept."""
 
     _caches = ("_cache",)  # what forward keeps for backward (see Layer.release_memory)
     _stores = ("_store",)  # recycled results: dropped by release_memory(), left out of copies
@@ -116,13 +93,13 @@ class _BatchNorm(Layer):
                 f"take a batch variance, got 1 per feature (input of shape {x.shape}): the variance of a "
                 "single value is undefined; use a larger batch, or eval mode"
             )
-        x3, layout = self._view(x.astype(dtype, copy=False))
+        x3, layout = channel_view(x.astype(dtype, copy=False))
         if self.training:
             y3, self._cache = self._forward_batch_statistics(x3)
         else:
             y3, self._cache = self._forward_running_statistics(x3)
         self._cache = (*self._cache, x.shape, layout)
-        return self._unview(y3, x.shape, layout)
+        return unview(y3, x.shape, layout)
 
     def _forward_batch_statistics(self, x3):
         """x_hat = (x - mean) / sqrt(var + eps) with the batch's mean and biased variance;
@@ -131,9 +108,9 @@ class _BatchNorm(Layer):
         x_hat itself is never stored: y = (x - mean) * (weight / sqrt(var + eps)) + bias in two passes
         over x - mean, which backward keeps instead (x_hat = (x - mean) * inv_std there too)."""
         m = x3.shape[0] * x3.shape[2]
-        mean = _channel_sum(x3) / m
+        mean = channel_sum(x3) / m
         centered = np.subtract(x3, mean, out=self._empty("centered", x3))
-        var = _channel_dot(centered, centered) / m  # two passes (mean first): no cancellation
+        var = channel_dot(centered, centered) / m  # two passes (mean first): no cancellation
         inv_std = 1.0 / np.sqrt(var + self.eps)
         y3 = self._empty("y", x3)
         if self.affine:
@@ -162,7 +139,7 @@ class _BatchNorm(Layer):
     def backward(self, delta):
         self._check_forward_called(self._cache)
         kind, saved, inv_std, shape, layout = self._cache
-        delta3 = self._delta_view(self._check_delta(delta, shape).astype(saved.dtype, copy=False), layout)
+        delta3 = delta_view(self._check_delta(delta, shape).astype(saved.dtype, copy=False), layout, self._store)
         gain = inv_std * self._per_channel(self.weight) if self.affine else inv_std
         dx = self._empty("dx", saved)
         if kind == "batch":
@@ -170,8 +147,8 @@ class _BatchNorm(Layer):
             # dbeta = sum(delta), dgamma = sum(delta * x_hat), and
             # dx = gamma / sqrt(var + eps) * (delta - dbeta / M - x_hat * dgamma / M).
             centered, m = saved, saved.shape[0] * saved.shape[2]  # x_hat = centered * inv_std
-            dbeta = _channel_sum(delta3)
-            dgamma = _channel_dot(delta3, centered) * inv_std
+            dbeta = channel_sum(delta3)
+            dgamma = channel_dot(delta3, centered) * inv_std
             np.multiply(centered, -inv_std * dgamma / m, out=dx)
             dx += delta3
             dx -= dbeta / m
@@ -179,16 +156,16 @@ class _BatchNorm(Layer):
         else:
             # The running statistics are constants: y is affine in x, dx = delta * gamma / sqrt(var + eps).
             if self.affine:
-                dbeta = _channel_sum(delta3)
+                dbeta = channel_sum(delta3)
                 x_hat = np.subtract(saved, self._per_channel(self.running_mean), out=dx)
                 x_hat *= inv_std
-                dgamma = _channel_dot(delta3, x_hat)
+                dgamma = channel_dot(delta3, x_hat)
             np.multiply(delta3, gain, out=dx)
         if self.affine:
             deltas = self._delta_buffers()
             deltas[0][...] = dgamma.ravel()
             deltas[1][...] = dbeta.ravel()
-        return self._unview(dx, shape, layout)
+        return unview(dx, shape, layout)
 
 
 class BatchNorm1D(_BatchNorm):
@@ -218,17 +195,6 @@ class BatchNorm1D(_BatchNorm):
                 f"BatchNorm1D: expected input of shape (N, {c}) or (N, {c}, L) ({c} features), got shape {shape}"
             )
 
-    def _view(self, x):
-        x = np.ascontiguousarray(x)
-        return (x[:, :, None] if x.ndim == 2 else x), "C"
-
-    def _delta_view(self, delta, layout):
-        return self._view(delta)[0]
-
-    def _unview(self, y3, shape, layout):
-        return y3.reshape(shape)
-
-
 
 class BatchNorm2D(_BatchNorm):
     """Batch normalization of channels: y = (x - mean) / sqrt(var + eps) * weight + bias, per channel.
@@ -254,28 +220,6 @@ class BatchNorm2D(_BatchNorm):
             raise ValueError(
                 f"BatchNorm2D: expected input of shape (N, {c}, H, W) ({c} channels), got shape {shape}"
             )
-
-    def _view(self, x):
-        n, c, h, w = x.shape
-        if memory_order(x) == _CHANNEL_MAJOR and x.transpose(_CHANNEL_MAJOR).flags.c_contiguous:
-            return x.transpose(_CHANNEL_MAJOR).reshape(1, c, n * h * w), "channel-major"
-        return np.ascontiguousarray(x).reshape(n, c, h * w), "C"
-
-    def _delta_view(self, delta, layout):
-        n, c, h, w = delta.shape
-        if layout == "C":
-            return np.ascontiguousarray(delta).reshape(n, c, h * w)
-        if not delta.transpose(_CHANNEL_MAJOR).flags.c_contiguous:
-            # laid out like the cached x_hat, so the passes in backward walk memory in step
-            delta = copy_in_order(delta, _CHANNEL_MAJOR, self._store, "delta")
-        return delta.transpose(_CHANNEL_MAJOR).reshape(1, c, n * h * w)
-
-    def _unview(self, y3, shape, layout):
-        if layout == "channel-major":
-            n, c, h, w = shape
-            return y3.reshape(c, n, h, w).transpose(_CHANNEL_MAJOR)
-        return y3.reshape(shape)
-
 
 
 class LayerNorm(Layer):

@@ -177,3 +177,12 @@ def test_the_semantics_of_torch_dropout():
             np.testing.assert_allclose(gradient, kept / np.float32(1 - p), rtol=1e-6)
         theirs.eval()
         np.testing.assert_array_equal(ours.eval().forward(x), theirs(torch.tensor(x)).numpy())
+
+
+def test_release_memory_drops_the_mask():
+    layer = nn.Dropout(0.5, rng=0)
+    layer.forward(np.ones((3, 4)))
+    layer.release_memory()
+    assert layer._mask is None
+    with pytest.raises(RuntimeError, match="Dropout.backward called before forward"):
+        layer.backward(np.ones((3, 4)))

@@ -2,6 +2,8 @@
 statistics), gradient checks in both modes, layouts and dtypes, bad input, save/load of the running
 statistics, and PyTorch parity."""
 
+import copy
+
 import numpy as np
 import pytest
 from naive import (
@@ -380,3 +382,18 @@ def test_layer_norm_matches_torch(normalized_shape, shape, affine):
     if affine:
         np.testing.assert_allclose(layer.parameters_deltas[0], theirs.weight.grad.numpy(), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(layer.parameters_deltas[1], theirs.bias.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+# -- memory ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("layer, shape", [(nn.BatchNorm1D(3), (4, 3)), (nn.BatchNorm2D(2), (2, 2, 3, 3)), (nn.LayerNorm(3), (4, 3))])
+def test_release_memory_drops_what_forward_kept_and_a_copy_still_runs_backward(layer, shape):
+    x = normal(shape, 60).astype(np.float32)
+    layer.forward(x)
+    twin = copy.deepcopy(layer)
+    assert getattr(twin, "_store", {}) == {}  # a copy leaves the recycled buffers behind
+    np.testing.assert_array_equal(twin.backward(np.ones(shape, np.float32)), layer.backward(np.ones(shape, np.float32)))
+    layer.release_memory()
+    assert layer._cache is None and getattr(layer, "_store", {}) == {}
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.ones(shape, np.float32))
+    assert layer.forward(x).shape == shape  # and it works again

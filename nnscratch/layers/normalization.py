@@ -38,6 +38,18 @@ class _BatchNorm(Layer):
         self._cache = None  # what backward needs, from the last forward (see forward)
         self._store: dict = {}  # results and scratch, recycled (see recycled_empty)
 
+    def release_memory(self) -> None:
+        """Drop the last forward's cache and the recycled buffers (see ``Layer``)."""
+        super().release_memory()
+        self._store.clear()
+
+    def __getstate__(self) -> dict:
+        """A copy (``copy.deepcopy``, pickle) leaves the recycled buffers behind; the last forward's
+        cache comes along, so backward still works on the copy."""
+        state = self.__dict__.copy()
+        state["_store"] = {}
+        return state
+
     @classmethod
     def _checked(cls, num_features, eps, momentum, affine, dtype) -> tuple:
         """The hyperparameters validated: (num_features, eps, momentum, affine, dtype)."""

@@ -11,7 +11,9 @@ shares no memory with the original). What changes on the way:
   ``nnscratch predict``): PyTorch keeps its losses outside the model, e.g. ``nn.CrossEntropyLoss``
   for ``SoftmaxCrossEntropy`` + ``Mean``.
 - dtypes are kept: float32 parameters give float32 tensors, float64 gives float64.
-- so is the mode (``training``), layer by layer.
+- so is the mode (``training``), layer by layer, and BatchNorm's running statistics.
+- ``GlobalAvgPool2D`` and ``Residual`` have no PyTorch module of their own: they become the two small
+  modules of ``torch_modules(torch)``, which ``from_torch`` reads back.
 
 Only the layers in the tables convert; anything else is a ``TypeError`` naming it and where it
 sits, and a PyTorch module configured beyond what the nnscratch layer does (a grouped or dilated
@@ -49,10 +51,10 @@ from .layers import (
     Softplus,
     Tanh,
 )
-from .residual import Residual
-from .sequential import Sequential
 from .inference import LOSS_LAYERS, without_loss
 from .onnx import layer_class_name  # nothing of onnx itself: it is imported only when exporting
+from .residual import Residual
+from .sequential import Sequential
 
 
 def _import_torch():

@@ -19,7 +19,9 @@ class _BatchNorm(Layer):
     """What BatchNorm1D and BatchNorm2D share: everything but the shapes they accept."""
 
     _caches = ("_cache",)  # what forward keeps for backward (see Layer.release_memory)
-    _stores = ("_store",)  # recycled results: dropped by release_memory(), left out of copies
+    # Recycled results: dropped by release_memory(), left out of copies (see Layer); the last
+    # forward's cache comes along in a copy, so backward still works on it.
+    _stores = ("_store",)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
         super().__init__()
@@ -37,18 +39,6 @@ class _BatchNorm(Layer):
         self.buffers = [self.running_mean, self.running_var]
         self._cache = None  # what backward needs, from the last forward (see forward)
         self._store: dict = {}  # results and scratch, recycled (see recycled_empty)
-
-    def release_memory(self) -> None:
-        """Drop the last forward's cache and the recycled buffers (see ``Layer``)."""
-        super().release_memory()
-        self._store.clear()
-
-    def __getstate__(self) -> dict:
-        """A copy (``copy.deepcopy``, pickle) leaves the recycled buffers behind; the last forward's
-        cache comes along, so backward still works on the copy."""
-        state = self.__dict__.copy()
-        state["_store"] = {}
-        return state
 
     @classmethod
     def _checked(cls, num_features, eps, momentum, affine, dtype) -> tuple:

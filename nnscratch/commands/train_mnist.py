@@ -128,6 +128,7 @@ def _run(args) -> int:
         }  # fmt: skip
 
     last = state(start_epoch)
+    start_epoch_records = len(history)  # the records a resumed checkpoint brought
 
     failed = []  # the outputs that could not be written
 
@@ -178,7 +179,11 @@ def _run(args) -> int:
             print(f"train-mnist: {outputs['save']} holds the state after epoch {last['epoch']}", file=sys.stderr)
         return 1
 
-    test = evaluate(model, x_test, y_test, config["batch_size"], loss=loss)
+    if len(history) > start_epoch_records:
+        # fit's validation after the last epoch ran the test set through these very weights
+        test = {"accuracy": history[-1]["val_accuracy"], "loss": history[-1]["val_loss"]}
+    else:  # nothing trained in this run (a resume of a finished run)
+        test = evaluate(model, x_test, y_test, config["batch_size"], loss=loss)
     confusion = _confusion(predict(model, x_test, config["batch_size"]), y_test)
     if "save" in outputs and last["epoch"] == start_epoch:  # no epoch ran, so none saved yet
         save(last)
@@ -204,7 +209,7 @@ def _run(args) -> int:
     correct = round(test["accuracy"] * len(x_test))
     print(
         f"test accuracy: {100 * test['accuracy']:.2f}% ({correct}/{len(x_test)}), test loss {test['loss']:.4f}, "
-        f"{config['model']}, {len(history)} epochs, {train_seconds:.1f} s training"
+        f"{config['model']}, {len(history)} epoch{'s' if len(history) != 1 else ''}, {train_seconds:.1f} s training"
     )
     return 1 if failed else 0
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers.base import Container, check_input_array
-from .sequential import Sequential, _check_protocol, _layer_name, _output_shape, _with_context
+from .layers.base import Container, check_input_array, check_protocol, layer_name, layer_output_shape, with_context
+from .sequential import Sequential
 
 
 class Residual(Container):
@@ -32,29 +32,16 @@ class Residual(Container):
         if not layers:
             raise ValueError("Residual: expected at least one layer for f in y = x + f(x), got none")
         for index, layer in enumerate(layers):
-            _check_protocol(index, layer, "Residual")
+            check_protocol(index, layer, "Residual")
         self.layers = list(layers)
         self._output = None  # (shape, dtype) of the last output, for backward
 
-    # -- the layer protocol --------------------------------------------------------------------
-    @property
-    def parameters(self) -> list:
-        return [p for layer in self.layers for p in layer.parameters]
-
-    @property
-    def parameters_deltas(self) -> list:
-        return [d for layer in self.layers for d in layer.parameters_deltas]
-
+    # -- the layer protocol (parameters and parameters_deltas: Container's) --------------------
     def forward(self, x, *args):
         check_input_array("Residual", x)  # before the cast below, which would hide a non-real input
         if x.dtype.kind != "f":
             x = x.astype(np.float32)  # integer images and the like: compute in float32, as the layers do
-        fx = x
-        for index, layer in enumerate(self.layers):
-            try:
-                fx = layer.forward(fx, *args)
-            except (ValueError, TypeError) as error:
-                raise _with_context(error, f"in layer {index} ({_layer_name(layer)}) of Residual") from error
+        fx = self.forward_layers(x, *args)
         if np.shape(fx) != x.shape:
             raise ValueError(
                 f"Residual: f(x) has shape {np.shape(fx)} but x has shape {x.shape}; y = x + f(x) needs "
@@ -80,19 +67,10 @@ class Residual(Container):
             try:
                 delta_f = layer.backward(delta_f)
             except (ValueError, TypeError) as error:
-                raise _with_context(error, f"in layer {index} ({_layer_name(layer)}) of Residual, backward") from error
+                raise with_context(error, f"in layer {index} ({layer_name(layer)}) of Residual, backward") from error
         return delta + delta_f  # the skip's gradient plus f's
 
-    def __call__(self, x, *args):
-        return self.forward(x, *args)
-
-    # -- a list of layers ----------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    def __iter__(self):
-        return iter(self.layers)
-
+    # -- a list of layers (len, iteration, repr: Container's) ----------------------------------
     def __getitem__(self, index):
         if isinstance(index, slice):
             # part of f with the skip around it would be another block; part of f alone a Sequential
@@ -106,23 +84,12 @@ class Residual(Container):
     def name(self) -> str:
         return "Residual"
 
-    def config(self) -> dict:
-        return {}
-
-    def __repr__(self) -> str:
-        lines = ["Residual("]
-        for index, layer in enumerate(self.layers):
-            inner = repr(layer).replace("\n", "\n  ")
-            lines.append(f"  ({index}): {inner}")
-        lines.append(")")
-        return "\n".join(lines)
-
     # -- inspection ----------------------------------------------------------------------------
     def output_shape(self, input_shape: tuple) -> tuple:
         shape = tuple(input_shape)
         f_shape = shape
         for layer in self.layers:
-            f_shape = _output_shape(layer, f_shape)
+            f_shape = layer_output_shape(layer, f_shape)
         if f_shape != shape:
             raise ValueError(
                 f"Residual: f(x) has shape {f_shape} but x has shape {shape}; y = x + f(x) needs "

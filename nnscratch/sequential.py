@@ -4,31 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers.base import Container, output_shape_by_running
-
-
-def _layer_name(layer) -> str:
-    return getattr(layer, "name", None) or type(layer).__name__
-
-
-def _check_protocol(index: int, layer, container: str = "Sequential") -> None:
-    missing = [m for m in ("forward", "backward", "parameters", "parameters_deltas") if not hasattr(layer, m)]
-    if missing:
-        raise TypeError(
-            f"{container}: layer {index} ({type(layer).__name__}) does not follow the layer protocol, "
-            f"expected forward, backward, parameters and parameters_deltas; missing {', '.join(missing)}"
-        )
-
-
-def _with_context(error: Exception, where: str) -> Exception:
-    """The same kind of error with the layer's position in front of its message."""
-    message = f"{where}: {error}"
-    for kind in (type(error), ValueError if isinstance(error, ValueError) else TypeError):
-        try:
-            return kind(message)
-        except TypeError:  # an exception class with a constructor of its own
-            continue
-    return error
+from .layers.base import Container, check_protocol, layer_name, layer_output_shape, with_context
 
 
 class Sequential(Container):
@@ -49,25 +25,12 @@ class Sequential(Container):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         for index, layer in enumerate(layers):
-            _check_protocol(index, layer)
+            check_protocol(index, layer, "Sequential")
         self.layers = list(layers)
 
-    # -- the layer protocol --------------------------------------------------------------------
-    @property
-    def parameters(self) -> list:
-        return [p for layer in self.layers for p in layer.parameters]
-
-    @property
-    def parameters_deltas(self) -> list:
-        return [d for layer in self.layers for d in layer.parameters_deltas]
-
+    # -- the layer protocol (parameters and parameters_deltas: Container's) --------------------
     def forward(self, x, *args):
-        for index, layer in enumerate(self.layers):
-            try:
-                x = layer.forward(x, *args)
-            except (ValueError, TypeError) as error:
-                raise _with_context(error, f"in layer {index} ({_layer_name(layer)}) of Sequential") from error
-        return x
+        return self.forward_layers(x, *args)
 
     def backward(self, delta=1.0, input_delta=True):
         """Walk the chain in reverse, each layer's dL/dx becoming the delta of the one before.
@@ -88,21 +51,10 @@ class Sequential(Container):
                 else:
                     delta = layer.backward(delta)
             except (ValueError, TypeError) as error:
-                raise _with_context(
-                    error, f"in layer {index} ({_layer_name(layer)}) of Sequential, backward"
-                ) from error
+                raise with_context(error, f"in layer {index} ({layer_name(layer)}) of Sequential, backward") from error
         return delta if input_delta else None
 
-    def __call__(self, x, *args):
-        return self.forward(x, *args)
-
-    # -- a list of layers ----------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    def __iter__(self):
-        return iter(self.layers)
-
+    # -- a list of layers (len, iteration, repr: Container's) ----------------------------------
     def __getitem__(self, index):
         if isinstance(index, slice):
             part = Sequential(*self.layers[index])
@@ -114,22 +66,11 @@ class Sequential(Container):
     def name(self) -> str:
         return "Sequential"
 
-    def config(self) -> dict:
-        return {}
-
-    def __repr__(self) -> str:
-        lines = ["Sequential("]
-        for index, layer in enumerate(self.layers):
-            inner = repr(layer).replace("\n", "\n  ")
-            lines.append(f"  ({index}): {inner}")
-        lines.append(")")
-        return "\n".join(lines)
-
     # -- inspection ----------------------------------------------------------------------------
     def output_shape(self, input_shape: tuple) -> tuple:
         shape = tuple(input_shape)
         for layer in self.layers:
-            shape = _output_shape(layer, shape)
+            shape = layer_output_shape(layer, shape)
         return shape
 
     def summary(self, input_shape: tuple) -> str:
@@ -142,7 +83,7 @@ class Sequential(Container):
         total = 0
         for index, layer in enumerate(self.layers):
             try:
-                shape = _output_shape(layer, shape)
+                shape = layer_output_shape(layer, shape)
                 shown = str(("N", *shape[1:])).replace("'", "") if shape else "()"
             except Exception as error:  # a user layer that cannot be run on zeros: say so, keep going
                 shown = f"? ({type(error).__name__})"
@@ -179,9 +120,3 @@ def _backward_without_input_delta(layer, delta):
         # Only for this call: every other caller (gradient checks included) gets the full backward.
         layer.needs_input_delta = previous
     return None
-
-
-def _output_shape(layer, shape: tuple) -> tuple:
-    if hasattr(layer, "output_shape"):
-        return tuple(layer.output_shape(shape))
-    return output_shape_by_running(layer, shape)  # a plain protocol class

@@ -228,11 +228,13 @@ def walk(layer):
 
 
 class Container:
-    """Mode and buffers for a container of layers (``Sequential``, a residual block, ...).
+    """What every container of layers (``Sequential``, a residual block, ...) does the same way.
 
     The subclass keeps its children in ``self.layers``. ``train``/``eval`` set the container's own
     ``training`` and pass the mode on to every child that has ``train`` (a plain protocol layer
-    without it is left alone); ``buffers`` concatenates the children's, in order.
+    without it is left alone); ``buffers`` concatenates the children's, in order. A subclass that
+    also has a ``name`` gets the rest: ``parameters``/``parameters_deltas`` (its layers', in order),
+    ``__call__``, ``len``, iteration, an empty ``config`` and a repr listing its layers.
     """
 
     training: bool = True
@@ -257,6 +259,68 @@ class Container:
     def release_memory(self) -> None:
         """``release_memory()`` on every layer nested in the container that has it."""
         release_memory(self)
+
+    @property
+    def parameters(self) -> list:
+        return [p for layer in self.layers for p in layer.parameters]
+
+    @property
+    def parameters_deltas(self) -> list:
+        return [d for layer in self.layers for d in layer.parameters_deltas]
+
+    def forward_layers(self, x, *args):
+        """Run ``x`` through the layers in order; an error says which layer of the container raised it."""
+        for index, layer in enumerate(self.layers):
+            try:
+                x = layer.forward(x, *args)
+            except (ValueError, TypeError) as error:
+                raise with_context(error, f"in layer {index} ({layer_name(layer)}) of {self.name}") from error
+        return x
+
+    def __call__(self, x, *args):
+        return self.forward(x, *args)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def config(self) -> dict:
+        return {}
+
+    def __repr__(self) -> str:
+        lines = [f"{self.name}("]
+        for index, layer in enumerate(self.layers):
+            inner = repr(layer).replace("\n", "\n  ")
+            lines.append(f"  ({index}): {inner}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def layer_name(layer) -> str:
+    return getattr(layer, "name", None) or type(layer).__name__
+
+
+def check_protocol(index: int, layer, container: str) -> None:
+    """A container's ``index``-th layer must follow the layer protocol: a ``TypeError`` naming what it lacks."""
+    missing = [m for m in ("forward", "backward", "parameters", "parameters_deltas") if not hasattr(layer, m)]
+    if missing:
+        raise TypeError(
+            f"{container}: layer {index} ({type(layer).__name__}) does not follow the layer protocol, "
+            f"expected forward, backward, parameters and parameters_deltas; missing {', '.join(missing)}"
+        )
+
+
+def with_context(error: Exception, where: str) -> Exception:
+    """The same kind of error with the layer's position in front of its message."""
+    message = f"{where}: {error}"
+    for kind in (type(error), ValueError if isinstance(error, ValueError) else TypeError):
+        try:
+            return kind(message)
+        except TypeError:  # an exception class with a constructor of its own
+            continue
+    return error
 
 
 def release_memory(layer) -> None:
@@ -304,6 +368,13 @@ def output_shape_by_running(layer, input_shape: tuple) -> tuple:
     """The output shape of any protocol layer, found by running forward on zeros of its dtype."""
     dtype = layer.parameters[0].dtype if layer.parameters else np.float32
     return np.shape(layer.forward(np.zeros(input_shape, dtype=dtype)))
+
+
+def layer_output_shape(layer, shape: tuple) -> tuple:
+    """``layer.output_shape(shape)`` where the layer has one, else found by running it."""
+    if hasattr(layer, "output_shape"):
+        return tuple(layer.output_shape(shape))
+    return output_shape_by_running(layer, shape)  # a plain protocol class
 
 
 # The dtype kinds a layer computes with: bool, signed and unsigned ints, floats. Anything else would

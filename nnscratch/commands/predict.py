@@ -19,12 +19,10 @@ import json
 import sys
 from pathlib import Path
 
+from .common import UsageError, load_classifier
+
 HELP = "classify digit images (PNG, JPEG, ... or .npy arrays) with a trained network"
 TOP = 3
-
-
-class UsageError(Exception):
-    """A bad option or checkpoint: one line, exit code 2."""
 
 
 def add_arguments(parser) -> None:
@@ -48,24 +46,6 @@ def run(args) -> int:
     except UsageError as error:
         print(f"predict: error: {error}", file=sys.stderr)
         return 2
-
-
-def load_classifier(path):
-    """The checkpoint's model without its loss and the shape one digit takes for it (UsageError if unusable)."""
-    from ..inference import digit_input_shape, inference_model
-    from ..io import load
-
-    try:
-        net = load(path)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such checkpoint") from None
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{error}" if str(path) in str(error) else f"{path}: {error}") from None
-    try:
-        model = inference_model(net)
-        return model, digit_input_shape(model)
-    except ValueError as error:
-        raise UsageError(f"{path}: {error}") from None
 
 
 def _check_options(args) -> int:
@@ -94,7 +74,7 @@ def _run(args) -> int:
     from ..inference import class_probabilities, model_dtype
 
     top = _check_options(args)
-    model, shape = load_classifier(args.checkpoint)
+    _, model, shape = load_classifier(args.checkpoint)
     inputs, results = [], []
     for name in args.images:
         try:

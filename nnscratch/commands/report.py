@@ -19,13 +19,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from .common import UsageError, check_output_path, load_classifier
+
 HELP = "draw a trained network's confusion matrix, worst mistakes, first-layer weights and training curves"
 MISTAKES = 24  # the most confident mistakes shown
 MAX_TEMPLATES = 32  # Linear units shown as 28x28 templates
-
-
-class UsageError(Exception):
-    """A bad option or checkpoint: one line, exit code 2."""
 
 
 def add_arguments(parser) -> None:
@@ -48,33 +46,6 @@ def run(args) -> int:
         return 2
 
 
-def _check_out(path) -> Path:
-    from .train_mnist_options import UsageError as OptionError, _check_output_path
-
-    try:
-        return _check_output_path("--out", path)
-    except OptionError as error:
-        raise UsageError(str(error)) from None
-
-
-def _load(path):
-    """(checkpoint, model without its loss, the shape a digit takes for it)."""
-    from ..inference import digit_input_shape, inference_model
-    from ..io import load_checkpoint
-
-    try:
-        checkpoint = load_checkpoint(path)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such checkpoint") from None
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{error}" if str(path) in str(error) else f"{path}: {error}") from None
-    try:
-        model = inference_model(checkpoint.model)
-        return checkpoint, model, digit_input_shape(model)
-    except ValueError as error:
-        raise UsageError(f"{path}: {error}") from None
-
-
 def _run(args) -> int:
     import numpy as np
 
@@ -82,10 +53,10 @@ def _run(args) -> int:
     from ..inference import class_probabilities, model_dtype
     from ..metrics import confusion_matrix
 
-    out = _check_out(args.out)
+    out = check_output_path("--out", args.out)
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError("report needs matplotlib, which is not installed: pip install 'nnscratch[plot]'")
-    checkpoint, model, shape = _load(args.checkpoint)
+    checkpoint, model, shape = load_classifier(args.checkpoint)
     try:
         _, _, x_test, y_test = load_mnist(args.data_dir, mirrors=args.mirrors, progress=not args.quiet)
     except (MNISTDownloadError, MNISTCacheError, IDXFormatError) as error:

@@ -11,10 +11,10 @@ import argparse
 import importlib.util
 import math
 import os
-import tempfile
 from pathlib import Path
 
 from ..models import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OPTIMIZERS, SCHEDULES
+from .common import UsageError, check_output_path
 
 PRESET_NAMES = ("softmax", "mlp", "cnn")
 DEFAULT_MODEL = "cnn"
@@ -32,10 +32,6 @@ FILE_OPTIONS = ("resume", "save", "metrics", "plot")
 # one record of a checkpoint's history: the key, and whether None is allowed (no validation set, no lr)
 HISTORY_FIELDS = {"epoch": False, "loss": False, "accuracy": False, "val_loss": True, "val_accuracy": True,
                   "lr": True, "seconds": False}
-
-
-class UsageError(Exception):
-    """A bad option: printed as one line, exit code 2."""
 
 
 def _epilog() -> str:
@@ -106,7 +102,7 @@ def resolve_options(args):
         _check_resumed_run(args.resume, checkpoint, config)
     _check_numbers(config)
     outputs = {
-        name: _check_output_path(f"--{name}", getattr(args, name))
+        name: check_output_path(f"--{name}", getattr(args, name))
         for name in ("save", "metrics", "plot")
         if getattr(args, name) is not None
     }
@@ -137,22 +133,6 @@ def _check_distinct_files(args) -> None:
                     f"--{other} {getattr(args, other)} and --{name} {getattr(args, name)} name the same file; "
                     "give each its own path"
                 )
-
-
-def _check_output_path(option: str, path) -> Path:
-    """The path's directory must exist and take a new file: checked by writing one, before any work."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise UsageError(f"{option} {path}: is a directory, expected a file path")
-    directory = path.parent
-    if not directory.is_dir():
-        raise UsageError(f"{option} {path}: the directory {directory} does not exist")
-    try:
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".train-mnist-check-"):
-            pass
-    except OSError as error:
-        raise UsageError(f"{option} {path}: cannot write in {directory} ({error.strerror or error})") from None
-    return path
 
 
 def _read_numbers(args) -> None:

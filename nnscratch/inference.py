@@ -11,21 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import (
-    BinaryCrossEntropy,
-    CrossEntropy,
-    Hinge,
-    Mean,
-    MeanSquaredError,
-    SigmoidBinaryCrossEntropy,
-    Softmax,
-    SoftmaxCrossEntropy,
-)
+from . import layers as builtin_layers
+from .layers import Softmax, losses
 from .sequential import Sequential
 
-# the layers that turn scores into a loss: dropped from the end of a training network
-LOSS_LAYERS = (CrossEntropy, SoftmaxCrossEntropy, MeanSquaredError, BinaryCrossEntropy, SigmoidBinaryCrossEntropy,
-               Hinge, Mean)
+# the layers that turn scores into a loss, every layer exported from layers/losses.py (so a new loss
+# is one too): dropped from the end of a training network
+LOSS_LAYERS = tuple(
+    layer for layer in map(vars(builtin_layers).get, builtin_layers.__all__) if layer.__module__ == losses.__name__
+)
 # the input shapes a 28x28 digit can take, tried in this order: images first (Conv2D), then flat (Linear)
 DIGIT_SHAPES = ((1, 28, 28), (784,), (28, 28))
 

@@ -209,7 +209,7 @@ def _softplus(graph: Graph, layer, x: str, shape: tuple) -> str:
     return graph.node("Where", [above, x, soft], "softplus")
 
 
-@converts(BatchNorm1D, BatchNorm2D)
+@converts(BatchNorm1D, BatchNorm2D, reference.BatchNorm1D, reference.BatchNorm2D)
 def _batchnorm(graph: Graph, layer, x: str, shape: tuple) -> str:
     # Inference: the running statistics, whatever the mode (training_mode=0, ONNX's default).
     c = layer.num_features

@@ -168,9 +168,9 @@ def _softplus_to_torch(layer, torch):
     return torch.nn.Softplus(beta=layer.beta, threshold=layer.threshold)
 
 
-@to_torch_converts(BatchNorm1D, BatchNorm2D)
+@to_torch_converts(BatchNorm1D, BatchNorm2D, reference.BatchNorm1D, reference.BatchNorm2D)
 def _batchnorm_to_torch(layer, torch):
-    cls = torch.nn.BatchNorm1d if isinstance(layer, BatchNorm1D) else torch.nn.BatchNorm2d
+    cls = torch.nn.BatchNorm1d if isinstance(layer, reference.BatchNorm1D) else torch.nn.BatchNorm2d
     # The same momentum rule: running = (1 - momentum) running + momentum * batch statistic.
     module = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine,
                  dtype=_torch_dtype(torch, layer.running_mean.dtype))

@@ -39,7 +39,7 @@ def _fresh(cls, *args, **kwargs):
 
     def make(dtype, rng):
         extra = {"dtype": dtype, "rng": rng} if cls in (nn.Linear, nn.Conv2D, nn.reference.Conv2D) else {}
-        if cls in (nn.BatchNorm1D, nn.BatchNorm2D, nn.LayerNorm):
+        if cls in (nn.BatchNorm1D, nn.BatchNorm2D, nn.LayerNorm, nn.reference.BatchNorm1D, nn.reference.BatchNorm2D):
             extra = {"dtype": dtype}
         return cls(*args, **kwargs, **extra)
 
@@ -91,6 +91,10 @@ CASES = {
     "Dropout": (_built(_fresh(nn.Linear, 5, 6), _fresh(nn.Dropout, 0.3), _fresh(nn.Linear, 6, 2)), (5,)),
     "reference-Conv2D": (_built(_fresh(nn.reference.Conv2D, 2, 3, (3, 2), stride=(2, 1), padding=1)), (2, 7, 6)),
     "reference-MaxPool2D": (_built(_fresh(nn.reference.MaxPool2D, 3, stride=2)), (2, 7, 9)),
+    "reference-BatchNorm1D": (_built(_fresh(nn.Linear, 5, 4), _fresh(nn.reference.BatchNorm1D, 4, momentum=0.3)), (5,)),
+    "reference-BatchNorm2D-no-affine": (
+        _built(_fresh(nn.Conv2D, 2, 3, 3, padding=1), _fresh(nn.reference.BatchNorm2D, 3, eps=0.1, affine=False)),
+        (2, 5, 4)),
     "Softmax": (_built(_fresh(nn.Softmax)), (6,)),
     "Softmax-last-of-three-axes": (_built(_fresh(nn.Softmax)), (2, 3, 4)),
     "nested-Sequential": (

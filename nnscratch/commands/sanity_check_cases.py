@@ -180,6 +180,12 @@ def builtin_cases() -> list[Case]:
         ("BatchNorm1D", "(N, C, L) = (3, 3, 2)", lambda affine: n.BatchNorm1D(3, affine=affine), (3, 3, 2)),
         ("BatchNorm2D", "(N, C, H, W) = (2, 3, 3, 3)", lambda affine: n.BatchNorm2D(3, affine=affine), (2, 3, 3, 3)),
     ]
+    batch_norms += [  # the textbook twins (nnscratch.reference)
+        ("reference.BatchNorm1D", "(N, C, L) = (3, 3, 2)", lambda affine: n.reference.BatchNorm1D(3, affine=affine),
+         (3, 3, 2)),
+        ("reference.BatchNorm2D", "(N, C, H, W) = (2, 3, 3, 3)",
+         lambda affine: n.reference.BatchNorm2D(3, affine=affine), (2, 3, 3, 3)),
+    ]
     for i, (name, shape_text, make, shape) in enumerate(batch_norms):
         for training in (True, False):
             for affine in (True, False):

@@ -12,89 +12,34 @@ import numpy as np
 from ..kernels import aligned
 from ..kernels.buffers import recycled_empty
 from ..kernels.channels import channel_dot, channel_sum, channel_view, delta_view, unview
+from ..reference import normalization as reference
 from .base import Layer, as_dtype, check_bool, check_positive_int, check_real
 
 
-class _BatchNorm(Layer):
-    """What BatchNorm1D and BatchNorm2D share: everything but the shapes they accept."""
+class _BatchNorm(reference._BatchNorm):
+    """What BatchNorm1D and BatchNorm2D share: forward and backward on the (A, C, B) view.
 
-    _caches = ("_cache",)  # what forward keeps for backward (see Layer.release_memory)
+    Constructor, checks, parameters, buffers and formulas are the reference layers'
+    (nnscratch/reference/normalization.py): read those first."""
+
     # Recycled results: dropped by release_memory(), left out of copies (see Layer); the last
     # forward's cache comes along in a copy, so backward still works on it.
     _stores = ("_store",)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
-        super().__init__()
-        c, self.eps, self.momentum, self.affine, dtype = self._checked(num_features, eps, momentum, affine, dtype)
-        self.num_features = c
-        if self.affine:
-            self.weight, self.bias = aligned.zeros(c, dtype), aligned.zeros(c, dtype)
-            self.weight += 1
-            self.parameters = [self.weight, self.bias]
-            self.parameters_deltas = [aligned.zeros_like(p) for p in self.parameters]
-        else:
-            self.weight = self.bias = None
-        self.running_mean, self.running_var = aligned.zeros(c, dtype), aligned.zeros(c, dtype)
-        self.running_var += 1
-        self.buffers = [self.running_mean, self.running_var]
-        self._cache = None  # what backward needs, from the last forward (see forward)
+        super().__init__(num_features, eps, momentum, affine, dtype)
         self._store: dict = {}  # results and scratch, recycled (see recycled_empty)
-
-    @classmethod
-    def _checked(cls, num_features, eps, momentum, affine, dtype) -> tuple:
-        """The hyperparameters validated: (num_features, eps, momentum, affine, dtype)."""
-        name = cls.__name__
-        num_features = check_positive_int(name, "num_features", num_features)
-        eps = check_real(name, "eps", eps, 0.0, strict=True)
-        momentum = check_real(name, "momentum", momentum, 0.0)
-        if momentum > 1.0:
-            raise ValueError(f"{name}: momentum must be in [0, 1], got {momentum}")
-        return num_features, eps, momentum, check_bool(name, "affine", affine), as_dtype(name, dtype)
-
-    @classmethod
-    def parameter_specs(cls, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32) -> list:
-        c, _, _, affine, dtype = cls._checked(num_features, eps, momentum, affine, dtype)
-        return [((c,), dtype), ((c,), dtype)] if affine else []
-
-    @classmethod
-    def buffer_specs(cls, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32) -> list:
-        c, _, _, _, dtype = cls._checked(num_features, eps, momentum, affine, dtype)
-        return [((c,), dtype), ((c,), dtype)]  # running_mean, running_var
-
-    def config(self) -> dict:
-        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "affine": self.affine, "dtype": self.running_mean.dtype.name}
-
-    def output_shape(self, input_shape):
-        self._check_shape(tuple(input_shape))
-        return tuple(input_shape)
 
     def _empty(self, key: str, like: np.ndarray) -> np.ndarray:
         return recycled_empty(self._store, key, like.shape, like.dtype)
 
-    def _per_channel(self, values) -> np.ndarray:
+    def _on_view(self, values) -> np.ndarray:
+        """A (C,) array as (1, C, 1), to broadcast against the (A, C, B) view."""
         return np.reshape(values, (1, self.num_features, 1))
 
     # -- forward and backward, on the (A, C, B) view --------------------------------------------
     def forward(self, x, *args):
-        self._check_parameters_in_place("weight", "bias")
-        for index, name in enumerate(("running_mean", "running_var")):
-            if index >= len(self.buffers) or getattr(self, name) is not self.buffers[index]:
-                # save and load go through buffers: a rebound array would be neither saved nor loaded
-                raise ValueError(
-                    f"{self.name}: {name} is not the array in buffers (was layer.{name} assigned a new "
-                    f"array?); save and load use buffers, so assign into it instead: layer.{name}[...] = new_values"
-                )
-        self._check_input(x)
-        self._check_shape(x.shape)
-        # The running statistics carry the dtype when there are no parameters (affine=False).
-        dtype = (self.weight if self.affine else self.running_mean).dtype
-        if self.training and x.size // self.num_features < 2:
-            raise ValueError(
-                f"{self.name}: in training mode each feature needs at least 2 values ({self._values}) to "
-                f"take a batch variance, got 1 per feature (input of shape {x.shape}): the variance of a "
-                "single value is undefined; use a larger batch, or eval mode"
-            )
+        dtype = self._checked_input(x)
         x3, layout = channel_view(x.astype(dtype, copy=False))
         if self.training:
             y3, self._cache = self._forward_batch_statistics(x3)
@@ -116,8 +61,8 @@ class _BatchNorm(Layer):
         inv_std = 1.0 / np.sqrt(var + self.eps)
         y3 = self._empty("y", x3)
         if self.affine:
-            np.multiply(centered, inv_std * self._per_channel(self.weight), out=y3)
-            y3 += self._per_channel(self.bias)
+            np.multiply(centered, inv_std * self._on_view(self.weight), out=y3)
+            y3 += self._on_view(self.bias)
         else:
             np.multiply(centered, inv_std, out=y3)
         momentum = self.momentum
@@ -129,11 +74,11 @@ class _BatchNorm(Layer):
 
     def _forward_running_statistics(self, x3):
         """y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, as one scale and shift."""
-        inv_std = self._per_channel(1.0 / np.sqrt(self.running_var + self.eps)).astype(x3.dtype, copy=False)
-        scale = inv_std * self._per_channel(self.weight) if self.affine else inv_std
-        shift = -self._per_channel(self.running_mean) * scale
+        inv_std = self._on_view(1.0 / np.sqrt(self.running_var + self.eps)).astype(x3.dtype, copy=False)
+        scale = inv_std * self._on_view(self.weight) if self.affine else inv_std
+        shift = -self._on_view(self.running_mean) * scale
         if self.affine:
-            shift = shift + self._per_channel(self.bias)
+            shift = shift + self._on_view(self.bias)
         y3 = np.multiply(x3, scale, out=self._empty("y", x3))
         y3 += shift
         return y3, ("running", x3, inv_std)
@@ -142,7 +87,7 @@ class _BatchNorm(Layer):
         self._check_forward_called(self._cache)
         kind, saved, inv_std, shape, layout = self._cache
         delta3 = delta_view(self._check_delta(delta, shape).astype(saved.dtype, copy=False), layout, self._store)
-        gain = inv_std * self._per_channel(self.weight) if self.affine else inv_std
+        gain = inv_std * self._on_view(self.weight) if self.affine else inv_std
         dx = self._empty("dx", saved)
         if kind == "batch":
             # x_hat depends on x through the batch mean and variance too. With M values per channel,
@@ -159,7 +104,7 @@ class _BatchNorm(Layer):
             # The running statistics are constants: y is affine in x, dx = delta * gamma / sqrt(var + eps).
             if self.affine:
                 dbeta = channel_sum(delta3)
-                x_hat = np.subtract(saved, self._per_channel(self.running_mean), out=dx)
+                x_hat = np.subtract(saved, self._on_view(self.running_mean), out=dx)
                 x_hat *= inv_std
                 dgamma = channel_dot(delta3, x_hat)
             np.multiply(delta3, gain, out=dx)
@@ -170,7 +115,7 @@ class _BatchNorm(Layer):
         return unview(dx, shape, layout)
 
 
-class BatchNorm1D(_BatchNorm):
+class BatchNorm1D(_BatchNorm, reference.BatchNorm1D):
     """Batch normalization of features: y = (x - mean) / sqrt(var + eps) * weight + bias, per feature.
 
     Training mode: mean and var are the batch's (biased variance, over N, and L for 3-D input), and
@@ -183,22 +128,16 @@ class BatchNorm1D(_BatchNorm):
     dx = weight / sqrt(var + eps) * (delta - mean(delta) - x_hat * mean(delta * x_hat)),
     dweight = sum(delta * x_hat), dbias = sum(delta), sums and means over the batch.
 
+    The textbook version of this layer is ``nnscratch.reference.BatchNorm1D``: read it first. This
+    one is built on it and computes the same numbers on a view of the input (kernels/channels.py).
+
     Shape:
         x: (N, num_features) or (N, num_features, L); y: same as x
         weight, bias, running_mean, running_var: (num_features,)
     """
 
-    _values = "N, or N*L"
 
-    def _check_shape(self, shape: tuple) -> None:
-        c = self.num_features
-        if len(shape) not in (2, 3) or shape[1] != c:
-            raise ValueError(
-                f"BatchNorm1D: expected input of shape (N, {c}) or (N, {c}, L) ({c} features), got shape {shape}"
-            )
-
-
-class BatchNorm2D(_BatchNorm):
+class BatchNorm2D(_BatchNorm, reference.BatchNorm2D):
     """Batch normalization of channels: y = (x - mean) / sqrt(var + eps) * weight + bias, per channel.
 
     Mean and var are taken per channel over (N, H, W); otherwise as ``BatchNorm1D`` (PyTorch's
@@ -207,21 +146,13 @@ class BatchNorm2D(_BatchNorm):
 
     The output (and the input gradient) keep the input's memory layout: Conv2D's channel-major
     (C, N, H, W) memory behind an (N, C, H, W) view is worked on as one (C, N*H*W) block, without a
-    transposing copy; C-order input as (N, C, H*W).
+    transposing copy; C-order input as (N, C, H*W). The textbook version of this layer is
+    ``nnscratch.reference.BatchNorm2D``: read it first.
 
     Shape:
         x: (N, num_features, H, W); y: same as x
         weight, bias, running_mean, running_var: (num_features,)
     """
-
-    _values = "N*H*W"
-
-    def _check_shape(self, shape: tuple) -> None:
-        c = self.num_features
-        if len(shape) != 4 or shape[1] != c:
-            raise ValueError(
-                f"BatchNorm2D: expected input of shape (N, {c}, H, W) ({c} channels), got shape {shape}"
-            )
 
 
 class LayerNorm(Layer):

@@ -172,6 +172,31 @@ def test_reference_layers_round_trip_under_names_of_their_own(tmp_path):
     np.testing.assert_array_equal(loaded.forward(x), net.forward(x))
 
 
+def test_reference_batch_norms_round_trip_with_their_buffers(tmp_path):
+    # reference.BatchNorm1D/2D beside the fast ones (subclasses of them): each comes back as itself,
+    # with its parameters, its running statistics and its configuration.
+    net = nn.Sequential(nn.Conv2D(2, 3, 3, padding=1, rng=0), nn.reference.BatchNorm2D(3, eps=1e-3, momentum=0.2),
+                        nn.BatchNorm2D(3, affine=False), nn.Flatten(), nn.Linear(3 * 4 * 4, 5, rng=1),
+                        nn.reference.BatchNorm1D(5, affine=False), nn.BatchNorm1D(5))
+    perturb(net)
+    x = np.random.default_rng(3).normal(size=(4, 2, 4, 4)).astype(np.float32)
+    net.forward(x)  # a training step moves the running statistics off the values perturb gave them
+    save(net.eval(), tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
+        header = json.loads(str(archive["header"]))
+    classes = [layer["class"] for layer in header["architecture"]["layers"]]
+    assert classes == ["Conv2D", "reference.BatchNorm2D", "BatchNorm2D", "Flatten", "Linear",
+                       "reference.BatchNorm1D", "BatchNorm1D"]
+    assert len(header["buffers"]) == 8
+    loaded = load(tmp_path / "m.npz")
+    assert [type(layer) for layer in loaded] == [type(layer) for layer in net]
+    assert [layer.config() for layer in loaded] == [layer.config() for layer in net]
+    for ours, theirs in zip(loaded.parameters + loaded.buffers, net.parameters + net.buffers, strict=True):
+        assert ours.dtype == theirs.dtype
+        np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(loaded.eval().forward(x), net.forward(x))
+
+
 def test_a_subclass_of_a_reference_layer_is_refused_too(tmp_path):
     class MyConv(nn.reference.Conv2D):
         pass

@@ -3,6 +3,8 @@ ONNX Runtime agreeing with the checkpoint's model; one line and the right exit s
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -67,27 +69,34 @@ def test_a_bad_input_shape_exits_2(tmp_path, capsys, text):
                    f"like 1,28,28; got {text!r}\n")
 
 
-def test_a_missing_or_broken_checkpoint_exits_1_in_one_line(tmp_path, capsys):
-    assert cli.main(["export", str(tmp_path / "missing.npz"), str(tmp_path / "m.onnx")]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("nnscratch export: ") and "missing.npz" in err and err.count("\n") == 1
+def test_a_missing_or_broken_checkpoint_exits_2_in_one_line(tmp_path, capsys):
+    assert cli.main(["export", str(tmp_path / "missing.npz"), str(tmp_path / "m.onnx")]) == 2
+    assert capsys.readouterr().err == f"nnscratch export: error: {tmp_path / 'missing.npz'}: no such checkpoint\n"
     (tmp_path / "junk.npz").write_bytes(b"not a checkpoint")
-    assert cli.main(["export", str(tmp_path / "junk.npz"), str(tmp_path / "m.onnx")]) == 1
+    assert cli.main(["export", str(tmp_path / "junk.npz"), str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err
-    assert "not a readable nnscratch checkpoint" in err and err.count("\n") == 1
-    assert not (tmp_path / "m.onnx").exists()
+    assert err.startswith("nnscratch export: error: ") and "not a readable nnscratch checkpoint" in err
+    assert err.count("\n") == 1
+    assert sorted(os.listdir(tmp_path)) == ["junk.npz"]  # nothing written
+
+
+def test_an_out_that_cannot_be_written_exits_2_before_reading_the_checkpoint(tmp_path, capsys):
+    out = tmp_path / "no" / "dir" / "m.onnx"
+    assert cli.main(["export", str(tmp_path / "missing.npz"), str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"nnscratch export: error: OUT {out}: the directory {out.parent} does not exist\n")
+    assert cli.main(["export", str(tmp_path / "missing.npz"), str(tmp_path)]) == 2
+    assert "is a directory, expected a file path" in capsys.readouterr().err
 
 
 @pytest.mark.onnx
-def test_a_wrong_input_shape_or_an_unwritable_path_exits_1(tmp_path, capsys):
+def test_an_input_shape_the_model_does_not_take_exits_1(tmp_path, capsys):
     pytest.importorskip("onnx")
     nn.save(nn.Sequential(nn.Linear(7, 3, rng=0)), tmp_path / "mlp.npz")
     assert cli.main(["export", str(tmp_path / "mlp.npz"), str(tmp_path / "m.onnx"), "--input-shape", "8"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("nnscratch export: export_onnx: the model does not take samples of shape (8,)")
-    assert cli.main(["export", str(tmp_path / "mlp.npz"), str(tmp_path / "no" / "dir" / "m.onnx")]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith(f"nnscratch export: cannot write {tmp_path / 'no' / 'dir' / 'm.onnx'}: ")
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_without_onnx_the_message_names_the_extra(tmp_path, capsys, monkeypatch):

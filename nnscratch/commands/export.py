@@ -1,5 +1,9 @@
 """``nnscratch export CHECKPOINT OUT.onnx``: write a checkpoint's model as an ONNX file.
 
+Exit codes: 0 written; 2 bad options, an OUT that cannot be written or a checkpoint that cannot be
+read (as ``predict`` and ``report``), checked before any work; 1 a model that cannot be exported
+(a layer without an ONNX form, an input shape it does not take) or onnx missing.
+
 The loss layers at the end of a training network are dropped (see ``nnscratch.onnx``). The input
 shape (one sample, no batch axis) comes from ``--input-shape``, else from the preset a
 ``train-mnist`` checkpoint records, else from a first layer that fixes it (a Linear's in_features).
@@ -9,11 +13,9 @@ from __future__ import annotations
 
 import sys
 
+from .common import UsageError, check_output_path
+
 HELP = "write a checkpoint's model (its loss dropped) as an ONNX file for ONNX Runtime and other engines"
-
-
-class UsageError(Exception):
-    """A bad command line: reported in one line, exit status 2."""
 
 
 def add_arguments(parser) -> None:
@@ -63,28 +65,36 @@ def infer_input_shape(checkpoint) -> tuple | None:
 
 
 def run(args) -> int:
-    from ..io import load_checkpoint
-    from ..onnx import OPSET, export_onnx
-
     try:
-        shape = None if args.input_shape is None else _parse_shape(args.input_shape)
+        shape, checkpoint = _check(args)
     except UsageError as error:
         print(f"nnscratch export: error: {error}", file=sys.stderr)
         return 2
+    return _export(args, checkpoint, shape)
+
+
+def _check(args) -> tuple:
+    """(one sample's shape, the checkpoint), or UsageError: all checked before any work."""
+    from ..io import load_checkpoint
+
+    shape = None if args.input_shape is None else _parse_shape(args.input_shape)
+    args.output = check_output_path("OUT", args.output)
     try:
         checkpoint = load_checkpoint(args.checkpoint)
+    except FileNotFoundError:
+        raise UsageError(f"{args.checkpoint}: no such checkpoint") from None
     except (OSError, ValueError) as error:
-        print(f"nnscratch export: {error}", file=sys.stderr)
-        return 1
+        raise UsageError(f"{error}" if str(args.checkpoint) in str(error) else f"{args.checkpoint}: {error}") from None
+    shape = shape or infer_input_shape(checkpoint)
     if shape is None:
-        shape = infer_input_shape(checkpoint)
-        if shape is None:
-            print(
-                f"nnscratch export: error: cannot tell the input shape of {args.checkpoint}'s model "
-                "(not a train-mnist checkpoint, first layer not Linear); pass --input-shape, e.g. 1,28,28",
-                file=sys.stderr,
-            )
-            return 2
+        raise UsageError(f"cannot tell the input shape of {args.checkpoint}'s model (not a train-mnist checkpoint, "
+                         "first layer not Linear); pass --input-shape, e.g. 1,28,28")
+    return shape, checkpoint
+
+
+def _export(args, checkpoint, shape) -> int:
+    from ..onnx import OPSET, export_onnx
+
     try:
         proto = export_onnx(checkpoint.model, args.output, shape)
     except (ImportError, TypeError, ValueError) as error:  # no onnx; a layer without an ONNX form

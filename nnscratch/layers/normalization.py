@@ -3,6 +3,8 @@
 Both batch norms work on a view (A, C, B) of their input, C the features or channels, with the
 statistics taken over axes A and B; nnscratch/kernels/channels.py makes the views (no copy, for
 Conv2D's channel-major output too) and the per-channel sums. The output keeps the input's layout.
+They are built on their textbook twins in nnscratch/reference/normalization.py (constructor, checks,
+parameters, buffers, formulas) and only compute forward and backward another way.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -38,15 +37,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nnscratch.atomic_file import atomic_write
 
-# The script's parts live next to it (benchmark_machine.py, benchmark_networks.py); this makes them
-# importable however the script is started: from any folder, or loaded by path as the tests do.
+# The script's parts live next to it (benchmark_machine.py, benchmark_networks.py, benchmark_format.py);
+# this makes them importable however the script is started: from any folder, or loaded by path as the
+# tests do.
 HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 # Every name below stays reachable as benchmark.NAME, as before the split (tests/test_benchmark.py).
+from benchmark_format import load_average, share, tally, write_json  # noqa: E402, F401
 from benchmark_machine import (  # noqa: E402, F401
     PROBE_SHAPE, blas_gflops, blas_info, cpu_model, cpu_snapshot, loadavg, others_cpu_share, rss_bytes,
 )
@@ -65,7 +65,8 @@ def render(results: dict) -> str:
         f"{m['blas_threads']} threads, from {m['blas_threads_source']}); "
         + (f"torch {m['torch']} ({m['torch_threads']} threads, set to match numpy's BLAS)"
            if m["torch"] else "torch: not installed"),
-        f"load average (1, 5, 15 min): before {_load(results['load_before'])}, after {_load(results['load_after'])}",
+        f"load average (1, 5, 15 min): before {load_average(results['load_before'])}, "
+        f"after {load_average(results['load_after'])}",
     ]
     if results["torch_skipped"]:
         lines.append(f"skipping the PyTorch column: {results['torch_skipped']}")
@@ -78,7 +79,7 @@ def render(results: dict) -> str:
         verdict = "-" if row["meets_target"] is None else ("PASS" if row["meets_target"] else "MISS")
         lines.append(f"{name.upper():<8}{row['nnscratch']['median']:>21,.0f}{torch_speed:>19}{ratio:>8}"
                      f"{'>= ' + format(row['target'], 'g'):>9}  {verdict:<6}  {best:>15}  "
-                     f"{_share(row['others_cpu_share'])}")
+                     f"{share(row['others_cpu_share'])}")
     spreads = [f"{name.upper()} {_spread(row['pair_ratios'])}" for name, row in results["networks"].items()
                if row["pair_ratios"]]
     if spreads:
@@ -119,7 +120,7 @@ def render_busy(busy: dict, machine: dict) -> list:
              f"{'PyTorch quiet':>14}{'busy':>10}{'busy/quiet':>12}"]
     for name, row in busy.items():
         ours, theirs = row["nnscratch"], row["pytorch"]
-        chosen = "; ".join(_tally(row["chosen"][load]) for load in ("quiet", "busy"))
+        chosen = "; ".join(tally(row["chosen"][load]) for load in ("quiet", "busy"))
         line = (f"{name.upper():<8}{ours['quiet']['median']:>16,.0f}{ours['busy']['median']:>10,.0f}"
                 f"{ours['ratio']:>12.2f}  {chosen:<33}")
         if theirs:
@@ -133,14 +134,6 @@ def render_busy(busy: dict, machine: dict) -> list:
     return lines
 
 
-def _tally(counts: list) -> str:
-    """'2 x7, 1 x2': how often each thread count was the final choice (- when nothing was chosen)."""
-    tally = {}
-    for count in counts:
-        tally[count] = tally.get(count, 0) + 1
-    return ", ".join(f"{'-' if c is None else c} x{n}" for c, n in sorted(tally.items(), key=lambda item: -item[1]))
-
-
 def _spread(values: list) -> str:
     """'1.16-1.67 (1.30-1.55)': the range, and in brackets the quartiles, of a list of ratios."""
     low, high = min(values), max(values)
@@ -152,20 +145,6 @@ def _spread(values: list) -> str:
 
 def _gflops(values: list) -> str:
     return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
-
-
-def _share(value) -> str:
-    return "unknown" if value is None else f"{value:.0%}"
-
-
-def _load(values) -> str:
-    return ", ".join(f"{v:.2f}" for v in values) if values else "unknown"
-
-
-def write_json(path, results: dict) -> None:
-    """Write the figures to ``path`` atomically: a temp file in the same folder, then os.replace."""
-    with atomic_write(Path(path)) as f:
-        f.write((json.dumps(results, indent=2) + "\n").encode())
 
 
 def run(args) -> dict:

@@ -21,7 +21,6 @@ during the quiet runs is printed with them.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -30,13 +29,13 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 import nnscratch as nn
-from nnscratch.atomic_file import atomic_write
 from nnscratch.threads import thread_variable
 
 HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+from benchmark_format import load_average, share, tally, write_json  # noqa: E402
 from benchmark_machine import BusyCore, blas_info, cpu_snapshot, loadavg, others_cpu_share  # noqa: E402
 from benchmark_networks import build_nnscratch  # noqa: E402
 
@@ -104,7 +103,8 @@ def render(results: dict) -> str:
         f"SGD lr 0.01 momentum 0.9; medians of {s['repeats']} repeats",
         f"numpy's BLAS: {results['blas']}, {results['default_threads']} threads by default"
         + (f"; {results['thread_variable']} is set, so auto changes nothing" if results["thread_variable"] else ""),
-        f"load average (1, 5, 15 min): before {_load(results['load_before'])}, after {_load(results['load_after'])}",
+        f"load average (1, 5, 15 min): before {load_average(results['load_before'])}, "
+        f"after {load_average(results['load_after'])}",
     ]
     first = next(iter(results["networks"].values()))
     lines.append(f"busy: {first['load']}")
@@ -116,31 +116,16 @@ def render(results: dict) -> str:
             label = "auto" if way == "auto" else f"fixed {results['default_threads']}"
             line = f"{name.upper():<8}{label:<10}{r['quiet']:>16,.0f}{r['busy']:>16,.0f}{r['ratio']:>12.2f}"
             if way == "auto":
-                chosen = "; ".join(_tally(row["chosen"][load]) for load in ("quiet", "busy"))
+                chosen = "; ".join(tally(row["chosen"][load]) for load in ("quiet", "busy"))
                 line += f"{'>= ' + format(row['target'], 'g'):>9}  {'PASS' if row['meets_target'] else 'MISS':<6}  {chosen}"
             lines.append(line)
     lines.append("quiet speed, auto / fixed (target: not lower, within noise): "
                  + "; ".join(f"{n.upper()} {row['quiet_auto_over_fixed']:.2f}" for n, row in results["networks"].items()))
     lines.append("CPU share other processes took, median over runs (quiet; busy, where the busy loop alone is "
                  f"1/{results['cores']} of it): "
-                 + "; ".join(f"{n.upper()} {_share(row['others_cpu_share']['quiet'])}; "
-                             f"{_share(row['others_cpu_share']['busy'])}" for n, row in results["networks"].items()))
+                 + "; ".join(f"{n.upper()} {share(row['others_cpu_share']['quiet'])}; "
+                             f"{share(row['others_cpu_share']['busy'])}" for n, row in results["networks"].items()))
     return "\n".join(lines)
-
-
-def _tally(counts: list) -> str:
-    tally = {}
-    for count in counts:
-        tally[count] = tally.get(count, 0) + 1
-    return ", ".join(f"{'-' if c is None else c} x{n}" for c, n in sorted(tally.items(), key=lambda item: -item[1]))
-
-
-def _share(value) -> str:
-    return "unknown" if value is None else f"{value:.0%}"
-
-
-def _load(values) -> str:
-    return ", ".join(f"{v:.2f}" for v in values) if values else "unknown"
 
 
 def run(args) -> dict:
@@ -184,8 +169,7 @@ def main(argv=None) -> int:
     results = run(args)
     print(render(results))
     if args.json:
-        with atomic_write(Path(args.json)) as f:
-            f.write((json.dumps(results, indent=2) + "\n").encode())
+        write_json(args.json, results)
         print(f"figures written to {args.json}")
     return 0
 

@@ -4,6 +4,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+import pytest
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
@@ -28,3 +30,12 @@ def children_running(code: str) -> list:
         if int(fields[1]) == os.getpid() and fields[0] != "Z" and code in cmdline:
             found.append(int(stat.parent.name))
     return found
+
+
+def usage_error(entry, argv: list, capsys) -> str:
+    """What a script's ``entry(argv)`` (its parse_args or main) printed on stderr; it must exit with
+    argparse's code 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        entry(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err

@@ -42,3 +42,12 @@ def test_resnet_style_block_example_runs_checks_and_learns(tmp_path, monkeypatch
     losses = namespace["losses"]
     assert len(losses) == 10 and losses[-1] < 0.5 * losses[0]
     assert namespace["scores"].shape == (8, 10) and namespace["model"].training  # predict put train mode back
+
+
+def test_the_stated_sanity_check_count_is_the_number_of_built_in_cases():
+    from nnscratch.commands.sanity_check_cases import builtin_cases
+
+    stated = re.findall(r"`nnscratch sanity-check` checks every built-in layer\s+in\s+(\d+)\s+configurations",
+                        README.read_text())
+    assert len(stated) == 1, "the README no longer says how many configurations `nnscratch sanity-check` checks"
+    assert int(stated[0]) == len(builtin_cases()), "a sanity-check case was added or removed: update the README"

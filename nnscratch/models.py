@@ -20,7 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import BatchNorm1D, BatchNorm2D, Conv2D, CrossEntropy, Flatten, Linear, MaxPool2D, Mean, ReLU, Softmax, SoftmaxCrossEntropy
+from .layers import (
+    BatchNorm1D, BatchNorm2D, Conv2D, CrossEntropy, Dropout, Flatten, Linear, MaxPool2D, Mean, ReLU, Softmax,
+    SoftmaxCrossEntropy,
+)
 from .layers.base import get_rng
 from . import schedules
 from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
@@ -90,7 +93,8 @@ def mlp_net(rng=None, hidden=(512, 256)) -> Sequential:
 
 def cnn_net(rng=None) -> Sequential:
     """A small LeNet-style network with batch normalization:
-    [Conv 5x5 -> BatchNorm2D -> ReLU -> MaxPool 2] x 2 -> Linear -> BatchNorm1D -> ReLU -> Linear.
+    [Conv 5x5 -> BatchNorm2D -> ReLU -> MaxPool 2] x 2 -> Linear -> BatchNorm1D -> ReLU ->
+    Dropout(0.25) -> Linear.
 
     Padding 2 keeps 28x28 through the first convolution; each pooling halves the side:
     (1, 28, 28) -> (16, 14, 14) -> (32, 7, 7) -> 1568 -> 128 -> 10. The layers in front of a
@@ -105,7 +109,7 @@ def cnn_net(rng=None) -> Sequential:
         Conv2D(1, 16, 5, padding=2, bias=False, rng=rng), BatchNorm2D(16), ReLU(), MaxPool2D(2),
         Conv2D(16, 32, 5, padding=2, bias=False, rng=rng), BatchNorm2D(32), ReLU(), MaxPool2D(2),
         Flatten(), Linear(32 * 7 * 7, 128, bias=False, rng=rng), BatchNorm1D(128), ReLU(),
-        Linear(128, 10, rng=rng),
+        Dropout(0.25, rng=rng), Linear(128, 10, rng=rng),
         SoftmaxCrossEntropy(), Mean(),
     )  # fmt: skip
 
@@ -126,8 +130,9 @@ PRESETS = {
     "cnn": Preset(
         name="cnn", build=cnn_net, input_shape=(1, 28, 28), one_hot=False,
         optimizer="adam", lr=2e-3, momentum=0.0, weight_decay=0.0, epochs=8, batch_size=64,
-        schedule="cosine", shift=1,
-        summary="Conv5x5(16) -> BN -> pool -> Conv5x5(32) -> BN -> pool -> 128 -> BN -> 10, ReLU, SoftmaxCrossEntropy",
+        schedule="cosine", shift=2,
+        summary="Conv5x5(16) -> BN -> pool -> Conv5x5(32) -> BN -> pool -> 128 -> BN -> dropout 0.25 -> 10, "
+                "ReLU, SoftmaxCrossEntropy",
     ),
 }  # fmt: skip
 

@@ -204,6 +204,23 @@ def test_resume_continues_an_rmsprop_run_exactly(synthetic_mnist, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_resume_of_the_cnn_preset_continues_its_dropout_masks_exactly(synthetic_mnist, tmp_path):
+    # The cnn preset has Dropout (and BatchNorm, and shifts): its masks come from the run's one
+    # training generator, whose state the checkpoint keeps, so a resumed run is the straight run.
+    def run(name, *extra):
+        path = tmp_path / f"{name}.npz"
+        assert train_mnist_main(options(synthetic_mnist, "--model", "cnn", "--schedule", "constant", *extra,
+                                        *FIXED_THREADS, "--save", str(path))) == 0
+        return path, nn.load(path)
+
+    _, straight = run("straight", "--epochs", "2")
+    assert any(type(layer).__name__ == "Dropout" for layer in straight)
+    one, _ = run("one", "--epochs", "1")
+    _, resumed = run("resumed", "--resume", str(one), "--epochs", "2")
+    for a, b in zip(straight.parameters + straight.buffers, resumed.parameters + resumed.buffers):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_resume_after_interrupt_equals_an_uninterrupted_run(synthetic_mnist, tmp_path, monkeypatch, capsys):
     common = ("--model", "mlp", "--batch-size", "100", "--epochs", "3")
     _, straight = run_to_params(synthetic_mnist, tmp_path, "straight", *common)

@@ -80,17 +80,32 @@ def _start(config: dict, checkpoint, resume_path):
     from ..models import PRESETS, make_optimizer
 
     init_seed, shuffle_seed = np.random.SeedSequence(config["seed"]).spawn(2)
+    # One generator for all of training's randomness: the shuffles, the shifts (fit hands it to
+    # augment) and the dropout masks. Its state, saved after every epoch, is then all a resume needs
+    # to continue exactly.
     shuffle_rng = np.random.default_rng(shuffle_seed)
     if checkpoint is None:
         nnscratch.seed(config["seed"])
         net = PRESETS[config["model"]].build(rng=np.random.default_rng(init_seed))
         optimizer = make_optimizer(config["optimizer"], net, config["lr"], config["momentum"], config["weight_decay"])
+        _draw_dropout_from(net, shuffle_rng)
         return net, optimizer, 0, [], shuffle_rng
     saved = checkpoint.metadata["train_mnist"]  # all checked by resolve_options
     # the generator continues exactly where it stopped: the next epochs get the same shuffles
     shuffle_rng.bit_generator.state = saved["shuffle_state"]
     history = saved["history"]
+    _draw_dropout_from(checkpoint.model, shuffle_rng)
     return checkpoint.model, checkpoint.optimizer, checkpoint.epoch or 0, list(history), shuffle_rng
+
+
+def _draw_dropout_from(net, rng) -> None:
+    """Every Dropout in ``net`` draws its masks from ``rng`` (see ``_start``)."""
+    from ..layers import Dropout
+    from ..layers.base import walk
+
+    for layer in walk(net):
+        if isinstance(layer, Dropout):
+            layer.rng = rng
 
 
 def _run(args) -> int:

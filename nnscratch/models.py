@@ -7,9 +7,11 @@ model (scores) and ``net[-2:]`` the loss, which is how ``fit`` takes them:
   lr 0.5, batch 100, 2 epochs: the classic computation-graph recipe (91.4-92.0%).
 - ``mlp``: 784 -> 512 -> 256 -> 10 with ReLU, SoftmaxCrossEntropy; Adam lr 3e-3 decayed by a
   per-batch cosine, batch 128, 6 epochs (98.4-98.7% for seeds 0-2; 97.3-97.5% for a 1-epoch run).
-- ``cnn``: two 5x5 convolutions (16, 32 channels) each with ReLU and 2x2 max pooling, then
-  Linear 1568 -> 128 -> 10; Adam lr 2e-3 with the cosine, batch 64, 5 epochs, each training
-  image shifted by up to 1 pixel (99.39-99.52% for seeds 0-2; 99.26-99.35% without the shifts).
+- ``cnn``: two 5x5 convolutions (16, 32 channels, no bias) each with BatchNorm2D, ReLU and 2x2 max
+  pooling, then Linear 1568 -> 128 (no bias) -> BatchNorm1D -> ReLU -> Dropout(0.25) -> 10; Adam
+  lr 2e-3 with the cosine, batch 64, 8 epochs, each training image shifted by up to 2 pixels
+  (99.45-99.51% for seeds 0-2, about 5 minutes on the project's 2-core machine; without
+  BatchNorm and dropout, 5 epochs and 1-pixel shifts gave 99.39-99.52% in about 2.6 minutes).
 
 The ranges are MNIST test accuracy over seeds 0, 1 and 2 (the default seed is 0); see the README.
 """

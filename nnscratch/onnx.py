@@ -50,6 +50,7 @@ from .layers import (
     Tanh,
 )
 from .layers.activations import _GELU_CUBIC, _GELU_SCALE  # the tanh approximation's constants
+from .layers.base import layer_name
 from .residual import Residual
 from .sequential import Sequential
 
@@ -264,10 +265,6 @@ def layer_class_name(cls) -> str:
 
 
 # -- the walk --------------------------------------------------------------------------------------
-def _layer_name(layer) -> str:
-    return getattr(layer, "name", None) or type(layer).__name__
-
-
 def _add_layers(graph: Graph, layers, x: str, shape: tuple, where: str) -> tuple[str, tuple]:
     """Add ``layers`` one after the other (a Sequential, or the f of a Residual)."""
     for index, inner in enumerate(layers):
@@ -283,12 +280,12 @@ def _add_layer(graph: Graph, layer, x: str, shape: tuple, where: str) -> tuple[s
     convert = CONVERTERS.get(type(layer))
     if convert is None and isinstance(layer, LOSS_LAYERS):
         raise TypeError(
-            f"export_onnx: {where} is a {_layer_name(layer)}, a loss in the middle of the model; "
+            f"export_onnx: {where} is a {layer_name(layer)}, a loss in the middle of the model; "
             "export_onnx drops the losses at the end of a training network only"
         )
     if convert is None:
         raise TypeError(
-            f"export_onnx: {where} is a {_layer_name(layer)}, which has no ONNX form here; "
+            f"export_onnx: {where} is a {layer_name(layer)}, which has no ONNX form here; "
             f"export_onnx converts {', '.join(supported_layers())} and Sequential "
             "(and drops the losses at the end of a training network)"
         )

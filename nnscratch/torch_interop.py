@@ -52,6 +52,7 @@ from .layers import (
     Tanh,
 )
 from .inference import LOSS_LAYERS, without_loss
+from .layers.base import layer_name
 from .onnx import layer_class_name  # nothing of onnx itself: it is imported only when exporting
 from .residual import Residual
 from .sequential import Sequential
@@ -79,10 +80,6 @@ def _array(tensor, where: str, what: str) -> np.ndarray:
     if array.dtype not in (np.float32, np.float64):
         raise ValueError(f"from_torch: {where} has a {what} of dtype {array.dtype}; nnscratch takes float32 or float64")
     return array
-
-
-def _layer_name(layer) -> str:
-    return getattr(layer, "name", None) or type(layer).__name__
 
 
 # -- nnscratch -> PyTorch: converter(layer, torch) -> module -------------------------------------
@@ -263,13 +260,13 @@ def _to_torch_unmoded(layer, torch, where: str):
     convert = TO_TORCH.get(type(layer))
     if convert is None and isinstance(layer, LOSS_LAYERS):
         raise TypeError(
-            f"to_torch: {where} is a {_layer_name(layer)}, a loss in the middle of the model; "
+            f"to_torch: {where} is a {layer_name(layer)}, a loss in the middle of the model; "
             "to_torch drops the losses at the end of a training network only"
         )
     if convert is None:
         names = ", ".join(sorted(layer_class_name(cls) for cls in TO_TORCH))
         raise TypeError(
-            f"to_torch: {where} is a {_layer_name(layer)}, which has no PyTorch twin here; to_torch "
+            f"to_torch: {where} is a {layer_name(layer)}, which has no PyTorch twin here; to_torch "
             f"converts {names}, Residual and Sequential (and drops the losses at the end of a training network)"
         )
     return convert(layer, torch)

@@ -131,6 +131,26 @@ def test_conv_has_the_constructor_parameters_and_initialisation_of_the_fast_laye
     assert repr(reference) == repr(fast)
 
 
+def assert_same_training(build, batch_size):
+    """``build(kind)`` from the reference layers and from the fast ones, each trained by fit: the same
+    losses, parameters and buffers (running statistics), and the same predict (eval mode)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((24, 1, 6, 6)), rng.integers(0, 3, 24)
+    runs = []
+    for kind in (nn.reference, nn):
+        model = build(kind)
+        loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
+        history = nn.fit(model, loss, nn.SGD(model, lr=0.1, momentum=0.9), x, y, epochs=3, batch_size=batch_size,
+                         rng=0, progress=False)
+        runs.append(([h["loss"] for h in history], model.parameters + model.buffers, nn.predict(model, x)))
+    (loss_ref, state_ref, out_ref), (loss_fast, state_fast, out_fast) = runs
+    np.testing.assert_allclose(loss_fast, loss_ref, rtol=1e-10)
+    assert loss_ref[-1] < loss_ref[0]  # it trained
+    for a, b in zip(state_fast, state_ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(out_fast, out_ref, rtol=1e-9, atol=1e-12)
+
+
 def test_swapping_in_the_reference_layers_gives_the_same_training():
     # The same network built from either kind of layer, trained by fit: the same losses and weights.
     def build(kind):
@@ -138,21 +158,7 @@ def test_swapping_in_the_reference_layers_gives_the_same_training():
                              kind.Conv2D(3, 4, 3, stride=2, dtype=np.float64, rng=2), nn.Flatten(),
                              nn.Linear(4, 3, dtype=np.float64, rng=3))
 
-    rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((24, 1, 6, 6)), rng.integers(0, 3, 24)
-    runs = []
-    for kind in (nn.reference, nn):
-        model = build(kind)
-        loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
-        history = nn.fit(model, loss, nn.SGD(model, lr=0.1, momentum=0.9), x, y, epochs=3, batch_size=5, rng=0,
-                         progress=False)
-        runs.append(([h["loss"] for h in history], model.parameters, nn.predict(model, x)))
-    (loss_ref, params_ref, out_ref), (loss_fast, params_fast, out_fast) = runs
-    np.testing.assert_allclose(loss_fast, loss_ref, rtol=1e-10)
-    assert loss_ref[-1] < loss_ref[0]  # it trained
-    for a, b in zip(params_fast, params_ref):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(out_fast, out_ref, rtol=1e-9, atol=1e-12)
+    assert_same_training(build, batch_size=5)
 
 
 def test_conv_release_memory_drops_the_last_forward():
@@ -415,18 +421,4 @@ def test_swapping_in_the_reference_batch_norms_gives_the_same_training_and_stati
                              kind.BatchNorm1D(6, affine=False, dtype=np.float64), nn.Tanh(),
                              nn.Linear(6, 3, dtype=np.float64, rng=3))
 
-    rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((24, 1, 6, 6)), rng.integers(0, 3, 24)
-    runs = []
-    for kind in (nn.reference, nn):
-        model = build(kind)
-        loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
-        history = nn.fit(model, loss, nn.SGD(model, lr=0.1, momentum=0.9), x, y, epochs=3, batch_size=6, rng=0,
-                         progress=False)
-        runs.append(([h["loss"] for h in history], model.parameters + model.buffers, nn.predict(model, x)))
-    (loss_ref, state_ref, out_ref), (loss_fast, state_fast, out_fast) = runs
-    np.testing.assert_allclose(loss_fast, loss_ref, rtol=1e-10)
-    assert loss_ref[-1] < loss_ref[0]  # it trained
-    for a, b in zip(state_fast, state_ref, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(out_fast, out_ref, rtol=1e-9, atol=1e-12)  # predict: eval mode, running statistics
+    assert_same_training(build, batch_size=6)

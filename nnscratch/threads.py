@@ -57,9 +57,10 @@ class ThreadChooser:
 
     An exploration runs first as soon as ``trial_steps`` steps are timed, then after ``interval``
     steps. That interval doubles each time the count in use is confirmed, up to ``max_interval``
-    (little cost while nothing changes), and starts again at ``interval`` after a switch. After
-    ``interval`` steps it also runs early when the median step grew by ``slowdown`` times since
-    the last decision (load arrived) or ``max_seconds`` passed (load may have left). An exploration
+    (little cost while nothing changes), and starts again at ``interval`` after a switch. It also
+    runs early as soon as the median of the last ``trial_steps`` steps exceeds ``slowdown`` times the
+    median at the last decision (load arrived: every step at a count that became slow costs), and,
+    once ``interval`` steps have passed, when ``max_seconds`` passed (load may have left). An exploration
     that cost E seconds more than the count in use would have is followed by at least
     E / ``max_overhead`` seconds without one, so exploring costs about ``max_overhead`` of the
     training time at most, however slow the other counts are.
@@ -176,10 +177,11 @@ class ThreadChooser:
         since = self._steps - self._explored_step
         if since >= self._interval:
             return True
-        if since < self.interval:
-            return False
-        return (now - self._explored_time >= self.max_seconds
-                or statistics.median(self._recent) > self.slowdown * self._reference)
+        # Load arrived: the count in use got slower. Waiting out ``interval`` steps at a count that
+        # may now be several times slower than another would cost more than a try does.
+        if statistics.median(self._recent) > self.slowdown * self._reference:
+            return True
+        return since >= self.interval and now - self._explored_time >= self.max_seconds
 
     def _start_exploring(self, now: float) -> None:
         self._trial = {"baseline": statistics.median(self._recent), "start": now, "start_step": self._steps,

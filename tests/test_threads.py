@@ -95,6 +95,36 @@ def test_it_switches_when_the_timings_say_so_and_back_when_they_change():
         assert chooser.choices[-1][0] - left <= 80 + 1 + 5  # at the next try: the interval is 80 by then
 
 
+def test_load_that_arrives_just_after_a_decision_is_answered_without_waiting_for_the_interval():
+    # issue 15: on a short MLP run the first try came and went before the other program started,
+    # and the loop then ran 100 steps at the count that had become 3x slower before trying again
+    machine = FakeMachine({FOUND: 1.0, 1: 2.0})
+    with chooser_for(machine, interval=100, max_overhead=0.5) as chooser:
+        # 1 untimed + 5 timed steps at 3, the try of 1 (4 steps), then back at 3: 1 untimed, 1 timed
+        machine.train(chooser, 12)
+        assert chooser.choices == [(0, FOUND)] and machine.counts[-2:] == [FOUND, FOUND]
+        machine.seconds = {FOUND: 6.0, 1: 2.0}
+        arrived = len(machine.counts)
+        machine.train(chooser, 30)
+    switched, count = chooser.choices[-1]
+    assert count == 1
+    # 4 slow steps fill the last 5 timed ones (1 fast, 4 slow: the median is slow), the try starts
+    # at once, 40 steps before the interval; 1 settles and wins after its 5 timed steps
+    assert switched - arrived == 4 + 1 + 5
+
+
+def test_a_slowdown_below_the_factor_waits_for_the_interval_one_above_it_does_not():
+    machine = FakeMachine({FOUND: 1.0, 1: 2.0})
+    with chooser_for(machine, interval=100, max_overhead=0.5) as chooser:
+        machine.train(chooser, 12)  # as above: the first try is over
+        machine.seconds = {FOUND: 1.4, 1: 2.0}  # slower, but by less than slowdown (1.5): no early try
+        machine.train(chooser, 40)
+        assert machine.counts.count(1) == 4  # the first try only
+        machine.seconds = {FOUND: 1.6, 1: 2.0}  # now by more: tried well before the interval's end
+        machine.train(chooser, 6)
+    assert machine.counts.count(1) > 4
+
+
 def test_a_stray_slow_step_changes_nothing_a_median_is_robust():
     def run(seconds, spike_at):
         machine = FakeMachine(seconds)

@@ -34,7 +34,7 @@ def test_softmax_preset_is_the_classic_graph():
     ("softmax", 784 * 10 + 10),
     ("mlp", 784 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10),
     # convolutions and the hidden Linear without bias, each followed by a BatchNorm's gamma and beta
-    ("cnn", 16 * 25 + 2 * 16 + 32 * 16 * 25 + 2 * 32 + 1568 * 128 + 2 * 128 + 128 * 10 + 10),
+    ("cnn", 16 * 25 + 2 * 16 + 64 * 16 * 9 + 2 * 64 + 3136 * 128 + 2 * 128 + 128 * 10 + 10),
 ])
 def test_every_preset_maps_a_batch_to_ten_scores(name, expected_parameters):
     preset = PRESETS[name]

@@ -15,8 +15,8 @@ chooser off.
 
 from __future__ import annotations
 
+import math
 import os
-import statistics
 import time
 from collections import deque
 
@@ -43,31 +43,45 @@ class ThreadChooser:
     Enter it around the loop and call ``step()`` once per training step::
 
         with ThreadChooser() as threads:
-            for x_batch, y_batch in batches:
-                ...                  # forward, backward, optimizer.step()
-                threads.step()
+            for epoch in range(epochs):
+                threads.skip()           # what came since the last step (a validation pass) is no step
+                for x_batch, y_batch in batches:
+                    ...                  # forward, backward, optimizer.step()
+                    threads.step()
 
-    The time between two ``step()`` calls (from entering, for the first) is one step. The chooser
-    keeps the last ``trial_steps`` steps at the count in use. An exploration tries each other
-    candidate count: one untimed step to settle, then up to ``trial_steps`` timed ones; a candidate
-    wins when its median step is shorter than (1 - ``margin``) times the median of the count in use,
-    and is dropped as soon as more than half of its steps are too slow for that. The fastest winner
-    becomes the choice; without one, the count in use stays. Medians ignore a stray slow step (a
-    validation pass, a preempted step), and the margin keeps two near-equal counts from flapping.
+    The time between two ``step()`` calls (from entering or ``skip()``, for the first) is one step.
+    Counts are compared by their mean step, the throughput a loop gets, not by a median: with one
+    core taken, two OpenBLAS threads make most steps as fast as on a quiet machine and one in five
+    or so 5-30 ms slower, which a median does not see. Each mean leaves out its slowest step
+    (``typical_step``), so that one stray slow step does not decide.
 
-    An exploration runs first as soon as ``trial_steps`` steps are timed, then after ``interval``
-    steps. That interval doubles each time the count in use is confirmed, up to ``max_interval``
-    (little cost while nothing changes), and starts again at ``interval`` after a switch. It also
-    runs early as soon as the median of the last ``trial_steps`` steps exceeds ``slowdown`` times the
-    median at the last decision (load arrived: every step at a count that became slow costs), and,
-    once ``interval`` steps have passed, when ``max_seconds`` passed (load may have left). An exploration
-    that cost E seconds more than the count in use would have is followed by at least
-    E / ``max_overhead`` seconds without one, so exploring costs about ``max_overhead`` of the
-    training time at most, however slow the other counts are.
+    - The window: the latest steps at the count in use, at least ``trial_steps`` of them and at
+      least ``trial_seconds`` long. Its mean is the count in use's pace.
+    - An exploration tries each other candidate count in turn: one untimed step to settle, then
+      timed steps. A candidate wins when, after as many steps as a window needs (at least
+      ``trial_steps``, and ``trial_seconds`` at the count in use's pace), its mean is under (1 -
+      ``margin``) times that pace. It is dropped as soon as its steps (its slowest left out) took
+      as long as max(its steps, ``trial_steps``) steps at that pace: slower counts cost a few steps
+      only. The fastest winner becomes the choice; without one, the count in use stays. The margin
+      keeps two near-equal counts from flapping.
+    - When: first as soon as the window is full, then after ``interval`` steps. That interval
+      doubles each time the count in use is confirmed, up to ``max_interval`` (little cost while
+      nothing changes), and starts again at ``interval`` after a switch. A slowdown brings it
+      early: when the window's mean exceeds ``slowdown`` times the pace at the last decision (load
+      arrived, and every step at a count that became slow costs), the window is refilled with
+      steps from after the change and the exploration runs at once. Once ``interval`` steps have
+      passed, ``max_seconds`` without one brings it too (load may have left).
+    - Cost: an exploration that cost E seconds more than the count in use would have is followed
+      by at least E / ``max_overhead`` seconds without one, so exploring costs about
+      ``max_overhead`` of the training time at most, however slow the other counts are.
+
+    Time that is not a step (a validation pass, a checkpoint, the end of an epoch) would count as
+    one slow step: call ``skip()`` after it. ``fit`` does, before every epoch.
 
     Args:
         candidates: thread counts to choose from; default: 1 and the count found on entry.
-        trial_steps, interval, max_interval, max_seconds, margin, slowdown, max_overhead: as above.
+        trial_steps, trial_seconds, interval, max_interval, max_seconds, margin, slowdown,
+            max_overhead: as above.
         clock: a function returning seconds, ``time.perf_counter``; tests pass a fake one.
 
     Attributes:
@@ -80,7 +94,7 @@ class ThreadChooser:
             of choice and the number of steps done when it was made.
     """
 
-    def __init__(self, candidates=None, *, trial_steps: int = 5, interval: int = 100,
+    def __init__(self, candidates=None, *, trial_steps: int = 5, trial_seconds: float = 0.05, interval: int = 100,
                  max_interval: int = 1600, max_seconds: float = 10.0, margin: float = 0.1,
                  slowdown: float = 1.5, max_overhead: float = 0.05, clock=time.perf_counter):
         if candidates is not None:
@@ -89,6 +103,7 @@ class ThreadChooser:
                 raise ValueError("ThreadChooser: candidates is empty, expected thread counts such as (1, 2)")
         self.candidates = None if candidates is None else sorted(set(candidates))
         self.trial_steps = _count("trial_steps", trial_steps, 1)
+        self.trial_seconds = _number("trial_seconds", trial_seconds, 0.0, np.inf)
         self.interval = _count("interval", interval, 1)
         self.max_interval = _count("max_interval", max_interval, self.interval)
         self.max_seconds = _number("max_seconds", max_seconds, 0.0, np.inf)
@@ -134,13 +149,14 @@ class ThreadChooser:
         self.active = self.reason is None
         self.chosen = self.threads = None
         self.choices = []
-        self._steps, self._last = 0, self.clock()
+        self._steps, self._last, self._skipped = 0, self.clock(), 0.0
         if self.active:
             self._candidates = candidates
             self.chosen = self.found if self.found in candidates else candidates[-1]
             self._use(self.chosen)
             self.choices.append((0, self.chosen))
-            self._recent = deque(maxlen=self.trial_steps)  # the count in use: its latest step times
+            self._recent, self._recent_total = deque(), 0.0  # the window: the count in use's latest steps
+            self._refill = False  # a slowdown was seen: try once the window is full again
             self._settle = 1  # the first step pays for allocations and cold caches: not timed
             self._trial = None
             self._reference = None  # median step of the count in use at the last decision
@@ -161,51 +177,86 @@ class ThreadChooser:
             return
         now = self.clock()
         seconds, self._last = now - self._last, now
+        now -= self._skipped  # from here on, time is training time: what skip() left out is not in it
         self._steps += 1
         if self._settle:  # the step after a change of count: threads waking up or winding down
             self._settle -= 1
         elif self._trial is not None:
             self._trial_step(seconds, now)
         else:
-            self._recent.append(seconds)
+            self._record(seconds)
             if self._due(now):
                 self._start_exploring(now)
 
+    def skip(self) -> None:
+        """The time since the last ``step()`` was not a training step: it counts for nothing, neither
+        as a step nor in the chooser's waits (``max_seconds``, the cost of a try)."""
+        if self.active:
+            now = self.clock()
+            self._skipped += now - self._last
+            self._last = now
+
+    def _record(self, seconds: float) -> None:
+        """Add a step to the window, and drop its oldest steps while it stays full without them."""
+        recent = self._recent
+        recent.append(seconds)
+        self._recent_total += seconds
+        while len(recent) > self.trial_steps and self._recent_total - recent[0] >= self.trial_seconds:
+            self._recent_total -= recent.popleft()
+
+    def _window_mean(self) -> float | None:
+        """The window's typical step (see ``typical_step``), None until the window is full."""
+        if len(self._recent) < self.trial_steps or self._recent_total < self.trial_seconds:
+            return None
+        return typical_step(self._recent_total, len(self._recent), max(self._recent))
+
     def _due(self, now: float) -> bool:
-        if len(self._recent) < self.trial_steps or now < self._not_before:
+        mean = self._window_mean()
+        if mean is None or now < self._not_before:
             return False
+        if self._refill:  # the window holds only steps since the slowdown: measure against it now
+            self._refill = False
+            return True
         since = self._steps - self._explored_step
         if since >= self._interval:
             return True
-        # Load arrived: the count in use got slower. Waiting out ``interval`` steps at a count that
-        # may now be several times slower than another would cost more than a try does.
-        if statistics.median(self._recent) > self.slowdown * self._reference:
-            return True
+        if mean > self.slowdown * self._reference:
+            # Load arrived: the count in use got slower, and waiting out ``interval`` steps at a
+            # count that may now be several times slower than another would cost more than a try.
+            # The window mixes steps from before and after: refill it first, then try.
+            self._refill = True
+            self._recent.clear()
+            self._recent_total = 0.0
+            return False
         return since >= self.interval and now - self._explored_time >= self.max_seconds
 
     def _start_exploring(self, now: float) -> None:
-        self._trial = {"baseline": statistics.median(self._recent), "start": now, "start_step": self._steps,
-                       "queue": [c for c in self._candidates if c != self.chosen], "timings": [], "winners": {}}
+        baseline = self._window_mean()
+        # steps a winner must run: trial_steps, and trial_seconds at the pace of the count in use
+        need = self.trial_steps if baseline <= 0 else max(self.trial_steps, math.ceil(self.trial_seconds / baseline))
+        self._trial = {"baseline": baseline, "need": need, "start": now, "start_step": self._steps,
+                       "queue": [c for c in self._candidates if c != self.chosen], "winners": {}}
         self._next_candidate(now)
 
     def _trial_step(self, seconds: float, now: float) -> None:
         trial = self._trial
-        trial["timings"].append(seconds)
-        fast_enough = (1 - self.margin) * trial["baseline"]
-        too_slow = sum(t >= fast_enough for t in trial["timings"])
-        if too_slow > self.trial_steps // 2:  # its median can no longer beat the count in use
+        trial["seconds"] += seconds
+        trial["steps"] += 1
+        trial["slowest"] = max(trial["slowest"], seconds)
+        taken, steps, baseline = trial["seconds"] - trial["slowest"], trial["steps"], trial["baseline"]
+        if taken >= baseline * max(steps, self.trial_steps):  # slower than the count in use: it cannot win
             self._next_candidate(now)
-        elif len(trial["timings"]) == self.trial_steps:
-            median = statistics.median(trial["timings"])
-            if median < fast_enough:  # with an even trial_steps, half fast is not enough by itself
-                trial["winners"][self.threads] = median
+        elif steps >= trial["need"]:
+            mean = typical_step(trial["seconds"], steps, trial["slowest"])
+            if mean < (1 - self.margin) * baseline:
+                trial["winners"][self.threads] = mean
             self._next_candidate(now)
 
     def _next_candidate(self, now: float) -> None:
         trial = self._trial
         if trial["queue"]:
             self._use(trial["queue"].pop(0))
-            trial["timings"] = []
+            trial["seconds"], trial["steps"], trial["slowest"] = 0.0, 0, 0.0
             self._settle = 1
             return
         self._trial = None
@@ -224,6 +275,7 @@ class ThreadChooser:
             self._use(self.chosen)
             self._settle = 1
         self._recent.clear()
+        self._recent_total = 0.0
         self._explored_step, self._explored_time = self._steps, now
 
     def _use(self, count: int) -> None:
@@ -236,11 +288,20 @@ class ThreadChooser:
         return f"ThreadChooser(chosen={self.chosen}, threads={self.threads}, found={self.found}, choices={self.choices})"
 
 
+def typical_step(seconds: float, steps: int, slowest: float) -> float:
+    """The mean of ``steps`` steps that took ``seconds`` in all, leaving out the slowest one when
+    there are more than two: one stray slow step (a page fault, a moment of another program) says
+    nothing about a thread count, while stalls that come again and again stay in the mean."""
+    if steps > 2:
+        return (seconds - slowest) / (steps - 1)
+    return seconds / steps
+
+
 class FixedThreads:
     """numpy's BLAS at ``threads`` threads inside a ``with`` block, the counts found restored after.
 
-    What ``fit(..., threads=n)`` trains in; ``step()`` does nothing, so a loop can call it as it
-    calls ``ThreadChooser.step()``.
+    What ``fit(..., threads=n)`` trains in; ``step()`` and ``skip()`` do nothing, so a loop can call
+    them as it calls ``ThreadChooser``'s.
     """
 
     def __init__(self, threads: int):
@@ -261,13 +322,16 @@ class FixedThreads:
     def step(self) -> None:
         pass
 
+    def skip(self) -> None:
+        pass
+
 
 def training_threads(threads, where: str = "fit"):
     """The BLAS thread policy of a training run, from ``threads`` as ``fit`` takes it.
 
     ``"auto"`` or None: a new ``ThreadChooser`` (which stays inactive under a thread variable);
     an int n >= 1: ``FixedThreads(n)``, whatever the environment says; a ``ThreadChooser`` or
-    ``FixedThreads``: that one. Enter what it returns around the loop and call its ``step()``.
+    ``FixedThreads``: that one. Enter what it returns around the loop and call its ``step()`` (and ``skip()``).
     """
     if threads is None or (isinstance(threads, str) and threads == "auto"):
         return ThreadChooser()

@@ -253,18 +253,18 @@ def fit(
     history = []
     with blas_threads:
         _fit_epochs(model, loss, optimizer, x, y, labels, rng, batch_size, epochs, initial_epoch, num_batches,
-                    validation, progress, schedule, augment, on_epoch_end, history, blas_threads.step, clip_grad_norm)
+                    validation, progress, schedule, augment, on_epoch_end, history, blas_threads, clip_grad_norm)
     return history
 
 
 def _fit_epochs(model, loss, optimizer, x, y, labels, rng, batch_size, epochs, initial_epoch, num_batches,
-                validation, progress, schedule, augment, on_epoch_end, history, step_done, clip=None) -> None:
-    """fit's epochs, appended to ``history``; ``step_done()`` after every step (the thread chooser's)."""
+                validation, progress, schedule, augment, on_epoch_end, history, threads, clip=None) -> None:
+    """fit's epochs, appended to ``history``; ``threads`` (a ThreadChooser or FixedThreads) times the steps."""
     for epoch in range(initial_epoch + 1, epochs + 1):
         lr = float(optimizer.lr) if hasattr(optimizer, "lr") else None
         with in_mode(True, model, loss):
             trained = _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs,
-                                   num_batches, progress, schedule, augment, step_done, clip)
+                                   num_batches, progress, schedule, augment, threads, clip)
         val = {"loss": None, "accuracy": None}
         if validation is not None:
             val = _evaluate(model, validation[0], validation[1], batch_size, loss)
@@ -288,7 +288,7 @@ def _epoch_line(record: dict, epochs: int) -> str:
 
 
 def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs, num_batches,
-                 progress, schedule, augment, step_done=None, clip=None) -> dict:
+                 progress, schedule, augment, threads=None, clip=None) -> dict:
     """One pass over a fresh permutation of the data; returns the epoch's loss, accuracy, first lr
     and time."""
     result = {}
@@ -300,6 +300,8 @@ def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, e
         bar = tqdm(total=len(x), desc=f"epoch {epoch}/{epochs}", unit="img", leave=False,
                    dynamic_ncols=True)
     started = time.perf_counter()
+    if threads is not None:  # the last epoch's validation, on_epoch_end and this epoch's start are no step
+        threads.skip()
     try:
         # A diverging run overflows in exp() and friends; the guard below reports that once,
         # clearly, instead of a stream of RuntimeWarnings.
@@ -336,8 +338,8 @@ def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, e
                             "too high, try a lower one"
                         )
                 optimizer.step()
-                if step_done is not None:  # the BLAS thread chooser times the steps
-                    step_done()
+                if threads is not None:  # the BLAS thread chooser times the steps
+                    threads.step()
                 total_loss += value * len(index)
                 seen += len(index)
                 if bar is not None:

@@ -96,7 +96,7 @@ class ThreadChooser:
 
     def __init__(self, candidates=None, *, trial_steps: int = 5, trial_seconds: float = 0.05, interval: int = 100,
                  max_interval: int = 1600, max_seconds: float = 10.0, margin: float = 0.1,
-                 slowdown: float = 1.5, max_overhead: float = 0.05, clock=time.perf_counter):
+                 slowdown: float = 1.5, max_overhead: float = 0.03, clock=time.perf_counter):
         if candidates is not None:
             candidates = [_count("candidates", c, 1) for c in _sequence(candidates)]
             if not candidates:
@@ -181,6 +181,12 @@ class ThreadChooser:
         self._steps += 1
         if self._settle:  # the step after a change of count: threads waking up or winding down
             self._settle -= 1
+            trial = self._trial
+            if trial is not None and seconds >= trial["baseline"] * self.trial_steps:
+                # Not timed, but a candidate whose first step alone took as long as trial_steps
+                # steps at the count in use is not worth more: under load, waking two threads
+                # that wait for each other can take 20-30 ms, several steps of a small network.
+                self._next_candidate(now)
         elif self._trial is not None:
             self._trial_step(seconds, now)
         else:

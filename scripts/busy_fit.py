@@ -6,6 +6,8 @@ alternating, repeat after repeat:
 
     auto     fit's default: a ThreadChooser picks numpy's BLAS threads as it trains
     fixed N  threads fixed at the count BLAS had at the start (what fit did before issue 15)
+    fixed 1  one thread throughout (when N is not 1): with a core taken, the best a fixed count
+             does, and so about the best a chooser can do
 
 each quiet and with a busy-loop process pinned to one CPU for the duration of the fit call
 (``BusyCore``, killed after it and stopping by itself after --busy-max-seconds in any case).
@@ -60,7 +62,7 @@ def measure(network: str, samples: int, epochs: int, repeats: int, fixed: int, m
     rng = np.random.default_rng(0)
     x = rng.random((samples, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, samples)
-    ways = ("auto", "fixed")
+    ways = ("auto", "fixed", "one") if fixed != 1 else ("auto", "fixed")
     speeds = {(way, load): [] for way in ways for load in ("quiet", "busy")}
     chosen = {"quiet": [], "busy": []}
     cpu = {"quiet": [], "busy": []}
@@ -68,7 +70,7 @@ def measure(network: str, samples: int, epochs: int, repeats: int, fixed: int, m
     for repeat in range(repeats):
         for load in ("quiet", "busy"):
             for way in ways if repeat % 2 == 0 else reversed(ways):
-                threads = nn.ThreadChooser() if way == "auto" else fixed
+                threads = {"auto": nn.ThreadChooser(), "fixed": fixed, "one": 1}[way]
                 before = cpu_snapshot()
                 if load == "busy":
                     with BusyCore(max_seconds=max_seconds) as busy:
@@ -88,6 +90,8 @@ def measure(network: str, samples: int, epochs: int, repeats: int, fixed: int, m
                        "runs": {load: speeds[way, load] for load in ("quiet", "busy")}}
     result["meets_target"] = result["auto"]["ratio"] >= TARGETS[network]
     result["quiet_auto_over_fixed"] = result["auto"]["quiet"] / result["fixed"]["quiet"]
+    # the best a fixed count does with a core taken: what a perfect chooser would get there
+    result["busy_auto_over_one"] = result["auto"]["busy"] / result["one"]["busy"] if "one" in result else None
     return result
 
 
@@ -111,9 +115,9 @@ def render(results: dict) -> str:
     lines += ["", f"{'network':<8}{'threads':<10}{'quiet samples/s':>16}{'busy samples/s':>16}{'busy/quiet':>12}"
               f"{'target':>9}  result  chosen quiet; busy"]
     for name, row in results["networks"].items():
-        for way in ("auto", "fixed"):
+        for way in (w for w in ("auto", "fixed", "one") if w in row):
             r = row[way]
-            label = "auto" if way == "auto" else f"fixed {results['default_threads']}"
+            label = {"auto": "auto", "fixed": f"fixed {results['default_threads']}", "one": "fixed 1"}[way]
             line = f"{name.upper():<8}{label:<10}{r['quiet']:>16,.0f}{r['busy']:>16,.0f}{r['ratio']:>12.2f}"
             if way == "auto":
                 chosen = "; ".join(tally(row["chosen"][load]) for load in ("quiet", "busy"))
@@ -121,6 +125,10 @@ def render(results: dict) -> str:
             lines.append(line)
     lines.append("quiet speed, auto / fixed (target: not lower, within noise): "
                  + "; ".join(f"{n.upper()} {row['quiet_auto_over_fixed']:.2f}" for n, row in results["networks"].items()))
+    if any(row["busy_auto_over_one"] is not None for row in results["networks"].values()):
+        lines.append("busy speed, auto / fixed 1 (one thread: the best a fixed count does with a core taken): "
+                     + "; ".join(f"{n.upper()} {row['busy_auto_over_one']:.2f}" for n, row in results["networks"].items()
+                                 if row["busy_auto_over_one"] is not None))
     lines.append("CPU share other processes took, median over runs (quiet; busy, where the busy loop alone is "
                  f"1/{results['cores']} of it): "
                  + "; ".join(f"{n.upper()} {share(row['others_cpu_share']['quiet'])}; "

@@ -42,6 +42,14 @@ def test_a_tiny_run_has_every_figure_and_leaves_no_busy_process(busy_fit, tmp_pa
         line = f"{name.upper():<8}{'auto':<10}{row['auto']['quiet']:>16,.0f}{row['auto']['busy']:>16,.0f}"
         assert line in out
     assert f"fixed {default}" in out and "quiet speed, auto / fixed" in out
+    for name, row in figures["networks"].items():
+        if default == 1:  # nothing to compare: fixed is already one thread
+            assert "one" not in row and row["busy_auto_over_one"] is None
+        else:
+            assert len(row["one"]["runs"]["busy"]) == repeats
+            assert row["busy_auto_over_one"] == pytest.approx(row["auto"]["busy"] / row["one"]["busy"])
+            assert f"{name.upper():<8}{'fixed 1':<10}{row['one']['quiet']:>16,.0f}" in out
+            assert "busy speed, auto / fixed 1" in out
     assert children_running("sched_setaffinity") == []
 
 

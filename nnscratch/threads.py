@@ -159,7 +159,7 @@ class ThreadChooser:
             self._refill = False  # a slowdown was seen: try once the window is full again
             self._settle = 1  # the first step pays for allocations and cold caches: not timed
             self._trial = None
-            self._reference = None  # median step of the count in use at the last decision
+            self._reference = None  # the pace (typical_step) of the count in use at the last decision
             self._interval = 0  # steps from one exploration to the next: 0, so the first comes soon
             self._explored_step, self._explored_time, self._not_before = 0, self._last, self._last
 

@@ -2,7 +2,7 @@
 
 Networks (batch 128, float32, SoftmaxCrossEntropy + Mean, SGD lr 0.01 momentum 0.9):
 
-    MLP  Flatten, Linear 784->256, ReLU, Linear 256->10                           target >= 1.5
+    MLP  Flatten, Linear 784->256, ReLU, Linear 256->10                           target >= 1.25
     CNN  Conv2D 1->8 3x3 pad 1, ReLU, MaxPool2D 2, Conv2D 8->16 3x3 pad 1, ReLU,
          MaxPool2D 2, Flatten, Linear 784->10                                     target >= 0.75
 

@@ -594,7 +594,7 @@ def edit_metadata(path, change):
     (lambda m, c: m["history"][0].update(epoch=2), r"history record 1 is not a train-mnist epoch record"),
     (lambda m, c: m["history"][0].pop("seconds"), r"history record 1 is not a train-mnist epoch record"),
     (lambda m, c: m.update(shuffle_state={"bit_generator": "MT19937"}), r"the shuffling state is missing or invalid"),
-    (lambda m, c: m["config"].update(model="mlp"), r"the saved network is not the mlp preset's"),
+    (lambda m, c: m["config"].update(model="mlp"), r"the saved network is not this version's mlp preset \(its config says --model mlp\); presets change between versions"),
     (lambda m, c: m["config"].update(optimizer="adam"), r"the checkpoint holds a SGD, its config says --optimizer adam"),
     (lambda m, c: "no optimizer", r"the checkpoint holds no optimizer state"),
 ])

@@ -61,8 +61,9 @@ class ThreadChooser:
       timed steps. A candidate wins when, after as many steps as a window needs (at least
       ``trial_steps``, and ``trial_seconds`` at the count in use's pace), its mean is under (1 -
       ``margin``) times that pace. It is dropped as soon as its steps (its slowest left out) took
-      as long as max(its steps, ``trial_steps``) steps at that pace: slower counts cost a few steps
-      only. The fastest winner becomes the choice; without one, the count in use stays. The margin
+      as long as max(its steps, ``trial_steps``) steps at that pace, or as soon as its untimed
+      first step alone took ``trial_steps`` steps' time: slower counts cost a few steps only. The
+      fastest winner becomes the choice; without one, the count in use stays. The margin
       keeps two near-equal counts from flapping.
     - When: first as soon as the window is full, then after ``interval`` steps. That interval
       doubles each time the count in use is confirmed, up to ``max_interval`` (little cost while

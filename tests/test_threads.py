@@ -172,6 +172,33 @@ def test_steps_are_compared_by_their_mean_so_stalls_that_come_again_and_again_co
     assert at_three <= 0.1 * len(machine.counts[42:])  # only its short tries since
 
 
+class WakingMachine(FakeMachine):
+    """Steps take ``seconds[count]``, and the first step after BLAS's count changed ``wake`` more."""
+
+    def __init__(self, seconds, wake):
+        super().__init__(seconds)
+        self.wake = wake
+
+    def run_step(self, extra: float = 0.0) -> None:
+        changed = bool(self.counts) and blas_threads() != self.counts[-1]
+        super().run_step(extra + (self.wake if changed else 0.0))
+
+
+def test_a_try_whose_first_step_alone_took_trial_steps_steps_ends_at_once():
+    # 1 would be faster, but waking it up took 10 s: more than 5 steps at 3. Under load that is
+    # what two threads waiting for each other look like, and the try is not worth more steps.
+    machine = WakingMachine({FOUND: 1.0, 1: 0.5}, wake=10.0)
+    with chooser_for(machine) as chooser:
+        machine.train(chooser, 20)
+    assert chooser.choices == [(0, FOUND)]
+    assert machine.counts[:8] == [FOUND] * 6 + [1] + [FOUND]  # one step at 1, then back at once
+    # a first step of under 5 steps' time is only left untimed: 1 runs its 5 timed steps and wins
+    machine = WakingMachine({FOUND: 1.0, 1: 0.5}, wake=3.0)
+    with chooser_for(machine) as chooser:
+        machine.train(chooser, 20)
+    assert chooser.choices == [(0, FOUND), (12, 1)]
+
+
 def test_skip_leaves_time_that_is_no_step_out():
     machine = FakeMachine({FOUND: 1.0, 1: 1.5})
     with chooser_for(machine, interval=1000) as chooser:

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import layers as builtin_layers
 from .layers import Softmax, losses
+from .layers.base import layer_name
 from .sequential import Sequential
 
 # the layers that turn scores into a loss, every layer exported from layers/losses.py (so a new loss
@@ -64,6 +65,36 @@ def without_loss(net):
     while layers and _is_loss(layers[-1]):
         layers.pop()
     return net if len(layers) == len(net.layers) else net[: len(layers)]  # a slice keeps the mode
+
+
+# -- for the converters, export_onnx and to_torch: a table of layer classes, and one refusal --------
+def converter_registrar(table: dict):
+    """A decorator filling ``table``: ``@converts(A, B)`` makes the decorated function the converter
+    of layer classes A and B."""
+
+    def converts(*classes):
+        def register(function):
+            for cls in classes:
+                table[cls] = function
+            return function
+
+        return register
+
+    return converts
+
+
+def no_converter_error(tool: str, where: str, layer, form: str, converted: str) -> TypeError:
+    """The ``TypeError`` of ``tool`` for the layer at ``where`` that it has no ``form`` for: a loss in
+    the middle of the model, or a layer outside ``converted`` (the names of what it takes)."""
+    if isinstance(layer, LOSS_LAYERS):
+        return TypeError(
+            f"{tool}: {where} is a {layer_name(layer)}, a loss in the middle of the model; "
+            f"{tool} drops the losses at the end of a training network only"
+        )
+    return TypeError(
+        f"{tool}: {where} is a {layer_name(layer)}, which has no {form} here; {tool} converts "
+        f"{converted} (and drops the losses at the end of a training network)"
+    )
 
 
 def ends_in_softmax(model) -> bool:

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import reference
 from .atomic_file import atomic_write
-from .inference import LOSS_LAYERS, without_loss
+from .inference import converter_registrar, no_converter_error, without_loss
 from .layers import (
     ELU,
     GELU,
@@ -50,7 +50,7 @@ from .layers import (
     Tanh,
 )
 from .layers.activations import _GELU_CUBIC, _GELU_SCALE  # the tanh approximation's constants
-from .layers.base import layer_name
+from .layers.base import layer_class_name
 from .residual import Residual
 from .sequential import Sequential
 
@@ -106,17 +106,7 @@ class Graph:
 
 # -- one converter per layer class: converter(graph, layer, x, shape) -> output name --------------
 CONVERTERS: dict = {}
-
-
-def converts(*classes):
-    """Register the decorated function as the ONNX converter of these layer classes."""
-
-    def register(function):
-        for cls in classes:
-            CONVERTERS[cls] = function
-        return function
-
-    return register
+converts = converter_registrar(CONVERTERS)  # @converts(Linear): the ONNX converter of Linear
 
 
 @converts(Linear)
@@ -258,12 +248,6 @@ def supported_layers() -> list[str]:
     return sorted(layer_class_name(cls) for cls in CONVERTERS)
 
 
-def layer_class_name(cls) -> str:
-    """``Conv2D``, or ``reference.Conv2D`` for a textbook twin: how a user names the class."""
-    prefix = "reference." if cls.__module__.startswith("nnscratch.reference") else ""
-    return prefix + cls.__name__
-
-
 # -- the walk --------------------------------------------------------------------------------------
 def _add_layers(graph: Graph, layers, x: str, shape: tuple, where: str) -> tuple[str, tuple]:
     """Add ``layers`` one after the other (a Sequential, or the f of a Residual)."""
@@ -278,17 +262,9 @@ def _add_layer(graph: Graph, layer, x: str, shape: tuple, where: str) -> tuple[s
         return _add_layers(graph, layer.layers, x, shape, where)
     graph.where = where  # for a container's converter, which adds its layers with their positions
     convert = CONVERTERS.get(type(layer))
-    if convert is None and isinstance(layer, LOSS_LAYERS):
-        raise TypeError(
-            f"export_onnx: {where} is a {layer_name(layer)}, a loss in the middle of the model; "
-            "export_onnx drops the losses at the end of a training network only"
-        )
     if convert is None:
-        raise TypeError(
-            f"export_onnx: {where} is a {layer_name(layer)}, which has no ONNX form here; "
-            f"export_onnx converts {', '.join(supported_layers())} and Sequential "
-            "(and drops the losses at the end of a training network)"
-        )
+        converted = f"{', '.join(supported_layers())} and Sequential"
+        raise no_converter_error("export_onnx", where, layer, "ONNX form", converted)
     output = convert(graph, layer, x, shape)
     return output, tuple(layer.output_shape(shape))
 

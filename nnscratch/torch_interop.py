@@ -51,9 +51,8 @@ from .layers import (
     Softplus,
     Tanh,
 )
-from .inference import LOSS_LAYERS, without_loss
-from .layers.base import layer_name
-from .onnx import layer_class_name  # nothing of onnx itself: it is imported only when exporting
+from .inference import converter_registrar, no_converter_error, without_loss
+from .layers.base import layer_class_name
 from .residual import Residual
 from .sequential import Sequential
 
@@ -84,17 +83,7 @@ def _array(tensor, where: str, what: str) -> np.ndarray:
 
 # -- nnscratch -> PyTorch: converter(layer, torch) -> module -------------------------------------
 TO_TORCH: dict = {}
-
-
-def to_torch_converts(*classes):
-    """Register the decorated function as the PyTorch converter of these nnscratch layer classes."""
-
-    def register(function):
-        for cls in classes:
-            TO_TORCH[cls] = function
-        return function
-
-    return register
+to_torch_converts = converter_registrar(TO_TORCH)  # @to_torch_converts(Linear): Linear's PyTorch twin
 
 
 @to_torch_converts(Linear)
@@ -258,17 +247,9 @@ def _to_torch_unmoded(layer, torch, where: str):
         module.block.training = bool(getattr(layer, "training", True))
         return module
     convert = TO_TORCH.get(type(layer))
-    if convert is None and isinstance(layer, LOSS_LAYERS):
-        raise TypeError(
-            f"to_torch: {where} is a {layer_name(layer)}, a loss in the middle of the model; "
-            "to_torch drops the losses at the end of a training network only"
-        )
     if convert is None:
         names = ", ".join(sorted(layer_class_name(cls) for cls in TO_TORCH))
-        raise TypeError(
-            f"to_torch: {where} is a {layer_name(layer)}, which has no PyTorch twin here; to_torch "
-            f"converts {names}, Residual and Sequential (and drops the losses at the end of a training network)"
-        )
+        raise no_converter_error("to_torch", where, layer, "PyTorch twin", f"{names}, Residual and Sequential")
     return convert(layer, torch)
 
 

@@ -302,6 +302,12 @@ def layer_name(layer) -> str:
     return getattr(layer, "name", None) or type(layer).__name__
 
 
+def layer_class_name(cls) -> str:
+    """``Conv2D``, or ``reference.Conv2D`` for a textbook twin: how a user names the class."""
+    prefix = "reference." if cls.__module__.startswith("nnscratch.reference") else ""
+    return prefix + cls.__name__
+
+
 def check_protocol(index: int, layer, container: str) -> None:
     """A container's ``index``-th layer must follow the layer protocol: a ``TypeError`` naming what it lacks."""
     missing = [m for m in ("forward", "backward", "parameters", "parameters_deltas") if not hasattr(layer, m)]

@@ -13,7 +13,14 @@ import nnscratch as nn
 from nnscratch.models import PRESETS
 from nnscratch.onnx import CONVERTERS, OPSET, supported_layers
 
-from interop_cases import CASES, builtin_inference_layers, covered_classes, perturb, sample_input  # tests/ on sys.path
+from interop_cases import (  # tests/ on sys.path
+    CASES,
+    Scale,
+    builtin_inference_layers,
+    covered_classes,
+    perturb,
+    sample_input,
+)
 
 # The tests that run ONNX Runtime take this fixture and carry the onnx marker.
 @pytest.fixture(scope="module")
@@ -169,15 +176,6 @@ def test_overwrites_atomically_and_leaves_nothing_behind_on_error(ort, tmp_path)
 # -- clear errors ----------------------------------------------------------------------------------
 @pytest.mark.onnx
 def test_a_layer_without_an_onnx_form_is_named_with_where_it_sits(ort, tmp_path):
-    class Scale:
-        parameters, parameters_deltas = [], []
-
-        def forward(self, x, *args):
-            return 2 * x
-
-        def backward(self, delta):
-            return 2 * delta
-
     model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Sequential(nn.ReLU(), Scale()), nn.Linear(4, 2, rng=0))
     with pytest.raises(TypeError, match=r"export_onnx: model\[1\]\[1\] is a Scale, which has no ONNX form") as info:
         nn.export_onnx(model, tmp_path / "m.onnx", (3,))

@@ -16,6 +16,7 @@ from nnscratch.torch_interop import TO_TORCH
 from interop_cases import (  # tests/ on sys.path
     CASES,
     RANDOM_IN_TRAINING,
+    Scale,
     builtin_inference_layers,
     covered_classes,
     perturb,
@@ -198,15 +199,6 @@ def test_a_single_layer_comes_back_in_a_sequential(torch):
 
 @pytest.mark.torch
 def test_to_torch_names_a_layer_it_cannot_convert(torch):
-    class Scale:
-        parameters, parameters_deltas = [], []
-
-        def forward(self, x, *args):
-            return 2 * x
-
-        def backward(self, delta):
-            return 2 * delta
-
     model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Sequential(nn.ReLU(), Scale()))
     with pytest.raises(TypeError, match=r"to_torch: model\[1\]\[1\] is a Scale, which has no PyTorch twin here; "
                                         r"to_torch converts AvgPool2D, .*Conv2D, .*Linear, .*reference.Conv2D, .*Residual and Sequential"):

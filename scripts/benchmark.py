@@ -46,7 +46,9 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 # Every name below stays reachable as benchmark.NAME, as before the split (tests/test_benchmark.py).
-from benchmark_format import load_average, share, tally, write_json  # noqa: E402, F401
+from benchmark_format import (  # noqa: E402, F401
+    check_busy_max_seconds, load_average, only_names, report, share, tally, write_json,
+)
 from benchmark_machine import (  # noqa: E402, F401
     PROBE_SHAPE, blas_gflops, blas_info, cpu_model, cpu_snapshot, loadavg, others_cpu_share, rss_bytes,
 )
@@ -222,25 +224,17 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')}: expected a positive int, got {getattr(args, name)}")
     if args.warmup < 0:
         parser.error(f"--warmup: expected a non-negative int, got {args.warmup}")
-    if not 0 < args.busy_max_seconds <= 3600:
-        parser.error(f"--busy-max-seconds: expected seconds in (0, 3600], got {args.busy_max_seconds}")
+    check_busy_max_seconds(parser, args.busy_max_seconds)
     if not 0 <= args.warmup_seconds <= 60:
         parser.error(f"--warmup-seconds: expected seconds between 0 and 60, got {args.warmup_seconds}")
-    args.only = [part.strip() for part in args.only.split(",") if part.strip()]
-    unknown = sorted(set(args.only) - {"mlp", "cnn", "conv", "memory"})
-    if unknown or not args.only:
-        parser.error(f"--only: expected names among mlp, cnn, conv, memory, got {', '.join(unknown) or 'none'}")
+    args.only = only_names(parser, args.only, ("mlp", "cnn", "conv", "memory"))
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     results = run(args)
-    print(render(results))
-    if args.json:
-        write_json(args.json, results)
-        print(f"figures written to {args.json}")
-    return 0
+    return report(render(results), results, args.json)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from benchmark_format import load_average, share, tally, write_json  # noqa: E402
+from benchmark_format import check_busy_max_seconds, load_average, only_names, report, share, tally  # noqa: E402
 from benchmark_machine import BusyCore, blas_info, cpu_snapshot, loadavg, others_cpu_share  # noqa: E402
 from benchmark_networks import build_nnscratch  # noqa: E402
 
@@ -163,23 +163,15 @@ def parse_args(argv=None):
     for name in ("samples", "epochs", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: expected a positive int, got {getattr(args, name)}")
-    if not 0 < args.busy_max_seconds <= 3600:
-        parser.error(f"--busy-max-seconds: expected seconds in (0, 3600], got {args.busy_max_seconds}")
-    args.only = [part.strip() for part in args.only.split(",") if part.strip()]
-    unknown = sorted(set(args.only) - set(TARGETS))
-    if unknown or not args.only:
-        parser.error(f"--only: expected names among mlp, cnn, got {', '.join(unknown) or 'none'}")
+    check_busy_max_seconds(parser, args.busy_max_seconds)
+    args.only = only_names(parser, args.only, tuple(TARGETS))
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     results = run(args)
-    print(render(results))
-    if args.json:
-        write_json(args.json, results)
-        print(f"figures written to {args.json}")
-    return 0
+    return report(render(results), results, args.json)
 
 
 if __name__ == "__main__":

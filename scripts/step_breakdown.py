@@ -14,7 +14,6 @@ counts the occasional slow step that a median leaves out).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -22,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nnscratch.atomic_file import atomic_write
 from nnscratch.sequential import _backward_without_input_delta, _first_with_parameters
 
 HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+from benchmark_format import report  # noqa: E402
 from benchmark_networks import build_nnscratch, make_batches, nnscratch_step  # noqa: E402
 
 
@@ -111,12 +110,7 @@ def main(argv=None) -> int:
     if args.warmup < 0:
         parser.error(f"--warmup: expected a non-negative integer, got {args.warmup}")
     result = breakdown(args.network, args.steps, args.warmup, args.batch)
-    print(render(result))
-    if args.json:
-        with atomic_write(args.json) as f:
-            f.write(json.dumps(result, indent=2).encode())
-        print(f"figures written to {args.json}")
-    return 0
+    return report(render(result), result, args.json)
 
 
 if __name__ == "__main__":

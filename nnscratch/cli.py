@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from . import __version__
+from .version import __version__
 
 # command name -> module under nnscratch.commands
 COMMANDS = {

@@ -50,9 +50,9 @@ from .layers import (
     Tanh,
 )
 from .layers.activations import _GELU_CUBIC, _GELU_SCALE  # the tanh approximation's constants
-from .layers.base import layer_class_name
-from .residual import Residual
-from .sequential import Sequential
+from .containers import Residual, Sequential
+from .protocol import layer_class_name
+from .version import __version__
 
 OPSET = 17
 
@@ -316,7 +316,7 @@ def build_onnx(model, input_shape):
         onnx.helper.make_graph(graph.nodes, "nnscratch", inputs, outputs, graph.initializers),
         opset_imports=[onnx.helper.make_opsetid("", OPSET)],
         producer_name="nnscratch",
-        producer_version=_version(),
+        producer_version=__version__,
     )
     # The oldest IR version that carries opset 17, so older runtimes read the file too.
     proto.ir_version = onnx.helper.find_min_ir_version_for(list(proto.opset_import))
@@ -338,9 +338,3 @@ def export_onnx(model, path, input_shape):
     with atomic_write(path) as f:
         f.write(proto.SerializeToString())
     return proto
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__

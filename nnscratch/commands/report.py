@@ -82,6 +82,7 @@ def _run(args) -> int:
     figure = draw_report(
         title=title, matrix=matrix, images=x_test, labels=y_test, probabilities=probabilities,
         first_layer=_first_weighted_layer(model), history=history if _valid_history(history) else None,
+        mistakes=MISTAKES, max_templates=MAX_TEMPLATES,
     )  # fmt: skip
     from ..atomic_file import atomic_write
 

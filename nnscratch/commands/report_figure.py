@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def draw_report(title, matrix, images, labels, probabilities, first_layer, history):
-    """The figure (the caller saves and closes it).
+def draw_report(title, matrix, images, labels, probabilities, first_layer, history, mistakes=24, max_templates=32):
+    """The figure (the caller saves and closes it): ``mistakes`` most confident mistakes, and at most
+    ``max_templates`` of a first Linear layer's units as 28x28 templates.
 
     Shape:
         matrix (10, 10) counts [true, predicted]; images (N, 28, 28) uint8; labels (N,);
@@ -35,8 +36,8 @@ def draw_report(title, matrix, images, labels, probabilities, first_layer, histo
     bottom_left, bottom_right = bottom.subfigures(1, 2, width_ratios=[1.0, 1.15])
     _confusion(top_left, matrix)
     _curves(top_right, history)
-    _mistakes(bottom_left, images, labels, probabilities)
-    _weights(bottom_right, first_layer)
+    _mistakes(bottom_left, images, labels, probabilities, mistakes)
+    _weights(bottom_right, first_layer, max_templates)
     return figure
 
 
@@ -103,11 +104,9 @@ def _curves(panel, history):
         panel.text(0.5, 0.02, "one epoch: one point per curve", ha="center", fontsize=10, color="0.4")
 
 
-def _mistakes(panel, images, labels, probabilities, count=None, columns=8):
+def _mistakes(panel, images, labels, probabilities, count, columns=8):
     from .predict import percent
-    from .report import MISTAKES
 
-    count = count or MISTAKES
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     confidence = probabilities[wrong, predicted[wrong]]
@@ -128,7 +127,7 @@ def _mistakes(panel, images, labels, probabilities, count=None, columns=8):
         grid[0, 0].text(0, 0.5, "no mistakes on the test set", fontsize=12)
 
 
-def _weights(panel, layer):
+def _weights(panel, layer, max_templates):
     if layer is None:
         axes = panel.subplots()
         axes.axis("off")
@@ -142,13 +141,11 @@ def _weights(panel, layer):
         heading = (f"first layer: {kind}'s {len(tiles)} filters, {weight.shape[2]}x{weight.shape[3]} "
                    "(blue negative, red positive)")  # fmt: skip
     else:
-        from .report import MAX_TEMPLATES
-
         weight = layer.weight  # (784, out): column j is unit j's template over the image
         units = weight.shape[1]
-        tiles = [weight[:, j].reshape(28, 28) for j in range(min(units, MAX_TEMPLATES))]
+        tiles = [weight[:, j].reshape(28, 28) for j in range(min(units, max_templates))]
         names = [f"class {j}" if units == 10 else f"unit {j}" for j in range(len(tiles))]
-        some = "" if units <= MAX_TEMPLATES else f", the first {len(tiles)} of {units}"
+        some = "" if units <= max_templates else f", the first {len(tiles)} of {units}"
         heading = f"first layer: {kind}'s weights as 28x28 templates{some} (blue negative, red positive)"
     panel.suptitle(heading, fontsize=13)
     columns = 5 if len(tiles) <= 10 else 8  # ten class templates as two rows of five, larger

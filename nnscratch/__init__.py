@@ -1,78 +1,30 @@
-"""nnscratch: a neural-network framework written from scratch on NumPy."""
+"""nnscratch: a neural-network framework written from scratch on NumPy.
 
-from .layers import (
-    AvgPool2D,
-    BatchNorm1D,
-    BatchNorm2D,
-    BinaryCrossEntropy,
-    Conv2D,
-    CrossEntropy,
-    Dropout,
-    ELU,
-    GELU,
-    GlobalAvgPool2D,
-    Hinge,
-    LeakyReLU,
-    Flatten,
-    Layer,
-    LayerNorm,
-    Linear,
-    MaxPool2D,
-    Mean,
-    MeanSquaredError,
-    ReLU,
-    SiLU,
-    SigmoidBinaryCrossEntropy,
-    Sigmoid,
-    Softmax,
-    SoftmaxCrossEntropy,
-    Softplus,
-    Tanh,
-)
-from . import init, reference, schedules
-from .clip import clip_grad_norm
+Everything a user reaches for is here: ``import nnscratch as nn``, then ``nn.Linear``,
+``nn.Sequential``, ``nn.fit``, ``nn.sanity_check``, ``nn.save``... The subpackages ``nn.data``,
+``nn.metrics``, ``nn.init``, ``nn.schedules`` and ``nn.reference`` (the textbook twins) come with it.
+"""
+
+from . import data, init, metrics, reference, schedules
 from .check import GradientCheckError, GradientCheckReport, TensorCheck, sanity_check
+from .clip import clip_grad_norm, clip_grad_norm_
+from .containers import Residual, Sequential
+from .data import IDXFormatError, MNISTCacheError, MNISTDownloadError
 from .io import load, load_checkpoint, save
+from .layers import *  # noqa: F403 (the built-in layers, named in layers.__all__)
+from .layers import __all__ as _layer_names
 from .onnx import export_onnx
 from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
+from .protocol import Layer
 from .seeding import seed
-from .residual import Residual
-from .sequential import Sequential
-from .torch_interop import from_torch, to_torch
 from .threads import FixedThreads, ThreadChooser
-from .train import evaluate, fit, predict
+from .torch_interop import from_torch, to_torch
+from .train import NonFiniteLossError, evaluate, fit, predict
+from .version import __version__
 
 __all__ = [
     "Layer",
-    "Linear",
-    "Sigmoid",
-    "Tanh",
-    "ReLU",
-    "Softmax",
-    "LeakyReLU",
-    "ELU",
-    "GELU",
-    "SiLU",
-    "Softplus",
-    "CrossEntropy",
-    "SoftmaxCrossEntropy",
-    "MeanSquaredError",
-    "BinaryCrossEntropy",
-    "SigmoidBinaryCrossEntropy",
-    "Hinge",
-    "Mean",
-    "Flatten",
-    "Conv2D",
-    "MaxPool2D",
-    "AvgPool2D",
-    "GlobalAvgPool2D",
-    "reference",
-    "init",
-    "schedules",
-    "Dropout",
-    "BatchNorm1D",
-    "BatchNorm2D",
-    "LayerNorm",
+    *_layer_names,
     "Sequential",
     "Residual",
     "SGD",
@@ -80,22 +32,33 @@ __all__ = [
     "AdamW",
     "RMSprop",
     "Adagrad",
+    "clip_grad_norm_",
     "clip_grad_norm",
     "seed",
-    "sanity_check",
-    "GradientCheckError",
-    "GradientCheckReport",
-    "TensorCheck",
     "fit",
     "evaluate",
     "predict",
     "ThreadChooser",
     "FixedThreads",
+    "sanity_check",
+    "GradientCheckReport",
+    "TensorCheck",
     "save",
     "load",
     "load_checkpoint",
     "export_onnx",
     "to_torch",
     "from_torch",
+    # the exceptions the API raises on purpose (besides ValueError and TypeError for bad input)
+    "NonFiniteLossError",
+    "GradientCheckError",
+    "IDXFormatError",
+    "MNISTCacheError",
+    "MNISTDownloadError",
+    # subpackages
+    "data",
+    "init",
+    "metrics",
+    "reference",
+    "schedules",
 ]
-__version__ = "0.1.0"

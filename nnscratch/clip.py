@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from .layers.base import check_bool
+from .validation import check_bool
 from .optim import source_layers
 
 EPS = 1e-6  # PyTorch's: keeps max_norm / (norm + EPS) finite for a zero norm
@@ -54,3 +54,8 @@ def clip_grad_norm(source, max_norm, error_if_nonfinite=False) -> float:
         for d in deltas:
             d *= scale
     return norm
+
+
+# PyTorch's name, with the trailing underscore of a function that changes its argument in place;
+# clip_grad_norm stays, for the code already written with it.
+clip_grad_norm_ = clip_grad_norm

@@ -13,8 +13,8 @@ import numpy as np
 
 from . import layers as builtin_layers
 from .layers import Softmax, losses
-from .layers.base import layer_name
-from .sequential import Sequential
+from .containers import Sequential
+from .protocol import layer_name
 
 # the layers that turn scores into a loss, every layer exported from layers/losses.py (so a new loss
 # is one too): dropped from the end of a training network

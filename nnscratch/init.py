@@ -24,11 +24,11 @@ backward through layers that are linear near 0 (tanh, sigmoid).
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from .layers.base import get_rng
+from .seeding import get_rng
+from .validation import check_number
 
 NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu")
 
@@ -75,9 +75,8 @@ def _gain_squared(owner: str, nonlinearity: str, param) -> float:
         return (3.0 / 4.0) ** 2
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
-        if isinstance(slope, bool) or not isinstance(slope, numbers.Real) or not math.isfinite(slope):
-            raise ValueError(f"{owner}: the negative slope of leaky_relu must be a finite number, got {slope!r}")
-        return 2.0 / (1.0 + float(slope) ** 2)
+        slope = check_number(owner, "the negative slope of leaky_relu", slope)
+        return 2.0 / (1.0 + slope**2)
     return 1.0
 
 
@@ -103,14 +102,6 @@ def _fan(owner: str, array: np.ndarray, mode: str) -> int:
         raise ValueError(f"{owner}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = _fans(owner, array)
     return fan_in if mode == "fan_in" else fan_out
-
-
-def _positive(owner: str, name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__} {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def kaiming_uniform_(array, a=0.0, mode="fan_in", nonlinearity="leaky_relu", rng=None) -> np.ndarray:
@@ -145,7 +136,7 @@ def xavier_uniform_(array, gain=1.0, rng=None) -> np.ndarray:
     """Glorot (Xavier) uniform: W ~ U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out))."""
     owner = "xavier_uniform_"
     _check_array(owner, array)
-    gain = _positive(owner, "gain", gain)
+    gain = check_number(owner, "gain", gain, 0.0, low_inclusive=False)
     fan_in, fan_out = _fans(owner, array)
     if array.size:
         bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
@@ -157,7 +148,7 @@ def xavier_normal_(array, gain=1.0, rng=None) -> np.ndarray:
     """Glorot (Xavier) normal: W ~ N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
     owner = "xavier_normal_"
     _check_array(owner, array)
-    gain = _positive(owner, "gain", gain)
+    gain = check_number(owner, "gain", gain, 0.0, low_inclusive=False)
     fan_in, fan_out = _fans(owner, array)
     if array.size:
         std = gain * math.sqrt(2.0 / (fan_in + fan_out))

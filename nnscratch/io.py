@@ -48,9 +48,9 @@ import numpy as np
 from . import layers as _layers
 from . import reference as _reference
 from .atomic_file import atomic_write
+from .protocol import Layer
 from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
-from .residual import Residual
-from .sequential import Sequential
+from .containers import Residual, Sequential
 
 FORMAT = "nnscratch-checkpoint"
 VERSION = 1
@@ -83,7 +83,7 @@ def _layer_classes() -> dict:
     for prefix, module in (("", _layers), ("reference.", _reference)):
         for name in module.__all__:
             cls = getattr(module, name)
-            if isinstance(cls, type) and issubclass(cls, _layers.Layer) and cls is not _layers.Layer:
+            if isinstance(cls, type) and issubclass(cls, Layer) and cls is not Layer:
                 classes[prefix + name] = cls
     return classes
 
@@ -178,8 +178,9 @@ class _Checker:
             if not isinstance(config, dict):
                 self.fail(f"{where} ({name}): config must be a dict, got {config!r:.200}")
             try:
-                layer_specs = classes[name].parameter_specs(**config)
-                layer_buffers = classes[name].buffer_specs(**config)
+                # a layer class without these has no parameters (or buffers) whatever its config
+                layer_specs = getattr(classes[name], "parameter_specs", lambda **_: [])(**config)
+                layer_buffers = getattr(classes[name], "buffer_specs", lambda **_: [])(**config)
             except (TypeError, ValueError, OverflowError) as error:
                 self.fail(f"{where} ({name}): cannot rebuild it from config {config!r:.200}: {error}")
             specs.extend((tuple(shape), np.dtype(dtype), f"{where}, {name}") for shape, dtype in layer_specs)

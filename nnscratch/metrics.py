@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .validation import check_int
+
 
 def _check_labels(name: str, values, num_classes: int) -> np.ndarray:
     values = np.asarray(values)
@@ -34,9 +36,7 @@ def confusion_matrix(labels, predicted, num_classes: int) -> np.ndarray:
     Shape:
         labels (N,), predicted (N,) integers in [0, num_classes) -> (num_classes, num_classes) int64
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"confusion_matrix: num_classes must be a positive int, got {num_classes!r}")
-    num_classes = int(num_classes)
+    num_classes = check_int("confusion_matrix", "num_classes", num_classes, 1)
     labels = _check_labels("labels", labels, num_classes)
     predicted = _check_labels("predicted", predicted, num_classes)
     if labels.shape != predicted.shape:

@@ -14,23 +14,11 @@ in float16, Adam's eps (1e-8) rounds to zero and a step divides by zero.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from .kernels import aligned
-from .layers.base import check_bool
-
-
-def _number(owner: str, name: str, value, low: float, low_inclusive: bool, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    too_low = value < low if low_inclusive else value <= low
-    if too_low or (high is not None and value >= high) or not np.isfinite(value):
-        bound = f"{'>=' if low_inclusive else '>'} {low:g}" + (f" and < {high:g}" if high is not None else "")
-        raise ValueError(f"{owner}: {name} must be {bound}, got {value:g}")
-    return value
+from .validation import check_bool, check_number, check_parameter_dtype
 
 
 def source_layers(owner: str, source) -> list:
@@ -45,28 +33,15 @@ def source_layers(owner: str, source) -> list:
     return layers
 
 
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _check_parameter(owner: str, index: int, p) -> None:
-    if not isinstance(p, np.ndarray):
-        raise TypeError(f"{owner}: parameter {index} must be a numpy array, got {type(p).__name__}")
-    if p.dtype not in _DTYPES:
-        raise TypeError(
-            f"{owner}: parameter {index} is {p.dtype}, expected float32 or float64 (in float16 eps "
-            "rounds to zero and updates overflow or turn NaN; convert the parameters first)"
-        )
-
-
 class Optimizer:
     """Shared plumbing: find the parameters of the source, check them, keep per-parameter state."""
 
     def __init__(self, source):
         self.layers = source_layers(type(self).__name__, source)
         for index, p in enumerate(p for layer in self.layers for p in layer.parameters):
-            _check_parameter(type(self).__name__, index, p)
+            check_parameter_dtype(type(self).__name__, index, p)
         self.steps = 0  # number of updates done; Adam's bias correction uses it
-        self._work: dict = {}  # scratch buffers for _update, by (dtype, slot)
+        self._work: dict = {}  # scratch arrays for _update, by (dtype, slot)
 
     def _pairs(self):
         params = [p for layer in self.layers for p in layer.parameters]
@@ -77,7 +52,7 @@ class Optimizer:
                 "every parameter needs its delta (has backward been called?)"
             )
         for index, (p, d) in enumerate(zip(params, deltas)):
-            _check_parameter(type(self).__name__, index, p)  # a parameter may have been swapped since
+            check_parameter_dtype(type(self).__name__, index, p)  # a parameter may have been swapped since
             if np.shape(d) != p.shape:
                 raise ValueError(
                     f"{type(self).__name__}: parameter {index} has shape {p.shape} "
@@ -85,13 +60,14 @@ class Optimizer:
                 )
         return params, deltas
 
-    def _buffers(self, name: str, params) -> list:
-        """Per-parameter state buffers, made on first use, zero-filled, in each parameter's dtype."""
-        buffers = getattr(self, name, None)
-        if buffers is None or [b.shape for b in buffers] != [p.shape for p in params]:
-            buffers = [aligned.zeros_like(p) for p in params]
-            setattr(self, name, buffers)
-        return buffers
+    def _state_arrays(self, name: str, params) -> list:
+        """Per-parameter state arrays (velocities, moments), made on first use, zero-filled, in each
+        parameter's dtype."""
+        arrays = getattr(self, name, None)
+        if arrays is None or [a.shape for a in arrays] != [p.shape for p in params]:
+            arrays = [aligned.zeros_like(p) for p in params]
+            setattr(self, name, arrays)
+        return arrays
 
     def _scratch(self, p, slot: int = 0) -> np.ndarray:
         """A work array in p's shape and dtype: a view of one buffer per dtype and slot, kept
@@ -126,11 +102,11 @@ class Optimizer:
     _state_names: tuple = ()
 
     def state_dict(self) -> dict:
-        """Arrays and counters that resume training exactly: {"steps": int, "<buffer>.<i>": array}."""
+        """Arrays and counters that resume training exactly: {"steps": int, "<state>.<i>": array}."""
         state = {"steps": self.steps}
         for name in self._state_names:
-            for index, buffer in enumerate(getattr(self, name, None) or []):
-                state[f"{name}.{index}"] = buffer.copy()
+            for index, array in enumerate(getattr(self, name, None) or []):
+                state[f"{name}.{index}"] = array.copy()
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -141,7 +117,7 @@ class Optimizer:
             if not any(key in state for key in keys):
                 setattr(self, name, None)
                 continue
-            buffers = []
+            arrays = []
             for key, p in zip(keys, params):
                 if key not in state:
                     raise ValueError(f"{type(self).__name__}: optimizer state is missing {key!r}")
@@ -151,8 +127,8 @@ class Optimizer:
                         f"{type(self).__name__}: optimizer state {key!r} has shape {value.shape}, "
                         f"expected {p.shape}"
                     )
-                buffers.append(aligned.copy(value.astype(p.dtype, copy=False)))
-            setattr(self, name, buffers)
+                arrays.append(aligned.copy(value.astype(p.dtype, copy=False)))
+            setattr(self, name, arrays)
 
 
 class SGD(Optimizer):
@@ -168,16 +144,16 @@ class SGD(Optimizer):
 
     def __init__(self, source, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(source)
-        self.lr = _number("SGD", "lr", lr, 0.0, low_inclusive=False)
-        self.momentum = _number("SGD", "momentum", momentum, 0.0, low_inclusive=True, high=1.0)
-        self.weight_decay = _number("SGD", "weight_decay", weight_decay, 0.0, low_inclusive=True)
+        self.lr = check_number("SGD", "lr", lr, 0.0, low_inclusive=False)
+        self.momentum = check_number("SGD", "momentum", momentum, 0.0, 1.0)
+        self.weight_decay = check_number("SGD", "weight_decay", weight_decay, 0.0)
         self.nesterov = check_bool("SGD", "nesterov", nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0, got momentum=0")
         self.velocity = None
 
     def _update(self, params, deltas) -> None:
-        velocity = self._buffers("velocity", params) if self.momentum else [None] * len(params)
+        velocity = self._state_arrays("velocity", params) if self.momentum else [None] * len(params)
         for p, d, v in zip(params, deltas, velocity):
             g = self._gradient(p, d)
             s = self._scratch(p)
@@ -210,21 +186,21 @@ class Adam(Optimizer):
     def __init__(self, source, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(source)
         name = type(self).__name__
-        self.lr = _number(name, "lr", lr, 0.0, low_inclusive=False)
+        self.lr = check_number(name, "lr", lr, 0.0, low_inclusive=False)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (
-            _number(name, "beta1", betas[0], 0.0, low_inclusive=True, high=1.0),
-            _number(name, "beta2", betas[1], 0.0, low_inclusive=True, high=1.0),
+            check_number(name, "beta1", betas[0], 0.0, 1.0),
+            check_number(name, "beta2", betas[1], 0.0, 1.0),
         )
-        self.eps = _number(name, "eps", eps, 0.0, low_inclusive=False)
-        self.weight_decay = _number(name, "weight_decay", weight_decay, 0.0, low_inclusive=True)
+        self.eps = check_number(name, "eps", eps, 0.0, low_inclusive=False)
+        self.weight_decay = check_number(name, "weight_decay", weight_decay, 0.0)
         self.m = None
         self.v = None
 
     def _update(self, params, deltas) -> None:
         beta1, beta2 = self.betas
-        m_all, v_all = self._buffers("m", params), self._buffers("v", params)
+        m_all, v_all = self._state_arrays("m", params), self._state_arrays("v", params)
         correction1 = 1.0 - beta1**self.steps
         correction2 = 1.0 - beta2**self.steps
         # lr * m_hat / (sqrt(v_hat) + eps) is the same as step_size * m / (sqrt(v) + eps_hat): the
@@ -286,19 +262,19 @@ class RMSprop(Optimizer):
 
     def __init__(self, source, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0, centered=False):
         super().__init__(source)
-        self.lr = _number("RMSprop", "lr", lr, 0.0, low_inclusive=False)
-        self.alpha = _number("RMSprop", "alpha", alpha, 0.0, low_inclusive=True, high=1.0)
-        self.eps = _number("RMSprop", "eps", eps, 0.0, low_inclusive=False)
-        self.momentum = _number("RMSprop", "momentum", momentum, 0.0, low_inclusive=True, high=1.0)
-        self.weight_decay = _number("RMSprop", "weight_decay", weight_decay, 0.0, low_inclusive=True)
+        self.lr = check_number("RMSprop", "lr", lr, 0.0, low_inclusive=False)
+        self.alpha = check_number("RMSprop", "alpha", alpha, 0.0, 1.0)
+        self.eps = check_number("RMSprop", "eps", eps, 0.0, low_inclusive=False)
+        self.momentum = check_number("RMSprop", "momentum", momentum, 0.0, 1.0)
+        self.weight_decay = check_number("RMSprop", "weight_decay", weight_decay, 0.0)
         self.centered = check_bool("RMSprop", "centered", centered)
         self.square_avg = self.momentum_buffer = self.grad_avg = None
 
     def _update(self, params, deltas) -> None:
         alpha = self.alpha
-        square_avg = self._buffers("square_avg", params)
-        momentum = self._buffers("momentum_buffer", params) if self.momentum else [None] * len(params)
-        grad_avg = self._buffers("grad_avg", params) if self.centered else [None] * len(params)
+        square_avg = self._state_arrays("square_avg", params)
+        momentum = self._state_arrays("momentum_buffer", params) if self.momentum else [None] * len(params)
+        grad_avg = self._state_arrays("grad_avg", params) if self.centered else [None] * len(params)
         for p, d, v, b, a in zip(params, deltas, square_avg, momentum, grad_avg):
             g = self._gradient(p, d)
             s = self._scratch(p)
@@ -338,13 +314,13 @@ class Adagrad(Optimizer):
 
     def __init__(self, source, lr=0.01, eps=1e-10, weight_decay=0.0):
         super().__init__(source)
-        self.lr = _number("Adagrad", "lr", lr, 0.0, low_inclusive=False)
-        self.eps = _number("Adagrad", "eps", eps, 0.0, low_inclusive=False)
-        self.weight_decay = _number("Adagrad", "weight_decay", weight_decay, 0.0, low_inclusive=True)
+        self.lr = check_number("Adagrad", "lr", lr, 0.0, low_inclusive=False)
+        self.eps = check_number("Adagrad", "eps", eps, 0.0, low_inclusive=False)
+        self.weight_decay = check_number("Adagrad", "weight_decay", weight_decay, 0.0)
         self.sum_squares = None
 
     def _update(self, params, deltas) -> None:
-        for p, d, total in zip(params, deltas, self._buffers("sum_squares", params)):
+        for p, d, total in zip(params, deltas, self._state_arrays("sum_squares", params)):
             g = self._gradient(p, d)
             s = self._scratch(p)
             np.square(g, out=s)

@@ -26,10 +26,10 @@ from .layers import (
     BatchNorm1D, BatchNorm2D, Conv2D, CrossEntropy, Dropout, Flatten, Linear, MaxPool2D, Mean, ReLU, Softmax,
     SoftmaxCrossEntropy,
 )
-from .layers.base import get_rng
+from .seeding import get_rng
 from . import schedules
 from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
-from .sequential import Sequential
+from .containers import Sequential
 
 OPTIMIZER_CLASSES = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
 OPTIMIZERS = tuple(OPTIMIZER_CLASSES)

@@ -52,9 +52,8 @@ from .layers import (
     Tanh,
 )
 from .inference import converter_registrar, no_converter_error, without_loss
-from .layers.base import layer_class_name
-from .residual import Residual
-from .sequential import Sequential
+from .containers import Residual, Sequential
+from .protocol import layer_class_name
 
 
 def _import_torch():
@@ -156,7 +155,7 @@ def _softplus_to_torch(layer, torch):
 
 @to_torch_converts(BatchNorm1D, BatchNorm2D, reference.BatchNorm1D, reference.BatchNorm2D)
 def _batchnorm_to_torch(layer, torch):
-    cls = torch.nn.BatchNorm1d if isinstance(layer, reference.BatchNorm1D) else torch.nn.BatchNorm2d
+    cls = torch.nn.BatchNorm1d if isinstance(layer, (BatchNorm1D, reference.BatchNorm1D)) else torch.nn.BatchNorm2d
     # The same momentum rule: running = (1 - momentum) running + momentum * batch statistic.
     module = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine,
                  dtype=_torch_dtype(torch, layer.running_mean.dtype))

@@ -29,8 +29,11 @@ import time
 import numpy as np
 
 from .clip import clip_grad_norm as _clip_grad_norm
-from .layers.base import get_rng, in_mode, release_memory
-from .sequential import Sequential
+from .containers import Sequential
+from .kernels.memory import release_memory
+from .protocol import in_mode
+from .seeding import get_rng
+from .validation import check_int
 from .threads import training_threads
 
 try:  # tqdm is a dependency; the guard keeps `progress=False` working in a bare environment
@@ -44,14 +47,6 @@ class NonFiniteLossError(RuntimeError):
 
 
 # -- argument checks ---------------------------------------------------------------------------
-def _check_int(where: str, name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{where}: {name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_data(where: str, x, y=None) -> None:
     if not hasattr(x, "shape") or len(x.shape) == 0:
         raise TypeError(f"{where}: x must be an array with a batch axis (N, ...), got {type(x).__name__}")
@@ -95,13 +90,13 @@ def predict(model, x, batch_size: int = 1000) -> np.ndarray:
     """The model's outputs for every sample, computed ``batch_size`` samples at a time.
 
     When it returns, every layer's ``release_memory()`` has dropped what the batches made it keep
-    (see ``nnscratch.layers.base``): only the result holds memory.
+    (see nnscratch/kernels/memory.py): only the result holds memory.
 
     Shape:
         x: (N, ...) whatever the model takes; returns (N, ...) whatever the model gives per sample
     """
     _check_data("predict", x)
-    batch_size = _check_int("predict", "batch_size", batch_size, 1)
+    batch_size = check_int("predict", "batch_size", batch_size, 1)
     try:
         with in_mode(False, model):
             return _predict(model, x, batch_size)
@@ -134,7 +129,7 @@ def evaluate(model, x, y, batch_size: int = 1000, loss=None) -> dict:
     as in ``predict``.
     """
     _check_data("evaluate", x, y)
-    batch_size = _check_int("evaluate", "batch_size", batch_size, 1)
+    batch_size = check_int("evaluate", "batch_size", batch_size, 1)
     try:
         return _evaluate(model, x, y, batch_size, loss)
     finally:
@@ -201,7 +196,7 @@ def fit(
             batch; ``progress`` is the number of epochs done so far as a float (0.0 at the start,
             1.5 halfway through the second epoch), so a schedule can decay smoothly per step.
         augment: optional ``augment(x_batch, rng) -> x_batch``, applied to every training batch
-            (never to validation), drawing its randomness from ``rng``, e.g. ``models.random_shift``.
+            (never to validation), drawing its randomness from ``rng``, e.g. ``presets.random_shift``.
         on_epoch_end: optional ``callback(record)`` after each epoch (checkpointing, logging).
         threads: numpy's BLAS threads while training (the counts found come back on return or
             raise). ``"auto"`` (or None): a ``ThreadChooser`` picks the faster count as load
@@ -231,9 +226,9 @@ def fit(
         x: (N, ...) whatever the model takes; y: (N,) integer labels or (N, C) one-hot/soft
     """
     _check_data("fit", x, y)
-    epochs = _check_int("fit", "epochs", epochs, 0)
-    batch_size = _check_int("fit", "batch_size", batch_size, 1)
-    initial_epoch = _check_int("fit", "initial_epoch", initial_epoch, 0)
+    epochs = check_int("fit", "epochs", epochs, 0)
+    batch_size = check_int("fit", "batch_size", batch_size, 1)
+    initial_epoch = check_int("fit", "initial_epoch", initial_epoch, 0)
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise TypeError("fit: validation must be a pair (x_val, y_val)")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnscratch.sequential import _backward_without_input_delta, _first_with_parameters
+from nnscratch.containers import _backward_without_input_delta, _first_with_parameters
 
 HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:

@@ -150,4 +150,4 @@ def builtin_inference_layers() -> set:
     from nnscratch.inference import LOSS_LAYERS
 
     classes = {getattr(layers, name) for name in layers.__all__} | {getattr(reference, n) for n in reference.__all__}
-    return {cls for cls in classes if cls is not layers.Layer and cls not in LOSS_LAYERS} | {nn.Residual}
+    return {cls for cls in classes if cls is not nn.Layer and cls not in LOSS_LAYERS} | {nn.Residual}

@@ -5,7 +5,7 @@ import pytest
 
 import nnscratch as nn
 from nnscratch.kernels import aligned
-from nnscratch.kernels.buffers import recycled_empty
+from nnscratch.kernels.recycle import recycled_empty
 
 
 def starts_on_64_bytes(array):

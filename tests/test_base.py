@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.layers.base import Container, Layer, check_mode, children, in_mode, modes, restore_modes, walk
+from nnscratch.containers import Container
+from nnscratch.protocol import Layer, children, in_mode, modes, restore_modes, walk
+from nnscratch.validation import check_mode
 
 
 class Plain:

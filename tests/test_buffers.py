@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch.kernels.buffers import copy_in_order, empty_in_order, memory_order, recycled_empty
+from nnscratch.kernels.recycle import copy_in_order, empty_in_order, memory_order, recycled_empty
 
 
 def test_recycled_empty_never_hands_out_an_array_still_held():

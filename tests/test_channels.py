@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nnscratch.kernels.buffers import memory_order
+from nnscratch.kernels.recycle import memory_order
 from nnscratch.kernels.channels import channel_dot, channel_sum, channel_view, delta_view, unview
 
 

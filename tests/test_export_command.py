@@ -10,7 +10,7 @@ import pytest
 
 import nnscratch as nn
 from nnscratch import cli
-from nnscratch.models import PRESETS
+from nnscratch.presets import PRESETS
 
 from interop_cases import perturb  # tests/ on sys.path
 

@@ -12,7 +12,7 @@ from nnscratch.inference import (
     softmax,
     without_loss,
 )
-from nnscratch.models import PRESETS
+from nnscratch.presets import PRESETS
 
 
 @pytest.mark.parametrize("name, kept", [("softmax", ["Linear", "Softmax"]), ("mlp", ["Linear", "ReLU"] * 2 + ["Linear"])])

@@ -470,7 +470,7 @@ def test_parameter_specs_match_what_every_builtin_layer_builds():
         if not isinstance(layer, nn.Layer):
             continue
         seen.add(type(layer).__name__)
-        specs = type(layer).parameter_specs(**layer.config())
+        specs = getattr(type(layer), "parameter_specs", lambda **_: [])(**layer.config())
         assert [(tuple(s), np.dtype(d)) for s, d in specs] == [(p.shape, p.dtype) for p in layer.parameters], layer
     assert {"Linear", "Conv2D"} <= seen
 

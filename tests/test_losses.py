@@ -335,7 +335,7 @@ def test_hinge_bad_input():
 
 @pytest.mark.parametrize("value, error, message", [
     (-0.1, ValueError, r"Hinge: margin must be >= 0, got -0.1"),
-    (math.nan, ValueError, r"Hinge: margin must be finite, got nan"),
+    (math.nan, ValueError, r"Hinge: margin must be finite and >= 0, got nan"),
     ("1", TypeError, r"Hinge: margin must be a real number, got str '1'"),
     (False, TypeError, r"Hinge: margin must be a real number, got bool False"),
 ])

@@ -48,7 +48,7 @@ def test_per_class_accuracy_is_none_for_an_absent_class():
     ([0, 1], [0, -1], 3, ValueError, r"predicted must be in \[0, 3\), got values from -1 to 0"),
     ([0, 1], [0], 3, ValueError, "labels and predicted must have the same length, got 2 and 1"),
     ([0], [0], 0, ValueError, "num_classes must be a positive int, got 0"),
-    ([0], [0], True, ValueError, "num_classes must be a positive int, got True"),
+    ([0], [0], True, TypeError, "num_classes must be an int, got bool True"),
 ])  # fmt: skip
 def test_bad_input_is_refused_clearly(labels, predicted, num_classes, kind, message):
     with pytest.raises(kind, match=f"confusion_matrix: {message}"):

@@ -15,7 +15,7 @@ from naive import (
 
 import nnscratch as nn
 from nnscratch.check import sanity_check
-from nnscratch.kernels.buffers import memory_order
+from nnscratch.kernels.recycle import memory_order
 
 
 def normal(shape, seed, scale=1.0, offset=0.0):
@@ -242,15 +242,15 @@ def test_a_batch_of_one_in_training_is_refused_because_its_variance_is_undefined
 @pytest.mark.parametrize("make, error, match", [
     (lambda: nn.BatchNorm1D(0), ValueError, "BatchNorm1D: num_features must be a positive int, got 0"),
     (lambda: nn.BatchNorm2D(2.0), TypeError, "BatchNorm2D: num_features must be an int, got float 2.0"),
-    (lambda: nn.BatchNorm1D(2, eps=0), ValueError, "BatchNorm1D: eps must be > 0.0, got 0.0"),
-    (lambda: nn.BatchNorm1D(2, momentum=1.5), ValueError, r"BatchNorm1D: momentum must be in \[0, 1\], got 1.5"),
-    (lambda: nn.BatchNorm1D(2, momentum=-0.1), ValueError, "BatchNorm1D: momentum must be >= 0.0, got -0.1"),
+    (lambda: nn.BatchNorm1D(2, eps=0), ValueError, "BatchNorm1D: eps must be > 0, got 0"),
+    (lambda: nn.BatchNorm1D(2, momentum=1.5), ValueError, r"BatchNorm1D: momentum must be >= 0 and <= 1, got 1.5"),
+    (lambda: nn.BatchNorm1D(2, momentum=-0.1), ValueError, "BatchNorm1D: momentum must be >= 0 and <= 1, got -0.1"),
     (lambda: nn.BatchNorm1D(2, momentum=None), TypeError, "BatchNorm1D: momentum must be a real number, got NoneType"),
     (lambda: nn.BatchNorm2D(2, affine="yes"), TypeError, "BatchNorm2D: affine must be True or False, got str 'yes'"),
     (lambda: nn.BatchNorm2D(2, dtype=np.int32), TypeError, "BatchNorm2D: dtype must be float32 or float64, got int32"),
     (lambda: nn.LayerNorm(()), ValueError, r"LayerNorm: normalized_shape must name at least one axis, got \(\)"),
     (lambda: nn.LayerNorm((3, 0)), ValueError, "LayerNorm: normalized_shape must be a positive int, got 0"),
-    (lambda: nn.LayerNorm(2, eps=-1.0), ValueError, "LayerNorm: eps must be > 0.0, got -1.0"),
+    (lambda: nn.LayerNorm(2, eps=-1.0), ValueError, "LayerNorm: eps must be > 0, got -1.0"),
     (lambda: nn.LayerNorm(2, elementwise_affine=1), TypeError, "LayerNorm: elementwise_affine must be True or False, got int 1"),
 ])
 def test_bad_hyperparameters(make, error, match):

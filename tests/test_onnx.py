@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.models import PRESETS
+from nnscratch.presets import PRESETS
 from nnscratch.onnx import CONVERTERS, OPSET, supported_layers
 
 from interop_cases import (  # tests/ on sys.path

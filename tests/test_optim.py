@@ -259,7 +259,7 @@ def test_bad_hyperparameters(make, match):
 def test_bad_source_and_types():
     with pytest.raises(TypeError, match=r"SGD: expected a layer, a Sequential or a list of layers.*got int"):
         nn.SGD(3, lr=0.1)
-    with pytest.raises(TypeError, match=r"SGD: lr must be a number, got str"):
+    with pytest.raises(TypeError, match=r"SGD: lr must be a real number, got str"):
         nn.SGD(Param(1.0), lr="0.1")
 
 
@@ -613,9 +613,9 @@ def test_float16_would_break_adam():
         (lambda s: nn.RMSprop(s, eps=0), r"RMSprop: eps must be > 0, got 0"),
         (lambda s: nn.RMSprop(s, momentum=1.0), r"RMSprop: momentum must be >= 0 and < 1, got 1"),
         (lambda s: nn.RMSprop(s, weight_decay=-1), r"RMSprop: weight_decay must be >= 0, got -1"),
-        (lambda s: nn.Adagrad(s, lr=float("nan")), r"Adagrad: lr must be > 0, got nan"),
+        (lambda s: nn.Adagrad(s, lr=float("nan")), r"Adagrad: lr must be finite and > 0, got nan"),
         (lambda s: nn.Adagrad(s, eps=-1e-10), r"Adagrad: eps must be > 0, got -1e-10"),
-        (lambda s: nn.Adagrad(s, weight_decay=float("inf")), r"Adagrad: weight_decay must be >= 0, got inf"),
+        (lambda s: nn.Adagrad(s, weight_decay=float("inf")), r"Adagrad: weight_decay must be finite and >= 0, got inf"),
         (lambda s: nn.AdamW(s, lr=-1), r"AdamW: lr must be > 0, got -1"),
         (lambda s: nn.AdamW(s, betas=(1.0, 0.9)), r"AdamW: beta1 must be >= 0 and < 1, got 1"),
         (lambda s: nn.AdamW(s, betas=(0.9,)), r"AdamW: betas must be a pair"),
@@ -625,7 +625,7 @@ def test_float16_would_break_adam():
 def test_bad_hyperparameters_of_the_adaptive_optimizers(make, match):
     with pytest.raises(ValueError, match=match):
         make(Param(1.0))
-    with pytest.raises(TypeError, match=r"RMSprop: alpha must be a number, got str"):
+    with pytest.raises(TypeError, match=r"RMSprop: alpha must be a real number, got str"):
         nn.RMSprop(Param(1.0), alpha="0.9")
 
 

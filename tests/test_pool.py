@@ -463,7 +463,7 @@ def test_global_avg_pool_matches_pytorch():
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12)
 
-def test_a_copy_leaves_the_buffers_behind_and_release_memory_drops_them():
+def test_a_copy_leaves_the_recycled_behind_and_release_memory_drops_them():
     import copy
 
     from nnscratch.check.working_copy import float64_copy
@@ -474,11 +474,11 @@ def test_a_copy_leaves_the_buffers_behind_and_release_memory_drops_them():
     delta = np.random.default_rng(1).standard_normal(y.shape)
     dx = layer.backward(delta).copy()
     for twin in (copy.deepcopy(layer), float64_copy(layer, "MaxPool2D")):
-        assert twin._buffers == {}
+        assert twin._recycled == {}
         np.testing.assert_array_equal(twin.backward(delta), dx)  # the last forward's winners came along
-    assert layer._buffers  # the original keeps its own
+    assert layer._recycled  # the original keeps its own
     layer.release_memory()
-    assert layer._buffers == {} and layer._argmax is None and layer._input is None
+    assert layer._recycled == {} and layer._argmax is None and layer._input_layout is None
     with pytest.raises(RuntimeError, match="MaxPool2D.backward called before forward"):
         layer.backward(delta)
     np.testing.assert_array_equal(layer.forward(x), y)

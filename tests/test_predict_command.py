@@ -253,7 +253,7 @@ VARIANTS = {  # name: (render options, file kind)
 @pytest.mark.slow
 def test_real_mnist_digits_drawn_as_a_user_would_are_read_about_as_well_as_the_test_set(mnist_mirror, tmp_path, capsys):
     from nnscratch.data import load_mnist, scale_images
-    from nnscratch.models import PRESETS
+    from nnscratch.presets import PRESETS
 
     x_train, y_train, x_test, y_test = load_mnist(tmp_path / "mnist", mirrors=[mnist_mirror], progress=False)
     nn.seed(0)

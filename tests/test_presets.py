@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.models import (
+from nnscratch.presets import (
     OPTIMIZERS,
     PRESETS,
     SCHEDULES,

@@ -359,7 +359,7 @@ def test_batch_norm_has_the_constructor_parameters_and_buffers_of_the_fast_layer
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"num_features": 0}, ValueError, "num_features"),
     ({"num_features": 3, "eps": 0.0}, ValueError, "eps"),
-    ({"num_features": 3, "momentum": 1.5}, ValueError, r"momentum must be in \[0, 1\], got 1.5"),
+    ({"num_features": 3, "momentum": 1.5}, ValueError, r"momentum must be >= 0 and <= 1, got 1.5"),
     ({"num_features": 3, "affine": 1}, TypeError, "affine"),
     ({"num_features": 3, "dtype": "int32"}, (TypeError, ValueError), "dtype"),
 ])

@@ -17,7 +17,7 @@ def test_same_seed_same_sequence_of_layers():
 
 
 def test_bad_seed():
-    with pytest.raises(TypeError, match=r"seed: expected an int, got str '3'"):
+    with pytest.raises(TypeError, match=r"seed: n must be an int, got str '3'"):
         nn.seed("3")
 
 

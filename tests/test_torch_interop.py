@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.models import PRESETS
+from nnscratch.presets import PRESETS
 from nnscratch.torch_interop import TO_TORCH
 
 from interop_cases import (  # tests/ on sys.path
@@ -173,7 +173,7 @@ def test_the_mode_goes_across_layer_by_layer_both_ways(torch):
     assert [m.training for m in module.modules()] == [
         False, False, False, False, False, False, True, True, True, False, False]
     back = nn.from_torch(module)
-    from nnscratch.layers.base import walk
+    from nnscratch.protocol import walk
 
     assert [layer.training for layer in walk(back)] == [layer.training for layer in walk(model)]
     assert nn.from_torch(module.train()).training and all(layer.training for layer in walk(nn.from_torch(module)))

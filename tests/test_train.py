@@ -253,9 +253,9 @@ def test_predict_and_evaluate_in_batches_equal_full_batch():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"epochs": -1}, ValueError, "epochs must be >= 0, got -1"),
+        ({"epochs": -1}, ValueError, "epochs must be a non-negative int, got -1"),
         ({"epochs": 1.5}, TypeError, "epochs must be an int"),
-        ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
+        ({"batch_size": 0}, ValueError, "batch_size must be a positive int, got 0"),
         ({"y": np.zeros(9, dtype=int)}, ValueError, "x has 10 samples but y has 9"),
         ({"x": np.zeros((0, 2), np.float32), "y": np.zeros(0, int)}, ValueError, "x is empty"),
         ({"validation": ([1],)}, TypeError, "validation must be a pair"),
@@ -273,7 +273,7 @@ def test_fit_rejects_bad_arguments(kwargs, error, match):
 
 def test_evaluate_and_predict_reject_bad_arguments():
     model = nn.Linear(2, 3, rng=0)
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
         predict(model, np.zeros((4, 2), np.float32), batch_size=0)
     with pytest.raises(ValueError, match="x has 4 samples but y has 3"):
         evaluate(model, np.zeros((4, 2), np.float32), np.zeros(3, int))
@@ -432,9 +432,9 @@ def test_after_predict_the_layers_hold_no_batch_sized_arrays():
     x = np.random.default_rng(0).random((50, 1, 6, 6), dtype=np.float32)
     conv, relu, pool, _, linear = model.layers
     model.forward(x)  # what a training step leaves behind
-    assert conv._plans and pool._buffers and relu._mask is not None and linear._x is not None
+    assert conv._plans and pool._recycled and relu._mask is not None and linear._x is not None
     scores = predict(model, x, batch_size=20)
-    assert conv._plans == {} and conv._plan is None and pool._buffers == {} and pool._argmax is None
+    assert conv._plans == {} and conv._plan is None and pool._recycled == {} and pool._argmax is None
     assert relu._mask is None and linear._x is None
     # ... and the next forward rebuilds what it needs: the same numbers as before.
     np.testing.assert_array_equal(model.forward(x), scores)
@@ -444,7 +444,7 @@ RSS_SCRIPT = """
 import gc, sys
 import numpy as np
 import nnscratch as nn
-from nnscratch import models
+from nnscratch import presets as models
 
 def rss_mb():
     with open("/proc/self/status") as status:

@@ -18,7 +18,7 @@ import nnscratch as nn
 from nnscratch.cli import main, train_mnist_main
 from nnscratch.data import scale_images
 from nnscratch.data.download import STALE_AFTER
-from nnscratch.models import PRESETS
+from nnscratch.presets import PRESETS
 from aged_files import aged, near_misses, snapshot  # tests/ on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def test_softmax_preset_and_the_nnscratch_dispatch(synthetic_mnist, capsys):
 
 
 def test_cnn_preset_runs_on_a_limit(synthetic_mnist, tmp_path, monkeypatch, capsys):
-    from nnscratch import models
+    from nnscratch import presets as models
 
     shifted = []
     real_shift = models.random_shift
@@ -178,7 +178,7 @@ def test_resume_continues_from_the_saved_epoch(synthetic_mnist, tmp_path, capsys
 )
 def test_every_optimizer_and_schedule_trains_and_is_saved(synthetic_mnist, tmp_path, optimizer, schedule, extra,
                                                             weight_decay, momentum):
-    from nnscratch.models import make_schedule
+    from nnscratch.presets import make_schedule
 
     path, _ = run_to_params(synthetic_mnist, tmp_path, "run", "--epochs", "2", "--optimizer", optimizer,
                             "--schedule", schedule, *extra)
@@ -459,7 +459,7 @@ def test_a_dead_mirror_exits_1_with_the_download_message(dead_url, tmp_path, cap
 
 
 def test_help_says_what_each_schedule_does_and_lists_every_optimizer(capsys):
-    from nnscratch.models import OPTIMIZERS, SCHEDULES
+    from nnscratch.presets import OPTIMIZERS, SCHEDULES
 
     with pytest.raises(SystemExit) as exit_info:
         main(["train-mnist", "--help"])

@@ -40,7 +40,7 @@ def _parse_shape(text: str) -> tuple:
 
 
 def _first_layer(model):
-    from ..sequential import Sequential
+    from ..containers import Sequential
 
     while isinstance(model, Sequential) and model.layers:
         model = model.layers[0]
@@ -51,7 +51,7 @@ def infer_input_shape(checkpoint) -> tuple | None:
     """One sample's shape for ``checkpoint``'s model: its train-mnist preset's, else a first Linear's
     (in_features,); None when neither tells."""
     from ..layers import Linear
-    from ..models import PRESETS
+    from ..presets import PRESETS
 
     recorded = checkpoint.metadata.get("train_mnist")
     config = recorded.get("config") if isinstance(recorded, dict) else None

@@ -77,7 +77,7 @@ def _start(config: dict, checkpoint, resume_path):
     import numpy as np
 
     import nnscratch
-    from ..models import PRESETS, make_optimizer
+    from ..presets import PRESETS, make_optimizer
 
     init_seed, shuffle_seed = np.random.SeedSequence(config["seed"]).spawn(2)
     # One generator for all of training's randomness: the shuffles, the shifts (fit hands it to
@@ -101,7 +101,7 @@ def _start(config: dict, checkpoint, resume_path):
 def _draw_dropout_from(net, rng) -> None:
     """Every Dropout in ``net`` draws its masks from ``rng`` (see ``_start``)."""
     from ..layers import Dropout
-    from ..layers.base import walk
+    from ..protocol import walk
 
     for layer in walk(net):
         if isinstance(layer, Dropout):
@@ -110,7 +110,7 @@ def _draw_dropout_from(net, rng) -> None:
 
 def _run(args) -> int:
     from ..metrics import format_confusion_matrix, per_class_accuracy
-    from ..models import PRESETS, make_augment, make_schedule
+    from ..presets import PRESETS, make_augment, make_schedule
     from ..train import NonFiniteLossError, evaluate, fit, predict
 
     config, checkpoint, outputs = resolve_options(args)

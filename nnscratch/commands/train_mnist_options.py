@@ -13,7 +13,7 @@ import math
 import os
 from pathlib import Path
 
-from ..models import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OPTIMIZERS, SCHEDULES
+from ..presets import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OPTIMIZERS, SCHEDULES
 from .common import UsageError, check_output_path
 
 PRESET_NAMES = ("softmax", "mlp", "cnn")
@@ -35,7 +35,7 @@ HISTORY_FIELDS = {"epoch": False, "loss": False, "accuracy": False, "val_loss": 
 
 
 def _epilog() -> str:
-    from ..models import PRESETS
+    from ..presets import PRESETS
 
     lines = ["presets and their defaults:"]
     for p in PRESETS.values():
@@ -186,7 +186,7 @@ def _check_numbers(config: dict) -> None:
 
 def _resolve_config(args, checkpoint) -> dict:
     """The run's configuration: the preset's defaults, or the checkpoint's, overridden by the options."""
-    from ..models import PRESETS
+    from ..presets import PRESETS
 
     given = {name: getattr(args, name) for name in (*RUN_OPTIONS, "epochs")}
     if checkpoint is None:
@@ -232,7 +232,7 @@ def _check_resumed_run(path, checkpoint, config: dict) -> None:
     the preset's: checked in full here, so that a bad file stops the run before any work."""
     import numpy as np
 
-    from ..models import PRESETS
+    from ..presets import PRESETS
 
     def refuse(what):
         raise UsageError(f"--resume {path}: {what}")
@@ -298,7 +298,7 @@ def _config_kind(name: str):
         check.__doc__ = f"expected one of {', '.join(names)}"
         return check
 
-    from ..models import PRESETS
+    from ..presets import PRESETS
 
     kinds = {"model": choice(*PRESETS), "optimizer": choice(*OPTIMIZERS), "schedule": choice(*SCHEDULES),
              "lr": number, "momentum": number, "weight_decay": number, "limit": optional_integer}  # fmt: skip

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .buffers import copy_in_order, memory_order
+from .recycle import copy_in_order, memory_order
 
 _CHANNEL_MAJOR = (1, 0, 2, 3)
 

@@ -1,5 +1,5 @@
 """The plan of one convolution: im2col and col2im, a convolution as one matrix product and its
-gradient scattered back, with the buffers they fill kept for the next call of the same shape.
+gradient scattered back, with the work arrays they fill kept for the next call of the same shape.
 
 The fast ``Conv2D`` (nnscratch/layers/conv.py) runs on it; ``nnscratch.reference.Conv2D`` computes the
 same numbers in a few lines, without any of this.
@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import aligned
-from .buffers import recycled_empty
+from .recycle import recycled_empty
 
 # The weight gradient dW = delta_grid @ columns^T has tiny outer sizes (F x C*kh*kw [+1]) and a huge
 # inner size (G ~ 10^4-10^5). How OpenBLAS runs such a product depends on how many outputs it has

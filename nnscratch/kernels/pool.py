@@ -3,15 +3,15 @@
 The fast ``MaxPool2D`` (nnscratch/layers/pool.py) runs on these; ``nnscratch.reference.MaxPool2D``
 computes the same numbers in a few lines of sliding windows.
 
-Both passes keep the input's memory order (see ``buffers.memory_order``) and take their results and
-scratch from a store the layer owns (see ``buffers.recycled_empty``).
+Both passes keep the input's memory order (see ``recycle.memory_order``) and take their results and
+scratch from a store the layer owns (see ``recycle.recycled_empty``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .buffers import copy_in_order, empty_in_order, memory_order
+from .recycle import copy_in_order, empty_in_order, memory_order
 from .conv_plan import window_slices
 
 

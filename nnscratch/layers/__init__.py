@@ -1,7 +1,6 @@
 """The built-in layers, one module per family."""
 
 from .activations import ELU, GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
-from .base import Layer
 from .conv import Conv2D
 from .dropout import Dropout
 from .linear import Linear
@@ -19,7 +18,6 @@ from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .shape import Flatten
 
 __all__ = [
-    "Layer",
     "Linear",
     "Sigmoid",
     "Tanh",

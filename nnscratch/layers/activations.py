@@ -10,10 +10,12 @@ import math
 
 import numpy as np
 
-from .base import Layer, check_real
+from ..kernels.memory import KeepsMemory
+from ..protocol import Layer
+from ..validation import check_number
 
 
-class _Elementwise(Layer):
+class _Elementwise(KeepsMemory, Layer):
     """Shared plumbing: check the input is an array, cache the output, check delta's shape."""
 
     def _input(self, x) -> np.ndarray:
@@ -135,7 +137,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = check_real("LeakyReLU", "negative_slope", negative_slope)
+        self.negative_slope = check_number("LeakyReLU", "negative_slope", negative_slope)
         self._positive = None
         self._dtype = None
 
@@ -167,7 +169,7 @@ class ELU(_Elementwise):
 
     def __init__(self, alpha=1.0):
         super().__init__()
-        self.alpha = check_real("ELU", "alpha", alpha)
+        self.alpha = check_number("ELU", "alpha", alpha)
         self._positive = None
         self._negative_part = None
 
@@ -268,8 +270,8 @@ class Softplus(_Elementwise):
 
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()
-        self.beta = check_real("Softplus", "beta", beta, minimum=0, strict=True)
-        self.threshold = check_real("Softplus", "threshold", threshold)
+        self.beta = check_number("Softplus", "beta", beta, 0.0, low_inclusive=False)
+        self.threshold = check_number("Softplus", "threshold", threshold)
         self._z = None
 
     def config(self):

@@ -5,18 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.conv_plan import ConvPlan
-from ..reference import conv as reference
+from ..kernels.memory import writable_deltas
+from ..specs import Conv2DBase
 
 
-class Conv2D(reference.Conv2D):
+class Conv2D(Conv2DBase):
     """2-D cross-correlation (what PyTorch and TensorFlow call convolution) plus bias.
 
     y[n, f, r, c] = b[f] + sum over (k, i, j) of W[f, k, i, j] * xp[n, k, r*sh + i, c*sw + j],
     where xp is x zero-padded by (ph, pw) on each side; oh = (H + 2ph - kh) // sh + 1, likewise ow.
 
     The textbook version of this layer is ``nnscratch.reference.Conv2D``: read it first. This one
-    is built on it (same constructor, parameters, initialisation and checks) and computes the same
-    numbers as one matrix product W @ im2col(x) through a ``ConvPlan`` (nnscratch/kernels/conv_plan.py);
+    shares its constructor, parameters, initialisation and checks (nnscratch/specs.py) and computes
+    the same numbers as one matrix product W @ im2col(x) through a ``ConvPlan`` (nnscratch/kernels/conv_plan.py);
     backward gives dW = delta @ columns^T, db = sum of delta over (N, oh, ow), dx = col2im(W^T @ delta).
 
     The output (and the input gradient) are (N, ...) views of channel-major memory: passing them to
@@ -32,8 +33,8 @@ class Conv2D(reference.Conv2D):
         weight: (out_channels, in_channels, kh, kw), bias: (out_channels,)
     """
 
-    # The plans hold buffers the size of the batches they served: release_memory() drops them, and
-    # a copy (sanity_check's included) leaves them behind (see Layer).
+    # The plans hold work arrays the size of the batches they served: release_memory() drops them,
+    # and a copy (sanity_check's included) leaves them behind (see kernels/memory.py).
     _stores = ("_plans", "_plan")
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
@@ -62,14 +63,10 @@ class Conv2D(reference.Conv2D):
         return np.concatenate([weight, self.bias[:, None]], axis=1).astype(dtype, copy=False)
 
     def forward(self, x, *args):
-        self._check_parameters_in_place("weight", "bias")
-        self._check_input(x, 4, "N, C, H, W")
-        self.output_shape(x.shape)
-        dtype = self.weight.dtype
-        x = x.astype(dtype, copy=False)
-        plan = self._plan_for(x.shape, dtype)
+        x = self._checked(x)
+        plan = self._plan_for(x.shape, x.dtype)
         plan.im2col(x)
-        y_grid = plan.product(self._weight_matrix(dtype))
+        y_grid = plan.product(self._weight_matrix(x.dtype))
         self._plan = plan
         return plan.output(y_grid)
 
@@ -79,7 +76,7 @@ class Conv2D(reference.Conv2D):
         delta = self._check_delta(delta, self.output_shape(plan.x_shape)).astype(plan.dtype, copy=False)
         delta_grid = plan.delta_grid(delta)
         gradient = plan.weight_gradient(delta_grid)  # (F, C*kh*kw [+1]): dW, then db if any
-        deltas = self._delta_buffers()
+        deltas = writable_deltas(self)
         np.copyto(deltas[0], gradient[:, : plan.patch_size].reshape(self.weight.shape))
         if self.bias is not None:
             np.copyto(deltas[1], gradient[:, plan.patch_size])

@@ -6,11 +6,13 @@ import numbers
 
 import numpy as np
 
-from ..kernels.buffers import memory_order
-from .base import Layer, get_rng
+from ..kernels.memory import KeepsMemory
+from ..kernels.recycle import memory_order
+from ..protocol import Layer
+from ..seeding import get_rng
 
 
-class Dropout(Layer):
+class Dropout(KeepsMemory, Layer):
     """Inverted dropout: in training, y = x * m / (1 - p) with m ~ Bernoulli(1 - p) per element.
 
     Each element is zeroed with probability p and the survivors are scaled by 1 / (1 - p), so the
@@ -27,7 +29,7 @@ class Dropout(Layer):
         x: any, y: same as x
     """
 
-    _caches = ("_mask", "_shape")  # what forward keeps for backward (see Layer.release_memory)
+    _caches = ("_mask", "_shape")  # what forward keeps for backward (see kernels/memory.py)
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()

@@ -6,10 +6,12 @@ import numpy as np
 
 from .. import init
 from ..kernels import aligned
-from .base import Layer, as_dtype, check_bool, check_positive_int
+from ..kernels.memory import KeepsMemory, writable_deltas
+from ..protocol import Layer
+from ..validation import as_dtype, check_bool, check_int
 
 
-class Linear(Layer):
+class Linear(KeepsMemory, Layer):
     """Affine map of the last axis: y = x @ W + b.
 
     Initialisation is He (Kaiming) uniform, W ~ U(-sqrt(6 / in_features), +sqrt(6 / in_features)),
@@ -35,8 +37,8 @@ class Linear(Layer):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
         super().__init__()
-        self.in_features = check_positive_int("Linear", "in_features", in_features)
-        self.out_features = check_positive_int("Linear", "out_features", out_features)
+        self.in_features = check_int("Linear", "in_features", in_features, 1)
+        self.out_features = check_int("Linear", "out_features", out_features, 1)
         bias = check_bool("Linear", "bias", bias)
         dtype = as_dtype("Linear", dtype)
         # Parameters, deltas and optimizer state are 64-byte aligned: see kernels/aligned.py.
@@ -55,8 +57,8 @@ class Linear(Layer):
 
     @classmethod
     def parameter_specs(cls, in_features, out_features, bias=True, dtype=np.float32) -> list:
-        in_features = check_positive_int("Linear", "in_features", in_features)
-        out_features = check_positive_int("Linear", "out_features", out_features)
+        in_features = check_int("Linear", "in_features", in_features, 1)
+        out_features = check_int("Linear", "out_features", out_features, 1)
         dtype = as_dtype("Linear", dtype)
         specs = [((in_features, out_features), dtype)]
         return specs + [((out_features,), dtype)] if check_bool("Linear", "bias", bias) else specs
@@ -95,7 +97,7 @@ class Linear(Layer):
         self._check_forward_called(self._x)
         x = self._x
         delta = self._check_delta(delta, (x.shape[0], self.out_features)).astype(x.dtype, copy=False)
-        deltas = self._delta_buffers()
+        deltas = writable_deltas(self)
         np.matmul(x.T, delta, out=deltas[0])
         if self.bias is not None:
             # The sum of delta over the batch, written as ones @ delta: a single BLAS matrix-vector

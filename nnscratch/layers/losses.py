@@ -19,62 +19,14 @@ import math
 
 import numpy as np
 
+from ..kernels.memory import KeepsMemory
+from ..protocol import Layer
+from ..validation import check_number
 from .activations import _sigmoid
-from .base import Layer, check_input_array, check_real, check_real_array
+from .targets import check_scores, class_labels, class_targets, elementwise_pair, per_sample_delta
 
 
-def _targets(layer: Layer, targets, n: int, num_classes: int, dtype) -> np.ndarray:
-    """Validate targets against a batch of ``n`` rows of ``num_classes``; return labels or a float matrix."""
-    if targets is None:
-        raise TypeError(
-            f"{layer.name}: forward needs targets: forward(x, targets) with integer labels (N,) "
-            "or one-hot/soft targets (N, C)"
-        )
-    targets = np.asarray(targets)
-    check_real_array(layer.name, "targets", targets)
-    if targets.ndim == 1:
-        return _labels(layer, targets, n, num_classes, "(pass labels as integers, or one-hot targets of shape (N, C))")
-    if targets.ndim == 2:
-        if targets.shape != (n, num_classes):
-            raise ValueError(
-                f"{layer.name}: expected one-hot/soft targets of shape {(n, num_classes)}, got {targets.shape}"
-            )
-        return targets.astype(dtype, copy=False)
-    raise ValueError(
-        f"{layer.name}: expected integer labels (N,) or one-hot/soft targets (N, C), got shape {targets.shape}"
-    )
-
-
-def _labels(layer: Layer, labels, n: int, num_classes: int, hint: str) -> np.ndarray:
-    """Validate integer class labels: shape (n,), an integer dtype, each in [0, num_classes)."""
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"{layer.name}: expected integer labels of shape ({n},), got shape {labels.shape}")
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"{layer.name}: 1-D targets must be integer class labels, got dtype {labels.dtype} {hint}")
-    if labels.shape[0] != n:
-        raise ValueError(f"{layer.name}: expected {n} labels (one per sample in the batch), got {labels.shape[0]}")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        bad = labels[(labels < 0) | (labels >= num_classes)][0]
-        raise ValueError(f"{layer.name}: labels must be in [0, {num_classes}) for {num_classes} classes, got {bad}")
-    return labels
-
-
-def _check_scores(layer: Layer, x, what: str) -> np.ndarray:
-    layer._check_input(x, 2, f"N, C {what}")
-    if x.dtype.kind != "f":
-        x = x.astype(np.float32)
-    return x
-
-
-def _check_per_sample_delta(layer: Layer, delta, n: int, dtype) -> np.ndarray:
-    delta = np.asarray(delta, dtype=dtype)
-    if delta.ndim == 0:  # a scalar weight for every sample is a convenience
-        return np.full(n, delta, dtype=dtype)
-    return layer._check_delta(delta, (n,))
-
-
-class CrossEntropy(Layer):
+class CrossEntropy(KeepsMemory, Layer):
     """Per-sample cross-entropy of predicted probabilities: loss_n = -sum_c t_nc log(x_nc).
 
     x is clipped to the smallest positive normal number of its dtype before the log, so a zero
@@ -96,9 +48,9 @@ class CrossEntropy(Layer):
         return (input_shape[0],)
 
     def forward(self, x, targets=None, *args):
-        x = _check_scores(self, x, "probabilities")
+        x = check_scores(self, x, "probabilities")
         n, num_classes = x.shape
-        targets = _targets(self, targets, n, num_classes, x.dtype)
+        targets = class_targets(self, targets, n, num_classes, x.dtype)
         x = np.maximum(x, np.finfo(x.dtype).tiny)
         self._x, self._targets = x, targets
         if targets.ndim == 1:
@@ -109,7 +61,7 @@ class CrossEntropy(Layer):
         self._check_forward_called(self._x)
         x, targets = self._x, self._targets
         n = x.shape[0]
-        delta = _check_per_sample_delta(self, delta, n, x.dtype)
+        delta = per_sample_delta(self, delta, n, x.dtype)
         if targets.ndim == 1:
             rows = np.arange(n)
             delta_x = np.zeros_like(x)
@@ -118,7 +70,7 @@ class CrossEntropy(Layer):
         return -(delta[:, None] * targets) / x
 
 
-class SoftmaxCrossEntropy(Layer):
+class SoftmaxCrossEntropy(KeepsMemory, Layer):
     """Softmax followed by cross-entropy, fused: loss_n = logsumexp(z_n) - sum_c t_nc z_nc.
 
     (For targets that sum to 1, as labels and one-hot rows do.) Working from the logits z through
@@ -141,9 +93,9 @@ class SoftmaxCrossEntropy(Layer):
         return (input_shape[0],)
 
     def forward(self, x, targets=None, *args):
-        z = _check_scores(self, x, "logits")
+        z = check_scores(self, x, "logits")
         n, num_classes = z.shape
-        targets = _targets(self, targets, n, num_classes, z.dtype)
+        targets = class_targets(self, targets, n, num_classes, z.dtype)
         # Subtracting the row max changes nothing mathematically and keeps exp() from overflowing.
         shifted = z - z.max(axis=1, keepdims=True)
         probs = np.exp(shifted)
@@ -160,7 +112,7 @@ class SoftmaxCrossEntropy(Layer):
         self._check_forward_called(self._probs)
         probs, targets = self._probs, self._targets
         n = probs.shape[0]
-        delta = _check_per_sample_delta(self, delta, n, probs.dtype)
+        delta = per_sample_delta(self, delta, n, probs.dtype)
         if targets.ndim == 1:
             delta_z = probs.copy()
             delta_z[np.arange(n), targets] -= 1
@@ -168,32 +120,6 @@ class SoftmaxCrossEntropy(Layer):
             delta_z = probs * targets.sum(axis=1, keepdims=True) - targets
         delta_z *= delta[:, None]
         return delta_z
-
-
-def _elementwise_pair(layer: Layer, x, targets, what: str, unit_interval: bool = False) -> tuple:
-    """Check predictions (N, ...) and targets of the same shape; return both in x's float dtype.
-
-    ``unit_interval``: x and targets must lie in [0, 1] (probabilities), as PyTorch's BCELoss demands.
-    """
-    check_input_array(layer.name, x, of=what)
-    if x.ndim == 0:
-        raise ValueError(f"{layer.name}: expected {what} with a batch axis (N, ...), got a scalar")
-    if x.dtype.kind != "f":
-        x = x.astype(np.float32)
-    if targets is None:
-        raise TypeError(f"{layer.name}: forward needs targets: forward(x, targets), targets of the shape of x")
-    targets = np.asarray(targets)
-    check_real_array(layer.name, "targets", targets)
-    if targets.shape != x.shape:
-        raise ValueError(
-            f"{layer.name}: expected targets of the same shape as the {what} {x.shape}, got {targets.shape}"
-        )
-    if unit_interval:
-        for name, values in ((what, x), ("targets", targets)):
-            outside = ~((values >= 0) & (values <= 1))  # NaN is outside too
-            if outside.any():
-                raise ValueError(f"{layer.name}: {name} must be in [0, 1], got {values[outside].flat[0]}")
-    return x, targets.astype(x.dtype, copy=False)
 
 
 def _per_sample_mean(values: np.ndarray) -> np.ndarray:
@@ -209,7 +135,7 @@ def _spread(delta: np.ndarray, like: np.ndarray) -> np.ndarray:
     return (delta / like.dtype.type(max(count, 1))).reshape((-1,) + (1,) * (like.ndim - 1))
 
 
-class MeanSquaredError(Layer):
+class MeanSquaredError(KeepsMemory, Layer):
     """Per-sample mean squared error: loss_n = (1 / M) sum_i (x_ni - t_ni)^2 over the M values of sample n.
 
     Backward: dL/dx_ni = delta_n 2 (x_ni - t_ni) / M. Followed by ``Mean``, it equals PyTorch's
@@ -230,14 +156,14 @@ class MeanSquaredError(Layer):
         return (input_shape[0],)
 
     def forward(self, x, targets=None, *args):
-        x, targets = _elementwise_pair(self, x, targets, "predictions")
+        x, targets = elementwise_pair(self, x, targets, "predictions")
         self._difference = x - targets
         return _per_sample_mean(self._difference * self._difference)
 
     def backward(self, delta):
         self._check_forward_called(self._difference)
         difference = self._difference
-        delta = _check_per_sample_delta(self, delta, difference.shape[0], difference.dtype)
+        delta = per_sample_delta(self, delta, difference.shape[0], difference.dtype)
         return difference * (2 * _spread(delta, difference))
 
 
@@ -248,7 +174,7 @@ _LOG_FLOOR = -100.0
 _BCE_EPSILON = float(np.float32(1e-12))
 
 
-class BinaryCrossEntropy(Layer):
+class BinaryCrossEntropy(KeepsMemory, Layer):
     """Per-sample binary cross-entropy of probabilities, averaged over the M values of each sample:
 
         loss_n = -(1 / M) sum_i [t_ni log(p_ni) + (1 - t_ni) log(1 - p_ni)],  each log clamped at -100
@@ -273,7 +199,7 @@ class BinaryCrossEntropy(Layer):
         return (input_shape[0],)
 
     def forward(self, x, targets=None, *args):
-        p, targets = _elementwise_pair(self, x, targets, "probabilities", unit_interval=True)
+        p, targets = elementwise_pair(self, x, targets, "probabilities", unit_interval=True)
         with np.errstate(divide="ignore"):  # log(0) = -inf, floored next
             log_p = np.maximum(np.log(p), _LOG_FLOOR)
             log_not_p = np.maximum(np.log(1 - p), _LOG_FLOOR)
@@ -283,11 +209,11 @@ class BinaryCrossEntropy(Layer):
     def backward(self, delta):
         self._check_forward_called(self._p)
         p, targets = self._p, self._targets
-        delta = _check_per_sample_delta(self, delta, p.shape[0], p.dtype)
+        delta = per_sample_delta(self, delta, p.shape[0], p.dtype)
         return (p - targets) / np.maximum(p * (1 - p), _BCE_EPSILON) * _spread(delta, p)
 
 
-class SigmoidBinaryCrossEntropy(Layer):
+class SigmoidBinaryCrossEntropy(KeepsMemory, Layer):
     """Sigmoid followed by binary cross-entropy, fused, from logits z, averaged over the M values of
     each sample:
 
@@ -314,7 +240,7 @@ class SigmoidBinaryCrossEntropy(Layer):
         return (input_shape[0],)
 
     def forward(self, x, targets=None, *args):
-        z, targets = _elementwise_pair(self, x, targets, "logits")
+        z, targets = elementwise_pair(self, x, targets, "logits")
         outside = ~((targets >= 0) & (targets <= 1))
         if outside.any():
             raise ValueError(f"{self.name}: targets must be in [0, 1], got {targets[outside].flat[0]}")
@@ -324,11 +250,11 @@ class SigmoidBinaryCrossEntropy(Layer):
     def backward(self, delta):
         self._check_forward_called(self._z)
         z = self._z
-        delta = _check_per_sample_delta(self, delta, z.shape[0], z.dtype)
+        delta = per_sample_delta(self, delta, z.shape[0], z.dtype)
         return (_sigmoid(z) - self._targets) * _spread(delta, z)
 
 
-class Hinge(Layer):
+class Hinge(KeepsMemory, Layer):
     """Multiclass SVM loss (CS231n) of scores s and integer labels y, per sample:
 
         loss_n = sum_{j != y_n} max(0, s_nj - s_ny + margin)
@@ -346,7 +272,7 @@ class Hinge(Layer):
 
     def __init__(self, margin=1.0):
         super().__init__()
-        self.margin = check_real("Hinge", "margin", margin, minimum=0)
+        self.margin = check_number("Hinge", "margin", margin, 0.0)
         self._active = None
         self._labels = None
         self._dtype = None
@@ -358,11 +284,11 @@ class Hinge(Layer):
         return (input_shape[0],)
 
     def forward(self, x, targets=None, *args):
-        scores = _check_scores(self, x, "scores")
+        scores = check_scores(self, x, "scores")
         n, num_classes = scores.shape
         if targets is None:
             raise TypeError(f"{self.name}: forward needs targets: forward(scores, labels) with integer labels (N,)")
-        labels = _labels(self, targets, n, num_classes, "(Hinge takes integer class labels)")
+        labels = class_labels(self, targets, n, num_classes, "(Hinge takes integer class labels)")
         rows = np.arange(n)
         margins = scores - scores[rows, labels][:, None]
         margins += self.margin
@@ -374,14 +300,14 @@ class Hinge(Layer):
         self._check_forward_called(self._active)
         active, labels = self._active, self._labels
         n = active.shape[0]
-        delta = _check_per_sample_delta(self, delta, n, self._dtype)
+        delta = per_sample_delta(self, delta, n, self._dtype)
         delta_scores = active.astype(self._dtype)
         delta_scores[np.arange(n), labels] = -active.sum(axis=1)
         delta_scores *= delta[:, None]
         return delta_scores
 
 
-class Mean(Layer):
+class Mean(KeepsMemory, Layer):
     """Mean of all elements: y = (1 / size) sum_i x_i, a scalar. Backward: dL/dx_i = delta / size.
 
     Shape:

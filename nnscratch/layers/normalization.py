@@ -3,37 +3,41 @@
 Both batch norms work on a view (A, C, B) of their input, C the features or channels, with the
 statistics taken over axes A and B; nnscratch/kernels/channels.py makes the views (no copy, for
 Conv2D's channel-major output too) and the per-channel sums. The output keeps the input's layout.
-They are built on their textbook twins in nnscratch/reference/normalization.py (constructor, checks,
-parameters, buffers, formulas) and only compute forward and backward another way.
+They share their constructor, checks, parameters and buffers with their textbook twins in
+nnscratch/reference/normalization.py (through nnscratch/specs.py), compute the same numbers, and
+only compute forward and backward another way.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import specs
 from ..kernels import aligned
-from ..kernels.buffers import recycled_empty
 from ..kernels.channels import channel_dot, channel_sum, channel_view, delta_view, unview
-from ..reference import normalization as reference
-from .base import Layer, as_dtype, check_bool, check_positive_int, check_real
+from ..kernels.memory import KeepsMemory, writable_deltas
+from ..kernels.recycle import recycled_empty
+from ..protocol import Layer
+from ..validation import as_dtype, check_bool, check_int, check_number
 
 
-class _BatchNorm(reference._BatchNorm):
+class _BatchNorm(specs.BatchNormBase):
     """What BatchNorm1D and BatchNorm2D share: forward and backward on the (A, C, B) view.
 
-    Constructor, checks, parameters, buffers and formulas are the reference layers'
-    (nnscratch/reference/normalization.py): read those first."""
+    The formulas are the reference layers' (nnscratch/reference/normalization.py): read those first."""
 
-    # Recycled results: dropped by release_memory(), left out of copies (see Layer); the last
-    # forward's cache comes along in a copy, so backward still works on it.
-    _stores = ("_store",)
+    # The last forward's cache, for backward; recycled results are a store: dropped by
+    # release_memory() and left out of copies (see kernels/memory.py).
+    _caches = ("_cache",)
+    _stores = ("_recycled",)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
         super().__init__(num_features, eps, momentum, affine, dtype)
-        self._store: dict = {}  # results and scratch, recycled (see recycled_empty)
+        self._cache = None
+        self._recycled: dict = {}  # results and scratch, recycled (see kernels/recycle.py)
 
     def _empty(self, key: str, like: np.ndarray) -> np.ndarray:
-        return recycled_empty(self._store, key, like.shape, like.dtype)
+        return recycled_empty(self._recycled, key, like.shape, like.dtype)
 
     def _on_view(self, values) -> np.ndarray:
         """A (C,) array as (1, C, 1), to broadcast against the (A, C, B) view."""
@@ -41,7 +45,7 @@ class _BatchNorm(reference._BatchNorm):
 
     # -- forward and backward, on the (A, C, B) view --------------------------------------------
     def forward(self, x, *args):
-        dtype = self._checked_input(x)
+        dtype = self._compute_dtype(x)
         x3, layout = channel_view(x.astype(dtype, copy=False))
         if self.training:
             y3, self._cache = self._forward_batch_statistics(x3)
@@ -88,7 +92,7 @@ class _BatchNorm(reference._BatchNorm):
     def backward(self, delta):
         self._check_forward_called(self._cache)
         kind, saved, inv_std, shape, layout = self._cache
-        delta3 = delta_view(self._check_delta(delta, shape).astype(saved.dtype, copy=False), layout, self._store)
+        delta3 = delta_view(self._check_delta(delta, shape).astype(saved.dtype, copy=False), layout, self._recycled)
         gain = inv_std * self._on_view(self.weight) if self.affine else inv_std
         dx = self._empty("dx", saved)
         if kind == "batch":
@@ -111,13 +115,13 @@ class _BatchNorm(reference._BatchNorm):
                 dgamma = channel_dot(delta3, x_hat)
             np.multiply(delta3, gain, out=dx)
         if self.affine:
-            deltas = self._delta_buffers()
+            deltas = writable_deltas(self)
             deltas[0][...] = dgamma.ravel()
             deltas[1][...] = dbeta.ravel()
         return unview(dx, shape, layout)
 
 
-class BatchNorm1D(_BatchNorm, reference.BatchNorm1D):
+class BatchNorm1D(_BatchNorm):
     """Batch normalization of features: y = (x - mean) / sqrt(var + eps) * weight + bias, per feature.
 
     Training mode: mean and var are the batch's (biased variance, over N, and L for 3-D input), and
@@ -131,15 +135,17 @@ class BatchNorm1D(_BatchNorm, reference.BatchNorm1D):
     dweight = sum(delta * x_hat), dbias = sum(delta), sums and means over the batch.
 
     The textbook version of this layer is ``nnscratch.reference.BatchNorm1D``: read it first. This
-    one is built on it and computes the same numbers on a view of the input (kernels/channels.py).
+    one computes the same numbers on a view of the input (kernels/channels.py).
 
     Shape:
         x: (N, num_features) or (N, num_features, L); y: same as x
         weight, bias, running_mean, running_var: (num_features,)
     """
 
+    ranks, layout, values = specs.BATCHNORM1D
 
-class BatchNorm2D(_BatchNorm, reference.BatchNorm2D):
+
+class BatchNorm2D(_BatchNorm):
     """Batch normalization of channels: y = (x - mean) / sqrt(var + eps) * weight + bias, per channel.
 
     Mean and var are taken per channel over (N, H, W); otherwise as ``BatchNorm1D`` (PyTorch's
@@ -156,8 +162,10 @@ class BatchNorm2D(_BatchNorm, reference.BatchNorm2D):
         weight, bias, running_mean, running_var: (num_features,)
     """
 
+    ranks, layout, values = specs.BATCHNORM2D
 
-class LayerNorm(Layer):
+
+class LayerNorm(KeepsMemory, Layer):
     """Layer normalization: y = (x - mean) / sqrt(var + eps) * weight + bias, per sample.
 
     mean and the biased var are taken over the trailing ``normalized_shape`` axes of each sample, in
@@ -174,11 +182,11 @@ class LayerNorm(Layer):
         weight, bias: normalized_shape
     """
 
-    _caches = ("_cache",)  # what forward keeps for backward (see Layer.release_memory)
+    _caches = ("_cache",)  # what forward keeps for backward (see kernels/memory.py)
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float32):
         super().__init__()
-        self.normalized_shape, self.eps, self.elementwise_affine, self._dtype = self._checked(
+        self.normalized_shape, self.eps, self.elementwise_affine, self._dtype = self._hyperparameters(
             normalized_shape, eps, elementwise_affine, dtype)
         if self.elementwise_affine:
             self.weight = aligned.zeros(self.normalized_shape, self._dtype)
@@ -191,18 +199,18 @@ class LayerNorm(Layer):
         self._cache = None
 
     @staticmethod
-    def _checked(normalized_shape, eps, elementwise_affine, dtype) -> tuple:
+    def _hyperparameters(normalized_shape, eps, elementwise_affine, dtype) -> tuple:
         """The hyperparameters validated: (normalized_shape as a tuple, eps, elementwise_affine, dtype)."""
         shape = normalized_shape if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)
         if not shape:
             raise ValueError("LayerNorm: normalized_shape must name at least one axis, got ()")
-        shape = tuple(check_positive_int("LayerNorm", "normalized_shape", s) for s in shape)
-        return (shape, check_real("LayerNorm", "eps", eps, 0.0, strict=True),
+        shape = tuple(check_int("LayerNorm", "normalized_shape", s, 1) for s in shape)
+        return (shape, check_number("LayerNorm", "eps", eps, 0.0, low_inclusive=False),
                 check_bool("LayerNorm", "elementwise_affine", elementwise_affine), as_dtype("LayerNorm", dtype))
 
     @classmethod
     def parameter_specs(cls, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float32) -> list:
-        shape, _, affine, dtype = cls._checked(normalized_shape, eps, elementwise_affine, dtype)
+        shape, _, affine, dtype = cls._hyperparameters(normalized_shape, eps, elementwise_affine, dtype)
         return [(shape, dtype), (shape, dtype)] if affine else []
 
     def config(self) -> dict:
@@ -249,7 +257,7 @@ class LayerNorm(Layer):
         k = x_hat.shape[1]
         delta2 = np.ascontiguousarray(self._check_delta(delta, shape), dtype=x_hat.dtype).reshape(-1, k)
         if self.elementwise_affine:
-            deltas = self._delta_buffers()
+            deltas = writable_deltas(self)
             deltas[0][...] = np.einsum("rk,rk->k", delta2, x_hat).reshape(self.normalized_shape)
             deltas[1][...] = delta2.sum(axis=0).reshape(self.normalized_shape)
             dx_hat = delta2 * self.weight.reshape(1, k)

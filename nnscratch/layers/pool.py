@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.buffers import copy_in_order, empty_in_order, memory_order
+from ..kernels.memory import KeepsMemory
 from ..kernels.pool import max_pool_backward, max_pool_forward, windows
-from ..reference import pool as reference
-from .base import Layer, check_window_fits, compact, pair
+from ..kernels.recycle import copy_in_order, empty_in_order, memory_order
+from ..protocol import Layer
+from ..specs import MaxPool2DBase, check_window_fits, window_output_size
+from ..validation import compact, pair
 
 
-class MaxPool2D(reference.MaxPool2D):
+class MaxPool2D(MaxPool2DBase):
     """Max pooling: y[n, c, r, q] = max over (i, j) of x[n, c, r*sh + i, q*sw + j].
 
     Windows kh x kw, stride (sh, sw) (default: the kernel size); oh = (H - kh) // sh + 1, likewise
@@ -22,7 +24,7 @@ class MaxPool2D(reference.MaxPool2D):
     kernel offset, one byte per output, rather than a full-size mask.
 
     The textbook version of this layer is ``nnscratch.reference.MaxPool2D``: read it first. This one
-    is built on it (same constructor and checks) and computes the same numbers with the passes of
+    shares its constructor and checks (nnscratch/specs.py) and computes the same numbers with the passes of
     nnscratch/kernels/pool.py. The output keeps the input's dtype and its memory layout.
 
     Shape:
@@ -30,32 +32,31 @@ class MaxPool2D(reference.MaxPool2D):
         y: (N, C, oh, ow)
     """
 
-    # Recycled results and scratch: dropped by release_memory(), left out of copies (see Layer); the
-    # last forward's winners (one small array) come along in a copy, so backward works on it.
-    _stores = ("_buffers",)
+    # The last forward's, for backward: its input's (shape, dtype, memory order), not the input
+    # itself, and its winners (one small array). Recycled results and scratch are a store: dropped by
+    # release_memory() and left out of copies (see kernels/memory.py).
+    _caches = ("_input_layout", "_argmax")
+    _stores = ("_recycled",)
 
     def __init__(self, kernel_size, stride=None):
         super().__init__(kernel_size, stride)
-        self._input = None  # (shape, dtype, memory order) of the last input; not the input itself
-        self._buffers: dict = {}  # results and scratch, recycled (see kernels/buffers.py)
+        self._input_layout, self._argmax = None, None
+        self._recycled: dict = {}  # results and scratch, recycled (see kernels/recycle.py)
 
     def forward(self, x, *args):
-        self._check_input(x, 4, "N, C, H, W")
-        if x.dtype.kind != "f":
-            x = x.astype(np.float32)  # integer images and the like: compute in float32
-        shape = self.output_shape(x.shape)
-        y, argmax = max_pool_forward(x, self.kernel_size, self.stride, shape, self._buffers)
-        self._input, self._argmax = (x.shape, x.dtype, memory_order(x)), argmax
+        x = self._checked(x)
+        y, argmax = max_pool_forward(x, self.kernel_size, self.stride, self.output_shape(x.shape), self._recycled)
+        self._input_layout, self._argmax = (x.shape, x.dtype, memory_order(x)), argmax
         return y
 
     def backward(self, delta):
         self._check_forward_called(self._argmax)
-        (x_shape, dtype, order), argmax = self._input, self._argmax
+        (x_shape, dtype, order), argmax = self._input_layout, self._argmax
         delta = self._check_delta(delta, argmax.shape).astype(dtype, copy=False)
-        return max_pool_backward(delta, argmax, x_shape, order, self.kernel_size, self.stride, self._buffers)
+        return max_pool_backward(delta, argmax, x_shape, order, self.kernel_size, self.stride, self._recycled)
 
 
-class AvgPool2D(Layer):
+class AvgPool2D(KeepsMemory, Layer):
     """Average pooling: y[n, c, r, q] = (1 / (kh kw)) sum over (i, j) of xpad[n, c, r*sh + i, q*sw + j].
 
     xpad is x with ``padding`` zeros on each side, and the zeros count in the average, as in
@@ -73,7 +74,7 @@ class AvgPool2D(Layer):
         y: (N, C, oh, ow)
     """
 
-    _caches = ("_input",)
+    _caches = ("_input_layout",)
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
@@ -87,7 +88,7 @@ class AvgPool2D(Layer):
                     f"so at most {k // 2}), got padding {compact(self.padding)} for kernel_size "
                     f"{compact(self.kernel_size)}"
                 )
-        self._input = None  # (output shape, memory order, padded shape, dtype) of the last call
+        self._input_layout = None  # (output shape, memory order, padded shape, dtype) of the last call
 
     def config(self) -> dict:
         return {"kernel_size": compact(self.kernel_size), "stride": compact(self.stride),
@@ -98,7 +99,7 @@ class AvgPool2D(Layer):
         self._check_ndim(shape, 4, "N, C, H, W")
         check_window_fits(self.name, shape, self.kernel_size, self.padding)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return (shape[0], shape[1], (shape[2] + 2 * ph - kh) // sh + 1, (shape[3] + 2 * pw - kw) // sw + 1)
+        return (shape[0], shape[1], window_output_size(shape[2], kh, sh, ph), window_output_size(shape[3], kw, sw, pw))
 
     def forward(self, x, *args):
         self._check_input(x, 4, "N, C, H, W")
@@ -117,12 +118,12 @@ class AvgPool2D(Layer):
         for window in windows(x, self.kernel_size, self.stride, out_shape[2:]):
             y += window
         y /= kh * kw  # an int divisor keeps y's dtype
-        self._input = (tuple(out_shape), order, x.shape, x.dtype)
+        self._input_layout = (tuple(out_shape), order, x.shape, x.dtype)
         return y
 
     def backward(self, delta):
-        self._check_forward_called(self._input)
-        out_shape, order, padded_shape, dtype = self._input
+        self._check_forward_called(self._input_layout)
+        out_shape, order, padded_shape, dtype = self._input_layout
         delta = self._check_delta(delta, out_shape)
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
         share = delta.astype(dtype, copy=False) / (kh * kw)
@@ -135,7 +136,7 @@ class AvgPool2D(Layer):
         return dx
 
 
-class GlobalAvgPool2D(Layer):
+class GlobalAvgPool2D(KeepsMemory, Layer):
     """Global average pooling: y[n, c] = (1 / (H W)) sum over (h, w) of x[n, c, h, w].
 
     Backward: dx[n, c, h, w] = delta[n, c] / (H W), every position an equal share. Keeps the
@@ -146,11 +147,11 @@ class GlobalAvgPool2D(Layer):
         y: (N, C)
     """
 
-    _caches = ("_input",)
+    _caches = ("_input_layout",)
 
     def __init__(self):
         super().__init__()
-        self._input = None  # (shape, dtype, memory order) of the last input
+        self._input_layout = None  # (shape, dtype, memory order) of the last input
 
     def output_shape(self, input_shape):
         shape = tuple(input_shape)
@@ -164,12 +165,12 @@ class GlobalAvgPool2D(Layer):
         if x.dtype.kind != "f":
             x = x.astype(np.float32)
         self.output_shape(x.shape)
-        self._input = (x.shape, x.dtype, memory_order(x))
+        self._input_layout = (x.shape, x.dtype, memory_order(x))
         return np.add.reduce(x, axis=(2, 3)) / (x.shape[2] * x.shape[3])
 
     def backward(self, delta):
-        self._check_forward_called(self._input)
-        shape, dtype, order = self._input
+        self._check_forward_called(self._input_layout)
+        shape, dtype, order = self._input_layout
         delta = self._check_delta(delta, shape[:2]).astype(dtype, copy=False)
         dx = empty_in_order(shape, order, dtype)
         np.copyto(dx, (delta / (shape[2] * shape[3]))[:, :, None, None])

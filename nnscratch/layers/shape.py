@@ -6,11 +6,12 @@ import math
 
 import numpy as np
 
-from ..kernels.buffers import copy_in_order, memory_order
-from .base import Layer
+from ..kernels.memory import KeepsMemory
+from ..kernels.recycle import copy_in_order, memory_order
+from ..protocol import Layer
 
 
-class Flatten(Layer):
+class Flatten(KeepsMemory, Layer):
     """Flatten every axis but the batch axis: (N, C, H, W) -> (N, C*H*W).
 
     Forward returns a view of the input when it can (no copy); backward reshapes delta back, into

@@ -1,12 +1,11 @@
 """Textbook twins of the layers whose fast form needs machinery (``nnscratch/kernels/``).
 
-Each is the layer as a textbook writes it: the formula in the docstring, forward and backward in a
-few lines of vectorised NumPy (sliding windows, tensor contractions, means over the batch axes), no
-buffer reuse and no memory-order tricks. Same constructor, ``parameters`` (and ``buffers``) and
-numbers as the fast layer of the same name, so
-``nnscratch.reference.Conv2D`` can stand in for ``nnscratch.Conv2D`` anywhere (``Sequential``,
-``fit``, ``sanity_check``, ``save``/``load``); the fast layers are built on them and only compute
-forward and backward another way. Read these first.
+Each is the layer as a textbook writes it: the formula in the docstring, a constructor, forward and
+backward in a few lines of vectorised NumPy (sliding windows, tensor contractions, means over the
+batch axes), and nothing from ``kernels/``. A twin and its fast layer are siblings: both derive from
+the same base in ``nnscratch/specs.py`` (constructor checks, parameters, ``config``, shapes), so
+``nnscratch.reference.Conv2D`` can stand in for ``nnscratch.Conv2D`` anywhere (``Sequential``, ``fit``,
+``sanity_check``, ``save``/``load``) and computes the same numbers. Read these first.
 """
 
 from .conv import Conv2D

@@ -156,6 +156,10 @@ def digit_input_shape(model) -> tuple:
         if np.ndim(out) == 2 and np.shape(out)[1] >= 2:
             return shape
         errors.append((shape, f"gives outputs of shape {np.shape(out)}, expected class scores (1, C)"))
-    shape, said = next(((s, e) for s, e in errors if "-D input" not in e), errors[0])
+    # The most telling: a wrong feature or channel count says more than a wrong rank, and for a model
+    # that starts with Linear (which takes any leading axes) the flat digit is the one meant.
+    flat_first = hasattr(_flat_layers(model)[0], "in_features") if _flat_layers(model) else False
+    telling = sorted(errors, key=lambda found: ("-D input" in found[1], not (flat_first and len(found[0]) == 1)))
+    shape, said = telling[0]
     tried = ", ".join(str(s) for s in DIGIT_SHAPES)
     raise ValueError(f"the network does not take a 28x28 digit (tried the shapes {tried}); as {shape}: {said}")

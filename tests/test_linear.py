@@ -174,9 +174,38 @@ def test_wrong_feature_count_names_layer_expected_and_received():
         layer.forward(np.zeros((2, 100), np.float32))
 
 
-def test_wrong_number_of_dimensions():
-    with pytest.raises(ValueError, match=r"Linear: expected a 2-D input \(N, in_features\), got shape \(2, 1, 784\)"):
-        nn.Linear(784, 10).forward(np.zeros((2, 1, 784), np.float32))
+def test_a_single_sample_without_its_batch_axis_is_refused():
+    with pytest.raises(ValueError, match=r"Linear: expected 784 input features \(x of shape \(N, 784\) or \(N, \.\.\., 784\)\), got x of shape \(784,\)"):
+        nn.Linear(784, 10).forward(np.zeros(784, np.float32))
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 4), (3, 1, 2, 4), (1, 1, 4)])
+def test_leading_axes_are_rows_of_one_matrix_as_in_pytorch(shape):
+    # (N, T, in) is the (N*T, in) matrix of its rows: every row gets the same affine map, and the
+    # gradients are the sums over all rows, exactly those of the flattened batch.
+    rng = np.random.default_rng(0)
+    layer, flat = nn.Linear(4, 3, rng=1), nn.Linear(4, 3, rng=1)
+    x = rng.standard_normal(shape)
+    delta = rng.standard_normal((*shape[:-1], 3))
+    y = layer.forward(x)
+    assert y.shape == (*shape[:-1], 3) and layer.output_shape(shape) == y.shape
+    y_flat = flat.forward(x.reshape(-1, 4))
+    np.testing.assert_array_equal(y, y_flat.reshape(y.shape))
+    dx = layer.backward(delta)
+    dx_flat = flat.backward(delta.reshape(-1, 3))
+    np.testing.assert_array_equal(dx, dx_flat.reshape(shape))
+    for d, d_flat in zip(layer.parameters_deltas, flat.parameters_deltas):
+        np.testing.assert_array_equal(d, d_flat)
+    # and against loops over the rows, in float64
+    weight, bias = layer.weight.astype(np.float64), layer.bias.astype(np.float64)
+    rows = x.reshape(-1, 4)
+    expected = np.array([[sum(r[i] * weight[i, j] for i in range(4)) + bias[j] for j in range(3)] for r in rows])
+    np.testing.assert_allclose(y.reshape(-1, 3), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_sequence_input_passes_the_gradient_check():
+    report = nn.sanity_check(nn.Linear(4, 3, rng=0), np.random.default_rng(0).standard_normal((2, 5, 4)))
+    assert report.passed and [row.tensor for row in report] == ["input", "parameter 0", "parameter 1"]
 
 
 @pytest.mark.parametrize("make", [lambda: nn.Linear(3, 2, rng=0), lambda: nn.Conv2D(1, 2, 3, rng=0)],
@@ -220,8 +249,8 @@ def test_non_array_input_and_bad_delta():
 
 def test_output_shape_checks_the_input_like_forward():
     layer = nn.Linear(3, 2, rng=0)
-    assert layer.output_shape((5, 3)) == (5, 2)
-    for shape in [(5, 4), (5, 1, 3), (3,)]:
+    assert layer.output_shape((5, 3)) == (5, 2) and layer.output_shape((5, 1, 3)) == (5, 1, 2)
+    for shape in [(5, 4), (5, 3, 1), (3,)]:
         with pytest.raises(ValueError, match=rf"Linear: expected 3 input features .*got x of shape {re.escape(str(shape))}"):
             layer.output_shape(shape)
 

@@ -21,6 +21,9 @@ class Linear(KeepsMemory, Layer):
 
     Backward: dL/dW = x^T @ delta, dL/db = sum of delta over the batch, dL/dx = delta @ W^T.
 
+    Any number of leading axes, as PyTorch's: a sequence (N, T, in_features) is worked on as the
+    (N*T, in_features) matrix of its rows (a view), so the same three products serve it.
+
     ``needs_input_delta`` (True by default): set to False, backward still sets the parameter
     deltas but skips dL/dx and returns None. For the first layer of a network in training, where
     nobody uses the gradient of the data, that saves a third of the layer's matrix products (PyTorch
@@ -28,8 +31,8 @@ class Linear(KeepsMemory, Layer):
     for the duration of one call; leave it True everywhere else (gradient checks need dL/dx).
 
     Shape:
-        x: (N, in_features)
-        y: (N, out_features)
+        x: (N, *, in_features)
+        y: (N, *, out_features)
         weight: (in_features, out_features), bias: (out_features,)
     """
 
@@ -73,39 +76,44 @@ class Linear(KeepsMemory, Layer):
 
     def output_shape(self, input_shape):
         self._check_input_shape(tuple(input_shape))
-        return (input_shape[0], self.out_features)
+        return (*input_shape[:-1], self.out_features)
 
     def _check_input_shape(self, shape: tuple) -> None:
-        if len(shape) != 2 or shape[1] != self.in_features:
+        if len(shape) < 2 or shape[-1] != self.in_features:
             raise ValueError(
-                f"Linear: expected {self.in_features} input features (x of shape (N, {self.in_features})), "
-                f"got x of shape {shape}"
+                f"Linear: expected {self.in_features} input features (x of shape (N, {self.in_features}) or "
+                f"(N, ..., {self.in_features})), got x of shape {shape}"
             )
 
     def forward(self, x, *args):
         self._check_parameters_in_place("weight", "bias")
-        self._check_input(x, 2, "N, in_features")
+        self._check_input(x)
         self._check_input_shape(x.shape)
         x = x.astype(self.weight.dtype, copy=False)
         self._x = x
-        y = x @ self.weight
+        rows = x if x.ndim == 2 else x.reshape(-1, self.in_features)  # (N*T, in): a view when it can be
+        y = rows @ self.weight
         if self.bias is not None:
             y += self.bias
-        return y
+        return y if x.ndim == 2 else y.reshape(*x.shape[:-1], self.out_features)
 
     def backward(self, delta):
         self._check_forward_called(self._x)
         x = self._x
-        delta = self._check_delta(delta, (x.shape[0], self.out_features)).astype(x.dtype, copy=False)
+        delta = self._check_delta(delta, (*x.shape[:-1], self.out_features)).astype(x.dtype, copy=False)
+        if x.ndim != 2:
+            x, delta = x.reshape(-1, self.in_features), delta.reshape(-1, self.out_features)
         deltas = writable_deltas(self)
         np.matmul(x.T, delta, out=deltas[0])
         if self.bias is not None:
-            # The sum of delta over the batch, written as ones @ delta: a single BLAS matrix-vector
-            # product, ~2.5x faster than np.sum(delta, axis=0) on a training batch.
+            # The sum of delta over the rows, written as ones @ delta: one BLAS matrix-vector product.
+            # Measured float32, one thread: 2.2 us against np.sum(delta, axis=0)'s 5.6 at 128x256,
+            # 5.2 against 19.1 at 768x128 (a GPT block's rows), 2.2 against 15.6 at 1000x10.
             np.matmul(self._ones(x.shape[0], x.dtype), delta, out=deltas[1])
         if not self.needs_input_delta:
             return None
-        return delta @ self.weight.T
+        dx = delta @ self.weight.T
+        return dx if self._x.ndim == 2 else dx.reshape(self._x.shape)
 
     def _ones(self, n: int, dtype) -> np.ndarray:
         """A read-only vector of n ones, kept for the next batch of the same size."""

@@ -16,7 +16,7 @@ class Conv2D(Conv2DBase):
     where xp is x zero-padded by (ph, pw) on each side; oh = (H + 2ph - kh) // sh + 1, likewise ow.
 
     The textbook version of this layer is ``nnscratch.reference.Conv2D``: read it first. This one
-    shares its constructor, parameters, initialisation and checks (nnscratch/specs.py) and computes
+    shares its constructor, parameters, initialisation and checks (nnscratch/specs/) and computes
     the same numbers as one matrix product W @ im2col(x) through a ``ConvPlan`` (nnscratch/kernels/conv_plan.py);
     backward gives dW = delta @ columns^T, db = sum of delta over (N, oh, ow), dx = col2im(W^T @ delta).
 

@@ -4,7 +4,7 @@ Both batch norms work on a view (A, C, B) of their input, C the features or chan
 statistics taken over axes A and B; nnscratch/kernels/channels.py makes the views (no copy, for
 Conv2D's channel-major output too) and the per-channel sums. The output keeps the input's layout.
 They share their constructor, checks, parameters and buffers with their textbook twins in
-nnscratch/reference/normalization.py (through nnscratch/specs.py), compute the same numbers, and
+nnscratch/reference/normalization.py (through nnscratch/specs/), compute the same numbers, and
 only compute forward and backward another way.
 """
 

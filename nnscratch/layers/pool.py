@@ -24,7 +24,7 @@ class MaxPool2D(MaxPool2DBase):
     kernel offset, one byte per output, rather than a full-size mask.
 
     The textbook version of this layer is ``nnscratch.reference.MaxPool2D``: read it first. This one
-    shares its constructor and checks (nnscratch/specs.py) and computes the same numbers with the passes of
+    shares its constructor and checks (nnscratch/specs/) and computes the same numbers with the passes of
     nnscratch/kernels/pool.py. The output keeps the input's dtype and its memory layout.
 
     Shape:

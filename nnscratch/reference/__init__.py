@@ -3,7 +3,7 @@
 Each is the layer as a textbook writes it: the formula in the docstring, a constructor, forward and
 backward in a few lines of vectorised NumPy (sliding windows, tensor contractions, means over the
 batch axes), and nothing from ``kernels/``. A twin and its fast layer are siblings: both derive from
-the same base in ``nnscratch/specs.py`` (constructor checks, parameters, ``config``, shapes), so
+the same base in ``nnscratch/specs/`` (constructor checks, parameters, ``config``, shapes), so
 ``nnscratch.reference.Conv2D`` can stand in for ``nnscratch.Conv2D`` anywhere (``Sequential``, ``fit``,
 ``sanity_check``, ``save``/``load``) and computes the same numbers. Read these first.
 """

@@ -35,7 +35,7 @@ class Conv2D(Conv2DBase):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  dtype=np.float32, rng=None):
         # The checks, the weight and bias, config and output_shape are shared with nnscratch.Conv2D
-        # (nnscratch/specs.py); only forward and backward differ.
+        # (nnscratch/specs/); only forward and backward differ.
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, dtype, rng)
         self._x_shape, self._windows = None, None  # the last forward's, for backward
 

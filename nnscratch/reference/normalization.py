@@ -11,7 +11,7 @@ from .. import specs
 class _BatchNorm(specs.BatchNormBase):
     """Forward and backward of BatchNorm1D and BatchNorm2D, which differ only in the shapes they
     take (the formulas are in BatchNorm1D's docstring; the checks, parameters and running
-    statistics are shared with the fast layers, in nnscratch/specs.py)."""
+    statistics are shared with the fast layers, in nnscratch/specs/)."""
 
     _caches = ("_cache",)  # what release_memory() drops
 

@@ -28,7 +28,7 @@ class MaxPool2D(MaxPool2DBase):
     _caches = ("_x_shape", "_dtype", "_argmax")  # what release_memory() drops
 
     def __init__(self, kernel_size, stride=None):
-        super().__init__(kernel_size, stride)  # the checks, config and output_shape: nnscratch/specs.py
+        super().__init__(kernel_size, stride)  # the checks, config and output_shape: nnscratch/specs/
         self._x_shape, self._dtype, self._argmax = None, None, None  # the last forward's, for backward
 
     def forward(self, x, *args):

@@ -8,6 +8,7 @@ and must be: a fence with no language, or another one, fails here.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +135,37 @@ def test_the_page_runs_and_does_what_it_says(page, request, monkeypatch, tmp_pat
     if check is not None:
         check(namespace)
     assert not list(DOCS.rglob("*.npz")) and not list(DOCS.rglob("*.onnx")), "an example wrote into docs/"
+
+
+# -- the API reference's docstring rewriting (docs/_ext/docstrings.py) ---------------------------
+def load_docstrings_extension():
+    spec = importlib.util.spec_from_file_location("docs_ext_docstrings", DOCS / "_ext" / "docstrings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_formulas_and_shape_blocks_are_fenced_as_written():
+    plain_text = load_docstrings_extension().plain_text
+    docstring = ("Backward, with delta = dL/dy:\n    dW = x^T @ delta\n    db = sum(delta)\nand dx follows.\n\n"
+                 "Shape:\n    x: (N, ``in``)\n    y: (N, out)")
+    assert plain_text(docstring).split("\n") == [
+        "Backward, with delta = dL/dy:", "", "```text", "dW = x^T @ delta", "db = sum(delta)", "```", "",
+        "and dx follows.", "", "Shape:", "    ```text", "    x: (N, in)", "    y: (N, out)", "    ```",
+    ]
+
+
+def test_products_are_escaped_outside_code_and_lists_get_their_blank_line():
+    plain_text = load_docstrings_extension().plain_text
+    docstring = "y = x[r*sh + i] and ``a*b`` stay *emphasis*.\nWhat it holds:\n- one\n  continued\n- two"
+    assert plain_text(docstring).split("\n") == [
+        r"y = x[r\*sh + i] and ``a*b`` stay *emphasis*.", "What it holds:", "", "- one", "  continued", "- two",
+    ]
+
+
+def test_google_sections_are_left_alone_but_for_names_run_over_two_lines():
+    plain_text = load_docstrings_extension().plain_text
+    docstring = "Args:\n    a: the first,\n        wrapped.\n    b, c,\n        d: as above.\n\nReturns:\n    a list"
+    assert plain_text(docstring).split("\n") == [
+        "Args:", "    a: the first,", "        wrapped.", "    b, c, d: as above.", "", "Returns:", "    a list",
+    ]

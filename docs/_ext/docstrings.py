@@ -6,8 +6,9 @@ table sits on indented lines under the sentence that introduces it, and products
 italics. Before the docstrings are parsed, this extension
 
 - fences an indented block that follows a line of text (a formula, a ``Shape:`` block) as a
-  ``text`` code block, so its lines and spacing stay as written;
+  ``text`` code block, so its lines and spacing stay as written (its double backticks dropped);
 - escapes a ``*`` between two operands (``r*sh``), outside inline code;
+- puts a blank line before a list that follows a line of text, as Markdown needs;
 - joins an ``Args:`` item whose names run over two lines (``a, b, c,`` then ``d: as above``)
   into one line, which Griffe's Google parser needs to read it.
 
@@ -18,8 +19,6 @@ indented lines are continuations, which Markdown and Griffe already read right.
 from __future__ import annotations
 
 import re
-
-import griffe
 
 # Google-style sections whose indented lines are items, not a block of text.
 SECTIONS = {
@@ -51,7 +50,9 @@ def block_below(lines: list[str], start: int, deeper_than: int) -> int:
 def fenced(block: list[str], indent: int) -> list[str]:
     margin = min(indent_of(line) for line in block if line.strip())
     pad = " " * indent
-    return [pad + "```text", *[pad + line[margin:] if line.strip() else "" for line in block], pad + "```"]
+    # ``x`` marks code in the docstring's prose; inside a code block the marks would show.
+    text = [pad + line[margin:].replace("``", "") if line.strip() else "" for line in block]
+    return [pad + "```text", *text, pad + "```"]
 
 
 def escape_products(line: str) -> str:
@@ -88,6 +89,8 @@ def plain_text(docstring: str) -> str:
             out.append(line)
             index += 1
             continue
+        if LIST_ITEM.match(line) and not in_list and out and out[-1].strip():
+            out.append("")  # Markdown starts a list only after a blank line
         in_list = bool(LIST_ITEM.match(line)) or (in_list and indent > 0)
         below = index + 1 < len(lines) and lines[index + 1].strip() and indent_of(lines[index + 1]) > indent
         title = TITLE.match(line.strip())
@@ -109,9 +112,16 @@ def plain_text(docstring: str) -> str:
     return "\n".join(out)
 
 
-class PlainTextDocstrings(griffe.Extension):
-    """Rewrites every docstring with ``plain_text`` before it is parsed."""
+try:  # griffe comes with the docs extra; tests/test_docs.py reads plain_text without it
+    import griffe
+except ImportError:
+    griffe = None
 
-    def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
-        if obj.docstring is not None:
-            obj.docstring.value = plain_text(obj.docstring.value)
+if griffe is not None:
+
+    class PlainTextDocstrings(griffe.Extension):
+        """Rewrites every docstring with ``plain_text`` before it is parsed."""
+
+        def on_instance(self, *, obj, **kwargs) -> None:
+            if obj.docstring is not None:
+                obj.docstring.value = plain_text(obj.docstring.value)

@@ -74,10 +74,7 @@ def test_the_reading_order_names_files_that_exist():
     paths = set(re.findall(r"`(nnscratch/[\w/]+(?:\.py)?)`", order))
     assert len(paths) >= 6
     missing = sorted(path for path in paths if not (ROOT / path).exists())
-    # The reading order names the files of the architecture's second pass (nnscratch/protocol.py,
-    # nnscratch/containers.py); until those moves land a missing file is reported, not failed.
-    if missing:
-        pytest.xfail(f"the reading order names files the tree does not have yet: {missing}")
+    assert not missing, f"the reading order names files that moved or went: {missing}"
 
 
 def test_the_stated_sanity_check_count_is_the_number_of_built_in_cases():

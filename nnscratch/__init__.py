@@ -10,6 +10,7 @@ from .check import GradientCheckError, GradientCheckReport, TensorCheck, sanity_
 from .clip import clip_grad_norm, clip_grad_norm_
 from .containers import Residual, Sequential
 from .data import IDXFormatError, MNISTCacheError, MNISTDownloadError
+from .evaluation import evaluate, predict
 from .io import load, load_checkpoint, save
 from .layers import *  # noqa: F403 (the built-in layers, named in layers.__all__)
 from .layers import __all__ as _layer_names
@@ -19,7 +20,7 @@ from .protocol import Layer
 from .seeding import seed
 from .threads import FixedThreads, ThreadChooser
 from .torch_interop import from_torch, to_torch
-from .train import NonFiniteLossError, evaluate, fit, predict
+from .train import NonFiniteLossError, fit
 from .version import __version__
 
 __all__ = [

@@ -21,7 +21,7 @@ def clip_grad_norm(source, max_norm, error_if_nonfinite=False) -> float:
         d = d * min(1, max_norm / (norm + 1e-6))
 
     ``source`` is a layer, a Sequential or a list of layers, as for the optimizers. Call it between
-    backward and ``optimizer.step()`` (``fit(..., clip_grad_norm=max_norm)`` does). As PyTorch's
+    backward and ``optimizer.step()`` (``fit(..., max_grad_norm=max_norm)`` does). As PyTorch's
     ``clip_grad_norm_`` with norm_type 2: the same 1e-6, so a clipped norm ends a hair below max_norm
     (a norm of exactly max_norm is scaled by max_norm / (max_norm + 1e-6) too), and one below
     max_norm - 1e-6 is left alone. One norm over all deltas, not one per

@@ -120,7 +120,7 @@ def class_probabilities(model, x, batch_size: int = 1000) -> np.ndarray:
     Shape:
         x (N, ...) as the model takes it -> (N, C) float64, rows summing to 1
     """
-    from .train import predict
+    from .evaluation import predict
 
     scores = predict(model, x, batch_size)
     if np.ndim(scores) != 2:
@@ -144,7 +144,7 @@ def digit_input_shape(model) -> tuple:
     other inputs), quoting what the network said about the most telling shape: one of the right
     number of dimensions (a wrong feature or channel count says more than a wrong rank).
     """
-    from .train import predict
+    from .evaluation import predict
 
     errors = []
     for shape in DIGIT_SHAPES:

@@ -1,4 +1,4 @@
-"""Training loops: ``fit`` a model in shuffled mini-batches; ``evaluate`` and ``predict`` in batches.
+"""The training loop: ``fit`` a model in shuffled mini-batches (``evaluate`` and ``predict``: evaluation.py).
 
 The network is split in two parts that stay separate objects:
 
@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from .clip import clip_grad_norm as _clip_grad_norm
 from .containers import Sequential
-from .kernels.memory import release_memory
+from .evaluation import check_data, count_correct, evaluate_in_batches, labels_of, scalar
 from .protocol import in_mode
 from .seeding import get_rng
-from .validation import check_int
 from .threads import training_threads
+from .validation import check_int
 
 try:  # tqdm is a dependency; the guard keeps `progress=False` working in a bare environment
     from tqdm.auto import tqdm
@@ -44,116 +45,6 @@ except ImportError:  # pragma: no cover
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite: training diverged. The message names the epoch and batch."""
-
-
-# -- argument checks ---------------------------------------------------------------------------
-def _check_data(where: str, x, y=None) -> None:
-    if not hasattr(x, "shape") or len(x.shape) == 0:
-        raise TypeError(f"{where}: x must be an array with a batch axis (N, ...), got {type(x).__name__}")
-    if len(x) == 0:
-        raise ValueError(f"{where}: x is empty (shape {x.shape}), expected at least one sample")
-    if y is None:
-        return
-    if not hasattr(y, "shape") or len(y.shape) not in (1, 2):
-        raise ValueError(
-            f"{where}: y must be integer labels (N,) or one-hot/soft targets (N, C), "
-            f"got {getattr(y, 'shape', type(y).__name__)}"
-        )
-    if len(y) != len(x):
-        raise ValueError(f"{where}: x has {len(x)} samples but y has {len(y)}; expected one target per sample")
-
-
-def _labels(y: np.ndarray) -> np.ndarray:
-    """Class labels of the targets: the labels themselves, or the argmax of one-hot/soft rows."""
-    return y if y.ndim == 1 else y.argmax(axis=1)
-
-
-def _scalar(where: str, value) -> float:
-    if np.ndim(value) != 0:
-        raise ValueError(
-            f"{where}: the loss must return a scalar (end it with Mean()), got shape {np.shape(value)}"
-        )
-    return float(value)
-
-
-def _correct(where: str, scores, labels: np.ndarray) -> int:
-    if np.ndim(scores) != 2 or len(scores) != len(labels):
-        raise ValueError(
-            f"{where}: the model must return scores of shape (N, C) with N = {len(labels)}, "
-            f"got shape {np.shape(scores)}"
-        )
-    return int(np.count_nonzero(scores.argmax(axis=1) == labels))
-
-
-# -- evaluate and predict ----------------------------------------------------------------------
-def predict(model, x, batch_size: int = 1000) -> np.ndarray:
-    """The model's outputs for every sample, computed ``batch_size`` samples at a time.
-
-    When it returns, every layer's ``release_memory()`` has dropped what the batches made it keep
-    (see nnscratch/kernels/memory.py): only the result holds memory.
-
-    Shape:
-        x: (N, ...) whatever the model takes; returns (N, ...) whatever the model gives per sample
-    """
-    _check_data("predict", x)
-    batch_size = check_int("predict", "batch_size", batch_size, 1)
-    try:
-        with in_mode(False, model):
-            return _predict(model, x, batch_size)
-    finally:  # _predict has returned: none of its batches' arrays is still held
-        release_memory(model)
-
-
-def _predict(model, x, batch_size: int) -> np.ndarray:
-    out = None
-    for start in range(0, len(x), batch_size):
-        scores = model.forward(x[start : start + batch_size])
-        if out is None:  # the output shape and dtype are known after the first batch
-            out = np.empty((len(x), *np.shape(scores)[1:]), dtype=np.asarray(scores).dtype)
-        out[start : start + batch_size] = scores
-    return out
-
-
-def evaluate(model, x, y, batch_size: int = 1000, loss=None) -> dict:
-    """Accuracy (and the mean loss when ``loss`` is given) over a data set, in batches.
-
-    accuracy = mean(argmax(model(x)) == label); loss = sum over batches of loss(batch) * |batch| / N,
-    which is the mean over all samples for a loss ending in ``Mean()``.
-
-    Shape:
-        x: (N, ...); y: (N,) labels or (N, C) one-hot/soft
-    Returns:
-        {"accuracy": float, "loss": float} (no "loss" key without ``loss``)
-
-    When it returns, every layer's ``release_memory()`` has dropped what the batches made it keep,
-    as in ``predict``.
-    """
-    _check_data("evaluate", x, y)
-    batch_size = check_int("evaluate", "batch_size", batch_size, 1)
-    try:
-        return _evaluate(model, x, y, batch_size, loss)
-    finally:
-        release_memory(model)
-        if loss is not None:
-            release_memory(loss)
-
-
-def _evaluate(model, x, y, batch_size: int, loss) -> dict:
-    """``evaluate`` without releasing memory: fit's validation, whose batches have the size of the
-    training batches, so the layers' buffers serve the next epoch as they are."""
-    labels = _labels(y)
-    correct, total_loss = 0, 0.0
-    with in_mode(False, model, *([] if loss is None else [loss])):
-        for start in range(0, len(x), batch_size):
-            stop = start + batch_size
-            scores = model.forward(x[start:stop])
-            correct += _correct("evaluate", scores, labels[start:stop])
-            if loss is not None:
-                total_loss += _scalar("evaluate", loss.forward(scores, y[start:stop])) * len(labels[start:stop])
-    result = {"accuracy": correct / len(x)}
-    if loss is not None:
-        result["loss"] = total_loss / len(x)
-    return result
 
 
 # -- fit ---------------------------------------------------------------------------------------
@@ -174,6 +65,7 @@ def fit(
     augment=None,
     on_epoch_end=None,
     threads="auto",
+    max_grad_norm=None,
     clip_grad_norm=None,
 ) -> list[dict]:
     """Train ``model`` on (x, y) with mini-batch gradient descent; return the per-epoch history.
@@ -181,7 +73,7 @@ def fit(
     Each epoch draws a fresh permutation from ``rng`` and walks it in batches of ``batch_size``, so
     every sample is seen exactly once per epoch (the last batch holds the remainder). Per batch:
     scores = model(x_b); L = loss(scores, y_b); model.backward(loss.backward(1.0));
-    [clip_grad_norm(...)]; optimizer.step().
+    [clip_grad_norm_(...)]; optimizer.step().
 
     Args:
         model, loss: the two parts of the network (see the module docstring).
@@ -204,10 +96,10 @@ def fit(
             nothing is changed); an int: that many threads throughout; a ``ThreadChooser``: that
             one, configured as you like (see nnscratch/threads.py). OpenBLAS rounds some products
             differently at another count: for runs that must match bit for bit, pass an int.
-        clip_grad_norm: optional max_norm > 0: after every backward, the deltas of model and loss
-            are scaled so that their global L2 norm is at most max_norm (``nnscratch.clip_grad_norm``),
+        max_grad_norm: optional max_norm > 0: after every backward, the deltas of model and loss
+            are scaled so that their global L2 norm is at most max_norm (``nnscratch.clip_grad_norm_``),
             before the step. A non-finite gradient norm stops training before the step, as a
-            non-finite loss does.
+            non-finite loss does. (``clip_grad_norm=`` is its earlier name, still accepted.)
 
     Returns:
         one dict per epoch trained: ``epoch`` (1-based), ``loss`` and ``accuracy`` (over the epoch's
@@ -216,7 +108,7 @@ def fit(
         ``seconds`` (training time of the epoch, the validation pass excluded).
 
     Raises:
-        NonFiniteLossError: the loss of a batch is NaN or infinite (or, with clip_grad_norm, its
+        NonFiniteLossError: the loss of a batch is NaN or infinite (or, with max_grad_norm, its
             gradient norm); raised before that batch's update, naming the epoch and batch.
 
     Modes: each epoch trains in train mode and validates in eval mode; every layer's mode is put
@@ -225,54 +117,94 @@ def fit(
     Shape:
         x: (N, ...) whatever the model takes; y: (N,) integer labels or (N, C) one-hot/soft
     """
-    _check_data("fit", x, y)
-    epochs = check_int("fit", "epochs", epochs, 0)
-    batch_size = check_int("fit", "batch_size", batch_size, 1)
+    check_data("fit", x, y)
+    if clip_grad_norm is not None:  # the earlier name of max_grad_norm, which shadowed the function
+        if max_grad_norm is not None:
+            raise TypeError("fit: give max_grad_norm, not both it and clip_grad_norm (its earlier name)")
+        max_grad_norm = clip_grad_norm
+    run = _Run(
+        model=model, loss=loss, optimizer=optimizer, x=x, y=y, labels=labels_of(y),
+        batch_size=check_int("fit", "batch_size", batch_size, 1),
+        epochs=check_int("fit", "epochs", epochs, 0),
+        validation=_checked_validation(validation), progress=progress, schedule=schedule, augment=augment,
+        on_epoch_end=on_epoch_end, max_grad_norm=_checked_max_grad_norm(max_grad_norm),
+    )
     initial_epoch = check_int("fit", "initial_epoch", initial_epoch, 0)
-    if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise TypeError("fit: validation must be a pair (x_val, y_val)")
-        _check_data("fit (validation)", *validation)
     if schedule is not None and not hasattr(optimizer, "lr"):
         raise TypeError(f"fit: a schedule sets optimizer.lr, but {type(optimizer).__name__} has no lr")
-    if clip_grad_norm is not None:
-        if isinstance(clip_grad_norm, bool) or not isinstance(clip_grad_norm, (int, float, np.integer, np.floating)):
-            raise TypeError(f"fit: clip_grad_norm must be a number or None, got {type(clip_grad_norm).__name__}")
-        if not clip_grad_norm > 0:
-            raise ValueError(f"fit: clip_grad_norm must be > 0 (the largest gradient norm), got {clip_grad_norm!r}")
-    blas_threads = training_threads(threads, "fit")
-    rng = get_rng(rng)
-    labels = _labels(y)
-    n = len(x)
-    num_batches = -(-n // batch_size)
+    run.threads = training_threads(threads, "fit")
+    run.rng = get_rng(rng)
     history = []
-    with blas_threads:
-        _fit_epochs(model, loss, optimizer, x, y, labels, rng, batch_size, epochs, initial_epoch, num_batches,
-                    validation, progress, schedule, augment, on_epoch_end, history, blas_threads, clip_grad_norm)
+    with run.threads:
+        for epoch in range(initial_epoch + 1, run.epochs + 1):
+            record = _fit_epoch(run, epoch)
+            history.append(record)
+            if on_epoch_end is not None:
+                on_epoch_end(record)
     return history
 
 
-def _fit_epochs(model, loss, optimizer, x, y, labels, rng, batch_size, epochs, initial_epoch, num_batches,
-                validation, progress, schedule, augment, on_epoch_end, history, threads, clip=None) -> None:
-    """fit's epochs, appended to ``history``; ``threads`` (a ThreadChooser or FixedThreads) times the steps."""
-    for epoch in range(initial_epoch + 1, epochs + 1):
-        lr = float(optimizer.lr) if hasattr(optimizer, "lr") else None
-        with in_mode(True, model, loss):
-            trained = _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs,
-                                   num_batches, progress, schedule, augment, threads, clip)
-        val = {"loss": None, "accuracy": None}
-        if validation is not None:
-            val = _evaluate(model, validation[0], validation[1], batch_size, loss)
-        record = {
-            "epoch": epoch, "loss": trained["loss"], "accuracy": trained["accuracy"],
-            "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-            "lr": trained.get("lr", lr), "seconds": trained["seconds"],
-        }  # fmt: skip
-        if progress and tqdm is not None:
-            tqdm.write(_epoch_line(record, epochs), file=sys.stderr)
-        history.append(record)
-        if on_epoch_end is not None:
-            on_epoch_end(record)
+def _checked_validation(validation):
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise TypeError("fit: validation must be a pair (x_val, y_val)")
+        check_data("fit (validation)", *validation)
+    return validation
+
+
+def _checked_max_grad_norm(value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"fit: max_grad_norm must be a number or None, got {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"fit: max_grad_norm must be > 0 (the largest gradient norm), got {value!r}")
+    return value
+
+
+@dataclass
+class _Run:
+    """What every epoch of one ``fit`` works with: its arguments, checked, and the shuffling generator
+    and BLAS thread control it made."""
+
+    model: object
+    loss: object
+    optimizer: object
+    x: object
+    y: object
+    labels: np.ndarray
+    batch_size: int
+    epochs: int
+    validation: tuple | None
+    progress: bool
+    schedule: object
+    augment: object
+    on_epoch_end: object
+    max_grad_norm: float | None
+    rng: np.random.Generator | None = None
+    threads: object = None  # a ThreadChooser or FixedThreads: times the steps
+
+    @property
+    def num_batches(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+
+def _fit_epoch(run: _Run, epoch: int) -> dict:
+    """Train one epoch (in train mode), validate (in eval mode); return the epoch's record."""
+    lr = float(run.optimizer.lr) if hasattr(run.optimizer, "lr") else None
+    with in_mode(True, run.model, run.loss):
+        trained = _train_epoch(run, epoch)
+    val = {"loss": None, "accuracy": None}
+    if run.validation is not None:
+        val = evaluate_in_batches(run.model, run.validation[0], run.validation[1], run.batch_size, run.loss)
+    record = {
+        "epoch": epoch, "loss": trained["loss"], "accuracy": trained["accuracy"],
+        "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+        "lr": trained.get("lr", lr), "seconds": trained["seconds"],
+    }  # fmt: skip
+    if run.progress and tqdm is not None:
+        tqdm.write(_epoch_line(record, run.epochs), file=sys.stderr)
+    return record
 
 
 def _epoch_line(record: dict, epochs: int) -> str:
@@ -282,69 +214,63 @@ def _epoch_line(record: dict, epochs: int) -> str:
     return line + f" ({record['seconds']:.1f} s)"
 
 
-def _train_epoch(model, loss, optimizer, x, y, labels, rng, batch_size, epoch, epochs, num_batches,
-                 progress, schedule, augment, threads=None, clip=None) -> dict:
+def _diverged(what: str, value, epoch: int, batch: int, run: _Run, after: str = "") -> NonFiniteLossError:
+    lr = f" (lr={run.optimizer.lr:g})" if hasattr(run.optimizer, "lr") else ""
+    return NonFiniteLossError(
+        f"training diverged: the {what} is {value} at epoch {epoch}, batch {batch}/{run.num_batches}{after}; "
+        f"the learning rate{lr} is probably too high, try a lower one"
+    )
+
+
+def _train_epoch(run: _Run, epoch: int) -> dict:
     """One pass over a fresh permutation of the data; returns the epoch's loss, accuracy, first lr
     and time."""
+    model, loss, optimizer, x, y = run.model, run.loss, run.optimizer, run.x, run.y
     result = {}
-    order = rng.permutation(len(x))
+    order = run.rng.permutation(len(x))
     skip_input_delta = isinstance(model, Sequential)
     total_loss, correct, seen = 0.0, 0, 0
     bar = None
-    if progress and tqdm is not None:
-        bar = tqdm(total=len(x), desc=f"epoch {epoch}/{epochs}", unit="img", leave=False,
-                   dynamic_ncols=True)
+    if run.progress and tqdm is not None:
+        bar = tqdm(total=len(x), desc=f"epoch {epoch}/{run.epochs}", unit="img", leave=False, dynamic_ncols=True)
     started = time.perf_counter()
-    if threads is not None:  # the last epoch's validation, on_epoch_end and this epoch's start are no step
-        threads.skip()
+    run.threads.skip()  # the last epoch's validation, on_epoch_end and this epoch's start are no step
     try:
         # A diverging run overflows in exp() and friends; the guard below reports that once,
         # clearly, instead of a stream of RuntimeWarnings.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for batch, start in enumerate(range(0, len(x), batch_size), start=1):
-                index = order[start : start + batch_size]
-                if schedule is not None:
-                    optimizer.lr = float(schedule(epoch - 1 + (batch - 1) / num_batches))
+            for batch, start in enumerate(range(0, len(x), run.batch_size), start=1):
+                index = order[start : start + run.batch_size]
+                if run.schedule is not None:
+                    optimizer.lr = float(run.schedule(epoch - 1 + (batch - 1) / run.num_batches))
                     if batch == 1:
                         result["lr"] = optimizer.lr
                 x_batch, y_batch = x[index], y[index]
-                if augment is not None:
-                    x_batch = augment(x_batch, rng)
+                if run.augment is not None:
+                    x_batch = run.augment(x_batch, run.rng)
                 scores = model.forward(x_batch)
-                value = _scalar("fit", loss.forward(scores, y_batch))
+                value = scalar("fit", loss.forward(scores, y_batch))
                 if not np.isfinite(value):
-                    lr = f" (lr={optimizer.lr:g})" if hasattr(optimizer, "lr") else ""
-                    raise NonFiniteLossError(
-                        f"training diverged: the loss is {value} at epoch {epoch}, batch "
-                        f"{batch}/{num_batches}; the learning rate{lr} is probably too high, "
-                        "try a lower one"
-                    )
-                correct += _correct("fit", scores, labels[index])
+                    raise _diverged("loss", value, epoch, batch, run)
+                correct += count_correct("fit", scores, run.labels[index])
                 if skip_input_delta:  # nobody uses dL/dx of the data: skip computing it
                     model.backward(loss.backward(1.0), input_delta=False)
                 else:
                     model.backward(loss.backward(1.0))
-                if clip is not None:
-                    norm = _clip_grad_norm([model, loss], clip)
+                if run.max_grad_norm is not None:
+                    norm = _clip_grad_norm([model, loss], run.max_grad_norm)
                     if not np.isfinite(norm):
-                        raise NonFiniteLossError(
-                            f"training diverged: the gradient norm is {norm} at epoch {epoch}, batch "
-                            f"{batch}/{num_batches} (the loss was {value:g}); the learning rate is probably "
-                            "too high, try a lower one"
-                        )
+                        raise _diverged("gradient norm", norm, epoch, batch, run, f" (the loss was {value:g})")
                 optimizer.step()
-                if threads is not None:  # the BLAS thread chooser times the steps
-                    threads.step()
+                run.threads.step()  # the BLAS thread chooser times the steps
                 total_loss += value * len(index)
                 seen += len(index)
                 if bar is not None:
                     bar.update(len(index))
                     if batch % 20 == 0 or seen == len(x):  # formatting the postfix every batch costs
-                        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
-                                        refresh=False)
+                        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
     finally:
         if bar is not None:
             bar.close()
     result.update(loss=total_loss / seen, accuracy=correct / seen, seconds=time.perf_counter() - started)
     return result
-

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.train import NonFiniteLossError, evaluate, fit, predict
+from nnscratch.evaluation import evaluate, predict
+from nnscratch.train import NonFiniteLossError, fit
 
 
 class Recorder:
@@ -484,7 +485,7 @@ def test_predict_and_evaluate_hand_the_memory_of_their_batches_back(tmp_path):
     assert after_evaluate - before <= 100, f"evaluate kept {after_evaluate - before:.0f} MB"
 
 
-# -- fit(clip_grad_norm=...) -------------------------------------------------------------------
+# -- fit(max_grad_norm=...) -------------------------------------------------------------------
 def _clip_data():
     rng = np.random.default_rng(0)
     return rng.normal(size=(40, 6)).astype(np.float32) * 20, rng.integers(0, 3, 40)
@@ -502,7 +503,7 @@ def test_fit_clips_the_gradient_after_backward_before_every_step():
     model = nn.Sequential(nn.Linear(6, 8, rng=0), nn.ReLU(), nn.Linear(8, 3, rng=1))
     loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
     nn.fit(model, loss, Recording(model, lr=0.01), x, y, epochs=2, batch_size=8, rng=0, progress=False,
-           clip_grad_norm=0.5, threads=1)
+           max_grad_norm=0.5, threads=1)
     assert len(norms) == 10 and max(norms) <= 0.5 * (1 + 1e-6)
     unclipped = []
     model = nn.Sequential(nn.Linear(6, 8, rng=0), nn.ReLU(), nn.Linear(8, 3, rng=1))
@@ -516,7 +517,7 @@ def test_fit_with_clip_equals_clipping_by_hand():
     loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
     model = nn.Sequential(nn.Linear(6, 3, rng=0))
     nn.fit(model, loss, nn.Adam(model, lr=0.01), x, y, epochs=1, batch_size=10, rng=np.random.default_rng(5),
-           progress=False, clip_grad_norm=1.0, threads=1)
+           progress=False, max_grad_norm=1.0, threads=1)
     by_hand = nn.Sequential(nn.Linear(6, 3, rng=0))
     optimizer = nn.Adam(by_hand, lr=0.01)
     order = np.random.default_rng(5).permutation(40)
@@ -543,22 +544,22 @@ def test_fit_stops_on_a_non_finite_gradient_norm_before_the_step():
     before = model.parameters[0].copy()
     with pytest.raises(NonFiniteLossError, match=r"the gradient norm is (inf|nan) at epoch 1, batch 1/5"):
         nn.fit(model, InfiniteGradient(), nn.SGD(model, lr=0.1), x, y, epochs=1, batch_size=8, progress=False,
-               clip_grad_norm=1.0, threads=1)
+               max_grad_norm=1.0, threads=1)
     np.testing.assert_array_equal(model.parameters[0], before)
 
 
 @pytest.mark.parametrize("value, error, match", [
-    (0, ValueError, r"fit: clip_grad_norm must be > 0 \(the largest gradient norm\), got 0"),
-    (float("nan"), ValueError, r"fit: clip_grad_norm must be > 0"),
-    ("1", TypeError, r"fit: clip_grad_norm must be a number or None, got str"),
-    (True, TypeError, r"fit: clip_grad_norm must be a number or None, got bool"),
+    (0, ValueError, r"fit: max_grad_norm must be > 0 \(the largest gradient norm\), got 0"),
+    (float("nan"), ValueError, r"fit: max_grad_norm must be > 0"),
+    ("1", TypeError, r"fit: max_grad_norm must be a number or None, got str"),
+    (True, TypeError, r"fit: max_grad_norm must be a number or None, got bool"),
 ])
-def test_fit_refuses_a_bad_clip_grad_norm(value, error, match):
+def test_fit_refuses_a_bad_max_grad_norm(value, error, match):
     x, y = _clip_data()
     model = nn.Sequential(nn.Linear(6, 3, rng=0))
     with pytest.raises(error, match=match):
         nn.fit(model, nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean()), nn.SGD(model, lr=0.1), x, y, epochs=1,
-               batch_size=8, progress=False, clip_grad_norm=value)
+               batch_size=8, progress=False, max_grad_norm=value)
 
 
 def test_every_built_in_layer_forgets_its_last_forward_on_release_memory():

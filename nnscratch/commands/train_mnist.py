@@ -111,7 +111,8 @@ def _draw_dropout_from(net, rng) -> None:
 def _run(args) -> int:
     from ..metrics import format_confusion_matrix, per_class_accuracy
     from ..presets import PRESETS, make_augment, make_schedule
-    from ..train import NonFiniteLossError, evaluate, fit, predict
+    from ..evaluation import evaluate, predict
+    from ..train import NonFiniteLossError, fit
 
     config, checkpoint, outputs = resolve_options(args)
     net, optimizer, start_epoch, history, shuffle_rng = _start(config, checkpoint, args.resume)

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import layers as builtin_layers
 from .layers import Softmax, losses
+from .layers.activations import softmax
 from .containers import Sequential
 from .protocol import layer_name
 
@@ -103,17 +104,6 @@ def ends_in_softmax(model) -> bool:
     return bool(layers) and isinstance(layers[-1], Softmax)
 
 
-def softmax(scores) -> np.ndarray:
-    """p_ij = exp(s_ij - max_j s_ij) / sum_k exp(s_ik - max_j s_ij), over the last axis, in float64.
-
-    Shape:
-        (N, C) -> (N, C)
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    z = np.exp(scores - scores.max(axis=-1, keepdims=True))  # the max subtracted: exp never overflows
-    return z / z.sum(axis=-1, keepdims=True)
-
-
 def class_probabilities(model, x, batch_size: int = 1000) -> np.ndarray:
     """The model's class probabilities: its outputs if it ends in Softmax, else their softmax.
 
@@ -127,7 +117,7 @@ def class_probabilities(model, x, batch_size: int = 1000) -> np.ndarray:
         raise ValueError(f"class_probabilities: the model must give scores (N, C), got shape {np.shape(scores)}")
     if ends_in_softmax(model):
         return np.asarray(scores, dtype=np.float64)
-    return softmax(scores)
+    return softmax(np.asarray(scores, dtype=np.float64))  # in float64: tiny probabilities keep their digits
 
 
 def model_dtype(model) -> np.dtype:

@@ -9,9 +9,9 @@ from nnscratch.inference import (
     digit_input_shape,
     ends_in_softmax,
     inference_model,
-    softmax,
     without_loss,
 )
+from nnscratch.layers.activations import softmax
 from nnscratch.presets import PRESETS
 
 
@@ -32,9 +32,16 @@ def test_inference_model_opens_nested_sequentials_and_keeps_a_bare_model():
         inference_model(nn.Sequential(nn.CrossEntropy(), nn.Mean()))
 
 
-def test_softmax_by_hand_and_for_huge_scores():
-    np.testing.assert_allclose(softmax([[0.0, np.log(3.0)]]), [[0.25, 0.75]])
-    np.testing.assert_allclose(softmax([[1e4, 1e4 - np.log(3.0)]]), [[0.75, 0.25]])
+def test_softmax_by_hand_for_huge_scores_and_in_the_callers_dtype():
+    np.testing.assert_allclose(softmax(np.array([[0.0, np.log(3.0)]])), [[0.25, 0.75]])
+    np.testing.assert_allclose(softmax(np.array([[1e4, 1e4 - np.log(3.0)]])), [[0.75, 0.25]])  # no overflow
+    scores = np.array([[1.0, 2.0, 3.0], [-1e30, 0.0, 1e30]], dtype=np.float32)
+    y = softmax(scores)
+    assert y.dtype == np.float32 and np.isfinite(y).all()
+    np.testing.assert_allclose(y[0], np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum(), rtol=1e-6)
+    assert (scores[0] == [1.0, 2.0, 3.0]).all()  # the input is left as it was
+    layer_y = nn.Softmax().forward(scores)
+    np.testing.assert_array_equal(layer_y, y)  # the layer computes through the same function
 
 
 def test_class_probabilities_softmax_logits_but_take_a_softmax_output_as_it_is():

@@ -295,8 +295,24 @@ class Softplus(_Elementwise):
         return np.where(z > self.threshold, delta, delta * _sigmoid(z))
 
 
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in x's dtype: y_i = exp(x_i - m) / sum_j exp(x_j - m), m = max_j x_j.
+
+    Subtracting the row's max leaves the result unchanged and keeps every exponent at or below 0,
+    so exp never overflows. ``x`` is a float array; the ``Softmax`` layer and ``class_probabilities``
+    (in float64) both compute through this function.
+
+    Shape:
+        x: (..., C), y: same as x, each row summing to 1
+    """
+    y = x - x.max(axis=-1, keepdims=True)
+    np.exp(y, out=y)
+    y /= y.sum(axis=-1, keepdims=True)
+    return y
+
+
 class Softmax(_Elementwise):
-    """Softmax over the last axis: y_i = exp(x_i) / sum_j exp(x_j).
+    """Softmax over the last axis: y_i = exp(x_i) / sum_j exp(x_j), computed by ``softmax``.
 
     Backward: dL/dx_i = y_i (delta_i - sum_j delta_j y_j).
 
@@ -314,12 +330,8 @@ class Softmax(_Elementwise):
         x = self._input(x)
         if x.ndim == 0:
             raise ValueError("Softmax: expected an input with at least 1 axis (..., C), got a scalar")
-        # exp(x - max) is the same softmax and never overflows: the largest exponent is 0.
-        y = x - x.max(axis=-1, keepdims=True)
-        np.exp(y, out=y)
-        y /= y.sum(axis=-1, keepdims=True)
-        self._y = y
-        return y
+        self._y = softmax(x)
+        return self._y
 
     def backward(self, delta):
         delta = self._delta(delta, self._y)

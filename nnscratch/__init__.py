@@ -11,15 +11,14 @@ from .clip import clip_grad_norm, clip_grad_norm_
 from .containers import Residual, Sequential
 from .data import IDXFormatError, MNISTCacheError, MNISTDownloadError
 from .evaluation import evaluate, predict
+from .export import export_onnx, from_torch, to_torch
 from .io import load, load_checkpoint, save
 from .layers import *  # noqa: F403 (the built-in layers, named in layers.__all__)
 from .layers import __all__ as _layer_names
-from .onnx import export_onnx
 from .optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from .protocol import Layer
 from .seeding import seed
 from .threads import FixedThreads, ThreadChooser
-from .torch_interop import from_torch, to_torch
 from .train import NonFiniteLossError, fit
 from .version import __version__
 

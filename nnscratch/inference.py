@@ -2,9 +2,9 @@
 
 A checkpoint written by ``train-mnist --save`` holds the whole training network, the model followed
 by its loss (``... -> SoftmaxCrossEntropy -> Mean``); one saved with ``nn.save(model, path)`` may be
-the bare model. ``inference_model`` gives the model either way, and ``class_probabilities`` its
-answers as probabilities, whether it ends in logits or in ``Softmax``. ``without_loss`` drops the
-loss the same way but keeps nested Sequentials (``export_onnx``, ``to_torch``).
+the bare model. ``inference_model`` gives the model either way (``predict``, ``report`` and the
+converters in ``nnscratch.export`` all drop the loss through it), and ``class_probabilities`` its
+answers as probabilities, whether it ends in logits or in ``Softmax``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import layers as builtin_layers
+from .containers import Sequential
 from .layers import Softmax, losses
 from .layers.activations import softmax
-from .containers import Sequential
-from .protocol import layer_name
+from .protocol import walk
 
 # the layers that turn scores into a loss, every layer exported from layers/losses.py (so a new loss
 # is one too): dropped from the end of a training network
@@ -26,81 +26,67 @@ LOSS_LAYERS = tuple(
 DIGIT_SHAPES = ((1, 28, 28), (784,), (28, 28))
 
 
-def _flat_layers(net) -> list:
-    """The chain of layers, nested Sequentials opened up (they run the same)."""
-    if isinstance(net, Sequential):
-        return [inner for layer in net.layers for inner in _flat_layers(layer)]
-    return [net]
+def _chain(net) -> list:
+    """The layers ``net`` runs one after the other: nested Sequentials opened, a Residual one step."""
+    steps = walk(net, opens=lambda layer: isinstance(layer, Sequential))
+    return [layer for layer in steps if not isinstance(layer, Sequential)]
 
 
-def inference_model(net) -> Sequential:
-    """``net`` without the loss layers at its end (CrossEntropy, SoftmaxCrossEntropy, Mean).
-
-    Shares the layer objects with ``net``. A network that is nothing but loss layers is refused.
-    """
-    layers = _flat_layers(net)
-    while layers and isinstance(layers[-1], LOSS_LAYERS):
-        layers.pop()
-    if not layers:
-        raise ValueError("inference_model: the network holds only loss layers, no model to classify with")
-    return Sequential(*layers)
-
-
-def _is_loss(layer) -> bool:
-    if isinstance(layer, Sequential):
-        return bool(layer.layers) and all(_is_loss(inner) for inner in layer.layers)
-    return isinstance(layer, LOSS_LAYERS)
-
-
-def without_loss(net):
-    """``net`` without the loss layers at its end, its structure kept (for export_onnx and to_torch).
-
-    ``Sequential(..., Linear(128, 10), SoftmaxCrossEntropy(), Mean())`` gives ``Sequential(...,
-    Linear(128, 10))`` sharing the layer objects, in the same mode; a trailing ``Sequential`` of
-    losses goes too. Unlike ``inference_model`` nested Sequentials stay nested, and a network
-    without a loss at the end (or a single layer) comes back as it is.
-    """
+def _without_trailing_losses(net):
+    """What is left of ``net`` once the losses it runs last are dropped: ``net`` itself when it does
+    not end in one, a new Sequential of what is left (a trailing nested Sequential trimmed the same
+    way), None when nothing is."""
     if not isinstance(net, Sequential):
+        return None if isinstance(net, LOSS_LAYERS) else net
+    layers, changed = list(net.layers), False
+    while layers:
+        last = layers[-1]
+        kept = _without_trailing_losses(last)
+        if kept is last:
+            break
+        changed = True
+        if kept is not None:
+            layers[-1] = kept
+            break
+        layers.pop()  # a loss, or a Sequential of losses only: the layer before may be one too
+    if not changed:
         return net
-    layers = list(net.layers)
-    while layers and _is_loss(layers[-1]):
-        layers.pop()
-    return net if len(layers) == len(net.layers) else net[: len(layers)]  # a slice keeps the mode
+    if not layers:
+        return None
+    trimmed = Sequential(*layers)
+    trimmed.training = net.training  # the mode is kept, as a slice of a Sequential keeps it
+    return trimmed
 
 
-# -- for the converters, export_onnx and to_torch: a table of layer classes, and one refusal --------
-def converter_registrar(table: dict):
-    """A decorator filling ``table``: ``@converts(A, B)`` makes the decorated function the converter
-    of layer classes A and B."""
+def inference_model(net, tool: str = "inference_model") -> Sequential:
+    """``net`` without the loss layers at its end (CrossEntropy, SoftmaxCrossEntropy, Mean, ...).
 
-    def converts(*classes):
-        def register(function):
-            for cls in classes:
-                table[cls] = function
-            return function
+    The one rule for dropping the loss, used by ``predict``, ``report``, ``export_onnx`` and
+    ``to_torch``: the layers that run last are dropped while they are losses, looking into a
+    trailing nested ``Sequential`` (trimmed the same way, or dropped when it holds only losses).
+    The structure is kept: nested Sequentials stay nested (so the PyTorch twin has the same module
+    tree, and an error names a layer where it sits in ``net``), and the layer objects are shared,
+    not copied. A ``Sequential`` comes back as it is when it does not end in a loss, a trimmed
+    one keeps its mode, and a bare layer comes back in a ``Sequential``. A loss anywhere else (in
+    the middle, inside a ``Residual``) is left where it is, for the caller to refuse.
 
-        return register
+    ``Sequential(Sequential(Linear(784, 10), ReLU()), Sequential(SoftmaxCrossEntropy(), Mean()))``
+    gives ``Sequential(Sequential(Linear(784, 10), ReLU()))``.
 
-    return converts
-
-
-def no_converter_error(tool: str, where: str, layer, form: str, converted: str) -> TypeError:
-    """The ``TypeError`` of ``tool`` for the layer at ``where`` that it has no ``form`` for: a loss in
-    the middle of the model, or a layer outside ``converted`` (the names of what it takes)."""
-    if isinstance(layer, LOSS_LAYERS):
-        return TypeError(
-            f"{tool}: {where} is a {layer_name(layer)}, a loss in the middle of the model; "
-            f"{tool} drops the losses at the end of a training network only"
-        )
-    return TypeError(
-        f"{tool}: {where} is a {layer_name(layer)}, which has no {form} here; {tool} converts "
-        f"{converted} (and drops the losses at the end of a training network)"
-    )
+    Raises ``ValueError`` (its message starting with ``tool``) when no layer is left.
+    """
+    model = _without_trailing_losses(net)
+    if model is not None and not isinstance(model, Sequential):
+        model = Sequential(model)
+        model.training = bool(getattr(net, "training", True))
+    if model is None or not _chain(model):
+        raise ValueError(f"{tool}: the network holds no layers besides its loss layers, no model to run")
+    return model
 
 
 def ends_in_softmax(model) -> bool:
     """Whether the model's outputs are probabilities already (its last layer is ``Softmax``)."""
-    layers = _flat_layers(model)
+    layers = _chain(model)
     return bool(layers) and isinstance(layers[-1], Softmax)
 
 
@@ -148,7 +134,8 @@ def digit_input_shape(model) -> tuple:
         errors.append((shape, f"gives outputs of shape {np.shape(out)}, expected class scores (1, C)"))
     # The most telling: a wrong feature or channel count says more than a wrong rank, and for a model
     # that starts with Linear (which takes any leading axes) the flat digit is the one meant.
-    flat_first = hasattr(_flat_layers(model)[0], "in_features") if _flat_layers(model) else False
+    chain = _chain(model)
+    flat_first = bool(chain) and hasattr(chain[0], "in_features")
     telling = sorted(errors, key=lambda found: ("-D input" in found[1], not (flat_first and len(found[0]) == 1)))
     shape, said = telling[0]
     tried = ", ".join(str(s) for s in DIGIT_SHAPES)

@@ -12,7 +12,7 @@ import nnscratch as nn
 from nnscratch import cli
 from nnscratch.presets import PRESETS
 
-from interop_cases import perturb  # tests/ on sys.path
+from helpers.interop_cases import perturb
 
 
 def train_mnist_checkpoint(path, preset: str):

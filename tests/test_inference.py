@@ -1,4 +1,5 @@
-"""inference_model, without_loss, class_probabilities and digit_input_shape on the presets and hand-built networks."""
+"""inference_model (the one rule for dropping the loss), class_probabilities and digit_input_shape on
+the presets and hand-built networks."""
 
 import numpy as np
 import pytest
@@ -9,7 +10,6 @@ from nnscratch.inference import (
     digit_input_shape,
     ends_in_softmax,
     inference_model,
-    without_loss,
 )
 from nnscratch.layers.activations import softmax
 from nnscratch.presets import PRESETS
@@ -23,13 +23,36 @@ def test_inference_model_drops_the_loss_of_a_training_network(name, kept):
     assert all(a is b for a, b in zip(model, net))  # the same layer objects, no copies
 
 
-def test_inference_model_opens_nested_sequentials_and_keeps_a_bare_model():
+def test_inference_model_keeps_the_nesting_and_looks_into_a_trailing_nested_sequential():
     linear, relu = nn.Linear(4, 3), nn.ReLU()
-    net = nn.Sequential(nn.Sequential(linear, relu), nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean()))
-    assert list(inference_model(net)) == [linear, relu]
-    assert list(inference_model(nn.Sequential(linear))) == [linear]
-    with pytest.raises(ValueError, match="inference_model: the network holds only loss layers"):
-        inference_model(nn.Sequential(nn.CrossEntropy(), nn.Mean()))
+    inner = nn.Sequential(linear, relu)
+    net = nn.Sequential(inner, nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean()))
+    assert inference_model(net).layers == [inner]  # a Sequential of losses only goes as a whole
+    model = inference_model(nn.Sequential(nn.Sequential(linear, relu, nn.SoftmaxCrossEntropy()), nn.Mean()))
+    assert len(model.layers) == 1 and model.layers[0].layers == [linear, relu]  # trimmed, still nested
+    deeper = inference_model(nn.Sequential(linear, nn.Sequential(relu, nn.Sequential(nn.Mean()))))
+    assert deeper.layers[0] is linear and deeper.layers[1].layers == [relu]
+
+
+def test_inference_model_keeps_what_does_not_end_in_a_loss_and_wraps_a_bare_layer():
+    linear = nn.Linear(4, 3)
+    net = nn.Sequential(linear, nn.Sequential(nn.ReLU(), nn.Sequential()))  # an empty block is not a loss
+    assert inference_model(net) is net
+    inner_loss = nn.Sequential(linear, nn.CrossEntropy(), nn.Sigmoid())
+    assert inference_model(inner_loss) is inner_loss  # only the end is looked at: the caller refuses the rest
+    in_residual = nn.Sequential(linear, nn.Residual(nn.Linear(3, 3), nn.Mean()))
+    assert inference_model(in_residual) is in_residual  # y = x + loss is not a loss at the end
+    wrapped = inference_model(linear.eval())
+    assert wrapped.layers == [linear] and not wrapped.training
+
+
+def test_inference_model_refuses_a_network_of_only_losses_naming_the_caller():
+    for net in (nn.Sequential(nn.CrossEntropy(), nn.Mean()), nn.Mean(), nn.Sequential(),
+                nn.Sequential(nn.Sequential(nn.SoftmaxCrossEntropy()), nn.Mean())):
+        with pytest.raises(ValueError, match=r"^inference_model: the network holds no layers besides its loss layers"):
+            inference_model(net)
+    with pytest.raises(ValueError, match=r"^export_onnx: the network holds no layers"):
+        inference_model(nn.Mean(), tool="export_onnx")
 
 
 def test_softmax_by_hand_for_huge_scores_and_in_the_callers_dtype():
@@ -75,24 +98,16 @@ def test_digit_input_shape_refuses_a_network_for_other_inputs():
         digit_input_shape(nn.Sequential(nn.Conv2D(3, 4, 3)))
 
 
-# -- without_loss ---------------------------------------------------------------------------------
-def test_without_loss_drops_the_trailing_losses_and_shares_the_layers():
+def test_inference_model_drops_every_kind_of_trailing_loss_shares_the_layers_and_keeps_the_mode():
     first, relu, last = nn.Linear(4, 3, rng=0), nn.ReLU(), nn.Linear(3, 2, rng=0)
     for losses in ([nn.SoftmaxCrossEntropy(), nn.Mean()], [nn.Softmax(), nn.CrossEntropy(), nn.Mean()],
                    [nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())], [nn.Mean()], [nn.Hinge(), nn.Mean()],
                    [nn.MeanSquaredError(), nn.Mean()], [nn.SigmoidBinaryCrossEntropy(), nn.Mean()],
                    [nn.Sigmoid(), nn.BinaryCrossEntropy(), nn.Mean()]):
-        model = without_loss(nn.Sequential(first, relu, last, *losses))
+        model = inference_model(nn.Sequential(first, relu, last, *losses))
         expected = [first, relu, last] + ([losses[0]] if isinstance(losses[0], (nn.Softmax, nn.Sigmoid)) else [])
-        assert len(model.layers) == len(expected)
-        assert model.layers[:3] == [first, relu, last]  # the same objects, not copies
-    net = nn.Sequential(first, nn.Sequential(relu, last))
-    assert without_loss(net) is net  # nothing to drop
-    assert without_loss(first) is first  # a single layer
-    inner_loss = nn.Sequential(first, nn.CrossEntropy(), nn.Sigmoid())
-    assert without_loss(inner_loss) is inner_loss  # only the end is looked at
-    assert without_loss(nn.Sequential(nn.Mean())).layers == []
-    assert not without_loss(nn.Sequential(first, nn.Mean()).eval()).training  # the mode is kept
+        assert model.layers == expected  # the same objects, not copies
+    assert not inference_model(nn.Sequential(first, nn.Mean()).eval()).training  # the mode is kept
 
 
 @pytest.mark.parametrize("training", [True, False])

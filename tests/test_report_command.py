@@ -180,3 +180,15 @@ def test_mnist_that_cannot_be_loaded_exits_1(tmp_path, dead_url, capsys):
     assert code == 1
     assert "t10k-images-idx3-ubyte.gz" in capsys.readouterr().err
     assert not (tmp_path / "r.png").exists()
+
+
+def test_the_first_weighted_layer_is_found_inside_the_nested_blocks_inference_model_keeps():
+    from nnscratch.commands.report import _first_weighted_layer
+    from nnscratch.inference import inference_model
+
+    conv, linear = nn.Conv2D(1, 2, 3, rng=0), nn.Linear(784, 10, rng=0)
+    net = nn.Sequential(nn.Sequential(conv, nn.ReLU()), nn.Flatten(), nn.Linear(2 * 26 * 26, 10, rng=0),
+                        nn.SoftmaxCrossEntropy(), nn.Mean())
+    assert _first_weighted_layer(inference_model(net)) is conv
+    assert _first_weighted_layer(inference_model(nn.Sequential(nn.Flatten(), nn.Sequential(linear)))) is linear
+    assert _first_weighted_layer(inference_model(nn.Sequential(nn.Flatten(), nn.ReLU()))) is None

@@ -4,8 +4,8 @@ Exit codes: 0 written; 2 bad options, an OUT that cannot be written or a checkpo
 read (as ``predict`` and ``report``), checked before any work; 1 a model that cannot be exported
 (a layer without an ONNX form, an input shape it does not take) or onnx missing.
 
-The loss layers at the end of a training network are dropped (see ``nnscratch.onnx``). The input
-shape (one sample, no batch axis) comes from ``--input-shape``, else from the preset a
+The loss layers at the end of a training network are dropped (see ``nnscratch.export.onnx``). The
+input shape (one sample, no batch axis) comes from ``--input-shape``, else from the preset a
 ``train-mnist`` checkpoint records, else from a first layer that fixes it (a Linear's in_features).
 """
 
@@ -93,7 +93,7 @@ def _check(args) -> tuple:
 
 
 def _export(args, checkpoint, shape) -> int:
-    from ..onnx import OPSET, export_onnx
+    from ..export import OPSET, export_onnx
 
     try:
         proto = export_onnx(checkpoint.model, args.output, shape)

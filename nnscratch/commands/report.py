@@ -101,7 +101,9 @@ def _first_weighted_layer(model):
     (784, out): Linear, Conv2D, the reference Conv2D, a user's layer alike; None when there is none."""
     import numpy as np
 
-    for layer in model:
+    from ..protocol import walk
+
+    for layer in walk(model):  # nested Sequentials included: inference_model keeps them
         weight = getattr(layer, "weight", None)
         if isinstance(weight, np.ndarray) and (weight.ndim == 4 or (weight.ndim == 2 and weight.shape[0] == 784)):
             return layer

@@ -1,9 +1,10 @@
 """Small models, one per built-in layer (and a few configurations each), for the hand-off tests:
-tests/test_onnx.py runs them through ONNX Runtime, tests/test_torch_interop.py through PyTorch.
+tests/export/test_onnx_layers.py runs them through ONNX Runtime, tests/export/test_torch.py and
+test_from_pytorch.py through PyTorch, both ways.
 
 ``CASES``: name -> (build(dtype) -> Sequential with non-trivial weights, one sample's shape).
-A layer added to ``nnscratch.onnx.CONVERTERS`` or ``nnscratch.torch_interop.TO_TORCH`` without a
-case here fails ``test_every_converted_layer_has_a_case`` in both test modules.
+A layer added to ``nnscratch.export.onnx_layers.CONVERTERS`` or ``nnscratch.export.torch.TO_TORCH``
+without a case here fails ``test_every_converted_layer_has_a_case`` in those test modules.
 """
 
 from __future__ import annotations
@@ -145,9 +146,10 @@ def sample_input(input_shape, batch: int, dtype=np.float32, seed: int = 1) -> np
 
 def builtin_inference_layers() -> set:
     """Every built-in layer class a model can hold at inference: nnscratch.layers' and the reference
-    twins, the losses excluded (dropped at the end of a model) and Residual included."""
+    twins, the losses excluded (dropped at the end of a model). The containers, which the converters
+    open rather than convert, are not layers of nnscratch.layers."""
     from nnscratch import layers, reference
     from nnscratch.inference import LOSS_LAYERS
 
     classes = {getattr(layers, name) for name in layers.__all__} | {getattr(reference, n) for n in reference.__all__}
-    return {cls for cls in classes if cls is not nn.Layer and cls not in LOSS_LAYERS} | {nn.Residual}
+    return {cls for cls in classes if cls is not nn.Layer and cls not in LOSS_LAYERS}

@@ -1,0 +1,251 @@
+"""Take a model back from PyTorch: ``from_torch(module)``, a new nnscratch ``Sequential``.
+
+    model = nn.from_torch(twin)      # the modules to_torch makes, built or trained in PyTorch
+
+The walk opens ``nn.Sequential`` and the ``Residual`` of ``torch_modules(torch)``; every other module
+is converted by its entry in the table of ``_from_torch_table``: ``converter(module, where) -> layer``.
+The weights are copied by ``read``, which takes a tensor only when it holds float32 or float64
+values nnscratch can hold as they are: a tensor on the meta device (a shape without values), of
+another dtype, sparse, or of a shape the nnscratch layer does not hold is a ``ValueError`` naming
+the module, where it sits and why. Tensors on another device are copied to the CPU; views,
+non-contiguous tensors and tensors that require grad are copied as their values.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .. import layers
+from ..containers import Residual, Sequential
+from .common import positions, refusal
+from .torch import import_torch, torch_modules
+
+FLOAT_DTYPES = ("torch.float32", "torch.float64")
+
+
+def _refused(module, where: str, why: str) -> ValueError:
+    return ValueError(f"from_torch: {where} ({type(module).__name__}) has {why}")
+
+
+def read(module, where: str, name: str, shape: tuple, dtype=None) -> np.ndarray:
+    """A NumPy copy of ``module``'s tensor ``name`` (a parameter or buffer) at ``where``, checked:
+    float32 or float64 values (``dtype`` when given: a layer holds one dtype), of ``shape``."""
+    import torch
+
+    tensor = getattr(module, name)
+    if not isinstance(tensor, torch.Tensor):
+        raise _refused(module, where, f"a {name} that is not a tensor but {type(tensor).__name__}")
+    if tensor.is_meta:
+        raise _refused(module, where, f"its {name} on the meta device, a shape without values (a module made "
+                       "with device='meta'); give it values first, e.g. module.to_empty(device='cpu') and then "
+                       "load_state_dict(...)")
+    if tensor.layout != torch.strided:
+        raise _refused(module, where, f"a {name} of layout {tensor.layout}; nnscratch takes dense tensors "
+                       "(tensor.to_dense())")
+    if str(tensor.dtype) not in FLOAT_DTYPES:
+        raise _refused(module, where, f"a {name} of dtype {str(tensor.dtype).removeprefix('torch.')}; nnscratch "
+                       "takes float32 or float64 (module.float() or module.double())")
+    if tuple(tensor.shape) != tuple(shape):
+        raise _refused(module, where, f"a {name} of shape {tuple(tensor.shape)}; its nnscratch layer holds "
+                       f"{tuple(shape)}")
+    try:  # another device: copied to the CPU; a view or a tensor that requires grad: its values
+        array = np.array(tensor.detach().cpu().numpy(), copy=True, order="C")
+    except (RuntimeError, TypeError, NotImplementedError) as error:  # a tensor subclass without data
+        raise _refused(module, where, f"a {name} that cannot be read as values ({error})") from error
+    if dtype is not None and array.dtype != np.dtype(dtype):
+        raise _refused(module, where, f"a {name} of dtype {array.dtype} beside tensors of dtype "
+                       f"{np.dtype(dtype)}; the nnscratch layer holds one dtype (module.float() or module.double())")
+    return array
+
+
+def require(module, where: str, setting: str, value, expected, why: str) -> None:
+    """A ``ValueError`` naming ``setting`` unless it is ``expected``: what the nnscratch layer does not do."""
+    if value != expected:
+        raise _refused(module, where, f"{setting}={value!r}; {why}")
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+# -- one nnscratch layer per PyTorch module class: converter(module, where) -> layer ----------------
+def _weighted_from_torch(layer, module, where: str, weight: np.ndarray, layout=lambda w: w):
+    """``layer`` with ``weight`` (laid out as nnscratch holds it) and ``module``'s bias, if any."""
+    layer.weight[...] = layout(weight)
+    if module.bias is not None:
+        layer.bias[...] = read(module, where, "bias", layer.bias.shape, weight.dtype)
+    return layer
+
+
+def _linear_from_torch(module, where: str):
+    weight = read(module, where, "weight", (module.out_features, module.in_features))
+    layer = layers.Linear(module.in_features, module.out_features, bias=module.bias is not None,
+                          dtype=weight.dtype, rng=0)
+    return _weighted_from_torch(layer, module, where, weight, layout=np.transpose)  # PyTorch's (out, in)
+
+
+def _conv2d_from_torch(module, where: str):
+    require(module, where, "groups", module.groups, 1, "nnscratch's Conv2D has no groups (groups=1)")
+    require(module, where, "dilation", tuple(module.dilation), (1, 1), "nnscratch's Conv2D has no dilation")
+    require(module, where, "padding_mode", module.padding_mode, "zeros", "nnscratch's Conv2D pads with zeros")
+    if isinstance(module.padding, str):
+        raise _refused(module, where, f"padding={module.padding!r}; nnscratch's Conv2D takes explicit padding "
+                       "sizes, e.g. padding=2 for a 5x5 kernel")
+    weight = read(module, where, "weight", (module.out_channels, module.in_channels, *module.kernel_size))
+    layer = layers.Conv2D(module.in_channels, module.out_channels, tuple(module.kernel_size),
+                          stride=tuple(module.stride), padding=tuple(module.padding), bias=module.bias is not None,
+                          dtype=weight.dtype, rng=0)
+    return _weighted_from_torch(layer, module, where, weight)
+
+
+def _maxpool2d_from_torch(module, where: str):
+    require(module, where, "padding", _pair(module.padding), (0, 0), "nnscratch's MaxPool2D does not pad")
+    require(module, where, "dilation", _pair(module.dilation), (1, 1), "nnscratch's MaxPool2D has no dilation")
+    require(module, where, "ceil_mode", module.ceil_mode, False, "nnscratch's MaxPool2D rounds the output size down")
+    require(module, where, "return_indices", module.return_indices, False, "nnscratch's MaxPool2D returns the maxima only")
+    stride = module.stride if module.stride is not None else module.kernel_size
+    return layers.MaxPool2D(_pair(module.kernel_size), stride=_pair(stride))
+
+
+def _avgpool2d_from_torch(module, where: str):
+    require(module, where, "ceil_mode", module.ceil_mode, False, "nnscratch's AvgPool2D rounds the output size down")
+    require(module, where, "count_include_pad", module.count_include_pad, True,
+            "nnscratch's AvgPool2D counts the padding's zeros in every average")
+    require(module, where, "divisor_override", module.divisor_override, None,
+            "nnscratch's AvgPool2D divides by the kernel's size")
+    stride = module.stride if module.stride is not None else module.kernel_size
+    return layers.AvgPool2D(_pair(module.kernel_size), stride=_pair(stride), padding=_pair(module.padding))
+
+
+def _flatten_from_torch(module, where: str):
+    require(module, where, "start_dim", module.start_dim, 1, "nnscratch's Flatten keeps the batch axis only")
+    require(module, where, "end_dim", module.end_dim, -1, "nnscratch's Flatten flattens every axis after the batch")
+    return layers.Flatten()
+
+
+def _softmax_from_torch(module, where: str):
+    require(module, where, "dim", module.dim, -1,
+            "nnscratch's Softmax is over the last axis: use nn.Softmax(dim=-1) (the same as dim=1 on (N, C) scores)")
+    return layers.Softmax()
+
+
+def _batchnorm_from_torch(cls):
+    def convert(module, where: str):
+        require(module, where, "track_running_stats", module.track_running_stats, True,
+                f"nnscratch's {cls.__name__} keeps running statistics for eval mode")
+        if module.momentum is None:
+            raise _refused(module, where, f"momentum=None (a cumulative average); nnscratch's {cls.__name__} "
+                           "takes a momentum in [0, 1]")
+        c = (module.num_features,)
+        mean = read(module, where, "running_mean", c)
+        layer = cls(module.num_features, eps=float(module.eps), momentum=float(module.momentum),
+                    affine=bool(module.affine), dtype=mean.dtype)
+        names = ("weight", "bias", "running_var") if module.affine else ("running_var",)
+        for name in names:
+            getattr(layer, name)[...] = read(module, where, name, c, mean.dtype)
+        layer.running_mean[...] = mean
+        return layer
+
+    return convert
+
+
+def _layernorm_from_torch(module, where: str):
+    affine = bool(module.elementwise_affine)
+    if affine and module.bias is None:
+        raise _refused(module, where, "a weight but bias=False; nnscratch's LayerNorm has both "
+                       "(elementwise_affine=True) or neither")
+    shape = tuple(module.normalized_shape)
+    weight = read(module, where, "weight", shape) if affine else None
+    layer = layers.LayerNorm(shape, eps=float(module.eps), elementwise_affine=affine,
+                             dtype=weight.dtype if affine else np.float32)
+    return _weighted_from_torch(layer, module, where, weight) if affine else layer
+
+
+def _gelu_from_torch(module, where: str):
+    require(module, where, "approximate", module.approximate, "tanh",
+            "nnscratch's GELU is the tanh approximation, nn.GELU(approximate='tanh')")
+    return layers.GELU()
+
+
+def _softplus_from_torch(module, where: str):
+    return layers.Softplus(beta=float(module.beta), threshold=float(module.threshold))
+
+
+@functools.lru_cache(maxsize=None)
+def _from_torch_table(torch) -> dict:
+    """torch module class -> converter(module, where) -> nnscratch layer."""
+    nn = torch.nn
+    return {
+        torch_modules(torch).GlobalAvgPool2D: lambda module, where: layers.GlobalAvgPool2D(),
+        nn.AvgPool2d: _avgpool2d_from_torch,
+        nn.BatchNorm1d: _batchnorm_from_torch(layers.BatchNorm1D),
+        nn.BatchNorm2d: _batchnorm_from_torch(layers.BatchNorm2D),
+        nn.LayerNorm: _layernorm_from_torch,
+        nn.Linear: _linear_from_torch,
+        nn.Conv2d: _conv2d_from_torch,
+        nn.MaxPool2d: _maxpool2d_from_torch,
+        nn.Flatten: _flatten_from_torch,
+        nn.Softmax: _softmax_from_torch,
+        nn.Sigmoid: lambda module, where: layers.Sigmoid(),
+        nn.Tanh: lambda module, where: layers.Tanh(),
+        nn.ReLU: lambda module, where: layers.ReLU(),
+        nn.SiLU: lambda module, where: layers.SiLU(),
+        nn.LeakyReLU: lambda module, where: layers.LeakyReLU(float(module.negative_slope)),
+        nn.ELU: lambda module, where: layers.ELU(float(module.alpha)),
+        nn.GELU: _gelu_from_torch,
+        nn.Softplus: _softplus_from_torch,
+        nn.Dropout: lambda module, where: layers.Dropout(float(module.p)),
+    }
+
+
+# -- the walk --------------------------------------------------------------------------------------
+def _torch_name(cls) -> str:
+    """nn.Linear for PyTorch's modules, the full path for ours (nnscratch.export.torch.GlobalAvgPool2D)."""
+    return f"nn.{cls.__name__}" if cls.__module__.startswith("torch.") else f"{cls.__module__}.{cls.__name__}"
+
+
+def _from_torch_layer(module, torch, where: str):
+    layer = _from_torch_unmoded(module, torch, where)
+    layer.training = bool(module.training)  # the same mode, layer by layer, as in to_torch
+    return layer
+
+
+def _from_torch_unmoded(module, torch, where: str):
+    if type(module) is torch.nn.Sequential:
+        return Sequential(*[_from_torch_layer(inner, torch, w) for inner, w in positions(module, where)])
+    if type(module) is torch_modules(torch).Residual:
+        return Residual(*[_from_torch_layer(inner, torch, w) for inner, w in positions(module.block, where)])
+    table = _from_torch_table(torch)
+    convert = table.get(type(module))
+    if convert is None:
+        described = f"{type(module).__module__}.{type(module).__name__}"
+        lazy = getattr(module, "has_uninitialized_params", None)
+        if callable(lazy) and lazy():
+            raise TypeError(f"from_torch: {where} is a {described} whose parameters are not made yet (a lazy "
+                            "module); run one forward pass first, which makes them")
+        names = [_torch_name(cls) for cls in (*table, torch_modules(torch).Residual, torch.nn.Sequential)]
+        raise refusal("from_torch", where, described, "nnscratch layer", sorted(names[:-2]) + names[-2:])
+    try:
+        return convert(module, where)
+    except (TypeError, ValueError) as error:
+        if str(error).startswith("from_torch:"):
+            raise
+        # the nnscratch layer refused a setting (Dropout(p=1.0), say): say which module had it
+        raise type(error)(f"from_torch: {where} ({type(module).__name__}): {error}") from error
+
+
+def from_torch(module):
+    """A new nnscratch ``Sequential`` computing what ``module`` computes, with copies of its weights.
+
+    ``module`` is a ``torch.nn.Sequential`` (nesting allowed) of the modules ``to_torch`` produces,
+    or one such module. Parameters keep their dtype (float32 or float64). A tensor the nnscratch
+    layer cannot hold as it is (on the meta device, of another dtype or shape, sparse) is a
+    ``ValueError`` naming the module and where it sits.
+    """
+    torch = import_torch()
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"from_torch: expected a torch.nn.Module, got {type(module).__name__}")
+    layer = _from_torch_layer(module, torch, "module")
+    return layer if isinstance(layer, Sequential) else Sequential(layer)

@@ -1,0 +1,144 @@
+"""One ONNX converter per layer class: ``CONVERTERS``, filled with ``@CONVERTERS.converts(...)``.
+
+A converter ``(graph, layer, x, shape) -> output name`` adds the layer's nodes to ``graph``
+(``graph.node(op, inputs, hint, **attributes)``) and its weights (``graph.weight(hint, array)``,
+stored as float32), reading the value named ``x`` of ``shape`` (one sample's, batch axis 1). The
+walk in onnx.py calls them; containers never reach them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import layers, reference
+from ..layers.activations import _GELU_CUBIC, _GELU_SCALE  # the tanh approximation's constants
+from .common import ConverterTable
+
+CONVERTERS = ConverterTable("export_onnx", "ONNX form")
+
+
+@CONVERTERS.converts(layers.Linear)
+def _linear(graph, layer, x: str, shape: tuple) -> str:
+    # nnscratch keeps W as (in, out), so y = x @ W + b is Gemm without transposing B.
+    weight = graph.weight("linear_weight", layer.weight)
+    if layer.bias is None:
+        return graph.node("MatMul", [x, weight], "linear")
+    return graph.node("Gemm", [x, weight, graph.weight("linear_bias", layer.bias)], "linear")
+
+
+@CONVERTERS.converts(layers.Conv2D, reference.Conv2D)
+def _conv2d(graph, layer, x: str, shape: tuple) -> str:
+    (ph, pw) = layer.padding
+    inputs = [x, graph.weight("conv_weight", layer.weight)]
+    if layer.bias is not None:
+        inputs.append(graph.weight("conv_bias", layer.bias))
+    return graph.node("Conv", inputs, "conv", kernel_shape=list(layer.kernel_size),
+                      strides=list(layer.stride), pads=[ph, pw, ph, pw])
+
+
+@CONVERTERS.converts(layers.MaxPool2D, reference.MaxPool2D)
+def _maxpool2d(graph, layer, x: str, shape: tuple) -> str:
+    # Floor division of the output size and no padding, ONNX's defaults and nnscratch's rule.
+    return graph.node("MaxPool", [x], "maxpool", kernel_shape=list(layer.kernel_size), strides=list(layer.stride))
+
+
+@CONVERTERS.converts(layers.AvgPool2D)
+def _avgpool2d(graph, layer, x: str, shape: tuple) -> str:
+    # The padding's zeros count in every average (count_include_pad), as in nnscratch and PyTorch.
+    (ph, pw) = layer.padding
+    return graph.node("AveragePool", [x], "avgpool", kernel_shape=list(layer.kernel_size),
+                      strides=list(layer.stride), pads=[ph, pw, ph, pw], count_include_pad=1)
+
+
+@CONVERTERS.converts(layers.GlobalAvgPool2D)
+def _global_avgpool2d(graph, layer, x: str, shape: tuple) -> str:
+    pooled = graph.node("GlobalAveragePool", [x], "global_avgpool")  # (N, C, 1, 1)
+    return graph.node("Flatten", [pooled], "global_avgpool_flat", axis=1)  # (N, C), as nnscratch
+
+
+def _elementwise(op: str):
+    def convert(graph, layer, x: str, shape: tuple) -> str:
+        return graph.node(op, [x], op.lower())
+
+    return convert
+
+
+CONVERTERS.converts(layers.Sigmoid)(_elementwise("Sigmoid"))
+CONVERTERS.converts(layers.Tanh)(_elementwise("Tanh"))
+CONVERTERS.converts(layers.ReLU)(_elementwise("Relu"))
+
+
+@CONVERTERS.converts(layers.LeakyReLU)
+def _leaky_relu(graph, layer, x: str, shape: tuple) -> str:
+    return graph.node("LeakyRelu", [x], "leakyrelu", alpha=float(layer.negative_slope))
+
+
+@CONVERTERS.converts(layers.ELU)
+def _elu(graph, layer, x: str, shape: tuple) -> str:
+    return graph.node("Elu", [x], "elu", alpha=float(layer.alpha))
+
+
+@CONVERTERS.converts(layers.GELU)
+def _gelu(graph, layer, x: str, shape: tuple) -> str:
+    # y = 0.5 x (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2 / pi), written out: opset 17 has no Gelu.
+    cube = graph.node("Mul", [graph.node("Mul", [x, x], "gelu_square"), x], "gelu_cube")
+    inner = graph.node("Add", [x, graph.node("Mul", [cube, graph.weight("gelu_cubic", _GELU_CUBIC)], "gelu_cubic_term")],
+                       "gelu_inner")
+    t = graph.node("Tanh", [graph.node("Mul", [inner, graph.weight("gelu_scale", _GELU_SCALE)], "gelu_scaled")], "gelu_tanh")
+    one_plus = graph.node("Add", [t, graph.weight("one", 1.0)], "gelu_one_plus")
+    half_x = graph.node("Mul", [x, graph.weight("half", 0.5)], "gelu_half_x")
+    return graph.node("Mul", [half_x, one_plus], "gelu")
+
+
+@CONVERTERS.converts(layers.SiLU)
+def _silu(graph, layer, x: str, shape: tuple) -> str:
+    return graph.node("Mul", [x, graph.node("Sigmoid", [x], "silu_sigmoid")], "silu")
+
+
+@CONVERTERS.converts(layers.Softplus)
+def _softplus(graph, layer, x: str, shape: tuple) -> str:
+    # As nnscratch computes it: z = beta x; log(1 + exp(z)) as max(z, 0) + log(1 + exp(-|z|)), which
+    # never overflows (ONNX's own Softplus has no beta or threshold); y = x where z > threshold.
+    z = graph.node("Mul", [x, graph.weight("softplus_beta", layer.beta)], "softplus_z")
+    tail = graph.node("Exp", [graph.node("Neg", [graph.node("Abs", [z], "softplus_abs")], "softplus_neg")], "softplus_exp")
+    log = graph.node("Log", [graph.node("Add", [tail, graph.weight("one", 1.0)], "softplus_one_plus")], "softplus_log")
+    soft = graph.node("Add", [log, graph.node("Relu", [z], "softplus_relu")], "softplus_sum")
+    soft = graph.node("Div", [soft, graph.weight("softplus_beta", layer.beta)], "softplus_soft")
+    above = graph.node("Greater", [z, graph.weight("softplus_threshold", layer.threshold)], "softplus_above")
+    return graph.node("Where", [above, x, soft], "softplus")
+
+
+@CONVERTERS.converts(layers.BatchNorm1D, layers.BatchNorm2D, reference.BatchNorm1D, reference.BatchNorm2D)
+def _batchnorm(graph, layer, x: str, shape: tuple) -> str:
+    # Inference: the running statistics, whatever the mode (training_mode=0, ONNX's default).
+    c = layer.num_features
+    scale = layer.weight if layer.affine else np.ones(c)
+    shift = layer.bias if layer.affine else np.zeros(c)
+    inputs = [x, graph.weight("bn_weight", scale), graph.weight("bn_bias", shift),
+              graph.weight("bn_running_mean", layer.running_mean), graph.weight("bn_running_var", layer.running_var)]
+    return graph.node("BatchNormalization", inputs, "batchnorm", epsilon=float(layer.eps))
+
+
+@CONVERTERS.converts(layers.LayerNorm)
+def _layernorm(graph, layer, x: str, shape: tuple) -> str:
+    # Over the trailing len(normalized_shape) axes, as nnscratch: axis=-k normalizes from there on.
+    normalized = layer.normalized_shape
+    scale = layer.weight if layer.elementwise_affine else np.ones(normalized)
+    shift = layer.bias if layer.elementwise_affine else np.zeros(normalized)
+    inputs = [x, graph.weight("ln_weight", scale), graph.weight("ln_bias", shift)]
+    return graph.node("LayerNormalization", inputs, "layernorm", axis=-len(normalized), epsilon=float(layer.eps))
+
+
+@CONVERTERS.converts(layers.Dropout)
+def _dropout(graph, layer, x: str, shape: tuple) -> str:
+    return x  # the identity in inference, whatever the mode: no node
+
+
+@CONVERTERS.converts(layers.Softmax)
+def _softmax(graph, layer, x: str, shape: tuple) -> str:
+    return graph.node("Softmax", [x], "softmax", axis=-1)  # opset 13+: over that one axis, as nnscratch
+
+
+@CONVERTERS.converts(layers.Flatten)
+def _flatten(graph, layer, x: str, shape: tuple) -> str:
+    return graph.node("Flatten", [x], "flatten", axis=1)

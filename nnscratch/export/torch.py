@@ -1,0 +1,223 @@
+"""Hand a model to PyTorch: ``to_torch(model)``, a ``torch.nn.Sequential`` computing the same function.
+
+    twin = nn.to_torch(model)        # a torch.nn.Sequential computing the same function
+    model = nn.from_torch(twin)      # the way back (from_pytorch.py): a new nnscratch Sequential
+
+Both walk the model, opening ``Sequential`` and ``Residual`` themselves, with a table of one small
+entry per layer class (here ``TO_TORCH``), and copy the weights (the twin shares no memory with the
+original). What changes on the way:
+- Linear keeps W as (in, out), PyTorch's ``nn.Linear`` as (out, in): the weight is transposed.
+- Softmax is over the last axis, ``nn.Softmax(dim=-1)``; from_torch takes only dim=-1.
+- the loss layers at the end of a training network are dropped, by the rule ``export_onnx`` and
+  ``nnscratch predict`` use (``inference_model``): PyTorch keeps its losses outside the model,
+  e.g. ``nn.CrossEntropyLoss`` for ``SoftmaxCrossEntropy`` + ``Mean``.
+- dtypes are kept: float32 parameters give float32 tensors, float64 gives float64.
+- so is the mode (``training``), layer by layer, and BatchNorm's running statistics.
+- ``GlobalAvgPool2D`` and ``Residual`` have no PyTorch module of their own: they become the two small
+  modules of ``torch_modules(torch)``, of the same names, which ``from_torch`` reads back.
+
+Only the layers in the tables convert; anything else is a ``TypeError`` naming it and where it
+sits, and a PyTorch module configured beyond what the nnscratch layer does (a grouped or dilated
+convolution, a pooling with padding) is a ``ValueError`` saying which setting.
+
+PyTorch is imported only when one of these is called; nnscratch never depends on it.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+
+import numpy as np
+
+from .. import layers, reference
+from ..containers import Sequential
+from .common import CONTAINERS, ConverterTable, convertible, positions
+
+
+def import_torch():
+    """The ``torch`` module, or an ``ImportError`` saying how to install it."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(
+            "to_torch and from_torch need PyTorch, which nnscratch does not install: "
+            "pip install torch (or 'nnscratch[bench]' for the version the benchmark uses)"
+        ) from None
+    return torch
+
+
+@functools.lru_cache(maxsize=None)
+def torch_modules(torch):
+    """The small PyTorch modules for nnscratch layers PyTorch has no exact twin of, made once.
+
+    - ``GlobalAvgPool2D()``: x.mean over (H, W), (N, C, H, W) -> (N, C) (``nn.AdaptiveAvgPool2d(1)``
+      keeps (N, C, 1, 1)).
+    - ``Residual(*modules)``: y = x + block(x), ``block`` an ``nn.Sequential`` of the modules.
+    """
+    nn = torch.nn
+
+    class Residual(nn.Module):
+        """y = x + block(x): nnscratch's Residual, f as an nn.Sequential named ``block``."""
+
+        def __init__(self, *modules):
+            super().__init__()
+            self.block = nn.Sequential(*modules)
+
+        def forward(self, x):
+            return x + self.block(x)
+
+    class GlobalAvgPool2D(nn.Module):
+        """y[n, c] = mean over (h, w) of x[n, c, h, w]: nnscratch's GlobalAvgPool2D."""
+
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    GlobalAvgPool2D.__module__ = Residual.__module__ = __name__
+    return types.SimpleNamespace(GlobalAvgPool2D=GlobalAvgPool2D, Residual=Residual)
+
+
+def _tensor(torch, array):
+    """A tensor holding a copy of ``array``, its dtype kept."""
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+def _torch_dtype(torch, dtype):
+    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
+
+
+def _with_weights(torch, module, layer, names=("weight", "bias")):
+    """``module`` with copies of ``layer``'s arrays of those names (the same layout on both sides)."""
+    with torch.no_grad():
+        for name in names:
+            getattr(module, name).copy_(_tensor(torch, getattr(layer, name)))
+    return module
+
+
+# -- one PyTorch twin per layer class: converter(layer, torch) -> module -----------------------------
+TO_TORCH = ConverterTable("to_torch", "PyTorch twin")
+
+
+@TO_TORCH.converts(layers.Linear)
+def _linear_to_torch(layer, torch):
+    module = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,
+                             dtype=_torch_dtype(torch, layer.weight.dtype))
+    with torch.no_grad():
+        module.weight.copy_(_tensor(torch, layer.weight.T))  # nnscratch (in, out) -> PyTorch (out, in)
+    return _with_weights(torch, module, layer, ("bias",) if layer.bias is not None else ())
+
+
+@TO_TORCH.converts(layers.Conv2D, reference.Conv2D)
+def _conv2d_to_torch(layer, torch):
+    module = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                             padding=layer.padding, bias=layer.bias is not None,
+                             dtype=_torch_dtype(torch, layer.weight.dtype))
+    # the same (out, in, kh, kw) layout
+    return _with_weights(torch, module, layer, ("weight", "bias") if layer.bias is not None else ("weight",))
+
+
+@TO_TORCH.converts(layers.MaxPool2D, reference.MaxPool2D)
+def _maxpool2d_to_torch(layer, torch):
+    return torch.nn.MaxPool2d(layer.kernel_size, stride=layer.stride)
+
+
+@TO_TORCH.converts(layers.AvgPool2D)
+def _avgpool2d_to_torch(layer, torch):
+    return torch.nn.AvgPool2d(layer.kernel_size, stride=layer.stride, padding=layer.padding, count_include_pad=True)
+
+
+@TO_TORCH.converts(layers.GlobalAvgPool2D)
+def _global_avgpool2d_to_torch(layer, torch):
+    return torch_modules(torch).GlobalAvgPool2D()
+
+
+@TO_TORCH.converts(layers.Flatten)
+def _flatten_to_torch(layer, torch):
+    return torch.nn.Flatten()
+
+
+@TO_TORCH.converts(layers.Softmax)
+def _softmax_to_torch(layer, torch):
+    return torch.nn.Softmax(dim=-1)
+
+
+@TO_TORCH.converts(layers.LeakyReLU)
+def _leaky_relu_to_torch(layer, torch):
+    return torch.nn.LeakyReLU(layer.negative_slope)
+
+
+@TO_TORCH.converts(layers.ELU)
+def _elu_to_torch(layer, torch):
+    return torch.nn.ELU(layer.alpha)
+
+
+@TO_TORCH.converts(layers.GELU)
+def _gelu_to_torch(layer, torch):
+    return torch.nn.GELU(approximate="tanh")  # nnscratch's GELU is the tanh approximation
+
+
+@TO_TORCH.converts(layers.Softplus)
+def _softplus_to_torch(layer, torch):
+    return torch.nn.Softplus(beta=layer.beta, threshold=layer.threshold)
+
+
+@TO_TORCH.converts(layers.BatchNorm1D, layers.BatchNorm2D, reference.BatchNorm1D, reference.BatchNorm2D)
+def _batchnorm_to_torch(layer, torch):
+    one_d = isinstance(layer, (layers.BatchNorm1D, reference.BatchNorm1D))
+    cls = torch.nn.BatchNorm1d if one_d else torch.nn.BatchNorm2d
+    # The same momentum rule: running = (1 - momentum) running + momentum * batch statistic.
+    module = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine,
+                 dtype=_torch_dtype(torch, layer.running_mean.dtype))
+    statistics = ("running_mean", "running_var")
+    return _with_weights(torch, module, layer, ("weight", "bias", *statistics) if layer.affine else statistics)
+
+
+@TO_TORCH.converts(layers.LayerNorm)
+def _layernorm_to_torch(layer, torch):
+    affine = layer.elementwise_affine
+    module = torch.nn.LayerNorm(layer.normalized_shape, eps=layer.eps, elementwise_affine=affine,
+                                dtype=_torch_dtype(torch, layer.weight.dtype if affine else layer.config()["dtype"]))
+    return _with_weights(torch, module, layer, ("weight", "bias") if affine else ())
+
+
+@TO_TORCH.converts(layers.Dropout)
+def _dropout_to_torch(layer, torch):
+    return torch.nn.Dropout(layer.p)  # the same p; the random masks are each library's own
+
+
+def _same_named(name: str):
+    def convert(layer, torch):
+        return getattr(torch.nn, name)()
+
+    return convert
+
+
+for _cls in (layers.Sigmoid, layers.Tanh, layers.ReLU, layers.SiLU):
+    TO_TORCH.converts(_cls)(_same_named(_cls.__name__))
+
+
+# -- the walk --------------------------------------------------------------------------------------
+def _to_torch_module(layer, torch, where: str):
+    if type(layer) in CONTAINERS:
+        inner = [_to_torch_module(child, torch, inner_where) for child, inner_where in positions(layer.layers, where)]
+        if type(layer) is Sequential:
+            module = torch.nn.Sequential(*inner)
+        else:
+            module = torch_modules(torch).Residual(*inner)
+            module.block.training = bool(layer.training)
+    else:
+        module = TO_TORCH.find(layer, where)(layer, torch)
+    # The same mode, layer by layer (not cascaded: a user's mix of modes survives).
+    module.training = bool(getattr(layer, "training", True))
+    return module
+
+
+def to_torch(model):
+    """A ``torch.nn.Sequential`` computing what ``model`` computes, with copies of its weights.
+
+    The trailing loss layers of a training network are dropped; a single layer comes back wrapped
+    in a Sequential. The twin's outputs and gradients equal nnscratch's up to rounding.
+    """
+    torch = import_torch()
+    model = convertible(model, TO_TORCH)  # every layer has a twin: refused before any is built
+    return _to_torch_module(model, torch, "model")

@@ -1,0 +1,1 @@
+"""Tests of nnscratch/export/: the converters to ONNX and PyTorch and their shared part."""

@@ -299,14 +299,24 @@ def test_nan_in_forward_is_named():
             run_check(LogOfInput(), x)
 
 
-def test_accumulated_deltas_fail_as_a_second_call_that_differs():
-    with pytest.raises(GradientCheckError, match=r"AccumulatingDeltas: backward gave different results on a second call.*parameter 0 \(4, 3\).*not accumulate"):
+def test_accumulated_deltas_fail_as_accumulating_and_one_backward_is_right():
+    with pytest.raises(GradientCheckError, match=r"AccumulatingDeltas: parameter 0 \(shape \(4, 3\)\) accumulates: "
+                                                 r"each backward adds its gradient to the last one.* never add") as info:
         run_check(AccumulatingDeltas())
+    report = info.value.report
+    assert [(row.tensor, row.passed, [d.kind for d in row.diagnoses]) for row in report] == [
+        ("input", True, []), ("parameter 0", False, ["accumulates"]), ("parameter 1", False, ["accumulates"])]
+    # what one backward adds is the right gradient: compared as such, to float64 accuracy
+    assert all(row.max_abs_err < 1e-8 for row in report)
+    first, second, third = report[1].diagnoses[0].evidence["after_1_2_3"]
+    assert second == pytest.approx(2 * first) and third == pytest.approx(3 * first)
 
 
 def test_nondeterministic_backward_fails():
-    with pytest.raises(GradientCheckError, match=r"NoisyBackward: backward gave different results on a second call.*input"):
+    with pytest.raises(GradientCheckError, match=r"NoisyBackward: input \(shape \(5, 4\)\) not-repeatable: backward "
+                                                 r"gave different results on a second call") as info:
         run_check(NoisyBackward())
+    assert [[d.kind for d in row.diagnoses] for row in info.value.report] == [["not-repeatable"], [], []]
 
 
 @pytest.mark.parametrize(
@@ -414,7 +424,9 @@ def test_float_args_go_to_float64_and_integer_args_stay():
             return super().forward(x)
 
     run_check(Recorder(), args=(np.zeros(5, dtype=np.int32), np.zeros((5, 4), dtype=np.float32)))
-    assert set(seen) == {(np.dtype(np.int32), np.dtype(np.float64))}
+    int32, float32, float64 = np.dtype(np.int32), np.dtype(np.float32), np.dtype(np.float64)
+    # every call of the check; then the float32 probe's two, in float32 and in float64
+    assert set(seen[:-2]) == {(int32, float64)} and seen[-2:] == [(int32, float32), (int32, float64)]
 
 
 def test_a_copy_sharing_the_original_parameters_is_refused():
@@ -447,10 +459,14 @@ def test_the_check_differences_exactly_the_sampled_coordinates():
             return super().forward(x)
 
     x = np.random.default_rng(5).standard_normal((10, 4))
-    report = sanity_check(Counting(), x, max_coords=7, seed=11)
+    report = sanity_check(Counting(), x, max_coords=7, seed=11, diagnose="never")
     assert [row.coords for row in report] == [7, 7, 3]
     # forward, backward twice, then two forwards per coordinate
     assert Counting.forwards == 2 + 2 * (7 + 7 + 3)
+    # by default, a passing check adds the float32 probe: one forward in float32, one in float64
+    Counting.forwards = 0
+    assert sanity_check(Counting(), x, max_coords=7, seed=11).float32 == "passed"
+    assert Counting.forwards == 2 + 2 * (7 + 7 + 3) + 2
     moved = {int(np.flatnonzero(xp != x)[0]) for xp in Counting.perturbed[2 : 2 + 14]}
     assert moved == set(sample_coords(40, 7, seed=11, tensor_index=0).tolist())
 

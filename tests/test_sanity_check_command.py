@@ -330,7 +330,9 @@ def test_targets_reach_forward_with_the_kind_and_classes_asked_for(capsys, user_
     assert main(argv) == 0
     assert f"input (4, 5), {config}" in capsys.readouterr().out
     seen = sys.modules[user_module].SEEN
-    assert len(seen) > 20 and all(np.array_equal(t, seen[0]) for t in seen)  # the same targets on every call
+    # the same targets on every call; the float32 probe's last two calls get them rounded to float32
+    assert len(seen) > 20 and all(np.array_equal(t, seen[0]) for t in seen[:-2])
+    assert all(np.allclose(t, seen[0], rtol=1e-7, atol=0) for t in seen[-2:])
     targets, classes = seen[0], int(config.split()[2])
     assert targets.shape == shape
     if options[1] == "integer":

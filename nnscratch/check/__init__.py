@@ -1,9 +1,16 @@
-"""Gradient checking: ``sanity_check`` compares any layer's backward with central differences.
+"""Gradient checking: ``sanity_check`` compares any layer's backward with central differences, and
+says what is wrong when they differ.
 
-- ``numerical.py``     the check: central differences, the tolerance rule, ``sanity_check``
+- ``sanity.py``        ``sanity_check``: the order of the calls, one row per tensor
+- ``numerical.py``     central differences, one-sided slopes, the tolerance rule (``Comparison``)
 - ``working_copy.py``  the float64 deep copy the check runs on, and the protocol checks of its calls
-- ``report.py``        what it returns and raises: ``TensorCheck`` rows, ``GradientCheckReport``,
-                       ``GradientCheckError`` and its message
+- ``traits.py``        what the check reads from a layer besides the protocol (``integer_input``,
+                       ``independent_samples``)
+- ``diagnose.py``      why a tensor fails, tried in order: ``context.py`` (what the probes share),
+                       ``kinks.py``, ``precision.py``, ``axes.py`` (transposed), ``samples.py`` (the
+                       batch axis)
+- ``report.py``        what it returns and raises: ``TensorCheck`` rows and their ``Diagnosis``
+                       lines, ``GradientCheckReport``, ``GradientCheckError`` and its message
 """
 
 from .numerical import (
@@ -12,9 +19,9 @@ from .numerical import (
     DEFAULT_MAX_COORDS,
     DEFAULT_RTOL,
     sample_coords,
-    sanity_check,
 )
-from .report import GradientCheckError, GradientCheckReport, TensorCheck, layer_name
+from .report import KINDS, Diagnosis, GradientCheckError, GradientCheckReport, TensorCheck, layer_name
+from .sanity import DIAGNOSE, sanity_check
 
 __all__ = [
     "sanity_check",
@@ -22,6 +29,9 @@ __all__ = [
     "GradientCheckError",
     "GradientCheckReport",
     "TensorCheck",
+    "Diagnosis",
+    "KINDS",
+    "DIAGNOSE",
     "layer_name",
     "DEFAULT_EPS",
     "DEFAULT_ATOL",

@@ -1,26 +1,24 @@
-"""Gradient checking: compare a layer's backward with central differences of its forward.
+"""Finite differences and the tolerance rule: what a gradient is compared with, and how.
 
 The scalar differentiated is ``f = sum(forward(x, *args) * R)`` for a fixed random ``R`` of the
-output's shape, so every output element takes part (a scalar output works too). Its analytical
-gradient is what ``backward(R)`` returns for the input and stores in ``parameters_deltas`` for
-each parameter; its numerical gradient along one coordinate ``t`` is the central difference
+output's shape, so every output element takes part (a scalar output works too). Its numerical
+gradient along one coordinate ``t`` is the central difference
 
     df/dt ~ sum((forward(t + eps) - forward(t - eps)) * R) / ((t + eps) - (t - eps))
 
-Everything runs in float64 on a deep copy of the layer (``working_copy.py``), so the layer given is
-left exactly as it was found (values, dtypes, the identity of its parameter arrays, its buffers and
-its random generators). The layer is checked in the mode it is in: call ``layer.eval()`` first to
-check its eval-mode function. Stochastic layers: every numpy Generator the layer holds (``self.rng``)
-is rewound before every forward, so all forwards draw the same numbers (see ``working_copy.py``). The rows,
-report and error it produces are in ``report.py``.
+and a coordinate passes when |numerical - analytical| <= atol + rtol * max(|numerical|, |analytical|).
+Where that fails, ``one_sided_slopes`` tells a kink (ReLU at 0, a max-pooling tie) from a bug, as
+Chainer's ``numerical_grad(detect_nondifferentiable=True)`` does: on each side, differences at two
+step sizes, eps and 2 * eps.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from .report import GradientCheckError, GradientCheckReport, TensorCheck, failure_message, layer_name
-from .working_copy import Runner, as_float64_arg, float64_copy, parameters_of
+from .report import TensorCheck
 
 # Defaults, for float64 arithmetic. With eps = 1e-6 the truncation error of a central difference
 # is ~eps**2 * f''' ~ 1e-12 and the rounding error ~1e-16 * |y| / eps ~ 1e-10 * |y|, so a correct
@@ -31,7 +29,6 @@ DEFAULT_RTOL = 1e-5
 DEFAULT_MAX_COORDS = 200
 
 
-# -- the check -------------------------------------------------------------------------------
 def sample_coords(size: int, max_coords: int | None, seed: int, tensor_index: int) -> np.ndarray:
     """Flat indices to check: all of them, or a sorted seeded sample of ``max_coords`` of them.
 
@@ -44,7 +41,7 @@ def sample_coords(size: int, max_coords: int | None, seed: int, tensor_index: in
     return np.sort(rng.choice(size, size=max_coords, replace=False))
 
 
-def _numerical(run: Runner, target: np.ndarray, coords, r: np.ndarray, eps: float):
+def central_differences(run, target: np.ndarray, coords, r: np.ndarray, eps: float):
     """Central differences of sum(forward * R) along each flat coordinate of ``target``.
 
     ``target`` is the working copy's own array (its input ``run.x`` or a parameter), nudged in place
@@ -73,156 +70,95 @@ def _numerical(run: Runner, target: np.ndarray, coords, r: np.ndarray, eps: floa
     return grads, noise
 
 
-def _compare(tensor, shape, coords, numerical, analytical, noise, atol, rtol) -> TensorCheck:
-    abs_err = np.abs(numerical - analytical)
-    scale = np.maximum(np.abs(numerical), np.abs(analytical))
-    tolerance = atol + rtol * scale
-    bad = abs_err > tolerance
-    # scale > 0 matters only when atol = 0: both gradients exactly 0 then, so no error, rel err 0.
-    big = (scale >= atol) & (scale > 0)
-    rel_err = np.where(big, abs_err / np.where(big, scale, 1.0), 0.0)
-    # The worst coordinate: the one furthest beyond its tolerance, abs_err / tolerance. A tolerance
-    # is 0 where atol = 0 and both gradients are 0 (no error there: ratio 0), or everywhere when
-    # atol = rtol = 0; any error over a zero tolerance is infinitely far beyond it, and the largest
-    # such error is the worst.
-    beyond_zero = (tolerance == 0) & (abs_err > 0)
-    if beyond_zero.any():
-        worst = int(np.argmax(np.where(beyond_zero, abs_err, -1.0)))
-    else:
-        worst = int(np.argmax(abs_err / np.where(tolerance > 0, tolerance, 1.0))) if len(coords) else 0
-    problem = ""
-    if bad.any():
-        problem = "gradient is wrong"
-    elif len(coords) and not analytical.any() and (np.abs(numerical) > noise).any():
-        worst = int(np.argmax(np.abs(numerical) - noise))
-        problem = "analytical gradient is all zero, but the function changes"
-    return TensorCheck(
-        tensor=tensor,
-        shape=tuple(shape),
-        coords=len(coords),
-        max_abs_err=float(abs_err.max()) if len(coords) else 0.0,
-        max_rel_err=float(rel_err.max()) if len(coords) else 0.0,
-        passed=not problem,
-        worst_index=tuple(int(i) for i in np.unravel_index(coords[worst], shape)) if len(coords) else (),
-        numerical=float(numerical[worst]) if len(coords) else 0.0,
-        analytical=float(analytical[worst]) if len(coords) else 0.0,
-        problem=problem,
-    )
+def one_sided_slopes(run, target: np.ndarray, flat: int, r: np.ndarray, eps: float, y0: np.ndarray):
+    """The left and right derivatives of sum(forward * R) along one coordinate, each from differences
+    at steps eps and 2 * eps extrapolated to step 0 (2 d(eps) - d(2 eps)): they agree to O(eps^2)
+    where the function is smooth, and differ by the jump in slope at a kink within 2 * eps."""
+    value = target.flat[flat]
+    slopes = []
+    for sign in (-1.0, 1.0):
+        differences = []
+        for step in (eps, 2 * eps):
+            moved = value + sign * step
+            target.flat[flat] = moved
+            differences.append(np.sum((run.forward() - y0) * r) / (moved - value))
+        slopes.append(2 * differences[0] - differences[1])
+    target.flat[flat] = value
+    return slopes[0], slopes[1]
 
 
-def _check_finite(name: str, who: str, label: str, array) -> None:
-    """NaN or inf in an output or a gradient is a bug of its own; say so before comparing anything."""
-    bad = ~np.isfinite(array)
-    if bad.any():
-        index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), np.shape(array)))
-        raise GradientCheckError(
-            f"{name}: {who} a non-finite value: {label} at index {index} is {float(array[index])} "
-            f"({int(bad.sum())} of {bad.size} values are NaN or inf)"
+@dataclasses.dataclass
+class Comparison:
+    """The numerical and analytical gradients of one tensor at its checked coordinates.
+
+    ``full`` is the whole analytical gradient (the tensor's shape), which the diagnoses also read."""
+
+    coords: np.ndarray
+    numerical: np.ndarray
+    analytical: np.ndarray
+    noise: np.ndarray
+    full: np.ndarray
+    atol: float
+    rtol: float
+
+    @classmethod
+    def of(cls, coords, numerical, noise, full, atol, rtol) -> "Comparison":
+        return cls(coords, numerical, np.asarray(full).ravel()[coords], noise, full, atol, rtol)
+
+    @property
+    def abs_err(self) -> np.ndarray:
+        return np.abs(self.numerical - self.analytical)
+
+    @property
+    def tolerance(self) -> np.ndarray:
+        return self.atol + self.rtol * np.maximum(np.abs(self.numerical), np.abs(self.analytical))
+
+    @property
+    def bad(self) -> np.ndarray:
+        """Per checked coordinate: beyond its tolerance."""
+        return self.abs_err > self.tolerance
+
+    @property
+    def all_zero(self) -> bool:
+        """The analytical gradient is 0 at every checked coordinate while the function changes."""
+        return bool(len(self.coords) and not self.analytical.any() and (np.abs(self.numerical) > self.noise).any())
+
+    @property
+    def problem(self) -> str:
+        if self.bad.any():
+            return "gradient is wrong"
+        return "analytical gradient is all zero, but the function changes" if self.all_zero else ""
+
+    def index(self, k: int) -> tuple:
+        """The tensor index of checked coordinate number k."""
+        return tuple(int(i) for i in np.unravel_index(self.coords[k], self.full.shape))
+
+    def worst(self) -> int:
+        """The checked coordinate furthest beyond its tolerance, abs_err / tolerance. A tolerance is 0
+        where atol = 0 and both gradients are 0 (no error there: ratio 0), or everywhere when atol =
+        rtol = 0; any error over a zero tolerance is infinitely far beyond it, and the largest such
+        error is the worst."""
+        abs_err, tolerance = self.abs_err, self.tolerance
+        beyond_zero = (tolerance == 0) & (abs_err > 0)
+        if beyond_zero.any():
+            return int(np.argmax(np.where(beyond_zero, abs_err, -1.0)))
+        if not self.bad.any() and self.all_zero:
+            return int(np.argmax(np.abs(self.numerical) - self.noise))
+        return int(np.argmax(abs_err / np.where(tolerance > 0, tolerance, 1.0)))
+
+    def row(self, tensor: str, passed: bool, diagnoses: list) -> TensorCheck:
+        """The report's row for this tensor."""
+        if not len(self.coords):
+            return TensorCheck(tensor, tuple(self.full.shape), 0, 0.0, 0.0, passed, diagnoses=diagnoses)
+        abs_err = self.abs_err
+        scale = np.maximum(np.abs(self.numerical), np.abs(self.analytical))
+        # scale > 0 matters only when atol = 0: both gradients exactly 0 then, so no error, rel err 0.
+        big = (scale >= self.atol) & (scale > 0)
+        rel_err = np.where(big, abs_err / np.where(big, scale, 1.0), 0.0)
+        worst = self.worst()
+        return TensorCheck(
+            tensor=tensor, shape=tuple(self.full.shape), coords=len(self.coords),
+            max_abs_err=float(abs_err.max()), max_rel_err=float(rel_err.max()), passed=passed,
+            worst_index=self.index(worst), numerical=float(self.numerical[worst]),
+            analytical=float(self.analytical[worst]), problem=self.problem, diagnoses=diagnoses,
         )
-
-
-def _check_repeatable(name: str, first, second) -> None:
-    """A second forward + backward must give the same gradients (deltas overwritten, deterministic)."""
-    for label, a, b in _pairs(first, second):
-        if not np.allclose(a, b, rtol=1e-9, atol=1e-12):
-            index = np.unravel_index(int(np.argmax(np.abs(a - b))), a.shape)
-            index = tuple(int(i) for i in index)
-            raise GradientCheckError(
-                f"{name}: backward gave different results on a second call after the same forward: "
-                f"{label} at index {index} was {float(a[index])!r} the first time and {float(b[index])!r} the second; "
-                "backward must be deterministic and overwrite parameters_deltas, not accumulate into them"
-            )
-
-
-def _pairs(first, second):
-    """Pairs (label, first, second) for the input gradient and each parameter delta."""
-    (dx1, deltas1), (dx2, deltas2) = first, second
-    yield f"input {dx1.shape}", dx1, dx2
-    for i, (a, b) in enumerate(zip(deltas1, deltas2)):
-        yield f"parameter {i} {a.shape}", a, b
-
-
-def sanity_check(
-    layer,
-    x,
-    args=(),
-    *,
-    eps: float = DEFAULT_EPS,
-    atol: float = DEFAULT_ATOL,
-    rtol: float = DEFAULT_RTOL,
-    max_coords: int | None = DEFAULT_MAX_COORDS,
-    seed: int = 0,
-    name: str | None = None,
-) -> GradientCheckReport:
-    """Check ``layer``'s gradients for its input and every parameter against central differences.
-
-    f = sum(forward(x, *args) * R), R ~ N(0, 1) of the output's shape (seeded); analytical
-    gradients from backward(R). A coordinate passes when
-    |numerical - analytical| <= atol + rtol * max(|numerical|, |analytical|).
-    Defaults (float64): eps=1e-6, atol=1e-6, rtol=1e-5, at most max_coords=200 coordinates per
-    tensor (a seeded random sample; None checks them all). ``name`` overrides the layer's name in
-    messages. Float ``args`` are cast to float64, others (integer labels) passed as they are.
-
-    The layer is checked in the mode it is in (``layer.eval()`` first checks its eval-mode function).
-    Stochastic layers: keep your randomness in a numpy Generator the layer holds (``self.rng``);
-    the check rewinds every generator it finds in the layer (through containers) before every
-    forward, so all forwards draw the same numbers and both gradients describe one function.
-
-    Returns a ``GradientCheckReport`` (one ``TensorCheck`` row per tensor); raises
-    ``GradientCheckError`` (an ``AssertionError``) naming the layer, the tensor, the worst index,
-    both values and the errors when a gradient is wrong, all zero while the function changes,
-    different on a second backward, or when ``parameters_deltas`` does not align with ``parameters``.
-
-    Shape:
-        x: whatever ``layer.forward`` takes (batch axis included); R: forward's output shape
-    """
-    name = name or layer_name(layer)
-    for attr in ("forward", "backward"):
-        if not callable(getattr(layer, attr, None)):
-            raise TypeError(
-                f"sanity_check: {name} does not follow the layer protocol: it has no {attr}() method"
-            )
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiu":
-        raise TypeError(f"sanity_check: x must be a real numeric array, got dtype {x.dtype} for {name}")
-    if not (eps > 0 and atol >= 0 and rtol >= 0):
-        raise ValueError(f"sanity_check: expected eps > 0, atol >= 0, rtol >= 0, got {eps}, {atol}, {rtol}")
-    if max_coords is not None and (
-        isinstance(max_coords, bool) or not isinstance(max_coords, (int, np.integer)) or max_coords < 1
-    ):
-        raise ValueError(f"sanity_check: max_coords must be a positive int or None, got {max_coords!r}")
-    if not isinstance(args, (tuple, list)):
-        args = (args,)
-
-    work = float64_copy(layer, name)
-    run = Runner(work, name, x.astype(np.float64), tuple(as_float64_arg(a) for a in args))
-
-    y = run.forward()
-    _check_finite(name, "forward gave", "output", y)
-    r = np.random.default_rng(seed).standard_normal(y.shape)
-    first = run.backward(r)
-    for label, delta, _ in _pairs(first, first):
-        _check_finite(name, "backward gave", label, delta)
-    if not np.array_equal(run.forward(), y):
-        raise GradientCheckError(
-            f"{name}: forward gave different outputs for the same input twice; a layer that draws "
-            "random numbers must draw them from a numpy Generator it holds (e.g. self.rng), which the "
-            "check rewinds before every forward"
-        )
-    _check_repeatable(name, first, run.backward(r))
-    delta_x, deltas = first
-
-    report = GradientCheckReport(name)
-    params = parameters_of(work)
-    targets = [("input", run.x, delta_x)]
-    targets += [(f"parameter {i}", p, d) for i, (p, d) in enumerate(zip(params, deltas))]
-    for index, (tensor, target, analytical) in enumerate(targets):
-        coords = sample_coords(target.size, max_coords, seed, index)
-        numerical, noise = _numerical(run, target, coords, r, eps)
-        row = _compare(tensor, target.shape, coords, numerical, analytical.ravel()[coords], noise, atol, rtol)
-        report.append(row)
-    failed = [row for row in report if not row.passed]
-    if failed:
-        raise GradientCheckError(failure_message(name, failed, eps, atol, rtol), report)
-    return report
-

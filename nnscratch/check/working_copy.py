@@ -69,6 +69,12 @@ def _promote_graph(obj, replacements: dict, memo: dict):
 
 def float64_copy(layer, name: str):
     """Deep-copy ``layer`` and make every float parameter (and delta buffer) float64 in the copy."""
+    return typed_copy(layer, name, np.float64)
+
+
+def typed_copy(layer, name: str, dtype):
+    """Deep-copy ``layer`` with every float parameter, delta buffer and buffer in ``dtype``."""
+    dtype = np.dtype(dtype)
     try:
         work = copy.deepcopy(layer)
     except Exception as error:
@@ -81,14 +87,14 @@ def float64_copy(layer, name: str):
         )
     replacements = {}
     for p in parameters_of(work) + _delta_buffers(work) + buffers_of(work):
-        if p.dtype.kind == "f" and p.dtype != np.float64:
-            replacements[id(p)] = p.astype(np.float64)
+        if p.dtype.kind == "f" and p.dtype != dtype:
+            replacements[id(p)] = p.astype(dtype)
     if replacements:
         _promote_graph(work, replacements, {})
     for i, p in enumerate(parameters_of(work)):
-        if p.dtype != np.float64:
+        if p.dtype != dtype:
             raise TypeError(
-                f"sanity_check: parameter {i} of {name} is {p.dtype} and could not be made float64 "
+                f"sanity_check: parameter {i} of {name} is {p.dtype} and could not be made {dtype} "
                 "(parameters must be float arrays the layer holds, not fresh copies)"
             )
     return work
@@ -127,10 +133,10 @@ def _delta_buffers(layer) -> list:
     return [item for item in items if isinstance(item, np.ndarray)]
 
 
-def as_float64_arg(arg):
-    """Float arrays (one-hot or soft targets) go to float64; integer labels and the rest stay."""
+def as_float_arg(arg, dtype=np.float64):
+    """Float arrays (one-hot or soft targets) go to ``dtype``; integer labels and the rest stay."""
     if isinstance(arg, np.ndarray) and arg.dtype.kind == "f":
-        return arg.astype(np.float64)
+        return arg.astype(dtype)
     return arg
 
 
@@ -170,39 +176,59 @@ def rewind(states: list) -> None:
 
 
 # -- one forward / backward ------------------------------------------------------------------
+def _permuted_hint(got: tuple, want: tuple) -> str:
+    """A word on a gradient whose shape is the wanted one with its axes in another order."""
+    if got != want and sorted(got) == sorted(want):
+        return " (the same sizes in another order: is the gradient transposed?)"
+    return ""
+
+
 class Runner:
-    """Calls on the float64 working copy, always with fresh copies of the inputs, and every random
-    generator the copy holds rewound to the same state before each forward."""
+    """Calls on a working copy, always with fresh copies of the inputs, and every random generator
+    the copy holds rewound to the same state before each forward.
 
-    def __init__(self, layer, name: str, x: np.ndarray, args: tuple):
+    ``integer_input``: x holds integer ids, passed as they are, and backward's return value (None:
+    ids have no gradient) is not read. ``returned_dtypes`` holds the dtype of each gradient the last
+    backward gave, input first (None for ids), before they were copied to float64."""
+
+    def __init__(self, layer, name: str, x: np.ndarray, args: tuple, integer_input: bool = False,
+                 dtype=np.float64):
         self.layer, self.name, self.x, self.args = layer, name, x, args
+        self.integer_input, self.dtype = integer_input, np.dtype(dtype)
         self.random_states = random_states(layer)
+        self.returned_dtypes: list = []
 
-    def forward(self) -> np.ndarray:
+    def forward(self, x=None) -> np.ndarray:
+        """forward(x) (the working x when not given) as a fresh array of the working dtype."""
         rewind(self.random_states)
         args = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in self.args)
-        y = self.layer.forward(self.x.copy(), *args)
+        y = self.layer.forward((self.x if x is None else x).copy(), *args)
         y_array = np.asarray(y)
-        if y_array.dtype != np.float64:
+        if y_array.dtype != self.dtype:
             raise TypeError(
-                f"sanity_check: {self.name}.forward returned {y_array.dtype} for float64 input and "
-                "float64 parameters; the check needs float64 arithmetic (derive the dtype from the "
+                f"sanity_check: {self.name}.forward returned {y_array.dtype} for {self.dtype} input and "
+                f"{self.dtype} parameters; the check needs {self.dtype} arithmetic (derive the dtype from the "
                 "parameters or the input, not from a stored attribute)"
             )
         # Copy: a layer may return a view of its input or of an internal buffer.
-        return np.array(y_array, dtype=np.float64, copy=True)
+        return np.array(y_array, dtype=self.dtype, copy=True)
 
     def backward(self, r: np.ndarray):
-        """Run backward(R); return copies of the input gradient and of every parameter delta."""
-        delta = np.float64(r) if r.ndim == 0 else r.copy()
+        """Run backward(R); return float64 copies of the input gradient (None for integer ids) and of
+        every parameter delta."""
+        delta = self.dtype.type(r) if r.ndim == 0 else r.astype(self.dtype)
         delta_x = self.layer.backward(delta)
-        delta_x = np.array(delta_x, dtype=None, copy=True) if delta_x is not None else None
-        if delta_x is None or delta_x.shape != self.x.shape:
-            got = "None" if delta_x is None else f"shape {delta_x.shape}"
-            raise GradientCheckError(
-                f"{self.name}: backward must return the input gradient of shape {self.x.shape} "
-                f"(the input's shape), got {got}"
-            )
+        if self.integer_input:
+            delta_x = None
+        else:
+            delta_x = np.array(delta_x, dtype=None, copy=True) if delta_x is not None else None
+            if delta_x is None or delta_x.shape != self.x.shape:
+                got = "None" if delta_x is None else f"shape {delta_x.shape}"
+                hint = "" if delta_x is None else _permuted_hint(delta_x.shape, self.x.shape)
+                raise GradientCheckError(
+                    f"{self.name}: backward must return the input gradient of shape {self.x.shape} "
+                    f"(the input's shape), got {got}{hint}"
+                )
         params = parameters_of(self.layer)
         deltas = getattr(self.layer, "parameters_deltas", None)
         deltas = [] if deltas is None and not params else deltas
@@ -217,14 +243,17 @@ class Runner:
                 f"{len(params)}; after backward they must be aligned lists, one delta per parameter"
             )
         copies = []
+        self.returned_dtypes = [None if delta_x is None else delta_x.dtype]
         for i, (p, d) in enumerate(zip(params, deltas)):
             d = np.asarray(d) if d is not None else None
             if d is None or d.shape != p.shape:
                 got = "None" if d is None else f"shape {d.shape}"
+                hint = "" if d is None else _permuted_hint(d.shape, p.shape)
                 raise GradientCheckError(
                     f"{self.name}: parameters_deltas[{i}] must have the shape of parameters[{i}], "
-                    f"{p.shape}, got {got}"
+                    f"{p.shape}, got {got}{hint}"
                 )
+            self.returned_dtypes.append(d.dtype)
             # Copy now: some layers overwrite their delta buffers in place on the next backward.
             copies.append(np.array(d, dtype=np.float64, copy=True))
-        return delta_x.astype(np.float64), copies
+        return None if delta_x is None else delta_x.astype(np.float64), copies

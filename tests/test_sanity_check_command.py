@@ -155,7 +155,8 @@ def user_module(tmp_path, monkeypatch):
 
 
 def table_rows(out: str) -> list[list[str]]:
-    """Rows of the printed table split on runs of 2+ spaces (cells have single spaces inside)."""
+    """Rows of the printed table split on runs of 2+ spaces (cells have single spaces inside); the
+    indented lines under a row (its diagnoses) are left out: see diagnosis_lines."""
     import re
 
     lines = out.splitlines()
@@ -164,8 +165,24 @@ def table_rows(out: str) -> list[list[str]]:
     for line in lines[start + 2 :]:
         if not line.strip():
             break
-        rows.append(re.split(r"\s{2,}", line.strip()))
+        if not line.startswith(" "):
+            rows.append(re.split(r"\s{2,}", line.strip()))
     return rows
+
+
+def diagnosis_lines(out: str) -> list[tuple]:
+    """(row number, the line) for each indented line under a row of the printed table."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("layer"))
+    found, row = [], -1
+    for line in lines[start + 2 :]:
+        if not line.strip():
+            break
+        if line.startswith(" "):
+            found.append((row, line.strip()))
+        else:
+            row += 1
+    return found
 
 
 def test_one_builtin_layer_passes_with_a_table_and_summary(capsys):
@@ -358,7 +375,7 @@ def test_targets_reach_forward_with_the_kind_and_classes_asked_for(capsys, user_
         (["--input-shape", "5,6"], "--input-shape, --input and --args go with --layer"),
         (["Linear", "--input", "positive"], "--input-shape, --input and --args go with --layer"),
         (["--layer", "my_layers:Scale", "--input-shape", "5,6", "--input", "uniform"],
-         "--input: expected one of normal, away-from-zero, positive, probabilities; got 'uniform'"),
+         "--input: expected one of normal, away-from-zero, positive, probabilities, ids:V; got 'uniform'"),
         (["Linear", "--coords", "0"], "--coords: expected a positive int, got '0'"),
         (["Linear", "--coords", "x"], "--coords: expected a positive int, got 'x'"),
         (["Linear", "--coords", "2.5"], r"--coords: expected a positive int, got '2\.5'"),
@@ -413,6 +430,7 @@ def test_every_builtin_layer_passes_in_every_configuration(capsys):
     out = capsys.readouterr().out
     rows = table_rows(out)
     assert rows and all(r[-1] == "PASS" for r in rows)
+    assert diagnosis_lines(out) == []  # no false alarm: a right layer gets no diagnosis at all
     configs = {(r[0], r[1]) for r in rows}
     layers = {layer for layer, _ in configs}
     # every exported layer has a row (a new layer without one fails here)

@@ -5,7 +5,9 @@ Conv2D`` checks one layer's configurations; ``--layer pkg.module:Class --input-s
 your class with no arguments (or ``--args '{"n": 3}'``) and checks it on a seeded N(0, 1) input
 of exactly that shape, batch axis included (``--input`` picks another kind, e.g. probabilities for
 a loss that takes them); ``--targets integer|one-hot|soft`` also passes seeded
-targets, as forward's second argument, to a loss layer. Exit status: 0 all pass, 1 a check
+targets, as forward's second argument, to a loss layer. Under each failing row, a line per
+diagnosis says what is wrong (docs/when-the-check-fails.md); ``--json`` prints the same as one JSON
+document instead (its schema: ``sanity_check_output.py``). Exit status: 0 all pass, 1 a check
 failed, 2 usage.
 """
 
@@ -20,9 +22,11 @@ import sys
 
 from tqdm import tqdm
 
-from nnscratch.check import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_MAX_COORDS, DEFAULT_RTOL, GradientCheckError, sanity_check
+from nnscratch.check import DEFAULT_ATOL, DEFAULT_MAX_COORDS, DEFAULT_RTOL, DIAGNOSE, GradientCheckError, sanity_check
+from nnscratch.check.traits import takes_integer_ids
 
 from .sanity_check_cases import INPUT_KINDS, TARGET_KINDS, Case, builtin_cases, make_input, make_targets
+from .sanity_check_output import CaseResult, document, summary, table
 
 HELP = "check layer gradients against central differences (all built-ins, one of them, or your own layer)"
 
@@ -43,9 +47,14 @@ def _input_shape(text: str) -> tuple:
 
 
 def _input_option(kind: str | None) -> str:
-    """``--input KIND``: one of INPUT_KINDS, normal when not given."""
+    """``--input KIND``: one of INPUT_KINDS (ids:V with V a positive int), normal when not given."""
     if kind is None:
         return "normal"
+    if kind.startswith("ids:"):
+        bound = kind[4:]
+        if not (bound.isdigit() and int(bound) > 0):
+            raise UsageError(f"--input ids:V: expected V, the number of ids, a positive int; got {kind!r}")
+        return f"ids:{int(bound)}"
     if kind not in INPUT_KINDS:
         raise UsageError(f"--input: expected one of {', '.join(INPUT_KINDS)}; got {kind!r}")
     return kind
@@ -143,37 +152,20 @@ def load_user_layer(spec: str, kwargs_json: str | None):
 
 
 # -- running and reporting -------------------------------------------------------------------
-def _check_case(case: Case, options) -> tuple[list, str]:
-    """Run one case; return its table rows and, if it failed, the message."""
+def _check_case(case: Case, options) -> CaseResult:
+    """Run one case: its report (None if the layer crashed first) and, if it failed, the message."""
     try:
         layer, x, args = case.build()
         report = sanity_check(layer, x, args, max_coords=options.coords, seed=options.seed,
-                              atol=options.atol, rtol=options.rtol)
+                              atol=options.atol, rtol=options.rtol, diagnose=options.diagnose)
         failure = ""
-    except GradientCheckError as error:
-        report, failure = error.report, str(error)
+    except GradientCheckError as error:  # its diagnoses are in the report: the summary line is enough
+        report, failure = error.report, error.summary if error.report else str(error)
     except (Exception, SystemExit) as error:  # a layer that crashes (or exits) fails its check; the run goes on
         report, failure = None, f"{type(error).__name__}: {error}"
-    if not report:
-        return [(case.layer, case.config, "-", "-", "-", "-", "FAIL")], failure
-    rows = [
-        (case.layer, case.config, f"{row.tensor} {row.shape}", str(row.coords), f"{row.max_abs_err:.2e}",
-         f"{row.max_rel_err:.2e}", "PASS" if row.passed else "FAIL")
-        for row in report
-    ]
-    return rows, failure
-
-
-def _table(rows: list) -> str:
-    header = ("layer", "configuration", "tensor", "coords", "max abs err", "max rel err", "result")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    right = {3, 4, 5}
-    lines = []
-    for r in [header, *rows]:
-        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
-        lines.append("  ".join(cells).rstrip())
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    if case.hint and "a non-finite value" in failure:  # see nnscratch.check's _check_finite
+        failure += f" ({case.hint})"
+    return CaseResult(case.layer, case.config, report, failure)
 
 
 def add_arguments(parser) -> None:
@@ -185,8 +177,8 @@ def add_arguments(parser) -> None:
                         help="with --layer: the input's full shape, batch axis included, e.g. 5,6")
     parser.add_argument("--input", metavar="KIND",
                         help="with --layer: the seeded input, normal (N(0, 1), the default), away-from-zero "
-                        "(|x| in [0.1, 2]), positive (in [0.5, 2]) or probabilities (rows along the last "
-                        "axis summing to 1)")
+                        "(|x| in [0.1, 2]), positive (in [0.5, 2]), probabilities (rows along the last "
+                        "axis summing to 1) or ids:V (integers in [0, V), for a layer declaring integer_input = True)")
     parser.add_argument("--args", dest="layer_args", metavar="JSON",
                         help="with --layer: constructor keyword arguments as a JSON object")
     parser.add_argument("--targets", metavar="KIND",
@@ -200,6 +192,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", default=0, help="seed of the random R and of the sampling (default 0)")
     parser.add_argument("--atol", default=DEFAULT_ATOL, help=f"absolute tolerance (default {DEFAULT_ATOL:g})")
     parser.add_argument("--rtol", default=DEFAULT_RTOL, help=f"relative tolerance (default {DEFAULT_RTOL:g})")
+    parser.add_argument("--diagnose", default="on-failure", metavar="WHEN",
+                        help="on-failure (the default): say what is wrong with each failing tensor, and probe a "
+                        "passing layer once in float32; always: also look for a leak across the batch in a passing "
+                        "input gradient; never: compare only")
+    parser.add_argument("--json", action="store_true",
+                        help="print the results as one JSON document (schema: nnscratch.sanity-check/1) instead of "
+                        "the table")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -229,6 +228,8 @@ def _read_numbers(args) -> None:
     args.seed = _int_option("--seed", args.seed, 0, "a non-negative int")
     args.atol = _tolerance_option("--atol", args.atol)
     args.rtol = _tolerance_option("--rtol", args.rtol)
+    if args.diagnose not in DIAGNOSE:
+        raise UsageError(f"--diagnose: expected one of {', '.join(DIAGNOSE)}, got {args.diagnose!r}")
 
 
 def _select(args) -> list[Case]:
@@ -242,7 +243,12 @@ def _select(args) -> list[Case]:
         targets = _targets_option(args.targets, args.classes, shape)
         layer = load_user_layer(args.user_layer, args.layer_args)
         _check_forward_arguments(layer, args.user_layer, targets)
-        config = f"input {shape}" if input_kind == "normal" else f"{input_kind} input {shape}"
+        if takes_integer_ids(layer) != input_kind.startswith("ids:"):
+            raise UsageError(f"--input: {args.user_layer} declares integer_input = True: give --input ids:V, V the "
+                             "number of ids" if takes_integer_ids(layer) else
+                             f"--input {input_kind}: {args.user_layer} does not declare integer_input = True")
+        config = (f"input {shape}" if input_kind == "normal" else f"ids in [0, {input_kind[4:]}) {shape}"
+                  if input_kind.startswith("ids:") else f"{input_kind} input {shape}")
         hint = ("the input was N(0, 1); a layer defined for positive values only takes --input positive, "
                 "a loss on probabilities --input probabilities") if input_kind == "normal" else ""
         if targets is None:
@@ -273,29 +279,8 @@ def run(args) -> int:
     except UsageError as error:
         print(f"nnscratch sanity-check: error: {error}", file=sys.stderr)
         return 2
-    rows, failures = [], []
     progress = tqdm(cases, desc="sanity-check", unit="config", file=sys.stderr, leave=False,
                     disable=args.quiet or len(cases) <= 3)
-    for case in progress:
-        case_rows, failure = _check_case(case, args)
-        rows += case_rows
-        if failure:
-            if case.hint and "a non-finite value" in failure:  # see nnscratch.check's _check_finite
-                failure += f" ({case.hint})"
-            failures.append(f"{case.layer} [{case.config}]: {failure}")
-    print(_table(rows))
-    if failures:
-        print()
-    for failure in failures:
-        print(f"FAIL {failure}")
-    tensors = sum(1 for r in rows if r[2] != "-")
-    print(f"\nA tensor passes when every coordinate checked has abs err <= atol + rtol * |gradient| "
-          f"(atol={args.atol:g}, rtol={args.rtol:g}; central differences, eps={DEFAULT_EPS:g}, float64).\n"
-          "max rel err is taken over the coordinates with |gradient| >= atol.")
-    checked = f"{tensors} tensor{'' if tensors == 1 else 's'} checked"
-    if failures:
-        print(f"\nsanity-check: {len(failures)} of {len(cases)} configurations FAILED ({checked})")
-        return 1
-    everything = "the 1 configuration" if len(cases) == 1 else f"all {len(cases)} configurations"
-    print(f"\nsanity-check: {everything} passed ({checked})")
-    return 0
+    results = [_check_case(case, args) for case in progress]
+    print(document(results, args) if args.json else table(results) + "\n" + summary(results, args))
+    return 1 if any(result.failure for result in results) else 0

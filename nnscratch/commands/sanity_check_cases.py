@@ -18,7 +18,7 @@ import nnscratch
 # the kinds of loss targets: integer labels (N,), one-hot rows (N, C), soft rows (N, C) summing to 1
 TARGET_KINDS = ("integer", "one-hot", "soft")
 # the kinds of input for a user's layer (--input): see make_input
-INPUT_KINDS = ("normal", "away-from-zero", "positive", "probabilities")
+INPUT_KINDS = ("normal", "away-from-zero", "positive", "probabilities", "ids:V")
 
 
 @dataclasses.dataclass
@@ -63,7 +63,10 @@ def make_input(kind, shape, seed):
     away-from-zero  |x| in [0.1, 2], either sign: no kink at 0 within reach of eps (ReLU-like layers)
     positive        uniform in [0.5, 2]: for log, sqrt, 1/x
     probabilities   positive and summing to 1 along the last axis: for a loss on probabilities
+    ids:V           integers in [0, V): for a layer whose input is integer ids (an embedding)
     """
+    if kind.startswith("ids:"):
+        return np.random.default_rng(seed).integers(0, int(kind[4:]), shape)
     if kind == "normal":
         return normal_input(shape, seed)
     if kind == "away-from-zero":

@@ -142,11 +142,10 @@ def scaled(ctx: Context, target: Target, comparison: Comparison):
     evidence = {"factor": factor, "index": comparison.index(k), "numerical": numerical[k], "analytical": analytical[k]}
     found = []
     if factor < 0:
+        what = "is minus the numerical one" if abs(factor + 1) <= 1e-6 else "has the opposite sign (and a scale, below)"
         found.append(Diagnosis("wrong-sign", (
-            f"the analytical gradient is minus the numerical one (at {comparison.index(k)}: numerical "
-            f"{fmt(numerical[k])}, analytical {fmt(analytical[k])})" + ("" if abs(factor + 1) <= 1e-6 else
-            f", scaled too (below)") + ": a sign flipped in backward (1 - y where y - 1, x - t where t - x)"),
-            evidence))
+            f"the analytical gradient {what} (at {comparison.index(k)}: numerical {fmt(numerical[k])}, analytical "
+            f"{fmt(analytical[k])}): a sign flipped in backward (y - 1 where 1 - y, x - t where t - x)"), evidence))
     if abs(abs(factor) - 1) > 1e-6:
         found.append(Diagnosis("scaled", _scaled_message(abs(factor), ctx), evidence))
     return found or None

@@ -9,15 +9,17 @@ targets, as forward's second argument, to a loss layer. Under each failing row, 
 diagnosis says what is wrong (docs/when-the-check-fails.md); ``--json`` prints the same as one JSON
 document instead (its schema: ``sanity_check_output.py``). Exit status: 0 all pass, 1 a check
 failed, 2 usage.
+
+``--layer`` imports your module, which runs that module's code, as any import does: give it only
+modules you would run. It then checks the class against the layer protocol (``forward`` and
+``backward`` methods on the class, ``parameters`` and ``parameters_deltas`` lists if the class
+defines them) and forward's arguments against ``--targets`` before building it, so a class that is
+not a layer (``subprocess:Popen``) is never called; building it runs its ``__init__``.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import json
 import math
-import os
 import sys
 
 from tqdm import tqdm
@@ -25,17 +27,15 @@ from tqdm import tqdm
 from nnscratch.check import DEFAULT_ATOL, DEFAULT_MAX_COORDS, DEFAULT_RTOL, DIAGNOSE, GradientCheckError, sanity_check
 from nnscratch.check.traits import takes_integer_ids
 
+from .common import UsageError
 from .sanity_check_cases import INPUT_KINDS, TARGET_KINDS, Case, builtin_cases, make_input, make_targets
 from .sanity_check_output import CaseResult, document, summary, table
+from .sanity_check_user import load_user_layer
 
 HELP = "check layer gradients against central differences (all built-ins, one of them, or your own layer)"
 
 
 # -- a user's layer --------------------------------------------------------------------------
-class UsageError(Exception):
-    """A bad command line: reported in one line, exit status 2."""
-
-
 def _input_shape(text: str) -> tuple:
     try:
         shape = tuple(int(part) for part in text.replace(" ", "").split(","))
@@ -82,75 +82,6 @@ def _targets_option(kind: str | None, classes: str | None, shape: tuple):
     return kind, count
 
 
-def _check_forward_arguments(layer, spec: str, targets) -> None:
-    """Refuse a forward that needs targets when none are given, or that takes none when they are."""
-    try:
-        signature = inspect.signature(layer.forward)
-    except (TypeError, ValueError):  # no signature to read (a C function): the check will tell
-        return
-    params = signature.parameters.values()
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    required = [p for p in positional if p.default is p.empty]
-    takes_any = any(p.kind == p.VAR_POSITIONAL for p in params)
-    if targets is None and len(required) == 2:
-        raise UsageError(f"--layer: {spec}.forward{signature} needs targets; give --targets, one of "
-                         f"{', '.join(TARGET_KINDS)}")
-    if len(required) > (1 if targets is None else 2):
-        raise UsageError(f"--layer: {spec}.forward{signature} needs {len(required)} arguments; sanity-check "
-                         "passes the input and, with --targets, the targets")
-    if targets is not None and len(positional) < 2 and not takes_any:
-        raise UsageError(f"--targets: {spec}.forward{signature} takes no targets, only the input")
-
-
-def load_user_layer(spec: str, kwargs_json: str | None):
-    """Import ``pkg.module:Class`` (the current directory is searched too) and build it."""
-    module_name, sep, class_name = spec.partition(":")
-    if not sep or not module_name or not class_name:
-        raise UsageError(f"--layer: expected pkg.module:Class, got {spec!r}")
-    kwargs = {}
-    if kwargs_json is not None:
-        try:
-            kwargs = json.loads(kwargs_json)
-        except json.JSONDecodeError as error:
-            raise UsageError(f"--args: not valid JSON ({error}): {kwargs_json!r:.200}") from None
-        except RecursionError:
-            raise UsageError(f"--args: nested too deeply to read: {kwargs_json!r:.60}") from None
-        if not isinstance(kwargs, dict):
-            raise UsageError(f"--args: expected a JSON object of constructor arguments, got {kwargs_json!r}")
-    added = os.getcwd() not in sys.path
-    if added:  # as `python -m` does, so a module next to you imports from the console script too
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except SystemExit as error:  # a script, not a module of layers: never "all passed"
-        raise UsageError(f"--layer: importing module {module_name!r} exited (sys.exit({error.code!r})); "
-                         "--layer takes a module that defines a layer class") from None
-    except Exception as error:
-        raise UsageError(f"--layer: cannot import module {module_name!r}: {type(error).__name__}: {error}") from None
-    finally:
-        if added:
-            sys.path.remove(os.getcwd())
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise UsageError(f"--layer: module {module_name!r} has no class {class_name!r}")
-    if not isinstance(cls, type):  # os:system, shutil:rmtree: never call what is not a class
-        raise UsageError(f"--layer: {spec} is a {type(cls).__name__}, not a class; --layer takes a layer class")
-    try:
-        layer = cls(**kwargs)
-    except (Exception, SystemExit) as error:
-        raise UsageError(f"--layer: cannot build {spec}(**{kwargs!r:.200}): {type(error).__name__}: {error}") from None
-    missing = [m for m in ("forward", "backward") if not callable(getattr(layer, m, None))]
-    for attr in ("parameters", "parameters_deltas"):
-        if not isinstance(getattr(layer, attr, []), (list, tuple)):
-            missing.append(f"{attr} as a list")
-    if missing:
-        raise UsageError(
-            f"--layer: {spec} does not follow the layer protocol (forward, backward, parameters, "
-            f"parameters_deltas): missing {', '.join(missing)}"
-        )
-    return layer
-
-
 # -- running and reporting -------------------------------------------------------------------
 def _check_case(case: Case, options) -> CaseResult:
     """Run one case: its report (None if the layer crashed first) and, if it failed, the message."""
@@ -172,7 +103,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("layers", nargs="*", metavar="LAYER",
                         help="built-in layer names to check (default: all of them)")
     parser.add_argument("--layer", dest="user_layer", metavar="pkg.module:Class",
-                        help="check your own layer class, built with no arguments (see --args)")
+                        help="check your own layer class, built with no arguments (see --args); importing the "
+                        "module runs its code, as any import does")
     parser.add_argument("--input-shape", metavar="N,...",
                         help="with --layer: the input's full shape, batch axis included, e.g. 5,6")
     parser.add_argument("--input", metavar="KIND",
@@ -241,8 +173,7 @@ def _select(args) -> list[Case]:
         shape = _input_shape(args.input_shape)
         input_kind = _input_option(args.input)
         targets = _targets_option(args.targets, args.classes, shape)
-        layer = load_user_layer(args.user_layer, args.layer_args)
-        _check_forward_arguments(layer, args.user_layer, targets)
+        layer = load_user_layer(args.user_layer, args.layer_args, targets)
         if takes_integer_ids(layer) != input_kind.startswith("ids:"):
             raise UsageError(f"--input: {args.user_layer} declares integer_input = True: give --input ids:V, V the "
                              "number of ids" if takes_integer_ids(layer) else

@@ -9,7 +9,7 @@ user's layer given with ``--layer``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -19,6 +19,66 @@ import nnscratch
 TARGET_KINDS = ("integer", "one-hot", "soft")
 # the kinds of input for a user's layer (--input): see make_input
 INPUT_KINDS = ("normal", "away-from-zero", "positive", "probabilities", "ids:V")
+
+
+class ConvConfig(NamedTuple):
+    """A Conv2D configuration: the constructor's arguments and an input shape (batch axis first)."""
+
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel_size: int | tuple
+    stride: int | tuple
+    padding: int | tuple
+    bias: bool
+    shape: tuple
+
+
+class PoolConfig(NamedTuple):
+    """A MaxPool2D configuration: kernel, stride (None: the kernel's) and an input shape."""
+
+    name: str
+    kernel_size: int | tuple
+    stride: int | tuple | None
+    shape: tuple
+
+
+# The Conv2D and MaxPool2D configurations, one table for the command's cases and for the tests
+# (tests/layer_configs.py: reference layers against the loop twins, fast layers against reference).
+CONV_CONFIGS = [ConvConfig(*config) for config in [
+    ("4x4 input, 3x3 kernel", 1, 1, 3, 1, 0, False, (1, 1, 4, 4)),
+    ("padding 1", 1, 1, 3, 1, 1, False, (1, 1, 4, 4)),
+    ("stride 2 on 7x7", 1, 1, 3, 2, 0, False, (1, 1, 7, 7)),
+    ("padding 1 + stride 2 on 7x7", 1, 1, 3, 2, 1, False, (1, 1, 7, 7)),
+    ("3 input channels", 3, 1, 3, 1, 0, False, (1, 3, 5, 5)),
+    ("3 channels + bias", 3, 1, 3, 1, 0, True, (1, 3, 5, 5)),
+    ("4 filters", 3, 4, 3, 1, 0, False, (1, 3, 5, 5)),
+    ("4 filters + bias", 3, 4, 3, 1, 0, True, (1, 3, 5, 5)),
+    ("mini-batch of 3", 3, 4, 3, 1, 0, True, (3, 3, 5, 5)),
+    ("RGB batch 3x3x7x7, 4 filters, stride 2, padding 1", 3, 4, 3, 2, 1, True, (3, 3, 7, 7)),
+    ("kernel (3, 2), stride (2, 1), padding (1, 0)", 2, 3, (3, 2), (2, 1), (1, 0), True, (2, 2, 7, 6)),
+    ("kernel (2, 3), stride (1, 2), 1x1 padding", 2, 2, (2, 3), (1, 2), 1, True, (1, 2, 5, 7)),
+    ("kernel (3, 2), stride (1, 2), padding (0, 1)", 2, 3, (3, 2), (1, 2), (0, 1), True, (2, 2, 6, 7)),
+    ("kernel (2, 3), stride (2, 1), padding (2, 0)", 2, 3, (2, 3), (2, 1), (2, 0), True, (2, 2, 5, 6)),
+    ("rectangular input 5x9, kernel (1, 4), stride 3", 2, 2, (1, 4), 3, 0, True, (2, 2, 5, 9)),
+    ("1x1 kernel", 3, 2, 1, 1, 0, True, (2, 3, 4, 5)),
+    ("padding larger than the kernel reach", 1, 2, 2, 1, 3, True, (2, 1, 3, 3)),
+]]
+MAXPOOL_CONFIGS = [PoolConfig(*config) for config in [
+    ("2x2, stride 2 (default)", 2, None, (2, 2, 6, 6)),
+    ("2x2, default stride, 3 channels", 2, None, (2, 3, 4, 4)),
+    ("2x2 stride 2 on odd 7x7: floor drops the last row and column", 2, 2, (2, 2, 7, 7)),
+    ("3x3 default stride", 3, None, (1, 2, 9, 7)),
+    ("2x2, stride 1 (overlapping)", 2, 1, (2, 2, 5, 5)),
+    ("3x3, stride 2 (overlapping)", 3, 2, (1, 3, 7, 7)),
+    ("3x3, stride 2 (overlapping) on 7x8", 3, 2, (2, 2, 7, 8)),
+    ("gaps: 2x2 stride 3", 2, 3, (1, 2, 8, 8)),
+    ("kernel (2, 3), stride (1, 2)", (2, 3), (1, 2), (2, 1, 5, 7)),
+    ("kernel (2, 3), stride (1, 2), 2 channels", (2, 3), (1, 2), (2, 2, 5, 7)),
+    ("kernel (3, 1), stride (3, 1)", (3, 1), (3, 1), (2, 1, 6, 4)),
+    ("kernel the size of the input", (4, 5), None, (2, 2, 4, 5)),
+    ("1x1 kernel stride 2", 1, 2, (1, 2, 5, 4)),
+]]
 
 
 @dataclasses.dataclass
@@ -104,30 +164,10 @@ def builtin_cases() -> list[Case]:
         Case("Linear", "no bias, 6 -> 2, batch 3", lambda: (
             n.Linear(6, 2, bias=False, rng=2), normal_input((3, 6), 2), ())),
     ]
-    conv = [  # (config, in, out, kernel, stride, padding, bias, input shape)
-        ("4x4 input, 3x3 kernel", 1, 1, 3, 1, 0, False, (1, 1, 4, 4)),
-        ("padding 1", 1, 1, 3, 1, 1, False, (1, 1, 4, 4)),
-        ("stride 2 on 7x7", 1, 1, 3, 2, 0, False, (1, 1, 7, 7)),
-        ("padding 1 + stride 2 on 7x7", 1, 1, 3, 2, 1, False, (1, 1, 7, 7)),
-        ("3 input channels", 3, 1, 3, 1, 0, False, (1, 3, 5, 5)),
-        ("3 channels + bias", 3, 1, 3, 1, 0, True, (1, 3, 5, 5)),
-        ("4 filters", 3, 4, 3, 1, 0, False, (1, 3, 5, 5)),
-        ("4 filters + bias", 3, 4, 3, 1, 0, True, (1, 3, 5, 5)),
-        ("mini-batch of 3", 3, 4, 3, 1, 0, True, (3, 3, 5, 5)),
-        ("RGB batch 3x3x7x7, 4 filters, stride 2, padding 1", 3, 4, 3, 2, 1, True, (3, 3, 7, 7)),
-        ("kernel (3, 2), stride (2, 1), padding (1, 0)", 2, 3, (3, 2), (2, 1), (1, 0), True, (2, 2, 7, 6)),
-        ("kernel (2, 3), stride (1, 2), 1x1 padding", 2, 2, (2, 3), (1, 2), 1, True, (1, 2, 5, 7)),
-    ]
-    for i, (config, c_in, c_out, k, s, p, bias, shape) in enumerate(conv):
+    for i, (config, c_in, c_out, k, s, p, bias, shape) in enumerate(CONV_CONFIGS):
         cases.append(Case("Conv2D", config, lambda c_in=c_in, c_out=c_out, k=k, s=s, p=p, bias=bias, shape=shape, i=i: (
             n.Conv2D(c_in, c_out, k, stride=s, padding=p, bias=bias, rng=10 + i), normal_input(shape, 10 + i), ())))
-    pools = [  # (config, kernel, stride, input shape)
-        ("2x2, stride 2 (default)", 2, None, (2, 2, 6, 6)),
-        ("2x2, stride 1 (overlapping)", 2, 1, (2, 2, 5, 5)),
-        ("3x3, stride 2 (overlapping)", 3, 2, (1, 3, 7, 7)),
-        ("kernel (2, 3), stride (1, 2)", (2, 3), (1, 2), (2, 1, 5, 7)),
-    ]
-    for i, (config, k, s, shape) in enumerate(pools):
+    for i, (config, k, s, shape) in enumerate(MAXPOOL_CONFIGS):
         cases.append(Case("MaxPool2D", config, lambda k=k, s=s, shape=shape, i=i: (
             n.MaxPool2D(k, stride=s), _separated(shape, 30 + i), ())))
     avg_pools = [  # (config, kernel, stride, padding, input shape)

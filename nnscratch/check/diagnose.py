@@ -28,26 +28,33 @@ from .report import Diagnosis
 
 def diagnose(ctx: Context, target: Target, comparison: Comparison):
     """(diagnoses, the comparison to report: a new one when the probe was moved off kinks)."""
-    rounded = precision.rounds_to_lower_precision(ctx, target, comparison)
-    if rounded:
-        return [rounded], comparison
-    unresolved = resolution(ctx, target, comparison)
-    if unresolved:
-        return [unresolved], comparison
     saved, y0 = target.array.copy(), ctx.y0
     try:
-        kink, comparison = kinks.moved_off_kinks(ctx, target, comparison)
-        found = [kink] if kink else []
+        for test in (precision.rounds_to_lower_precision, resolution):
+            found = probe(test, ctx, target, comparison)
+            if found:
+                return [found], comparison
+        kink, moved = probe(kinks.moved_off_kinks, ctx, target, comparison) or (None, comparison)
+        found, comparison = ([kink] if kink else []), moved
         if not comparison.problem:
             return found, comparison
         for test in (zero, ignores_upstream, scaled, axes.transposed, samples.leaks, samples.batch_constant):
-            explained = test(ctx, target, comparison)
+            explained = probe(test, ctx, target, comparison)
             if explained:
                 return found + explained, comparison
         return found + [wrong_elements(target, comparison)], comparison
     finally:
         target.array[...] = saved
         ctx.y0 = y0
+
+
+def probe(test, ctx: Context, target: Target, comparison: Comparison):
+    """``test``'s result, or None when the layer raised at a point the probe moved to (a loss on
+    probabilities given a value outside [0, 1]): a probe that cannot run explains nothing."""
+    try:
+        return test(ctx, target, comparison)
+    except Exception:  # whatever the user's forward raises there; diagnose() restores what was moved
+        return None
 
 
 def resolution(ctx: Context, target: Target, comparison: Comparison) -> Diagnosis | None:

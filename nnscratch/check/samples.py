@@ -2,8 +2,9 @@
 amount for every sample. Both read the input gradient only (axis 0 of x is the batch).
 
 - leaks across the batch, for a layer that treats samples independently (traits.py says which):
-  the last sample's input and upstream gradient are changed, and the input gradient of every other
-  sample must stay exactly as it was (one forward and backward).
+  the last sample's input (moved a tenth of the way to the first sample's) and upstream gradient
+  are changed, and the input gradient of every other sample must stay exactly as it was (one
+  forward and backward).
 - off by the same amount for every sample: at a few failing positions, the numerical gradient is
   taken for every sample (up to 8), and analytical - numerical is the same for all of them: a term
   computed over the whole batch (a normalization's mean) is missing or wrong.
@@ -34,7 +35,9 @@ def leaks(ctx: Context, target: Target, comparison: Comparison):
         return None
     rng = np.random.default_rng([ctx.seed, 24])
     x = np.array(ctx.run.x, copy=True)
-    x[-1] += rng.standard_normal(x[-1].shape) + 0.5
+    # A tenth of the way to sample 0: still in the layer's domain when that is convex (probabilities,
+    # positive values, [0, 1]); the upstream gradient of the last sample changes too.
+    x[-1] += 0.1 * (x[0] - x[-1])
     r = np.array(ctx.r, copy=True)
     if r.ndim >= 1 and r.shape[0] == n:
         r[-1] = rng.standard_normal(r[-1].shape)

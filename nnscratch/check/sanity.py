@@ -15,7 +15,7 @@ import numpy as np
 
 from . import precision
 from .context import Context, Target
-from .diagnose import diagnose as diagnose_tensor, repeatability
+from .diagnose import diagnose as diagnose_tensor, probe, repeatability
 from .numerical import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_MAX_COORDS, DEFAULT_RTOL, sample_coords
 from .report import GradientCheckError, GradientCheckReport, TensorCheck, failure_message, layer_name
 from .samples import leaks
@@ -181,7 +181,7 @@ def _check_tensor(ctx: Context, target: Target, first, second, third, dtypes, mo
             more, comparison = diagnose_tensor(ctx, target, comparison)
             found += more
         elif mode == "always":
-            found += leaks(ctx, target, comparison) or []
+            found += probe(leaks, ctx, target, comparison) or []
     passed = not comparison.problem and not any(d.bug for d in found)
     row = comparison.row(target.label, passed, found)
     if repeat is not None and repeat.kind == "not-repeatable":

@@ -4,8 +4,8 @@ layers whose input is integer ids."""
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -14,37 +14,11 @@ from nnscratch.check import KINDS
 
 from test_sanity_check_command import diagnosis_lines, table_rows
 
-MODULE = textwrap.dedent(
+# The check's own gallery of broken layers, as a user's module; and two layers it has no use for.
+GALLERY = Path(__file__).resolve().parents[1] / "check" / "gallery.py"
+MORE = textwrap.dedent(
     """
     import numpy as np
-
-
-    class WrongSignSigmoid:
-        parameters, parameters_deltas = [], []
-
-        def forward(self, x, *args):
-            self.y = 1 / (1 + np.exp(-x))
-            return self.y
-
-        def backward(self, delta):
-            return delta * self.y * (self.y - 1)
-
-
-    class Embedding:
-        integer_input = True
-
-        def __init__(self, vocab=6, dim=3):
-            self.W = np.linspace(-1, 1, vocab * dim).reshape(vocab, dim).astype(np.float32)
-            self.parameters, self.parameters_deltas = [self.W], [np.zeros_like(self.W)]
-
-        def forward(self, ids, *args):
-            self.ids = ids
-            return self.W[ids]
-
-        def backward(self, delta):
-            self.parameters_deltas[0][...] = 0
-            np.add.at(self.parameters_deltas[0], self.ids, delta)
-            return None
 
 
     class RowMeanCentering:
@@ -73,11 +47,9 @@ MODULE = textwrap.dedent(
 
 
 @pytest.fixture
-def layers(tmp_path, monkeypatch):
-    (tmp_path / "gallery_layers.py").write_text(MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "gallery_layers"
-    sys.modules.pop("gallery_layers", None)
+def layers(write_module):
+    write_module("more_layers", MORE)
+    return write_module("gallery_layers", GALLERY.read_text())
 
 
 def strict_json(text: str):
@@ -134,17 +106,17 @@ def test_json_of_passing_builtins_and_of_a_crash_is_standard_json(capsys, layers
     assert code == 0 and data["passed"] is True and data["summary"]["failed"] == 0
     assert {c["float32"].split(":")[0] for c in data["configurations"]} == {"passed", "skipped"}
     assert all(t["diagnoses"] == [] and t["worst"] is None for c in data["configurations"] for t in c["tensors"])
-    code, text, _ = run(capsys, "--layer", f"{layers}:ReturnsNaN", "--input-shape", "2,3", "--json")
+    code, text, _ = run(capsys, "--layer", "more_layers:ReturnsNaN", "--input-shape", "2,3", "--json")
     (config,) = strict_json(text)["configurations"]
     assert code == 1 and config["tensors"] == [] and "a non-finite value" in config["error"]
 
 
 def test_integer_ids_are_skipped_in_the_table_and_in_json(capsys, layers):
-    argv = ["--layer", f"{layers}:Embedding", "--input-shape", "3,4", "--input", "ids:6"]
+    argv = ["--layer", f"{layers}:Embedding", "--input-shape", "3,4", "--input", "ids:10"]
     code, out, _ = run(capsys, *argv)
     assert code == 0
     assert [(r[1], r[2], r[3], r[-1]) for r in table_rows(out)] == [
-        ("ids in [0, 6) (3, 4)", "input (3, 4)", "0", "SKIP"), ("ids in [0, 6) (3, 4)", "parameter 0 (6, 3)", "18", "PASS")]
+        ("ids in [0, 10) (3, 4)", "input (3, 4)", "0", "SKIP"), ("ids in [0, 10) (3, 4)", "parameter 0 (10, 3)", "30", "PASS")]
     assert diagnosis_lines(out) == [(0, "integer ids have no gradient")]
     tensors = strict_json(run(capsys, *argv, "--json")[1])["configurations"][0]["tensors"]
     assert [(t["result"], t["skipped"]) for t in tensors] == [("skip", "integer ids have no gradient"), ("pass", None)]
@@ -166,7 +138,7 @@ def test_bad_ids_and_diagnose_options_are_one_line_errors(capsys, layers, argv, 
 def test_diagnose_never_compares_only_and_always_finds_a_leak_in_a_passing_layer(capsys, layers):
     code, out, _ = run(capsys, "--layer", f"{layers}:WrongSignSigmoid", "--input-shape", "4,5", "--diagnose", "never")
     assert code == 1 and diagnosis_lines(out) == []
-    argv = ["--layer", f"{layers}:RowMeanCentering", "--input-shape", "4,5"]
+    argv = ["--layer", "more_layers:RowMeanCentering", "--input-shape", "4,5"]
     assert run(capsys, *argv)[0] == 0  # its gradients are right for the function it computes
     code, out, _ = run(capsys, *argv, "--diagnose", "always")
     assert code == 1 and [r[-1] for r in table_rows(out)] == ["FAIL"]

@@ -84,12 +84,9 @@ MODULE = textwrap.dedent(
 
 
 @pytest.fixture
-def module(tmp_path, monkeypatch):
+def module(write_module, tmp_path):
     marker = tmp_path / "built"
-    (tmp_path / "builds_layers.py").write_text(MODULE.format(marker=str(marker)))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "builds_layers", marker
-    sys.modules.pop("builds_layers", None)
+    return write_module("builds_layers", MODULE.format(marker=str(marker))), marker
 
 
 @pytest.mark.parametrize("name, targets, message", [

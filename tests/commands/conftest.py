@@ -1,0 +1,24 @@
+"""Fixtures of the command tests."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def write_module(tmp_path, monkeypatch):
+    """``write_module(name, text)``: a module of that name, importable for this test only (in a folder
+    put first on sys.path, and dropped from sys.modules after); returns the name."""
+    names = []
+
+    def write(name: str, text: str) -> str:
+        (tmp_path / f"{name}.py").write_text(text)
+        names.append(name)
+        return name
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)

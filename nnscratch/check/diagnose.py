@@ -187,8 +187,13 @@ def _scaled_message(factor: float, ctx: Context) -> str:
                         f"{matches[0][1]} where it should be summed (a 1/{round(value)} too many in backward)")
             return (f"the analytical gradient is {round(value)} times the numerical one, {names}: summed "
                     f"{matches[0][1]} where it should be averaged (backward misses a 1/{round(value)})")
-    if abs(factor - round(factor)) <= 1e-6 * factor:
-        return f"the analytical gradient is {round(factor)} times the numerical one (no size of the input is {round(factor)})"
+    if abs(factor - 2) <= 2e-6 or abs(1 / factor - 2) <= 2e-6:
+        return (f"the analytical gradient is {'half' if factor < 1 else 'twice'} the numerical one: a factor 2 "
+                f"{'missing' if factor < 1 else 'too many'} (the 2 of d(x^2)/dx = 2x, which a loss with 1/2 in "
+                "front cancels)")
+    for value, text in ((factor, "{} times"), (1 / factor, "1/{} of")):
+        if abs(value - round(value)) <= 1e-6 * value:
+            return f"the analytical gradient is {text.format(round(value))} the numerical one (no size of the input is {round(value)})"
     return f"the analytical gradient is {fmt(factor)} times the numerical one"
 
 

@@ -3,8 +3,9 @@
 The check never touches the layer it is given. ``float64_copy`` deep-copies it and swaps every float
 parameter (and delta buffer, and buffer such as BatchNorm's running statistics) for a float64 twin
 wherever the copy refers to it, so that central differences run in float64 even for a float32 layer;
-the original's buffers are never written, whatever forward does to the copy's. ``Runner`` calls
-forward and backward on that copy with fresh copies of the inputs and checks that what comes back
+the original's buffers are never written, whatever forward does to the copy's. (``typed_copy`` does
+the same for any float dtype: the float32 probe of precision.py runs on a float32 copy.) ``Runner``
+calls forward and backward on a copy with fresh copies of the inputs and checks that what comes back
 follows the layer protocol.
 
 Stochastic layers (Dropout): every forward of the check must see the same random draws, or the

@@ -90,6 +90,20 @@ def test_averaged_where_it_should_be_summed_and_factors_no_size_explains():
     report, _ = check(lambda: (Tripled(), normal((5, 4), 20), ()))
     assert report[0].diagnoses[0].message == "the analytical gradient is 3 times the numerical one (no size of the input is 3)"
 
+    class Square:  # d(x^2)/dx without its 2
+        parameters, parameters_deltas = [], []
+
+        def forward(self, x, *args):
+            self.x = x
+            return x * x
+
+        def backward(self, delta):
+            return delta * self.x
+
+    report, _ = check(lambda: (Square(), normal((3, 4), 20), ()))
+    assert report[0].diagnoses[0].message.startswith("the analytical gradient is half the numerical one: a factor 2 "
+                                                     "missing (the 2 of d(x^2)/dx = 2x")
+
 
 def test_wrong_sign_names_a_coordinate_with_both_values():
     diagnosis = evidence("sigmoid with the wrong sign")

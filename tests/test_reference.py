@@ -3,7 +3,7 @@
 The first two levels of truth: loop twins -> reference layers (here) -> fast layers (test_conv.py,
 test_pool.py, against these; the fast batch norms here, against the reference ones). Also what makes a reference layer a stand-in for the fast one: the
 same constructor, initialisation and parameters, the same numbers through training, save/load
-(test_io.py) and sanity_check.
+(tests/io/test_registry.py) and sanity_check.
 """
 
 from __future__ import annotations

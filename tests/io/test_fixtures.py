@@ -18,7 +18,7 @@ import pytest
 import nnscratch as nn
 from nnscratch.inference import inference_model
 
-FIXTURES = Path(__file__).resolve().parent / "io" / "fixtures" / "v1"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v1"
 NAMES = sorted(p.name[: -len(".expected.npz")] for p in FIXTURES.glob("*.expected.npz"))
 
 

@@ -1,0 +1,183 @@
+"""The format's rules (nnscratch/io/format.py): a tampered header is refused with a ValueError naming
+the file and what is wrong, save refuses what load would refuse, and the header's
+bounds hold against hostile headers."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import nnscratch as nn
+from nnscratch.io import load, load_checkpoint, save
+from nnscratch.io.format import MAX_HEADER_CHARS, MAX_LAYERS
+
+from checkpoint_files import header_for, npy, peak_of, rewrite, small_net, tally_net, train_steps, write_zip
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda a, h: h.update(format="other"), "format is not 'nnscratch-checkpoint'"),
+        (lambda a, h: h.update(version=2), "format version 2"),
+        (lambda a, h: h["architecture"]["layers"][0].update({"class": "os.system"}), "unknown layer class 'os.system'"),
+        (lambda a, h: h["architecture"]["layers"][0].update({"class": "Layer"}), "unknown layer class 'Layer'"),
+        (lambda a, h: h["architecture"]["layers"][0]["config"].update(in_features=5),
+         r"parameter 0: the architecture gives \(5, 4\) float32, the header says .* \(model\[0\], Linear\)"),
+        (lambda a, h: h["architecture"]["layers"][0]["config"].update(in_features=-1), "cannot rebuild it"),
+        (lambda a, h: h["architecture"]["layers"][0]["config"].update(colour="red"), "cannot rebuild it"),
+        (lambda a, h: h["architecture"]["layers"].pop(0), "parameters but the file describes"),
+        (lambda a, h: a.update({"param.0": a["param.0"].astype(np.float64)}), r"parameter 0: expected shape \(3, 4\) float32"),
+        (lambda a, h: a.update({"param.1": a["param.1"][:2]}), r"parameter 1: expected shape \(4,\) float32, the file holds \(2,\)"),
+        (lambda a, h: a.pop("param.2"), "'param.2' is missing"),
+        (lambda a, h: a.update(extra=np.zeros(1)), "unexpected arrays in the checkpoint: extra"),
+        (lambda a, h: a.update({"optimizer.m.0": a["optimizer.m.0"][:1]}), "optimizer state m.0"),
+        (lambda a, h: h["optimizer"].update({"class": "Lion"}), "unknown optimizer 'Lion'"),
+        (lambda a, h: h["optimizer"]["config"].update(lr=-1), "cannot rebuild the Adam optimizer"),
+        (lambda a, h: h["optimizer"].update(steps="many"), "steps must be a non-negative int"),
+        (lambda a, h: h.update(epoch=-3), "epoch must be a non-negative int"),
+        (lambda a, h: h.update(architecture={"class": "Sequential", "layers": "no"}), "needs a 'layers' list"),
+    ],
+)
+def test_mismatched_or_tampered_files(checkpoint_path, change, match):
+    rewrite(checkpoint_path, change)
+    with pytest.raises(ValueError, match=rf"good\.npz: .*{match}"):
+        load_checkpoint(checkpoint_path)
+
+
+@pytest.mark.parametrize(
+    "make, option, value",
+    [(lambda net: nn.SGD(net, lr=0.1, momentum=0.9), "nesterov", "false"),
+     (lambda net: nn.RMSprop(net), "centered", "no"),
+     (lambda net: nn.RMSprop(net), "centered", 1)],
+)
+def test_an_optimizer_flag_that_is_not_a_bool_is_refused(tmp_path, make, option, value):
+    net = small_net()
+    path = save(net, tmp_path / "good.npz", optimizer=make(net))
+    rewrite(path, lambda a, h: h["optimizer"]["config"].update({option: value}))
+    match = rf"good\.npz: cannot rebuild the .* optimizer .*: .*{option} must be True or False, got"
+    with pytest.raises(ValueError, match=match):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_bias_must_be_a_real_bool(checkpoint_path):
+    rewrite(checkpoint_path, lambda a, h: h["architecture"]["layers"][0]["config"].update(bias="no"))
+    with pytest.raises(ValueError, match=r"good\.npz: model\[0\] \(Linear\): cannot rebuild it .*bias must be True or False, got str 'no'"):
+        load(checkpoint_path)
+
+
+def test_invalid_json_header(checkpoint_path):
+    with np.load(checkpoint_path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    for text in ("{not json", '{"epoch": NaN}'):
+        arrays["header"] = np.array(text)
+        with open(checkpoint_path, "wb") as f:
+            np.savez(f, **arrays)
+        with pytest.raises(ValueError, match=r"good\.npz: the checkpoint header is not valid JSON"):
+            load(checkpoint_path)
+
+
+def test_a_file_without_buffers_loads_as_before(tmp_path):
+    path = save(small_net(), tmp_path / "old.npz")
+    rewrite(path, lambda arrays, header: header.pop("buffers"))
+    np.testing.assert_array_equal(load(path).parameters[0], small_net().parameters[0])
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a, h: h["buffers"].pop(), r"the architecture has 4 buffers but the file describes 3"),
+    (lambda a, h: h["buffers"][1].update(shape=[4]), r"buffer 1: the architecture gives \(3,\) float32, the header says"),
+    (lambda a, h: a.update({"buffer.1": np.zeros(3, np.float64)}), r"buffer 1: expected shape \(3,\) float32, the file holds \(3,\) float64"),
+    (lambda a, h: a.pop("buffer.2"), r"buffer 2: the array 'buffer.2' is missing"),
+    (lambda a, h: a.update({"buffer.9": np.zeros(3)}), r"unexpected arrays in the checkpoint: buffer.9"),
+    (lambda a, h: h.update(buffers={"0": 1}), r"the checkpoint header's 'buffers' must be a list"),
+])
+def test_tampered_buffers_are_refused(tmp_path, tally_is_built_in, change, match):
+    path = save(tally_net(), tmp_path / "model.npz")
+    rewrite(path, change)
+    with pytest.raises(ValueError, match=match) as caught:
+        load(path)
+    assert str(path) in str(caught.value)
+
+
+def test_save_refuses_what_load_would_refuse_before_writing(tmp_path, checkpoint_path):
+    good = checkpoint_path.read_bytes()
+    net = small_net()
+    with pytest.raises(ValueError, match=r"save: the checkpoint's epoch must be a non-negative int, got -5"):
+        save(net, checkpoint_path, epoch=-5)
+    with pytest.raises(ValueError, match=r"save: the checkpoint's epoch must be a non-negative int, got True"):
+        save(net, checkpoint_path, epoch=True)
+    swapped = small_net()
+    swapped[0].parameters[0] = np.zeros((5, 5), np.float32)
+    with pytest.raises(ValueError, match=r"save: parameter 0: the architecture gives \(3, 4\) float32, the header says .*\(model\[0\], Linear\)"):
+        save(swapped, checkpoint_path)
+    optimizer = nn.Adam(net)
+    train_steps(net, optimizer, 1)
+    optimizer.steps = -1
+    with pytest.raises(ValueError, match=r"save: the Adam optimizer's steps must be a non-negative int, got -1"):
+        save(net, checkpoint_path, optimizer=optimizer)
+    assert checkpoint_path.read_bytes() == good
+    assert sorted(os.listdir(tmp_path)) == ["good.npz"]
+
+
+def test_save_refuses_metadata_that_is_not_json(tmp_path):
+    with pytest.raises(TypeError, match="metadata must be JSON-serialisable"):
+        save(small_net(), tmp_path / "m.npz", metadata={"x": np.zeros(2)})
+    assert not os.listdir(tmp_path)
+
+
+def test_a_header_too_big_too_many_layers_or_too_deep_fails_at_once(tmp_path):
+    relu = {"class": "ReLU", "config": {}}
+    too_many = {"class": "Sequential", "layers": [relu] * (MAX_LAYERS + 1)}
+    path = write_zip(tmp_path / "many.npz", {"header": header_for(too_many, [])})
+    with pytest.raises(ValueError, match=rf"many\.npz: the architecture has more than {MAX_LAYERS} layers"):
+        load(path)
+    deep = relu
+    for _ in range(40):
+        deep = {"class": "Sequential", "layers": [deep]}
+    path = write_zip(tmp_path / "deep.npz", {"header": header_for(deep, [])})
+    with pytest.raises(ValueError, match=r"deep\.npz: model(\[0\])+: containers nested more than 32 deep"):
+        load(path)
+    path = write_zip(tmp_path / "big.npz", {"header": npy(np.array(" " * (MAX_HEADER_CHARS + 1)))})
+    raised, peak, _ = peak_of(lambda: load(path))
+    assert isinstance(raised, ValueError) and f"the header has {MAX_HEADER_CHARS + 1} characters, more than {MAX_HEADER_CHARS}" in str(raised)
+    assert peak < 1 << 20  # refused from the zip directory, before the 4 MB member is read
+    path = write_zip(tmp_path / "nested.npz", {"header": npy(np.array("[" * 100000 + "]" * 100000))})
+    with pytest.raises(ValueError, match=r"nested\.npz: the checkpoint header is not valid JSON"):
+        load(path)
+
+
+# -- every failure a ValueError naming the file: fuzzing the header ---------------------------
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 10**12) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+layer_names = st.sampled_from(["Sequential", "Linear", "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Mean", "os.system"])
+layer_descriptions = st.recursive(
+    st.fixed_dictionaries({"class": layer_names}, optional={"config": st.dictionaries(
+        st.sampled_from(["in_features", "out_features", "bias", "dtype", "in_channels", "out_channels",
+                         "kernel_size", "stride", "padding"]), json_values, max_size=5)}),
+    lambda children: st.fixed_dictionaries({"class": layer_names}, optional={"layers": st.lists(children, max_size=3) | json_values}),
+    max_leaves=6,
+)
+header_fields = st.fixed_dictionaries({}, optional={
+    "format": st.just("nnscratch-checkpoint") | json_values, "version": st.just(1) | json_values,
+    "architecture": layer_descriptions | json_values, "parameters": st.lists(json_values, max_size=3) | json_values,
+    "optimizer": st.none() | st.fixed_dictionaries({}, optional={
+        "class": st.sampled_from(["SGD", "Adam"]) | json_values, "config": json_values,
+        "steps": json_values, "state": st.lists(st.text(max_size=10), max_size=3) | json_values}),
+    "epoch": st.none() | json_values, "metadata": json_values,
+})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=header_fields | json_values)
+def test_fuzzed_headers_load_or_fail_with_a_value_error(tmp_path, header):
+    path = tmp_path / "fuzz.npz"
+    write_zip(path, {"header": npy(np.array(json.dumps(header)))})
+    try:
+        load_checkpoint(path)
+    except ValueError as error:
+        assert str(error).startswith(f"{path}: ")

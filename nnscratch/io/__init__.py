@@ -14,12 +14,16 @@ needs pickle:
   for Adam and AdamW, ``square_avg.<i>`` etc. for RMSprop, ``sum_squares.<i>`` for Adagrad), as
   given by ``optimizer.state_dict()``.
 
-Loading trusts nothing in the file, and costs at most a small multiple of the file's size:
+Loading trusts nothing in the file, and costs at most a small multiple of the file's size (the
+arrays are read once, into the layers; the header's JSON, parsed, takes at most about 10 times its
+size in the file, and about half of it for a training history):
 
 1. Only a regular file is opened (a FIFO would block); the zip directory is read, and every member
    must be stored uncompressed (as ``save`` writes them), so no member holds more bytes than it
    takes on disk (``nnscratch.io.archive``).
-2. The header is size-bounded before it is read, then bounded in nesting and number of layers.
+2. The header is size-bounded before it is read (``nnscratch.io.format.MAX_HEADER_CHARS``, 32 Mi
+   characters: room for a 100,000-epoch training history), then bounded in nesting and number of
+   layers.
 3. The parameter and buffer shapes are computed from the architecture by arithmetic
    (``parameter_specs``/``buffer_specs`` of each layer class, no layer built yet) and checked
    against the header, the member names and each member's ``.npy`` header and size. Only then are

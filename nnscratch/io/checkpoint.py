@@ -39,7 +39,8 @@ def save(model, path, optimizer=None, epoch=None, metadata=None) -> Path:
     Raises:
         TypeError: a layer is not a built-in nnscratch layer, or metadata is not JSON.
         ValueError: what would be written breaks a rule of ``load`` (epoch=-5, a parameter swapped
-            for an array of another shape or dtype, ...).
+            for an array of another shape or dtype, a header larger than
+            ``nnscratch.io.format.MAX_HEADER_CHARS``, ...).
     """
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"save: metadata must be a dict, got {type(metadata).__name__}")
@@ -67,10 +68,11 @@ def save(model, path, optimizer=None, epoch=None, metadata=None) -> Path:
     text = header_text(header)
     checker = Checker("save: ")
     # What load will see: the header as JSON gives it back (tuples become lists, and so on).
-    checker.header(json.loads(text))
+    written = json.loads(text)
+    checker.header(written)
     if len(text) > MAX_HEADER_CHARS:
         checker.fail(f"the header would be {len(text)} characters, load reads at most {MAX_HEADER_CHARS}")
-    expected = checker.expected_arrays(json.loads(text), classes)
+    expected = checker.expected_arrays(written, classes)
     for name, value in arrays.items():
         if name not in expected:
             checker.fail(f"unexpected array {name}")

@@ -1,9 +1,10 @@
 """The format's rules (nnscratch/io/format.py): a tampered header is refused with a ValueError naming
-the file and what is wrong, save refuses what load would refuse, and the header's
-bounds hold against hostile headers."""
+the file and what is wrong, save refuses what load would refuse, the header's bounds hold for the
+longest run and against hostile files."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -11,10 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nnscratch as nn
+from nnscratch.commands.train_mnist_options import HISTORY_FIELDS
 from nnscratch.io import load, load_checkpoint, save
-from nnscratch.io.format import MAX_HEADER_CHARS, MAX_LAYERS
+from nnscratch.io.format import MAX_HEADER_CHARS, MAX_LAYERS, Checker, parse_header
+from nnscratch.presets import cnn_net
 
-from checkpoint_files import header_for, npy, peak_of, rewrite, small_net, tally_net, train_steps, write_zip
+from checkpoint_files import (header_for, npy, npy_claiming, peak_of, rewrite, small_net, tally_net, train_steps,
+                              write_zip, zeros_after)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +131,75 @@ def test_save_refuses_metadata_that_is_not_json(tmp_path):
     assert not os.listdir(tmp_path)
 
 
-def test_a_header_too_big_too_many_layers_or_too_deep_fails_at_once(tmp_path):
+# -- the header's bound: the longest run fits, a hostile header is refused unread -------------
+LONGEST_RUN = 100_000  # epochs: the run the bound is sized for (see MAX_HEADER_CHARS)
+LONGEST_FLOAT = 2.2250738585072014e-308  # 23 characters: no non-negative float's JSON is longer
+
+
+def train_mnist_metadata(epochs: int) -> dict:
+    """train-mnist's metadata after ``epochs`` epochs, every number as long as JSON can make it."""
+    record = {key: LONGEST_FLOAT for key in HISTORY_FIELDS}
+    config = {"model": "cnn", "epochs": epochs, "batch_size": 128, "lr": LONGEST_FLOAT, "optimizer": "adamw",
+              "momentum": LONGEST_FLOAT, "weight_decay": LONGEST_FLOAT, "schedule": "one-cycle", "shift": 2,
+              "seed": 2**63, "limit": 60_000}
+    shuffle = np.random.default_rng(2**127).bit_generator.state
+    return {"train_mnist": {"config": config, "history": [{**record, "epoch": i + 1} for i in range(epochs)],
+                            "shuffle_state": shuffle}}
+
+
+def test_a_history_past_the_old_one_mib_bound_saves_and_loads(tmp_path):
+    # 1 MiB of header was about 6,350 epochs of train-mnist --limit 10: save refused the 6,351st.
+    net = small_net()
+    metadata = train_mnist_metadata(5_000)
+    assert len(json.dumps(metadata)) > 1 << 20
+    checkpoint = load_checkpoint(save(net, tmp_path / "m.npz", optimizer=nn.Adam(net), epoch=5_000, metadata=metadata))
+    assert checkpoint.metadata == metadata and checkpoint.epoch == 5_000
+
+
+@pytest.mark.slow
+def test_the_longest_train_mnist_run_saves_and_loads(tmp_path):
+    net = cnn_net(rng=0)
+    metadata = train_mnist_metadata(LONGEST_RUN)
+    record = json.dumps(metadata["train_mnist"]["history"][-1])
+    assert len(record) + len(", ") <= 234  # the figure MAX_HEADER_CHARS is sized with
+    path = save(net, tmp_path / "m.npz", optimizer=nn.AdamW(net), epoch=LONGEST_RUN, metadata=metadata)
+    with np.load(path, allow_pickle=False) as archive:
+        assert 20 * (1 << 20) < archive["header"].dtype.itemsize // 4 < 0.75 * MAX_HEADER_CHARS  # room to spare
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.metadata == metadata and checkpoint.epoch == LONGEST_RUN
+
+
+@pytest.mark.parametrize("chars, message", [
+    (MAX_HEADER_CHARS + 1024, f"the header is {128 + 4 * (MAX_HEADER_CHARS + 1024)} bytes, more than a checkpoint's header may be"),
+    (MAX_HEADER_CHARS + 1, f"the header has {MAX_HEADER_CHARS + 1} characters, more than {MAX_HEADER_CHARS}"),
+], ids=["by-its-size-in-the-zip-directory", "by-its-npy-header"])
+def test_a_header_over_the_bound_is_refused_unread(tmp_path, chars, message):
+    start = npy_claiming((), f"<U{chars}")
+    assert len(start) == 128
+    path = write_zip(tmp_path / "big.npz", {"header": zeros_after(start, len(start) + 4 * chars)})
+    raised, peak, _ = peak_of(lambda: load(path))
+    assert isinstance(raised, ValueError) and str(raised) == f"{path}: {message}"
+    assert peak < 1 << 20  # refused before the 128 MiB member is read
+
+
+def test_save_refuses_a_header_over_the_bound_before_writing(tmp_path):
+    pattern = rf"^save: the header would be (\d+) characters, load reads at most {MAX_HEADER_CHARS}$"
+    with pytest.raises(ValueError, match=pattern) as caught:
+        save(small_net(), tmp_path / "m.npz", metadata={"text": "x" * MAX_HEADER_CHARS})
+    assert int(re.match(pattern, str(caught.value))[1]) > MAX_HEADER_CHARS
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("element, most", [('{"":[[]]}', 36), ('{"":{}}', 36), ("[]", 36),
+                                           (json.dumps({key: 0.123456789 for key in HISTORY_FIELDS}), 3)])
+def test_parsing_a_header_costs_at_most_the_bytes_a_character_the_bound_is_sized_with(element, most):
+    # The worst JSON measured (tiny objects holding tiny lists) and a training history (about 2).
+    text = "[" + ",".join([element] * (200_000 // len(element))) + "]"
+    raised, peak, _ = peak_of(lambda: parse_header(text, Checker("test: ")))
+    assert raised is None and peak / len(text) <= most
+
+
+def test_too_many_layers_or_too_deep_fails_at_once(tmp_path):
     relu = {"class": "ReLU", "config": {}}
     too_many = {"class": "Sequential", "layers": [relu] * (MAX_LAYERS + 1)}
     path = write_zip(tmp_path / "many.npz", {"header": header_for(too_many, [])})
@@ -139,10 +211,6 @@ def test_a_header_too_big_too_many_layers_or_too_deep_fails_at_once(tmp_path):
     path = write_zip(tmp_path / "deep.npz", {"header": header_for(deep, [])})
     with pytest.raises(ValueError, match=r"deep\.npz: model(\[0\])+: containers nested more than 32 deep"):
         load(path)
-    path = write_zip(tmp_path / "big.npz", {"header": npy(np.array(" " * (MAX_HEADER_CHARS + 1)))})
-    raised, peak, _ = peak_of(lambda: load(path))
-    assert isinstance(raised, ValueError) and f"the header has {MAX_HEADER_CHARS + 1} characters, more than {MAX_HEADER_CHARS}" in str(raised)
-    assert peak < 1 << 20  # refused from the zip directory, before the 4 MB member is read
     path = write_zip(tmp_path / "nested.npz", {"header": npy(np.array("[" * 100000 + "]" * 100000))})
     with pytest.raises(ValueError, match=r"nested\.npz: the checkpoint header is not valid JSON"):
         load(path)

@@ -6,7 +6,8 @@ needs pickle:
 - ``header``: a JSON string: format name and version, the architecture (layer class names, with
   ``reference.<name>`` for the textbook twins in ``nnscratch.reference``, and constructor arguments;
   containers such as ``Sequential`` as ``{"class", "layers": [...]}``), the shape and dtype of every
-  parameter, the optimizer's class, hyperparameters and step count, the epoch, and free-form metadata.
+  parameter, the optimizer's class, hyperparameters and step count, the epoch, and free-form metadata
+  (standard JSON only: no NaN or infinity).
 - ``param.<i>``: the model's parameters, in the order of ``model.parameters``.
 - ``buffer.<i>``: the model's buffers (state saved but not trained, such as BatchNorm's running
   statistics), in the order of ``model.buffers``; the header lists their shapes and dtypes too.

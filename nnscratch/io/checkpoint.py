@@ -34,13 +34,16 @@ def save(model, path, optimizer=None, epoch=None, metadata=None) -> Path:
     ``load`` applies before a byte is written; the file is written to a temporary file in the same
     directory, loaded back, and only then moved over ``path`` (``nnscratch.atomic_file``), so a
     crash or a bad model never replaces a good checkpoint with one that cannot be loaded.
-    ``metadata`` is any JSON-serialisable dict, returned by ``load_checkpoint``. Returns the path.
+    ``metadata`` is any dict of standard JSON (dicts, whose keys come back as text, lists, str,
+    int, finite float, bool, None), returned by ``load_checkpoint``. Returns the path.
 
     Raises:
-        TypeError: a layer is not a built-in nnscratch layer, or metadata is not JSON.
-        ValueError: what would be written breaks a rule of ``load`` (epoch=-5, a parameter swapped
-            for an array of another shape or dtype, a header larger than
-            ``nnscratch.io.format.MAX_HEADER_CHARS``, ...).
+        TypeError: a layer is not a built-in nnscratch layer, or metadata holds something JSON
+            cannot (a NumPy array, say); the message gives its key path, as ``metadata['a'][0]``.
+        ValueError: metadata holds a non-finite number (NaN or infinity: standard JSON has none;
+            the message gives its key path), or what would be written breaks a rule of ``load``
+            (epoch=-5, a parameter swapped for an array of another shape or dtype, a header larger
+            than ``nnscratch.io.format.MAX_HEADER_CHARS``, ...).
     """
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"save: metadata must be a dict, got {type(metadata).__name__}")

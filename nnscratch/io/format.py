@@ -6,6 +6,7 @@ share, so that ``save`` never writes a file that ``load`` would refuse.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -170,8 +171,48 @@ def parse_header(text: str, checker: Checker):
 
 
 def header_text(header: dict) -> str:
-    """The header as standard JSON text, for ``save``."""
+    """The header as standard JSON text, for ``save``. A value JSON cannot hold is an error naming
+    where it is: a ``ValueError`` for a non-finite number, a ``TypeError`` for anything not JSON."""
     try:
         return json.dumps(header, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"save: metadata must be JSON-serialisable, got {header['metadata']!r:.200} ({error})") from None
+    except (TypeError, ValueError, RecursionError) as error:
+        for key, value in header.items():
+            problem = non_json(value, "metadata" if key == "metadata" else f"the header's {key!r}")
+            if problem is not None:
+                kind, message = problem
+                raise kind(f"save: {message}") from None
+        # nothing out of place, so the nesting is too deep for JSON's encoder (and for a repr)
+        raise TypeError(f"save: metadata must be JSON-serialisable ({type(error).__name__}: {error})") from None
+
+
+JSON_SCALARS = (str, int, bool, type(None))  # float is checked on its own: it may be non-finite
+STANDARD_ONLY = "checkpoints hold standard JSON only"
+
+
+def non_json(value, where: str) -> tuple[type, str] | None:
+    """``(exception class, message)`` for a value in ``value`` that standard JSON cannot hold,
+    named by its key path from ``where`` (``metadata['history'][3]['loss']``), or None."""
+    stack, open_containers = [(value, where)], set()
+    while stack:  # explicit, so that deep nesting is walked as well as JSON's encoder walked it
+        value, where = stack.pop()
+        if where is None:  # the end of a container, whose children have all been walked
+            open_containers.discard(value)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return ValueError, f"{where} is {float(value)!r}: {STANDARD_ONLY}"
+        elif isinstance(value, (dict, list, tuple)):
+            if id(value) in open_containers:
+                return ValueError, f"{where} contains itself: {STANDARD_ONLY}"
+            open_containers.add(id(value))
+            stack.append((id(value), None))
+            items = list(value.items() if isinstance(value, dict) else enumerate(value))
+            for key, item in reversed(items):
+                if isinstance(value, dict) and not isinstance(key, (*JSON_SCALARS, float)):
+                    return TypeError, f"{where} has a key {key!r:.50} of type {type(key).__name__}: JSON keys are text"
+                if isinstance(key, float) and not math.isfinite(key):
+                    return ValueError, f"{where} has the key {key!r}: {STANDARD_ONLY}"
+                stack.append((item, f"{where}[{key!r}]"))
+        elif not isinstance(value, JSON_SCALARS):
+            name = f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
+            return TypeError, f"{where} is a {name}, which JSON cannot hold (dicts, lists, str, int, float, bool, None)"
+    return None

@@ -1,6 +1,6 @@
 """The format's rules (nnscratch/io/format.py): a tampered header is refused with a ValueError naming
 the file and what is wrong, save refuses what load would refuse, the header's bounds hold for the
-longest run and against hostile files."""
+longest run and against hostile files, and metadata is standard JSON, a bad value named by its path."""
 
 import json
 import os
@@ -125,12 +125,6 @@ def test_save_refuses_what_load_would_refuse_before_writing(tmp_path, checkpoint
     assert sorted(os.listdir(tmp_path)) == ["good.npz"]
 
 
-def test_save_refuses_metadata_that_is_not_json(tmp_path):
-    with pytest.raises(TypeError, match="metadata must be JSON-serialisable"):
-        save(small_net(), tmp_path / "m.npz", metadata={"x": np.zeros(2)})
-    assert not os.listdir(tmp_path)
-
-
 # -- the header's bound: the longest run fits, a hostile header is refused unread -------------
 LONGEST_RUN = 100_000  # epochs: the run the bound is sized for (see MAX_HEADER_CHARS)
 LONGEST_FLOAT = 2.2250738585072014e-308  # 23 characters: no non-negative float's JSON is longer
@@ -214,6 +208,52 @@ def test_too_many_layers_or_too_deep_fails_at_once(tmp_path):
     path = write_zip(tmp_path / "nested.npz", {"header": npy(np.array("[" * 100000 + "]" * 100000))})
     with pytest.raises(ValueError, match=r"nested\.npz: the checkpoint header is not valid JSON"):
         load(path)
+
+
+# -- metadata: standard JSON, a value that is not named by its key path -----------------------
+def diverged_history():
+    history = [{"epoch": i + 1, "loss": 2.3 / (i + 1)} for i in range(3)]
+    return {"train_mnist": {"history": [*history, {"epoch": 4, "loss": float("nan")}]}}
+
+
+def cyclic():
+    metadata = {"a": [1, {}]}
+    metadata["a"][1]["back"] = metadata["a"]
+    return metadata
+
+
+@pytest.mark.parametrize("metadata, error, message", [
+    (diverged_history(), ValueError, "metadata['train_mnist']['history'][3]['loss'] is nan: checkpoints hold standard JSON only"),
+    ({"a": (1, float("inf"))}, ValueError, "metadata['a'][1] is inf: checkpoints hold standard JSON only"),
+    ({"a": {"b": np.float64("-inf")}}, ValueError, "metadata['a']['b'] is -inf: checkpoints hold standard JSON only"),
+    ({float("nan"): 1}, ValueError, "metadata has the key nan: checkpoints hold standard JSON only"),
+    (cyclic(), ValueError, "metadata['a'][1]['back'] contains itself: checkpoints hold standard JSON only"),
+    ({"x": np.zeros(2)}, TypeError, "metadata['x'] is a numpy.ndarray, which JSON cannot hold (dicts, lists, str, int, float, bool, None)"),
+    ({"x": [1, np.float32(1)]}, TypeError, "metadata['x'][1] is a numpy.float32, which JSON cannot hold"),
+    ({"x": {(1, 2): 3}}, TypeError, "metadata['x'] has a key (1, 2) of type tuple: JSON keys are text"),
+])
+def test_metadata_json_cannot_hold_is_refused_by_its_key_path(checkpoint_path, metadata, error, message):
+    good = checkpoint_path.read_bytes()
+    with pytest.raises(error) as caught:
+        save(small_net(), checkpoint_path, metadata=metadata)
+    assert str(caught.value).startswith(f"save: {message}")
+    assert checkpoint_path.read_bytes() == good and os.listdir(checkpoint_path.parent) == ["good.npz"]
+
+
+def test_metadata_nested_deeper_than_json_goes_is_refused_in_one_line(tmp_path):
+    deep = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(TypeError, match=r"^save: metadata must be JSON-serialisable \(RecursionError: maximum recursion"):
+        save(small_net(), tmp_path / "m.npz", metadata={"deep": deep})
+
+
+def test_an_optimizer_setting_json_cannot_hold_is_named_too(tmp_path):
+    net = small_net()
+    optimizer = nn.SGD(net, lr=0.1)
+    optimizer.lr = np.float32(0.1)  # as a schedule written with NumPy might leave it
+    with pytest.raises(TypeError, match=r"^save: the header's 'optimizer'\['config'\]\['lr'\] is a numpy\.float32"):
+        save(net, tmp_path / "m.npz", optimizer=optimizer)
 
 
 # -- every failure a ValueError naming the file: fuzzing the header ---------------------------

@@ -3,16 +3,21 @@
 memory their batches made the layers keep when they finish (nnscratch/kernels/memory.py).
 
 Targets are integer labels (N,) or one-hot/soft rows (N, C); accuracy compares the argmax of the
-scores with the label (the argmax of a one-hot row). ``fit`` (train.py) shares the checks here.
+scores with the label (the argmax of a one-hot row). For sequences, the scores are (N, T, C) and
+the labels (N, T), one per token: accuracy and loss are then over tokens, and a token whose label is
+the loss's ``ignore_index`` (or outside [0, C)) counts for neither (see ``evaluate``). ``fit``
+(train.py) shares the checks and the counting here.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .kernels.memory import release_memory
-from .protocol import in_mode
-from .validation import check_int
+from .protocol import in_mode, walk
+from .validation import check_int, is_int
 
 
 # -- argument checks ---------------------------------------------------------------------------
@@ -23,18 +28,20 @@ def check_data(where: str, x, y=None) -> None:
         raise ValueError(f"{where}: x is empty (shape {x.shape}), expected at least one sample")
     if y is None:
         return
-    if not hasattr(y, "shape") or len(y.shape) not in (1, 2):
+    if not hasattr(y, "shape") or len(y.shape) == 0:
         raise ValueError(
-            f"{where}: y must be integer labels (N,) or one-hot/soft targets (N, C), "
+            f"{where}: y must be integer labels (N,) or (N, T), or one-hot/soft targets (N, C), "
             f"got {getattr(y, 'shape', type(y).__name__)}"
         )
     if len(y) != len(x):
         raise ValueError(f"{where}: x has {len(x)} samples but y has {len(y)}; expected one target per sample")
 
 
-def labels_of(y: np.ndarray) -> np.ndarray:
-    """Class labels of the targets: the labels themselves, or the argmax of one-hot/soft rows."""
-    return y if y.ndim == 1 else y.argmax(axis=1)
+def ignore_index_of(loss):
+    """The ``ignore_index`` of the loss's cross-entropy (None without one): its tokens count for
+    nothing in accuracy, as in the loss."""
+    found = [getattr(layer, "ignore_index", None) for layer in walk(loss)] if loss is not None else []
+    return next((value for value in found if is_int(value)), None)
 
 
 def scalar(where: str, value) -> float:
@@ -45,13 +52,30 @@ def scalar(where: str, value) -> float:
     return float(value)
 
 
-def count_correct(where: str, scores, labels: np.ndarray) -> int:
-    if np.ndim(scores) != 2 or len(scores) != len(labels):
-        raise ValueError(
-            f"{where}: the model must return scores of shape (N, C) with N = {len(labels)}, "
-            f"got shape {np.shape(scores)}"
-        )
-    return int(np.count_nonzero(scores.argmax(axis=1) == labels))
+def count_correct(where: str, scores, y: np.ndarray, ignore_index=None) -> tuple[int, int]:
+    """(correct, counted): the argmax of the scores' last axis against the labels of the batch's
+    targets ``y``, over the rows counted: all, but for labels equal to ``ignore_index`` or outside
+    [0, C)."""
+    shape = np.shape(scores)
+    if len(shape) == y.ndim + 1 and shape[:-1] == y.shape:  # integer labels, (N,) or (N, T)
+        hits = scores.argmax(axis=-1) == y
+        classes = shape[-1]
+        ignore_inside = ignore_index is not None and 0 <= ignore_index < classes
+        if y.min() >= 0 and y.max() < classes and not ignore_inside:
+            return int(np.count_nonzero(hits)), y.size  # every label counts: the usual case
+        counted = (y >= 0) & (y < classes) & (True if ignore_index is None else y != ignore_index)
+        return int(np.count_nonzero(hits & counted)), int(np.count_nonzero(counted))
+    if len(shape) >= 2 and shape == y.shape:  # one-hot or soft rows
+        return int(np.count_nonzero(scores.argmax(axis=-1) == y.argmax(axis=-1))), math.prod(shape[:-1])
+    raise ValueError(
+        f"{where}: the model must return scores of shape (N, C) with N = {len(y)} (or (N, T, C) for "
+        f"labels (N, T)), got shape {shape}"
+    )
+
+
+def ratio(total, count: int) -> float:
+    """total / count, NaN when nothing was counted (every target ignored)."""
+    return total / count if count else math.nan
 
 
 # -- evaluate and predict ----------------------------------------------------------------------
@@ -89,8 +113,14 @@ def evaluate(model, x, y, batch_size: int = 1000, loss=None) -> dict:
     accuracy = mean(argmax(model(x)) == label); loss = sum over batches of loss(batch) * |batch| / N,
     which is the mean over all samples for a loss ending in ``Mean()``.
 
+    Token labels (N, T) with scores (N, T, C): both are over tokens, |batch| the batch's tokens
+    counted. A token whose label is the loss's ``ignore_index`` (found on its layers: the
+    cross-entropies' -100 by default) counts for neither, so the loss is the mean over every counted
+    token of the data set, what ``CrossEntropyLoss(ignore_index=...)`` gives for the whole set at
+    once; with every token ignored, both are NaN.
+
     Shape:
-        x: (N, ...); y: (N,) labels or (N, C) one-hot/soft
+        x: (N, ...); y: (N,) labels, (N, C) one-hot/soft, or (N, T) token labels
     Returns:
         {"accuracy": float, "loss": float} (no "loss" key without ``loss``)
 
@@ -110,16 +140,17 @@ def evaluate(model, x, y, batch_size: int = 1000, loss=None) -> dict:
 def evaluate_in_batches(model, x, y, batch_size: int, loss) -> dict:
     """``evaluate`` without releasing memory: fit's validation, whose batches have the size of the
     training batches, so the layers' buffers serve the next epoch as they are."""
-    labels = labels_of(y)
-    correct, total_loss = 0, 0.0
+    ignore_index = ignore_index_of(loss)
+    correct, counted, total_loss = 0, 0, 0.0
     with in_mode(False, model, *([] if loss is None else [loss])):
         for start in range(0, len(x), batch_size):
             stop = start + batch_size
             scores = model.forward(x[start:stop])
-            correct += count_correct("evaluate", scores, labels[start:stop])
+            hits, count = count_correct("evaluate", scores, y[start:stop], ignore_index)
+            correct, counted = correct + hits, counted + count
             if loss is not None:
-                total_loss += scalar("evaluate", loss.forward(scores, y[start:stop])) * len(labels[start:stop])
-    result = {"accuracy": correct / len(x)}
+                total_loss += scalar("evaluate", loss.forward(scores, y[start:stop])) * count
+    result = {"accuracy": ratio(correct, counted)}
     if loss is not None:
-        result["loss"] = total_loss / len(x)
+        result["loss"] = ratio(total_loss, counted)
     return result

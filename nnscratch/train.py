@@ -13,7 +13,8 @@ two parts back for the usual two-layer losses. Any object following the layer pr
 either part, built-in or not.
 
 Targets are integer labels (N,) or one-hot/soft rows (N, C); accuracy compares the argmax of the
-scores with the label (the argmax of a one-hot row).
+scores with the label (the argmax of a one-hot row). For sequences, scores (N, T, C) and labels
+(N, T): loss and accuracy are over the tokens, those the loss ignores left out (evaluation.py).
 
 Modes: ``fit`` trains in train mode, ``evaluate`` and ``predict`` (and fit's validation passes) run
 in eval mode, so Dropout and BatchNorm behave as they should in each. Each function puts back the
@@ -31,7 +32,7 @@ import numpy as np
 
 from .clip import clip_grad_norm as _clip_grad_norm
 from .containers import Sequential
-from .evaluation import check_data, count_correct, evaluate_in_batches, labels_of, scalar
+from .evaluation import check_data, count_correct, evaluate_in_batches, ignore_index_of, ratio, scalar
 from .protocol import in_mode
 from .seeding import get_rng
 from .threads import training_threads
@@ -115,7 +116,9 @@ def fit(
     back as fit found it at the end of each, so fit leaves the model in the mode it was given.
 
     Shape:
-        x: (N, ...) whatever the model takes; y: (N,) integer labels or (N, C) one-hot/soft
+        x: (N, ...) whatever the model takes (integer ids (N, T) for a model starting with
+        Embedding); y: (N,) integer labels, (N, C) one-hot/soft, or (N, T) token labels (loss and
+        accuracy then over the tokens counted, as in ``evaluate``)
     """
     check_data("fit", x, y)
     if clip_grad_norm is not None:  # the earlier name of max_grad_norm, which shadowed the function
@@ -123,7 +126,7 @@ def fit(
             raise TypeError("fit: give max_grad_norm, not both it and clip_grad_norm (its earlier name)")
         max_grad_norm = clip_grad_norm
     run = _Run(
-        model=model, loss=loss, optimizer=optimizer, x=x, y=y, labels=labels_of(y),
+        model=model, loss=loss, optimizer=optimizer, x=x, y=y, ignore_index=ignore_index_of(loss),
         batch_size=check_int("fit", "batch_size", batch_size, 1),
         epochs=check_int("fit", "epochs", epochs, 0),
         validation=_checked_validation(validation), progress=progress, schedule=schedule, augment=augment,
@@ -172,7 +175,7 @@ class _Run:
     optimizer: object
     x: object
     y: object
-    labels: np.ndarray
+    ignore_index: int | None  # the loss's: those targets count for neither loss nor accuracy
     batch_size: int
     epochs: int
     validation: tuple | None
@@ -229,7 +232,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
     result = {}
     order = run.rng.permutation(len(x))
     skip_input_delta = isinstance(model, Sequential)
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss, correct, counted, seen = 0.0, 0, 0, 0
     bar = None
     if run.progress and tqdm is not None:
         bar = tqdm(total=len(x), desc=f"epoch {epoch}/{run.epochs}", unit="img", leave=False, dynamic_ncols=True)
@@ -252,7 +255,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
                 value = scalar("fit", loss.forward(scores, y_batch))
                 if not np.isfinite(value):
                     raise _diverged("loss", value, epoch, batch, run)
-                correct += count_correct("fit", scores, run.labels[index])
+                hits, count = count_correct("fit", scores, y_batch, run.ignore_index)
                 if skip_input_delta:  # nobody uses dL/dx of the data: skip computing it
                     model.backward(loss.backward(1.0), input_delta=False)
                 else:
@@ -263,14 +266,18 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
                         raise _diverged("gradient norm", norm, epoch, batch, run, f" (the loss was {value:g})")
                 optimizer.step()
                 run.threads.step()  # the BLAS thread chooser times the steps
-                total_loss += value * len(index)
+                # weighted by the rows counted (samples, or the tokens not ignored): the epoch's loss
+                # is the mean over all of them
+                total_loss, correct, counted = total_loss + value * count, correct + hits, counted + count
                 seen += len(index)
                 if bar is not None:
                     bar.update(len(index))
                     if batch % 20 == 0 or seen == len(x):  # formatting the postfix every batch costs
-                        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+                        bar.set_postfix(loss=f"{ratio(total_loss, counted):.4f}", acc=f"{ratio(correct, counted):.4f}",
+                                        refresh=False)
     finally:
         if bar is not None:
             bar.close()
-    result.update(loss=total_loss / seen, accuracy=correct / seen, seconds=time.perf_counter() - started)
+    result.update(loss=ratio(total_loss, counted), accuracy=ratio(correct, counted),
+                  seconds=time.perf_counter() - started)
     return result

@@ -130,9 +130,9 @@ def test_sanity_check_each_target_kind(cls, kind):
 def test_bad_targets(cls):
     layer = cls()
     x = np.full((3, 4), 0.25, np.float32)
-    with pytest.raises(ValueError, match=rf"{cls.__name__}: labels must be in \[0, 4\) for 4 classes, got 4"):
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: labels must be in \[0, 4\) for 4 classes \(or ignore_index=-100\), got 4"):
         layer.forward(x, np.array([0, 1, 4]))
-    with pytest.raises(ValueError, match=rf"{cls.__name__}: labels must be in \[0, 4\) for 4 classes, got -1"):
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: labels must be in \[0, 4\) for 4 classes \(or ignore_index=-100\), got -1"):
         layer.forward(x, np.array([0, -1, 2]))
     with pytest.raises(ValueError, match=rf"{cls.__name__}: expected 3 labels \(one per sample in the batch\), got 2"):
         layer.forward(x, np.array([0, 1]))
@@ -142,7 +142,7 @@ def test_bad_targets(cls):
         layer.forward(x, np.array([0.0, 1.0, 2.0]))
     with pytest.raises(TypeError, match=rf"{cls.__name__}: forward needs targets"):
         layer.forward(x)
-    with pytest.raises(ValueError, match=rf"{cls.__name__}: expected a 2-D input"):
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: expected a 2-D or larger input \(N, ..., C \w+\), got shape \(4,\)"):
         layer.forward(np.zeros(4, np.float32), np.array([1]))
 
 

@@ -21,53 +21,66 @@ import numpy as np
 
 from ..kernels.memory import KeepsMemory
 from ..protocol import Layer
-from ..validation import check_number
+from ..validation import check_int, check_number
 from .activations import _sigmoid
-from .targets import check_scores, class_labels, class_targets, elementwise_pair, per_sample_delta
+from .targets import check_scores, class_labels, class_targets, elementwise_pair, per_sample_delta, rows_delta, token_losses
 
 
 class CrossEntropy(KeepsMemory, Layer):
-    """Per-sample cross-entropy of predicted probabilities: loss_n = -sum_c t_nc log(x_nc).
+    """Per-row cross-entropy of predicted probabilities: loss_n = -sum_c t_nc log(x_nc).
 
     x is clipped to the smallest positive normal number of its dtype before the log, so a zero
     probability gives a large finite loss rather than inf. Backward: dL/dx_nc = -delta_n t_nc / x_nc.
 
+    Rows are the last axis: probabilities (N, T, C) with labels (N, T) give one loss per token.
+    A label equal to ``ignore_index`` (PyTorch's default, -100) is ignored: its loss is masked (see
+    ``token_losses``) and its gradient is exactly 0, so that followed by ``Mean`` the result is the
+    mean over the rows that are not ignored, as PyTorch's
+    ``NLLLoss(ignore_index=..., reduction="mean")`` of the log-probabilities.
+
     Shape:
-        x (probabilities): (N, C); targets: (N,) integer labels or (N, C) one-hot/soft
-        loss: (N,); backward delta: (N,)
+        x (probabilities): (N, C) or (N, ..., C); targets: (N,) / (N, ...) integer labels, or
+        one-hot/soft rows of x's shape
+        loss: (N,) / (N, ...); backward delta: the loss's shape
     """
 
-    _caches = ("_x", "_targets")
+    _caches = ("_x", "_targets", "_ignored", "_shape")
 
-    def __init__(self):
+    def __init__(self, ignore_index=-100):
         super().__init__()
-        self._x = None
-        self._targets = None
+        self.ignore_index = check_int("CrossEntropy", "ignore_index", ignore_index)
+        self._x = self._targets = self._ignored = self._shape = None
+
+    def config(self):
+        return {} if self.ignore_index == -100 else {"ignore_index": self.ignore_index}
 
     def output_shape(self, input_shape):
-        return (input_shape[0],)
+        return tuple(input_shape[:-1])
 
     def forward(self, x, targets=None, *args):
-        x = check_scores(self, x, "probabilities")
-        n, num_classes = x.shape
-        targets = class_targets(self, targets, n, num_classes, x.dtype)
-        x = np.maximum(x, np.finfo(x.dtype).tiny)
-        self._x, self._targets = x, targets
+        x = check_scores(self, x, "probabilities", leading_axes=True)
+        targets, ignored = class_targets(self, targets, x.shape, x.dtype, self.ignore_index)
+        rows = np.maximum(x, np.finfo(x.dtype).tiny).reshape(-1, x.shape[-1])
+        self._x, self._targets, self._ignored, self._shape = rows, targets, ignored, x.shape
         if targets.ndim == 1:
-            return -np.log(x[np.arange(n), targets])
-        return -np.sum(targets * np.log(x), axis=1)
+            losses = -np.log(rows[np.arange(len(rows)), targets])
+        else:
+            losses = -np.sum(targets * np.log(rows), axis=1)
+        return token_losses(losses, x.shape[:-1], ignored)
 
     def backward(self, delta):
         self._check_forward_called(self._x)
         x, targets = self._x, self._targets
-        n = x.shape[0]
-        delta = per_sample_delta(self, delta, n, x.dtype)
+        delta = rows_delta(self, delta, self._shape[:-1], x.dtype)
         if targets.ndim == 1:
-            rows = np.arange(n)
+            rows = np.arange(len(x))
             delta_x = np.zeros_like(x)
             delta_x[rows, targets] = -delta / x[rows, targets]
-            return delta_x
-        return -(delta[:, None] * targets) / x
+        else:
+            delta_x = -(delta[:, None] * targets) / x
+        if self._ignored is not None:
+            delta_x[self._ignored] = 0  # exactly, whatever delta says there
+        return delta_x.reshape(self._shape)
 
 
 class SoftmaxCrossEntropy(KeepsMemory, Layer):
@@ -77,25 +90,37 @@ class SoftmaxCrossEntropy(KeepsMemory, Layer):
     log-sum-exp keeps the loss finite for logits of any size, and the gradient is the famous
     dL/dz_nc = delta_n (softmax(z)_nc * sum_k t_nk - t_nc), i.e. softmax - target.
 
+    Rows are the last axis: logits (N, T, V) with labels (N, T) give one loss per token, as a
+    language model needs. A label equal to ``ignore_index`` (PyTorch's default, -100; padding) is
+    ignored: the result is then a ``numpy.ma.MaskedArray`` with that token masked (0 underneath),
+    and the token's gradient is exactly 0 whatever delta says. ``Mean`` averages a masked array over
+    its unmasked values, so ``Sequential(SoftmaxCrossEntropy(ignore_index=i), Mean())`` equals
+    PyTorch's ``CrossEntropyLoss(ignore_index=i, reduction="mean")``: the mean over the tokens that
+    are not ignored. (With every token ignored, Mean gives 0.0 where PyTorch gives NaN.)
+
     Shape:
-        z (logits): (N, C); targets: (N,) integer labels or (N, C) one-hot/soft
-        loss: (N,); backward delta: (N,)
+        z (logits): (N, C) or (N, ..., C); targets: (N,) / (N, ...) integer labels, or one-hot/soft
+        rows of z's shape
+        loss: (N,) / (N, ...); backward delta: the loss's shape
     """
 
-    _caches = ("_probs", "_targets")
+    _caches = ("_probs", "_targets", "_ignored", "_shape")
 
-    def __init__(self):
+    def __init__(self, ignore_index=-100):
         super().__init__()
-        self._probs = None
-        self._targets = None
+        self.ignore_index = check_int("SoftmaxCrossEntropy", "ignore_index", ignore_index)
+        self._probs = self._targets = self._ignored = self._shape = None
+
+    def config(self):
+        return {} if self.ignore_index == -100 else {"ignore_index": self.ignore_index}
 
     def output_shape(self, input_shape):
-        return (input_shape[0],)
+        return tuple(input_shape[:-1])
 
     def forward(self, x, targets=None, *args):
-        z = check_scores(self, x, "logits")
-        n, num_classes = z.shape
-        targets = class_targets(self, targets, n, num_classes, z.dtype)
+        z = check_scores(self, x, "logits", leading_axes=True)
+        targets, ignored = class_targets(self, targets, z.shape, z.dtype, self.ignore_index)
+        shape, z = z.shape, z.reshape(-1, z.shape[-1])  # (N*T, V): a view when it can be
         # Subtracting the row max changes nothing mathematically and keeps exp() from overflowing.
         shifted = z - z.max(axis=1, keepdims=True)
         probs = np.exp(shifted)
@@ -103,23 +128,26 @@ class SoftmaxCrossEntropy(KeepsMemory, Layer):
         probs /= sum_exp
         log_probs = shifted
         log_probs -= np.log(sum_exp)
-        self._probs, self._targets = probs, targets
+        self._probs, self._targets, self._ignored, self._shape = probs, targets, ignored, shape
         if targets.ndim == 1:
-            return -log_probs[np.arange(n), targets]
-        return -np.sum(targets * log_probs, axis=1)
+            losses = -log_probs[np.arange(len(z)), targets]
+        else:
+            losses = -np.sum(targets * log_probs, axis=1)
+        return token_losses(losses, shape[:-1], ignored)
 
     def backward(self, delta):
         self._check_forward_called(self._probs)
         probs, targets = self._probs, self._targets
-        n = probs.shape[0]
-        delta = per_sample_delta(self, delta, n, probs.dtype)
+        delta = rows_delta(self, delta, self._shape[:-1], probs.dtype)
         if targets.ndim == 1:
             delta_z = probs.copy()
-            delta_z[np.arange(n), targets] -= 1
+            delta_z[np.arange(len(probs)), targets] -= 1
         else:
             delta_z = probs * targets.sum(axis=1, keepdims=True) - targets
         delta_z *= delta[:, None]
-        return delta_z
+        if self._ignored is not None:
+            delta_z[self._ignored] = 0  # exactly, even where the logits or delta were not finite
+        return delta_z.reshape(self._shape)
 
 
 def _per_sample_mean(values: np.ndarray) -> np.ndarray:
@@ -310,14 +338,24 @@ class Hinge(KeepsMemory, Layer):
 class Mean(KeepsMemory, Layer):
     """Mean of all elements: y = (1 / size) sum_i x_i, a scalar. Backward: dL/dx_i = delta / size.
 
+    A ``numpy.ma.MaskedArray`` (the per-token losses of a cross-entropy with ignored tokens) is
+    averaged over its unmasked elements only: y = sum(unmasked) / count(unmasked), and backward
+    gives delta / count to each unmasked element and exactly 0 to the masked ones. With every
+    element masked there is nothing to average: y = 0.0 and the gradient is all zeros (PyTorch's
+    ``CrossEntropyLoss`` gives NaN there), so a batch of padding alone leaves the weights as they are.
+
     Shape:
         x: any; y: () scalar; backward delta: () scalar (1.0 when it is the final loss)
     """
+
+    _caches = ("_shape", "_mask")
 
     def __init__(self):
         super().__init__()
         self._shape = None
         self._dtype = None
+        self._mask = None  # the masked elements of a masked input, None for a plain array
+        self._count = 0  # the number of unmasked elements of a masked input
 
     def output_shape(self, input_shape):
         return ()
@@ -329,13 +367,27 @@ class Mean(KeepsMemory, Layer):
         if x.size == 0:
             raise ValueError(f"Mean: expected a non-empty input, got shape {x.shape}")
         dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
-        self._shape, self._dtype = x.shape, dtype
+        self._shape, self._dtype, self._mask = x.shape, dtype, None
+        if isinstance(x, np.ma.MaskedArray) and np.ma.getmask(x) is not np.ma.nomask:
+            return self._masked_mean(x, dtype)
         # What np.mean computes (a sum in dtype, then a division), without its Python-level wrapper.
         return np.add.reduce(x, axis=None, dtype=dtype) / dtype.type(x.size)
+
+    def _masked_mean(self, x: np.ma.MaskedArray, dtype) -> np.ndarray:
+        mask = np.ma.getmaskarray(x)
+        count = x.size - int(np.count_nonzero(mask))
+        self._mask, self._count = mask, count
+        if count == 0:
+            return dtype.type(0.0)
+        values = np.where(mask, 0, x.data)  # whatever sits under the mask counts for nothing
+        return np.add.reduce(values, axis=None, dtype=dtype) / dtype.type(count)
 
     def backward(self, delta=1.0):
         self._check_forward_called(self._shape)
         delta = np.asarray(delta, dtype=self._dtype)
         if delta.shape != ():
             raise ValueError(f"Mean.backward: expected a scalar delta (shape ()), got shape {delta.shape}")
-        return np.full(self._shape, delta / math.prod(self._shape), dtype=self._dtype)
+        if self._mask is None:
+            return np.full(self._shape, delta / math.prod(self._shape), dtype=self._dtype)
+        share = delta / max(self._count, 1)
+        return np.where(self._mask, self._dtype.type(0), share).astype(self._dtype, copy=False)

@@ -3,6 +3,7 @@
 from .activations import ELU, GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
 from .conv import Conv2D
 from .dropout import Dropout
+from .embedding import Embedding
 from .linear import Linear
 from .losses import (
     BinaryCrossEntropy,
@@ -44,4 +45,5 @@ __all__ = [
     "BatchNorm1D",
     "BatchNorm2D",
     "LayerNorm",
+    "Embedding",
 ]

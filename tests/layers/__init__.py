@@ -1,0 +1,1 @@
+"""Tests of nnscratch/layers/: the built-in layers, one module per family (the older ones still in tests/)."""

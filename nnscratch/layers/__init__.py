@@ -16,6 +16,7 @@ from .losses import (
 )
 from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .positional import PositionalEmbedding, SinusoidalPositionalEncoding
 from .shape import Flatten
 
 __all__ = [
@@ -46,4 +47,6 @@ __all__ = [
     "BatchNorm2D",
     "LayerNorm",
     "Embedding",
+    "PositionalEmbedding",
+    "SinusoidalPositionalEncoding",
 ]

@@ -303,4 +303,40 @@ def builtin_cases() -> list[Case]:
                          n.Dropout(0.3, rng=78), _with_statistics(n.LayerNorm(6), 78), n.Linear(6, 4, rng=79),
                          n.SoftmaxCrossEntropy(), n.Mean()).train(training),
             _away_from_zero((3, 2, 4, 4), 76), (make_targets("integer", 3, 4, 76),))))
-    return cases
+    return cases + sequence_cases()
+
+
+# -- sequences (issue 22): positions, the layers of a Transformer on (N, T, D), losses over tokens ---------
+def _token_targets(n, t, v, seed, ignored=((0, 0), (1, 2))):
+    """Seeded labels (n, t) in [0, v), with the positions ``ignored`` set to -100 (padding)."""
+    labels = np.random.default_rng(seed).integers(0, v, (n, t))
+    for index in ignored:
+        labels[index] = -100
+    return labels
+
+
+def sequence_cases() -> list[Case]:
+    """The sequence layers, and the layers a sequence model stacks checked on (N, T, D)."""
+    n = nnscratch
+    return [
+        Case("PositionalEmbedding", "(N, T, D) = (2, 4, 3), max_len 5 (one row unused)", lambda: (
+            n.PositionalEmbedding(5, 3, rng=120), normal_input((2, 4, 3), 120), ())),
+        Case("SinusoidalPositionalEncoding", "(N, T, D) = (2, 5, 6)", lambda: (
+            n.SinusoidalPositionalEncoding(6), normal_input((2, 5, 6), 121), ())),
+        Case("LayerNorm", "on a sequence (N, T, D) = (2, 3, 4)", lambda: (
+            _with_statistics(n.LayerNorm(4), 122), normal_input((2, 3, 4), 122, 2.0, 1.0), ())),
+        Case("GELU", "on a sequence (N, T, D) = (2, 3, 4)", lambda: (n.GELU(), normal_input((2, 3, 4), 123, 2.0), ())),
+        Case("Softmax", "on a sequence (N, T, D) = (2, 3, 4)", lambda: (n.Softmax(), normal_input((2, 3, 4), 124), ())),
+        Case("SoftmaxCrossEntropy", "logits (N, T, V) = (2, 3, 5), two tokens ignored (-100)", lambda: (
+            n.SoftmaxCrossEntropy(), normal_input((2, 3, 5), 125, 3.0), (_token_targets(2, 3, 5, 125),))),
+        Case("CrossEntropy", "probabilities (N, T, V) = (2, 3, 5), two tokens ignored (-100)", lambda: (
+            n.CrossEntropy(), _distributions((2, 3, 5), 126), (_token_targets(2, 3, 5, 126),))),
+        Case("Sequential", "Linear-SoftmaxCE-Mean over tokens (2, 3, 4) -> (2, 3, 5), two ignored", lambda: (
+            n.Sequential(n.Linear(4, 5, rng=127), n.SoftmaxCrossEntropy(), n.Mean()),
+            normal_input((2, 3, 4), 127), (_token_targets(2, 3, 5, 127),))),
+        Case("Sequential", "PositionalEmbedding-LayerNorm-Linear-GELU-Linear-SoftmaxCE(ignore_index=0)-Mean",
+             lambda: (n.Sequential(n.PositionalEmbedding(4, 3, rng=128), _with_statistics(n.LayerNorm(3), 128),
+                                   n.Linear(3, 6, rng=129), n.GELU(), n.Linear(6, 4, rng=130),
+                                   n.SoftmaxCrossEntropy(ignore_index=0), n.Mean()),
+                      normal_input((2, 4, 3), 128), (_token_targets(2, 4, 4, 128, ignored=()),))),
+    ]

@@ -429,8 +429,11 @@ def test_every_builtin_layer_passes_in_every_configuration(capsys):
     assert main(["sanity-check", "--quiet"]) == 0
     out = capsys.readouterr().out
     rows = table_rows(out)
-    assert rows and all(r[-1] == "PASS" for r in rows)
-    assert diagnosis_lines(out) == []  # no false alarm: a right layer gets no diagnosis at all
+    # every tensor passes, but the input of a layer of integer ids (Embedding), which has no gradient
+    assert rows and all(r[-1] == "PASS" or (r[-1] == "SKIP" and r[2].startswith("input")) for r in rows)
+    assert {r[0] for r in rows if r[-1] == "SKIP"} == {"Embedding", "Sequential"}
+    # no false alarm: a right layer gets no diagnosis at all (a skipped input only its reason)
+    assert [line for _, line in diagnosis_lines(out) if line.strip() != "integer ids have no gradient"] == []
     configs = {(r[0], r[1]) for r in rows}
     layers = {layer for layer, _ in configs}
     # every exported layer has a row (a new layer without one fails here)

@@ -319,6 +319,16 @@ def sequence_cases() -> list[Case]:
     """The sequence layers, and the layers a sequence model stacks checked on (N, T, D)."""
     n = nnscratch
     return [
+        Case("Embedding", "ids (N, T) = (3, 4) of 6, embedding_dim 3 (the ids skipped: no gradient)", lambda: (
+            n.Embedding(6, 3, rng=119), make_input("ids:6", (3, 4), 119), ())),
+        Case("Embedding", "padding_idx 0, float64, ids (2, 5) of 5 without padding (its row's gradient is 0 by rule)",
+             lambda: (n.Embedding(5, 4, padding_idx=0, dtype=np.float64, rng=118),
+                      1 + make_input("ids:4", (2, 5), 118), ())),
+        Case("Sequential", "Embedding-PositionalEmbedding-LayerNorm-Linear-SoftmaxCE-Mean, ids (2, 4), one ignored",
+             lambda: (n.Sequential(n.Embedding(7, 4, rng=117), n.PositionalEmbedding(4, 4, rng=117),
+                                   _with_statistics(n.LayerNorm(4), 117), n.Linear(4, 7, rng=117),
+                                   n.SoftmaxCrossEntropy(), n.Mean()),
+                      make_input("ids:7", (2, 4), 117), (_token_targets(2, 4, 7, 117, ignored=((1, 3),)),))),
         Case("PositionalEmbedding", "(N, T, D) = (2, 4, 3), max_len 5 (one row unused)", lambda: (
             n.PositionalEmbedding(5, 3, rng=120), normal_input((2, 4, 3), 120), ())),
         Case("SinusoidalPositionalEncoding", "(N, T, D) = (2, 5, 6)", lambda: (

@@ -122,21 +122,9 @@ def test_padded_positions_never_give_nan_and_fit_with_clipping_trains():
 
 
 def test_gradient_check_of_the_model_and_its_loss_over_padded_tokens():
-    class FromFloatIds:  # sanity_check casts x to float64: round it back to ids (the weights are checked)
-        def __init__(self, net):
-            self.net, self.parameters, self.parameters_deltas = net, net.parameters, net.parameters_deltas
-
-        def forward(self, x, *args):
-            self.shape = x.shape
-            return self.net.forward(np.rint(x).astype(np.int64), *args)
-
-        def backward(self, delta):
-            self.net.backward(delta)
-            return np.zeros(self.shape)
-
     model = token_model()
     ids, targets = padded_batch(3, 5, 11)
     ids[ids == 0] = 5  # the padding row's gradient is 0 by rule: keep padding ids out of this check
     net = nn.Sequential(*model.layers, nn.SoftmaxCrossEntropy(), nn.Mean())
-    report = nn.sanity_check(FromFloatIds(net), ids, args=(targets,), max_coords=40)
-    assert report.passed and len(report) == 1 + len(net.parameters)
+    report = nn.sanity_check(net, ids, args=(targets,), max_coords=40)
+    assert report.passed and len(report) == 1 + len(net.parameters) and report[0].result == "SKIP"

@@ -24,8 +24,8 @@ register it; the walks, the refusals and the loss rule need nothing.
 1. ONNX, in ``onnx_layers.py``: ``@CONVERTERS.converts(layers.Embedding)`` on a function
    ``(graph, layer, x, shape) -> output name`` that adds the layer's nodes with
    ``graph.node(op, inputs, hint, **attributes)`` and its weights with ``graph.weight(hint, array)``;
-   ``shape`` is one sample's shape with a batch axis of 1. (A layer taking integer ids needs the
-   graph's input declared as int64 in ``build_onnx``, which declares float32 today.)
+   ``shape`` is one sample's shape with a batch axis of 1. (A model whose first layer declares
+   ``integer_input``, as Embedding does, gets an int64 input from ``build_onnx``.)
 2. PyTorch, in ``torch.py``: ``@TO_TORCH.converts(layers.Embedding)`` on ``(layer, torch) ->
    module``, holding copies of the weights (``_with_weights``).
 3. Back from PyTorch, in ``from_pytorch.py``: an entry ``nn.Embedding: converter(module, where) ->

@@ -173,12 +173,35 @@ def _softplus_from_torch(module, where: str):
     return layers.Softplus(beta=float(module.beta), threshold=float(module.threshold))
 
 
+def _embedding_from_torch(module, where: str):
+    require(module, where, "max_norm", module.max_norm, None, "nnscratch's Embedding does not renormalise its rows")
+    require(module, where, "scale_grad_by_freq", module.scale_grad_by_freq, False,
+            "nnscratch's Embedding sums the gradient of each row as it comes")
+    require(module, where, "sparse", module.sparse, False, "nnscratch's Embedding has a dense gradient")
+    weight = read(module, where, "weight", (module.num_embeddings, module.embedding_dim))
+    layer = layers.Embedding(module.num_embeddings, module.embedding_dim, padding_idx=module.padding_idx,
+                             dtype=weight.dtype, rng=0)
+    layer.weight[...] = weight
+    return layer
+
+
+def _positional_embedding_from_torch(module, where: str):
+    weight = read(module, where, "weight", (module.max_len, module.dim))
+    layer = layers.PositionalEmbedding(module.max_len, module.dim, dtype=weight.dtype, rng=0)
+    layer.weight[...] = weight
+    return layer
+
+
 @functools.lru_cache(maxsize=None)
 def _from_torch_table(torch) -> dict:
     """torch module class -> converter(module, where) -> nnscratch layer."""
     nn = torch.nn
     return {
         torch_modules(torch).GlobalAvgPool2D: lambda module, where: layers.GlobalAvgPool2D(),
+        torch_modules(torch).PositionalEmbedding: _positional_embedding_from_torch,
+        torch_modules(torch).SinusoidalPositionalEncoding:
+            lambda module, where: layers.SinusoidalPositionalEncoding(module.dim, max_len=module.max_len),
+        nn.Embedding: _embedding_from_torch,
         nn.AvgPool2d: _avgpool2d_from_torch,
         nn.BatchNorm1d: _batchnorm_from_torch(layers.BatchNorm1D),
         nn.BatchNorm2d: _batchnorm_from_torch(layers.BatchNorm2D),

@@ -12,7 +12,8 @@ What the file holds:
 - opset 17 of the default ONNX domain (ONNX 1.12, 2022): every op used here is in it, and ONNX
   Runtime reads it from version 1.12 on; newer opsets would shut out older runtimes for nothing.
 - float32 throughout (weights in float64 are rounded), the usual precision for deployment.
-- one input ``input`` of shape (N, *input_shape) and one output ``output``, N a dynamic batch axis.
+- one input ``input`` of shape (N, *input_shape) and one output ``output``, N a dynamic batch axis;
+  the input is float32, or int64 ids for a model starting with ``Embedding`` (a text model's (N, T)).
 - inference only: Dropout is the identity and BatchNorm1D/2D use their running statistics, whatever
   mode the model is in. The loss layers at the end of a training network (``SoftmaxCrossEntropy``,
   ``Mean``, ...) are dropped, by the rule ``nnscratch predict`` uses (``inference_model``), so the
@@ -139,7 +140,9 @@ def build_onnx(model, input_shape):
         graph.node("Identity", [output], "identity")
     graph.nodes[-1].output[0] = "output"
     float32 = onnx.TensorProto.FLOAT
-    inputs = [onnx.helper.make_tensor_value_info("input", float32, ["N", *input_shape])]
+    # A model starting with Embedding takes integer ids: int64, what Gather's indices and PyTorch's are.
+    input_type = onnx.TensorProto.INT64 if getattr(model, "integer_input", False) else float32
+    inputs = [onnx.helper.make_tensor_value_info("input", input_type, ["N", *input_shape])]
     outputs = [onnx.helper.make_tensor_value_info("output", float32, ["N", *shape[1:]])]
     proto = onnx.helper.make_model(
         onnx.helper.make_graph(graph.nodes, "nnscratch", inputs, outputs, graph.initializers),

@@ -142,3 +142,23 @@ def _softmax(graph, layer, x: str, shape: tuple) -> str:
 @CONVERTERS.converts(layers.Flatten)
 def _flatten(graph, layer, x: str, shape: tuple) -> str:
     return graph.node("Flatten", [x], "flatten", axis=1)
+
+
+# -- sequences: ids to vectors, and positions -------------------------------------------------------
+@CONVERTERS.converts(layers.Embedding)
+def _embedding(graph, layer, x: str, shape: tuple) -> str:
+    # Row ids[n, t] of the table: Gather along its first axis. The graph's input is then int64
+    # (build_onnx declares it so for a model whose first layer takes integer ids).
+    return graph.node("Gather", [graph.weight("embedding_weight", layer.weight), x], "embedding", axis=0)
+
+
+@CONVERTERS.converts(layers.PositionalEmbedding)
+def _positional_embedding(graph, layer, x: str, shape: tuple) -> str:
+    # x + weight[:T], T fixed by the input shape: the rows the input reaches, broadcast over the batch.
+    return graph.node("Add", [x, graph.weight("position_weight", layer.weight[: shape[1]])], "positions")
+
+
+@CONVERTERS.converts(layers.SinusoidalPositionalEncoding)
+def _sinusoidal_positions(graph, layer, x: str, shape: tuple) -> str:
+    return graph.node("Add", [x, graph.weight("position_table", layer.table(shape[1]))], "positions")
+

@@ -13,8 +13,11 @@ original). What changes on the way:
   e.g. ``nn.CrossEntropyLoss`` for ``SoftmaxCrossEntropy`` + ``Mean``.
 - dtypes are kept: float32 parameters give float32 tensors, float64 gives float64.
 - so is the mode (``training``), layer by layer, and BatchNorm's running statistics.
-- ``GlobalAvgPool2D`` and ``Residual`` have no PyTorch module of their own: they become the two small
-  modules of ``torch_modules(torch)``, of the same names, which ``from_torch`` reads back.
+- ``GlobalAvgPool2D``, ``Residual`` and the positional encodings have no PyTorch module of their
+  own: they become the small modules of ``torch_modules(torch)``, of the same names, which
+  ``from_torch`` reads back.
+- ``Embedding`` becomes ``nn.Embedding`` (the same (num_embeddings, embedding_dim) table and
+  padding_idx); its input is integer ids, as nnscratch's.
 
 Only the layers in the tables convert; anything else is a ``TypeError`` naming it and where it
 sits, and a PyTorch module configured beyond what the nnscratch layer does (a grouped or dilated
@@ -32,6 +35,7 @@ import numpy as np
 
 from .. import layers, reference
 from ..containers import Sequential
+from ..layers.positional import sinusoid_table
 from .common import CONTAINERS, ConverterTable, convertible, positions
 
 
@@ -54,6 +58,10 @@ def torch_modules(torch):
     - ``GlobalAvgPool2D()``: x.mean over (H, W), (N, C, H, W) -> (N, C) (``nn.AdaptiveAvgPool2d(1)``
       keeps (N, C, 1, 1)).
     - ``Residual(*modules)``: y = x + block(x), ``block`` an ``nn.Sequential`` of the modules.
+    - ``PositionalEmbedding(max_len, dim)``: x + weight[:T], ``weight`` a parameter (max_len, dim)
+      (nanoGPT adds ``wpe(arange(T))``, the same sum).
+    - ``SinusoidalPositionalEncoding(dim, max_len)``: x + P[:T], the table computed in float64 for
+      each input (no buffer: nnscratch's layer holds none either), then cast to x's dtype.
     """
     nn = torch.nn
 
@@ -73,8 +81,37 @@ def torch_modules(torch):
         def forward(self, x):
             return x.mean(dim=(2, 3))
 
-    GlobalAvgPool2D.__module__ = Residual.__module__ = __name__
-    return types.SimpleNamespace(GlobalAvgPool2D=GlobalAvgPool2D, Residual=Residual)
+    class PositionalEmbedding(nn.Module):
+        """y[n, t] = x[n, t] + weight[t]: nnscratch's PositionalEmbedding, a learned row per position."""
+
+        def __init__(self, max_len, dim, dtype=None):
+            super().__init__()
+            self.max_len, self.dim = max_len, dim
+            self.weight = nn.Parameter(torch.zeros(max_len, dim, dtype=dtype))
+
+        def forward(self, x):
+            return x + self.weight[: x.shape[1]]
+
+        def extra_repr(self):
+            return f"max_len={self.max_len}, dim={self.dim}"
+
+    class SinusoidalPositionalEncoding(nn.Module):
+        """y[n, t] = x[n, t] + P[t], P the sines and cosines of nnscratch's SinusoidalPositionalEncoding."""
+
+        def __init__(self, dim, max_len=5000):
+            super().__init__()
+            self.dim, self.max_len = dim, max_len
+
+        def forward(self, x):
+            return x + torch.from_numpy(sinusoid_table(x.shape[1], self.dim)).to(x.dtype)
+
+        def extra_repr(self):
+            return f"dim={self.dim}, max_len={self.max_len}"
+
+    twins = (GlobalAvgPool2D, Residual, PositionalEmbedding, SinusoidalPositionalEncoding)
+    for twin in twins:
+        twin.__module__ = __name__
+    return types.SimpleNamespace(**{twin.__name__: twin for twin in twins})
 
 
 def _tensor(torch, array):
@@ -183,6 +220,24 @@ def _layernorm_to_torch(layer, torch):
 @TO_TORCH.converts(layers.Dropout)
 def _dropout_to_torch(layer, torch):
     return torch.nn.Dropout(layer.p)  # the same p; the random masks are each library's own
+
+
+@TO_TORCH.converts(layers.Embedding)
+def _embedding_to_torch(layer, torch):
+    module = torch.nn.Embedding(layer.num_embeddings, layer.embedding_dim, padding_idx=layer.padding_idx,
+                                dtype=_torch_dtype(torch, layer.weight.dtype))
+    return _with_weights(torch, module, layer, ("weight",))  # the same (num_embeddings, embedding_dim) table
+
+
+@TO_TORCH.converts(layers.PositionalEmbedding)
+def _positional_embedding_to_torch(layer, torch):
+    module = torch_modules(torch).PositionalEmbedding(layer.max_len, layer.dim, _torch_dtype(torch, layer.weight.dtype))
+    return _with_weights(torch, module, layer, ("weight",))
+
+
+@TO_TORCH.converts(layers.SinusoidalPositionalEncoding)
+def _sinusoidal_to_torch(layer, torch):
+    return torch_modules(torch).SinusoidalPositionalEncoding(layer.dim, layer.max_len)
 
 
 def _same_named(name: str):

@@ -2,7 +2,9 @@
 tests/export/test_onnx_layers.py runs them through ONNX Runtime, tests/export/test_torch.py and
 test_from_pytorch.py through PyTorch, both ways.
 
-``CASES``: name -> (build(dtype) -> Sequential with non-trivial weights, one sample's shape).
+``CASES``: name -> (build(dtype) -> Sequential with non-trivial weights, one sample's shape). The
+shape of a model starting with Embedding is an ``Ids`` (a tuple that also says how many ids there
+are): ``sample_input`` draws int64 ids for it.
 A layer added to ``nnscratch.export.onnx_layers.CONVERTERS`` or ``nnscratch.export.torch.TO_TORCH``
 without a case here fails ``test_every_converted_layer_has_a_case`` in those test modules.
 """
@@ -24,6 +26,15 @@ class Scale:
 
     def backward(self, delta):
         return 2 * delta
+
+
+class Ids(tuple):
+    """One sample's shape of integer ids in [0, count): ``sample_input`` draws int64 ids for it."""
+
+    def __new__(cls, shape, count: int):
+        ids = super().__new__(cls, shape)
+        ids.count = count
+        return ids
 
 
 def perturb(model, seed: int = 0):
@@ -51,7 +62,8 @@ def _fresh(cls, *args, **kwargs):
     """A builder of a new ``cls(*args, **kwargs)`` per model (layers hold state: never share one)."""
 
     def make(dtype, rng):
-        extra = {"dtype": dtype, "rng": rng} if cls in (nn.Linear, nn.Conv2D, nn.reference.Conv2D) else {}
+        extra = {"dtype": dtype, "rng": rng} if cls in (nn.Linear, nn.Conv2D, nn.reference.Conv2D, nn.Embedding,
+                                                       nn.PositionalEmbedding) else {}
         if cls in (nn.BatchNorm1D, nn.BatchNorm2D, nn.LayerNorm, nn.reference.BatchNorm1D, nn.reference.BatchNorm2D):
             extra = {"dtype": dtype}
         return cls(*args, **kwargs, **extra)
@@ -116,6 +128,14 @@ CASES = {
                                                 nn.Sequential(nn.Linear(18, 4, dtype=dtype, rng=rng), nn.Tanh())),
                _fresh(nn.Linear, 4, 3), _fresh(nn.Softmax)),
         (1, 6, 6)),
+    # sequences (N, T, D): ids to vectors, and positions
+    "Embedding": (_built(_fresh(nn.Embedding, 9, 4)), Ids((5,), 9)),
+    "Embedding-padding-positions": (
+        _built(_fresh(nn.Embedding, 9, 4, padding_idx=0), _fresh(nn.PositionalEmbedding, 8, 4),
+               _fresh(nn.SinusoidalPositionalEncoding, 4, max_len=8), _fresh(nn.LayerNorm, 4), _fresh(nn.GELU)),
+        Ids((6,), 9)),
+    "PositionalEmbedding": (_built(_fresh(nn.PositionalEmbedding, 8, 3)), (8, 3)),
+    "SinusoidalPositionalEncoding-odd-dim": (_built(_fresh(nn.SinusoidalPositionalEncoding, 5, max_len=9)), (7, 5)),
 }  # fmt: skip
 # Cases whose training-mode output is random (Dropout's masks): compared in eval mode only.
 RANDOM_IN_TRAINING = {"Dropout"}
@@ -140,7 +160,9 @@ def covered_classes() -> set:
 
 
 def sample_input(input_shape, batch: int, dtype=np.float32, seed: int = 1) -> np.ndarray:
-    """N(0, 1) samples, scaled so that Softmax and Sigmoid see large values too."""
+    """N(0, 1) samples, scaled so that Softmax and Sigmoid see large values too; int64 ids for ``Ids``."""
+    if isinstance(input_shape, Ids):
+        return np.random.default_rng(seed).integers(0, input_shape.count, (batch, *input_shape))
     return (np.random.default_rng(seed).normal(0.0, 2.0, size=(batch, *input_shape))).astype(dtype)
 
 

@@ -8,7 +8,7 @@ from ..kernels import aligned
 from ..kernels.memory import KeepsMemory, writable_deltas
 from ..protocol import Layer
 from ..seeding import get_rng
-from ..validation import as_dtype, check_int
+from ..validation import as_dtype, check_input_array, check_int
 
 
 class Embedding(KeepsMemory, Layer):
@@ -89,10 +89,9 @@ class Embedding(KeepsMemory, Layer):
 def check_ids(owner: str, ids, num_embeddings: int) -> np.ndarray:
     """Integer ids in [0, num_embeddings): a ``TypeError`` (not an integer array) or ``ValueError``
     (out of range) naming the first offending value and its index."""
-    if not isinstance(ids, np.ndarray):
-        raise TypeError(f"{owner}: expected a numpy array of integer ids as input, got {type(ids).__name__}")
-    if ids.dtype.kind not in "iu":
-        first = f" (value {ids.flat[0].item()!r} at index {_index(ids, 0)})" if ids.size and ids.dtype.kind in "bf" else ""
+    check_input_array(owner, ids, of="ids")  # a numpy array of real numbers, as every layer's input
+    if ids.dtype.kind not in "iu":  # bool or float
+        first = f" (value {ids.flat[0].item()!r} at index {_index(ids, 0)})" if ids.size else ""
         raise TypeError(f"{owner}: ids must be integers (an int array), got an array of {ids.dtype}{first}")
     if ids.size and (ids.min() < 0 or ids.max() >= num_embeddings):
         flat = int(np.argmax((ids < 0) | (ids >= num_embeddings)))

@@ -137,8 +137,8 @@ def test_a_backward_that_ignores_repeated_ids_fails_the_check():
     (np.array([[1.0, 2.0]]), TypeError, r"Embedding: ids must be integers \(an int array\), got an array of float64 "
                                         r"\(value 1.0 at index \(0, 0\)\)"),
     (np.array([True, False]), TypeError, r"got an array of bool \(value True at index \(0,\)\)"),
-    (np.array(["a"]), TypeError, r"Embedding: ids must be integers \(an int array\), got an array of <U1$"),
-    ([[1, 2]], TypeError, r"Embedding: expected a numpy array of integer ids as input, got list"),
+    (np.array(["a"]), TypeError, r"Embedding: the ids must be real numbers \(bool, int or float\), got an array of <U1$"),
+    ([[1, 2]], TypeError, r"Embedding: expected a numpy array of ids as input, got list"),
     (np.array([[0, 1, 2], [3, 9, 4]]), ValueError, r"Embedding: id 9 at index \(1, 1\) is out of range: ids must be "
                                                    r"in \[0, 5\) for num_embeddings=5"),
     (np.array([0, -1]), ValueError, r"Embedding: id -1 at index \(1,\) is out of range"),

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
+
+from helpers.dtypes import each_dtype
 from nnscratch.layers.embedding import scatter_add_rows
 
 
@@ -225,9 +227,8 @@ def test_fit_trains_a_model_starting_with_embedding():
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-6)], ids=["float64", "float32"])
-def test_matches_pytorch_embedding(dtype, tolerance):
-    torch = pytest.importorskip("torch")
+@each_dtype(float64=1e-12, float32=1e-6)
+def test_matches_pytorch_embedding(torch, dtype, tolerance):
     rng = np.random.default_rng(3)
     for case in range(6):
         num, dim = int(rng.integers(1, 40)), int(rng.integers(1, 9))

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
+
+from helpers.dtypes import each_dtype
 from nnscratch import evaluate, fit
 
 IGNORE = -100
@@ -201,10 +203,9 @@ def torch_parity_cases():
 
 @pytest.mark.torch
 @pytest.mark.parametrize("shape, ignored", torch_parity_cases(), ids=str)
-@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 2e-6)], ids=["float64", "float32"])
+@each_dtype(float64=1e-12, float32=2e-6)
 @pytest.mark.parametrize("ignore_index", [-100, 1])
-def test_mean_of_the_token_losses_matches_pytorch(shape, ignored, dtype, tolerance, ignore_index):
-    torch = pytest.importorskip("torch")
+def test_mean_of_the_token_losses_matches_pytorch(torch, shape, ignored, dtype, tolerance, ignore_index):
     logits, labels = token_case(sum(shape), shape, 0.3, ignore_index, dtype)
     labels.flat[-1] = 0  # a class (ignore_index is never 0 here): at least one token counts
     if ignored == "rows":

@@ -10,6 +10,8 @@ import pytest
 
 import nnscratch as nn
 
+from helpers.dtypes import each_dtype
+
 
 def loop_add_positions(x, table):
     """y[n, t, d] = x[n, t, d] + table[t, d], one element at a time."""
@@ -81,12 +83,11 @@ def test_the_table_is_attention_is_all_you_need_element_by_element(dim):
 
 
 @pytest.mark.torch
-def test_cs231n_positional_encoding():
+def test_cs231n_positional_encoding(torch):
     # CS231n assignment 3 (Transformer_Captioning, test_case_positional_encoding): torch.manual_seed(231),
     # data = torch.randn(1, 2, 6), PositionalEncoding(6) with dropout 0.1 in training; its published
     # expected_pe_output, to 4 decimals. Dropout scales kept values by 1 / 0.9 and zeroed one (-0.0000):
     # every other value is (data + P) / 0.9, which pins down the interleaving of sines and cosines.
-    torch = pytest.importorskip("torch")
     torch.manual_seed(231)
     data = torch.randn(1, 2, 6).numpy().astype(np.float64)
     expected_pe_output = np.asarray([[[-1.2340, 1.1127, 1.6978, -0.0865, -0.0000, 1.2728],
@@ -173,9 +174,8 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-6)], ids=["float64", "float32"])
-def test_learned_positions_match_pytorch_a_parameter_added_to_x(dtype, tolerance):
-    torch = pytest.importorskip("torch")
+@each_dtype(float64=1e-12, float32=1e-6)
+def test_learned_positions_match_pytorch_a_parameter_added_to_x(torch, dtype, tolerance):
     rng = np.random.default_rng(5)
     for case in range(5):
         n, t, d = (int(v) for v in rng.integers(1, 7, 3))

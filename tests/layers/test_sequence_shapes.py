@@ -9,6 +9,8 @@ from naive import elu, gelu_tanh, leaky_relu, naive_dropout_backward, naive_elem
 
 import nnscratch as nn
 
+from helpers.dtypes import each_dtype
+
 SHAPE = (3, 5, 4)  # (N, T, D)
 
 # (layer, its PyTorch twin); every layer here acts on the last axis of any input
@@ -116,9 +118,8 @@ def test_gradient_check_on_a_sequence(name):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("name", [name for name, (_, reference) in LAYERS.items() if reference is not None])
-@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 2e-6)], ids=["float64", "float32"])
-def test_a_sequence_matches_pytorch(name, dtype, tolerance):
-    torch = pytest.importorskip("torch")
+@each_dtype(float64=1e-12, float32=2e-6)
+def test_a_sequence_matches_pytorch(torch, name, dtype, tolerance):
     make, reference = LAYERS[name]
     for seed, shape in enumerate([(2, 7, 5), (4, 1, 3), (1, 9, 16)]):
         x = sequence(seed, shape, dtype)
@@ -134,9 +135,8 @@ def test_a_sequence_matches_pytorch(name, dtype, tolerance):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-10), (np.float32, 2e-5)], ids=["float64", "float32"])
-def test_layer_norm_on_a_sequence_matches_pytorch(dtype, tolerance):
-    torch = pytest.importorskip("torch")
+@each_dtype(float64=1e-10, float32=2e-5)
+def test_layer_norm_on_a_sequence_matches_pytorch(torch, dtype, tolerance):
     for seed, shape in enumerate([(2, 7, 5), (3, 1, 8), (1, 64, 32)]):
         layer = seeded_layer_norm(shape[-1], seed, dtype)
         x = sequence(seed, shape, dtype)

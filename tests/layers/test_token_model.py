@@ -8,6 +8,8 @@ import pytest
 
 import nnscratch as nn
 
+from helpers.dtypes import each_dtype
+
 V, D, T_MAX = 11, 8, 7
 
 
@@ -62,9 +64,8 @@ def torch_twin(torch, model, positions):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
-@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-10), (np.float32, 2e-5)], ids=["float64", "float32"])
-def test_the_whole_model_matches_pytorch(positions, dtype, tolerance):
-    torch = pytest.importorskip("torch")
+@each_dtype(float64=1e-10, float32=2e-5)
+def test_the_whole_model_matches_pytorch(torch, positions, dtype, tolerance):
     for seed, (n, t) in enumerate([(4, 7), (3, 5), (1, 1)]):
         model = token_model(positions, dtype, seed)
         loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
@@ -84,8 +85,7 @@ def test_the_whole_model_matches_pytorch(positions, dtype, tolerance):
 
 
 @pytest.mark.torch
-def test_clip_grad_norm_across_the_sequence_layers_matches_pytorch():
-    torch = pytest.importorskip("torch")
+def test_clip_grad_norm_across_the_sequence_layers_matches_pytorch(torch):
     model = token_model()
     loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
     ids, targets = padded_batch(4, 7, 9)

@@ -128,3 +128,18 @@ def test_gradient_check_of_the_model_and_its_loss_over_padded_tokens():
     net = nn.Sequential(*model.layers, nn.SoftmaxCrossEntropy(), nn.Mean())
     report = nn.sanity_check(net, ids, args=(targets,), max_coords=40)
     assert report.passed and len(report) == 1 + len(net.parameters) and report[0].result == "SKIP"
+
+
+def test_a_512_token_sequence_with_huge_weights_stays_finite():
+    model = nn.Sequential(nn.Embedding(V, D, rng=0), nn.PositionalEmbedding(512, D, rng=1),
+                          nn.SinusoidalPositionalEncoding(D, max_len=512), nn.LayerNorm(D), nn.Linear(D, V, rng=2))
+    model[0].weight *= 1e6  # exploding embeddings: LayerNorm takes them back to unit scale
+    model[4].weight *= 1e3  # and logits of thousands: the cross-entropy works from log-sum-exp
+    ids, targets = padded_batch(2, 512, 12)
+    loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
+    with np.errstate(over="raise", invalid="raise"):
+        value = loss.forward(model.forward(ids), targets)
+        model.backward(loss.backward())
+    assert np.isfinite(value) and value > 10  # confidently wrong on random ids: large, not inf
+    assert all(np.isfinite(d).all() for d in model.parameters_deltas)
+    assert model[2].table(512).shape == (512, D) and np.abs(model[2].table(512)).max() <= 1.0

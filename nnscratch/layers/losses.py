@@ -60,7 +60,8 @@ class CrossEntropy(KeepsMemory, Layer):
     def forward(self, x, targets=None, *args):
         x = check_scores(self, x, "probabilities", leading_axes=True)
         targets, ignored = class_targets(self, targets, x.shape, x.dtype, self.ignore_index)
-        rows = np.maximum(x, np.finfo(x.dtype).tiny).reshape(-1, x.shape[-1])
+        rows = np.maximum(x, np.finfo(x.dtype).tiny)
+        rows = rows if rows.ndim == 2 else rows.reshape(-1, x.shape[-1])  # (N*T, C) for tokens
         self._x, self._targets, self._ignored, self._shape = rows, targets, ignored, x.shape
         if targets.ndim == 1:
             losses = -np.log(rows[np.arange(len(rows)), targets])
@@ -80,7 +81,7 @@ class CrossEntropy(KeepsMemory, Layer):
             delta_x = -(delta[:, None] * targets) / x
         if self._ignored is not None:
             delta_x[self._ignored] = 0  # exactly, whatever delta says there
-        return delta_x.reshape(self._shape)
+        return delta_x if len(self._shape) == 2 else delta_x.reshape(self._shape)
 
 
 class SoftmaxCrossEntropy(KeepsMemory, Layer):
@@ -120,7 +121,8 @@ class SoftmaxCrossEntropy(KeepsMemory, Layer):
     def forward(self, x, targets=None, *args):
         z = check_scores(self, x, "logits", leading_axes=True)
         targets, ignored = class_targets(self, targets, z.shape, z.dtype, self.ignore_index)
-        shape, z = z.shape, z.reshape(-1, z.shape[-1])  # (N*T, V): a view when it can be
+        shape = z.shape
+        z = z if z.ndim == 2 else z.reshape(-1, shape[-1])  # (N*T, V): a view when it can be
         # Subtracting the row max changes nothing mathematically and keeps exp() from overflowing.
         shifted = z - z.max(axis=1, keepdims=True)
         probs = np.exp(shifted)
@@ -147,7 +149,7 @@ class SoftmaxCrossEntropy(KeepsMemory, Layer):
         delta_z *= delta[:, None]
         if self._ignored is not None:
             delta_z[self._ignored] = 0  # exactly, even where the logits or delta were not finite
-        return delta_z.reshape(self._shape)
+        return delta_z if len(self._shape) == 2 else delta_z.reshape(self._shape)
 
 
 def _per_sample_mean(values: np.ndarray) -> np.ndarray:

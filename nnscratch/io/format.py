@@ -61,8 +61,9 @@ class Checker:
             self.fail(f"unknown optimizer {name!r:.100}; expected one of {', '.join(optimizers)}")
         keys = optimizers[name][1]
         config, steps, state = header.get("config"), header.get("steps"), header.get("state")
-        if not isinstance(config, dict) or set(config) != set(keys):
-            self.fail(f"the {name} optimizer's config must have exactly {', '.join(keys)}, got {config!r:.200}")
+        if not isinstance(config, dict) or not set(keys) <= set(config) <= {*keys, *registry.OPTIONAL_SETTINGS}:
+            self.fail(f"the {name} optimizer's config must have exactly {', '.join(keys)} (and may have "
+                      f"{', '.join(registry.OPTIONAL_SETTINGS)}), got {config!r:.200}")
         if not is_count(steps):
             self.fail(f"the {name} optimizer's steps must be a non-negative int, got {steps!r:.50}")
         if not isinstance(state, list) or not all(isinstance(key, str) for key in state):

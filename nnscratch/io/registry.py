@@ -31,7 +31,10 @@ from ..containers import Container, Residual, Sequential
 from ..optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from ..protocol import Layer
 
-# optimizer class -> the constructor arguments that rebuild it (read back from its attributes)
+# optimizer class -> the constructor arguments that rebuild it (read back from its attributes);
+# OPTIONAL_SETTINGS are written only when they differ from their default, so files that predate them
+# load (and save again) as they were.
+OPTIONAL_SETTINGS = {"decay_matrices_only": False}
 OPTIMIZERS = {
     "SGD": (SGD, ("lr", "momentum", "weight_decay", "nesterov")),
     "Adam": (Adam, ("lr", "betas", "eps", "weight_decay")),
@@ -136,6 +139,8 @@ def describe_optimizer(optimizer, model) -> tuple[dict, dict]:
     for key in OPTIMIZERS[name][1]:
         value = getattr(optimizer, key)
         config[key] = list(value) if isinstance(value, tuple) else value
+    config.update({key: getattr(optimizer, key) for key, default in OPTIONAL_SETTINGS.items()
+                   if getattr(optimizer, key, default) != default})
     state = optimizer.state_dict()
     steps = state.pop("steps")
     steps = int(steps) if isinstance(steps, np.integer) else steps

@@ -17,6 +17,7 @@ from .losses import (
 from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .positional import PositionalEmbedding, SinusoidalPositionalEncoding
+from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten
 
 __all__ = [
@@ -49,4 +50,7 @@ __all__ = [
     "Embedding",
     "PositionalEmbedding",
     "SinusoidalPositionalEncoding",
+    "RNN",
+    "LSTM",
+    "GRU",
 ]

@@ -11,5 +11,6 @@ the same base in ``nnscratch/specs/`` (constructor checks, parameters, ``config`
 from .conv import Conv2D
 from .normalization import BatchNorm1D, BatchNorm2D
 from .pool import MaxPool2D
+from .recurrent import GRU, LSTM, RNN
 
-__all__ = ["BatchNorm1D", "BatchNorm2D", "Conv2D", "MaxPool2D"]
+__all__ = ["BatchNorm1D", "BatchNorm2D", "Conv2D", "GRU", "LSTM", "MaxPool2D", "RNN"]

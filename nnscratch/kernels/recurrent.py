@@ -1,0 +1,185 @@
+"""The loops over time of the fast RNN, LSTM and GRU (nnscratch/layers/recurrent.py).
+
+The layer does the big matrix products, over every time step at once: the input projections
+x W_ih^T + b before the loop, the weight gradients and dL/dx after it. What cannot be batched, the
+recurrence, is here: per step one product with W_hh and a few elementwise passes, each writing into
+preallocated arrays. Every array is time-major, (T, N, ...), so that a step's rows are one
+contiguous block (measured: elementwise passes over a step of (N, T, 4H) memory take 1.5-3 times
+as long, the rows being T * 4H floats apart).
+
+One tanh for every gate: sigmoid(a) = 0.5 + 0.5 tanh(a / 2). The layer halves the rows of the
+weights and biases that feed sigmoid gates (``gate_scale``; exact, a power of two), so a step takes
+one tanh over all its gates, then 0.5 s + 0.5 on the sigmoid ones. The backward loops read the
+gates' values and use the true weights.
+
+What the reference twins compute (nnscratch/reference/recurrent.py), step for step.
+
+Shape (T steps, batch N, H hidden units, G gates):
+    gates: (T, N, G*H), the projections, then the gates' values; h, c: (T + 1, N, H) with h[0] = h0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# The gates that are sigmoids, as (first, last) rows in units of H, in PyTorch's order.
+SIGMOID_GATES = {"RNN": (), "LSTM": ((0, 2), (3, 4)), "GRU": ((0, 2),)}  # LSTM i, f, g, o; GRU r, z, n
+
+
+def gate_scale(cell: str, hidden: int, dtype) -> np.ndarray:
+    """(G*H,) factors for the rows of W_ih, W_hh and the biases: 0.5 where a sigmoid gate is fed."""
+    gates = {"RNN": 1, "LSTM": 4, "GRU": 3}[cell]
+    scale = np.ones(gates * hidden, dtype)
+    for first, last in SIGMOID_GATES[cell]:
+        scale[first * hidden : last * hidden] = 0.5
+    return scale
+
+
+def _sigmoid_from_tanh(values: np.ndarray) -> None:
+    """tanh(a / 2) -> sigmoid(a), in place."""
+    values *= 0.5
+    values += 0.5
+
+
+# -- RNN ----------------------------------------------------------------------------------------------
+def rnn_forward(pre, weight_hh, h, relu: bool) -> None:
+    """h[t + 1] = f(pre[t] + h[t] W_hh^T), f = tanh or relu; pre (T, N, H) = x W_ih^T + b."""
+    weight_t = weight_hh.T
+    for t in range(pre.shape[0]):
+        out = h[t + 1]
+        np.matmul(h[t], weight_t, out=out)
+        out += pre[t]
+        if relu:
+            np.maximum(out, 0, out=out)
+        else:
+            np.tanh(out, out=out)
+
+
+def rnn_backward(delta, h, weight_hh, d_pre, dh, relu: bool) -> None:
+    """d_pre[t] = dL/da_t; delta (N, T, H) is dL/dy; dh (N, H) comes in zero and leaves as dL/dh0."""
+    for t in range(d_pre.shape[0] - 1, -1, -1):
+        dh += delta[:, t]
+        da, out = d_pre[t], h[t + 1]
+        if relu:
+            np.greater(out, 0, out=da)  # relu' = [a > 0], read off the output
+            da *= dh
+        else:
+            np.multiply(out, out, out=da)  # tanh' = 1 - tanh^2
+            np.subtract(1, da, out=da)
+            da *= dh
+        np.matmul(da, weight_hh, out=dh)
+
+
+# -- LSTM ---------------------------------------------------------------------------------------------
+def lstm_forward(gates, weight_hh, h, c, tanh_c) -> None:
+    """gates[t] (i, f, g, o) from the projections plus h[t] W_hh^T; c[t + 1] = f c[t] + i g,
+    h[t + 1] = o tanh(c[t + 1]). weight_hh comes with its sigmoid rows halved (``gate_scale``)."""
+    hidden = h.shape[2]
+    work, product = np.empty(gates.shape[1:], gates.dtype), np.empty(h.shape[1:], h.dtype)
+    weight_t = weight_hh.T
+    for t in range(gates.shape[0]):
+        a = gates[t]
+        np.matmul(h[t], weight_t, out=work)
+        a += work
+        np.tanh(a, out=a)
+        _sigmoid_from_tanh(a[:, : 2 * hidden])  # i, f
+        _sigmoid_from_tanh(a[:, 3 * hidden :])  # o
+        i, f, g, o = (a[:, k * hidden : (k + 1) * hidden] for k in range(4))
+        np.multiply(f, c[t], out=c[t + 1])
+        np.multiply(i, g, out=product)
+        c[t + 1] += product
+        np.tanh(c[t + 1], out=tanh_c[t])
+        np.multiply(o, tanh_c[t], out=h[t + 1])
+
+
+def lstm_backward(delta, gates, c, tanh_c, weight_hh, d_gates, dh, dc) -> None:
+    """d_gates[t] = dL/da_t (a the pre-activations, i f g o); dh, dc (N, H) come in zero and leave as
+    dL/dh0 and dL/dc0; delta (N, T, H) is dL/dy."""
+    hidden = dh.shape[1]
+    work, deriv = np.empty_like(dh), np.empty(gates.shape[1:], gates.dtype)
+    for t in range(gates.shape[0] - 1, -1, -1):
+        a, d = gates[t], d_gates[t]
+        i, f, g, o = (a[:, k * hidden : (k + 1) * hidden] for k in range(4))
+        di, df, dg, do = (d[:, k * hidden : (k + 1) * hidden] for k in range(4))
+        dh += delta[:, t]
+        # c reaches the loss through the next step and through h: dc += dh o (1 - tanh(c)^2)
+        np.multiply(tanh_c[t], tanh_c[t], out=work)
+        np.subtract(1, work, out=work)
+        work *= o
+        work *= dh
+        dc += work
+        np.multiply(dh, tanh_c[t], out=do)
+        np.multiply(dc, g, out=di)
+        np.multiply(dc, c[t], out=df)
+        np.multiply(dc, i, out=dg)
+        # through the nonlinearities: s (1 - s) for i, f, o, then 1 - g^2 for g
+        np.subtract(1, a, out=deriv)
+        deriv *= a
+        tanh_deriv = deriv[:, 2 * hidden : 3 * hidden]
+        np.multiply(g, g, out=tanh_deriv)
+        np.subtract(1, tanh_deriv, out=tanh_deriv)
+        d *= deriv
+        dc *= f
+        np.matmul(d, weight_hh, out=dh)
+
+
+# -- GRU ----------------------------------------------------------------------------------------------
+def gru_forward(gates, weight_hh, bias_hh, h, hidden_n) -> None:
+    """gates[t] (r, z, n): r, z = sigmoid(x and h shares), n = tanh(x share + r * hidden_n[t]),
+    hidden_n[t] = h[t] W_hn^T + b_hn kept for backward; h[t + 1] = n + z (h[t] - n). weight_hh and
+    bias_hh (or None) come with their r and z rows halved (``gate_scale``)."""
+    hidden = h.shape[2]
+    work, product = np.empty(gates.shape[1:], gates.dtype), np.empty(h.shape[1:], h.dtype)
+    weight_t = weight_hh.T
+    for t in range(gates.shape[0]):
+        a = gates[t]
+        np.matmul(h[t], weight_t, out=work)
+        if bias_hh is not None:
+            work += bias_hh
+        rz, n = a[:, : 2 * hidden], a[:, 2 * hidden :]
+        rz += work[:, : 2 * hidden]
+        np.tanh(rz, out=rz)
+        _sigmoid_from_tanh(rz)
+        r, z = rz[:, :hidden], rz[:, hidden:]
+        hidden_n[t] = work[:, 2 * hidden :]
+        np.multiply(r, hidden_n[t], out=product)
+        n += product
+        np.tanh(n, out=n)
+        np.subtract(h[t], n, out=product)
+        product *= z
+        np.add(n, product, out=h[t + 1])
+
+
+def gru_backward(delta, gates, h, hidden_n, weight_hh, d_input, d_hidden, dh) -> None:
+    """d_input[t] = dL/d(x share), d_hidden[t] = dL/d(h share) of the pre-activations (r, z, n): they
+    differ in n, whose h share is scaled by r. dh (N, H) comes in zero and leaves as dL/dh0."""
+    hidden = dh.shape[1]
+    work, product = np.empty_like(dh), np.empty_like(dh)
+    for t in range(gates.shape[0] - 1, -1, -1):
+        a, dx_share, dh_share = gates[t], d_input[t], d_hidden[t]
+        r, z, n = (a[:, k * hidden : (k + 1) * hidden] for k in range(3))
+        da_r, da_z, da_n = (dx_share[:, k * hidden : (k + 1) * hidden] for k in range(3))
+        dh += delta[:, t]
+        # da_n = dh (1 - z) (1 - n^2)
+        np.multiply(n, n, out=work)
+        np.subtract(1, work, out=work)
+        work *= dh
+        np.multiply(work, z, out=product)
+        np.subtract(work, product, out=da_n)
+        # da_z = dh (h[t] - n) z (1 - z)
+        np.subtract(h[t], n, out=work)
+        work *= dh
+        np.subtract(1, z, out=product)
+        product *= z
+        np.multiply(work, product, out=da_z)
+        # da_r = da_n hidden_n r (1 - r)
+        np.subtract(1, r, out=product)
+        product *= r
+        np.multiply(da_n, hidden_n[t], out=da_r)
+        da_r *= product
+        dh_share[:, : 2 * hidden] = dx_share[:, : 2 * hidden]
+        np.multiply(da_n, r, out=dh_share[:, 2 * hidden :])
+        # h[t] reaches h[t + 1] directly (times z) and through the three gates
+        dh *= z
+        np.matmul(dh_share, weight_hh, out=work)
+        dh += work

@@ -303,7 +303,7 @@ def builtin_cases() -> list[Case]:
                          n.Dropout(0.3, rng=78), _with_statistics(n.LayerNorm(6), 78), n.Linear(6, 4, rng=79),
                          n.SoftmaxCrossEntropy(), n.Mean()).train(training),
             _away_from_zero((3, 2, 4, 4), 76), (make_targets("integer", 3, 4, 76),))))
-    return cases + sequence_cases()
+    return cases + sequence_cases() + recurrent_cases()
 
 
 # -- sequences (issue 22): positions, the layers of a Transformer on (N, T, D), losses over tokens ---------
@@ -350,3 +350,59 @@ def sequence_cases() -> list[Case]:
                                    n.SoftmaxCrossEntropy(ignore_index=0), n.Mean()),
                       normal_input((2, 4, 3), 128), (_token_targets(2, 4, 4, 128, ignored=()),))),
     ]
+
+
+# -- recurrent layers (issue 22) -------------------------------------------------------------------
+class StartingFrom:
+    """A recurrent layer run from a given initial state, which the check sees as parameters after the
+    layer's own, so that it checks dL/dh0 (and dL/dc0) too. ``stateful``: the state is set as the one
+    the layer carries (``reset_state(state)``) before every forward, instead of passed as
+    ``initial_state``."""
+
+    def __init__(self, layer, state: tuple, stateful: bool = False):
+        self.layer, self.state, self.stateful = layer, list(state), stateful
+        self.name = layer.name  # what the check's messages call it
+
+    @property
+    def parameters(self) -> list:
+        return self.layer.parameters + self.state
+
+    @property
+    def parameters_deltas(self) -> list:
+        delta = self.layer.initial_state_delta
+        return self.layer.parameters_deltas + list(delta if isinstance(delta, tuple) else (delta,))
+
+    def forward(self, x, *args):
+        state = tuple(self.state) if len(self.state) == 2 else self.state[0]
+        if self.stateful:
+            self.layer.reset_state(state)
+            return self.layer.forward(x)
+        return self.layer.forward(x, initial_state=state)
+
+    def backward(self, delta):
+        return self.layer.backward(delta)
+
+
+def recurrent_cases() -> list[Case]:
+    """RNN (tanh, relu), LSTM and GRU, fast and textbook: from a given initial state (checked as the
+    last parameters), as a stateful layer's carried state, and from zeros in eval mode."""
+    cells = [("RNN", {}, "tanh, "), ("RNN", {"nonlinearity": "relu"}, "relu, "), ("LSTM", {}, ""), ("GRU", {}, "")]
+    cases = []
+    for seed, (kind, prefix, (cell, extra, label), mode) in enumerate(
+            (kind, prefix, cell, mode) for kind, prefix in ((nnscratch, ""), (nnscratch.reference, "reference."))
+            for cell in cells for mode in (("given", "stateful", "eval") if kind is nnscratch else ("given",))):
+        names = "h0 and c0 as parameters 4 and 5" if cell == "LSTM" else "h0 as parameter 4"
+        config = {"given": f"{label}3 -> 4, batch 3, 5 steps, {names}",
+                  "stateful": f"{label}stateful, the carried {names}",
+                  "eval": f"{label}eval mode, from zeros"}[mode]
+
+        def build(kind=kind, cell=cell, extra=extra, mode=mode, seed=200 + seed):
+            layer = getattr(kind, cell)(3, 4, stateful=mode == "stateful", rng=seed, **extra)
+            x = normal_input((3, 5, 3), seed)
+            if mode == "eval":
+                return layer.eval(), x, ()
+            state = tuple(normal_input((3, 4), seed + 1 + i, 0.7) for i in range(1 + (cell == "LSTM")))
+            return StartingFrom(layer, state, stateful=mode == "stateful"), x, ()
+
+        cases.append(Case(prefix + cell, config, build))
+    return cases

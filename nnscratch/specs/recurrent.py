@@ -114,8 +114,9 @@ class RecurrentBase(KeepsMemory, Layer):
         elif isinstance(state, (tuple, list)) and len(state) == len(names):
             parts = tuple(state)
         else:
+            given = f" of {len(state)}" if isinstance(state, (tuple, list)) else ""
             raise TypeError(f"{self.name}: {what} must be a pair ({', '.join(names)}), {expected}, "
-                            f"got {type(state).__name__}")
+                            f"got {type(state).__name__}{given}")
         for name, part in zip(names, parts):
             check_input_array(self.name, part, f"{what} {name}")
             if part.ndim != 2 or part.shape[1] != h:

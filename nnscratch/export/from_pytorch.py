@@ -192,6 +192,29 @@ def _positional_embedding_from_torch(module, where: str):
     return layer
 
 
+def _recurrent_from_torch(module, where: str):
+    """nn.RNN, nn.LSTM or nn.GRU (batch_first=True): one nnscratch layer, or a Sequential of one per
+    PyTorch layer (num_layers), with Dropout between them if the module has dropout."""
+    cell = type(module).__name__
+    require(module, where, "batch_first", module.batch_first, True,
+            f"nnscratch's {cell} takes (N, T, D) sequences: build it with batch_first=True")
+    require(module, where, "bidirectional", module.bidirectional, False,
+            f"nnscratch's {cell} runs one direction: run a second layer on the reversed sequence")
+    require(module, where, "proj_size", getattr(module, "proj_size", 0), 0, "nnscratch's LSTM has no projection")
+    extra = {"nonlinearity": module.nonlinearity} if cell == "RNN" else {}
+    gates, hidden = {"RNN": 1, "LSTM": 4, "GRU": 3}[cell], module.hidden_size
+    stack = []
+    for index in range(module.num_layers):
+        inputs = module.input_size if index == 0 else hidden
+        weight = read(module, where, f"weight_ih_l{index}", (gates * hidden, inputs))
+        layer = getattr(layers, cell)(inputs, hidden, bias=bool(module.bias), dtype=weight.dtype, rng=0, **extra)
+        layer.weight_ih[...] = weight
+        for name, array in zip(("weight_hh", "bias_ih", "bias_hh"), layer.parameters[1:]):
+            array[...] = read(module, where, f"{name}_l{index}", array.shape, weight.dtype)
+        stack += [layers.Dropout(float(module.dropout)), layer] if index and module.dropout else [layer]
+    return stack[0] if len(stack) == 1 else Sequential(*stack).train(bool(module.training))
+
+
 @functools.lru_cache(maxsize=None)
 def _from_torch_table(torch) -> dict:
     """torch module class -> converter(module, where) -> nnscratch layer."""
@@ -202,6 +225,10 @@ def _from_torch_table(torch) -> dict:
         torch_modules(torch).SinusoidalPositionalEncoding:
             lambda module, where: layers.SinusoidalPositionalEncoding(module.dim, max_len=module.max_len),
         nn.Embedding: _embedding_from_torch,
+        torch_modules(torch).Recurrent: lambda module, where: _recurrent_from_torch(module.module, where),
+        nn.RNN: _recurrent_from_torch,
+        nn.LSTM: _recurrent_from_torch,
+        nn.GRU: _recurrent_from_torch,
         nn.AvgPool2d: _avgpool2d_from_torch,
         nn.BatchNorm1d: _batchnorm_from_torch(layers.BatchNorm1D),
         nn.BatchNorm2d: _batchnorm_from_torch(layers.BatchNorm2D),

@@ -23,6 +23,9 @@ def _linear(graph, layer, x: str, shape: tuple) -> str:
     weight = graph.weight("linear_weight", layer.weight)
     if layer.bias is None:
         return graph.node("MatMul", [x, weight], "linear")
+    if len(shape) > 2:  # a sequence (N, T, in): Gemm takes matrices only
+        return graph.node("Add", [graph.node("MatMul", [x, weight], "linear_product"),
+                                  graph.weight("linear_bias", layer.bias)], "linear")
     return graph.node("Gemm", [x, weight, graph.weight("linear_bias", layer.bias)], "linear")
 
 
@@ -127,6 +130,32 @@ def _layernorm(graph, layer, x: str, shape: tuple) -> str:
     shift = layer.bias if layer.elementwise_affine else np.zeros(normalized)
     inputs = [x, graph.weight("ln_weight", scale), graph.weight("ln_bias", shift)]
     return graph.node("LayerNormalization", inputs, "layernorm", axis=-len(normalized), epsilon=float(layer.eps))
+
+
+# PyTorch's gate blocks in ONNX's order: LSTM (i, f, g, o) -> (i, o, f, c); GRU (r, z, n) -> (z, r, h).
+_ONNX_GATE_ORDER = {"RNN": [0], "LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2]}
+
+
+@CONVERTERS.converts(layers.RNN, layers.LSTM, layers.GRU, reference.RNN, reference.LSTM, reference.GRU)
+def _recurrent(graph, layer, x: str, shape: tuple) -> str:
+    # ONNX's RNN, LSTM and GRU ops, time-major (layout 0, which every runtime takes): (N, T, D) is
+    # transposed in, and Y (T, directions = 1, N, H) squeezed and transposed out. No initial state:
+    # zeros, as the layer starts (a stateful layer's carried state is not exported).
+    cell, hidden = type(layer).__name__, layer.hidden_size
+    rows = np.concatenate([np.arange(k * hidden, (k + 1) * hidden) for k in _ONNX_GATE_ORDER[cell]])
+    name = cell.lower()
+    inputs = [graph.node("Transpose", [x], f"{name}_time_major", perm=[1, 0, 2]),
+              graph.weight(f"{name}_W", layer.weight_ih[rows][None]), graph.weight(f"{name}_R", layer.weight_hh[rows][None])]
+    if layer.bias_ih is not None:
+        inputs.append(graph.weight(f"{name}_B", np.concatenate([layer.bias_ih[rows], layer.bias_hh[rows]])[None]))
+    attributes = {"hidden_size": hidden}
+    if cell == "RNN":
+        attributes["activations"] = ["Tanh" if layer.nonlinearity == "tanh" else "Relu"]
+    if cell == "GRU":
+        attributes["linear_before_reset"] = 1  # PyTorch's GRU: r scales (W_hn h + b_hn), not h
+    y = graph.node(cell, inputs, name, **attributes)
+    y = graph.node("Squeeze", [y, graph.weight(f"{name}_direction_axis", np.array([1], np.int64))], f"{name}_squeeze")
+    return graph.node("Transpose", [y], f"{name}_batch_first", perm=[1, 0, 2])
 
 
 @CONVERTERS.converts(layers.Dropout)

@@ -18,6 +18,10 @@ original). What changes on the way:
   ``from_torch`` reads back.
 - ``Embedding`` becomes ``nn.Embedding`` (the same (num_embeddings, embedding_dim) table and
   padding_idx); its input is integer ids, as nnscratch's.
+- RNN, LSTM and GRU become ``nn.RNN``, ``nn.LSTM`` and ``nn.GRU`` (``batch_first=True``, the weights
+  as they are), each in ``torch_modules(torch).Recurrent``, which returns the output sequence alone
+  (PyTorch's modules return it with the final state, and nn.Sequential passes on one value). The twin
+  starts every sequence from zeros: a stateful layer's carried state does not go across.
 
 Only the layers in the tables convert; anything else is a ``TypeError`` naming it and where it
 sits, and a PyTorch module configured beyond what the nnscratch layer does (a grouped or dilated
@@ -62,6 +66,8 @@ def torch_modules(torch):
       (nanoGPT adds ``wpe(arange(T))``, the same sum).
     - ``SinusoidalPositionalEncoding(dim, max_len)``: x + P[:T], the table computed in float64 for
       each input (no buffer: nnscratch's layer holds none either), then cast to x's dtype.
+    - ``Recurrent(module)``: ``module(x)[0]``, the output sequence of an ``nn.RNN``, ``nn.LSTM`` or
+      ``nn.GRU`` without its final state, as nnscratch's recurrent layers give it.
     """
     nn = torch.nn
 
@@ -108,7 +114,17 @@ def torch_modules(torch):
         def extra_repr(self):
             return f"dim={self.dim}, max_len={self.max_len}"
 
-    twins = (GlobalAvgPool2D, Residual, PositionalEmbedding, SinusoidalPositionalEncoding)
+    class Recurrent(nn.Module):
+        """y = module(x)[0]: the output sequence (N, T, H) of a recurrent ``module`` (batch_first=True)."""
+
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            return self.module(x)[0]
+
+    twins = (GlobalAvgPool2D, Residual, PositionalEmbedding, SinusoidalPositionalEncoding, Recurrent)
     for twin in twins:
         twin.__module__ = __name__
     return types.SimpleNamespace(**{twin.__name__: twin for twin in twins})
@@ -215,6 +231,19 @@ def _layernorm_to_torch(layer, torch):
     module = torch.nn.LayerNorm(layer.normalized_shape, eps=layer.eps, elementwise_affine=affine,
                                 dtype=_torch_dtype(torch, layer.weight.dtype if affine else layer.config()["dtype"]))
     return _with_weights(torch, module, layer, ("weight", "bias") if affine else ())
+
+
+@TO_TORCH.converts(layers.RNN, layers.LSTM, layers.GRU, reference.RNN, reference.LSTM, reference.GRU)
+def _recurrent_to_torch(layer, torch):
+    extra = {"nonlinearity": layer.nonlinearity} if isinstance(layer, (layers.RNN, reference.RNN)) else {}
+    module = getattr(torch.nn, type(layer).__name__)(
+        layer.input_size, layer.hidden_size, bias=layer.bias_ih is not None, batch_first=True,
+        dtype=_torch_dtype(torch, layer.weight_ih.dtype), **extra)
+    with torch.no_grad():  # the same names (PyTorch's with the layer's index, _l0) and the same layout
+        for name, value in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), layer.parameters):
+            getattr(module, f"{name}_l0").copy_(_tensor(torch, value))
+    # in the layer's mode, the module inside included (the walk sets the outer module's alone)
+    return torch_modules(torch).Recurrent(module).train(bool(layer.training))
 
 
 @TO_TORCH.converts(layers.Dropout)

@@ -62,8 +62,9 @@ def _fresh(cls, *args, **kwargs):
     """A builder of a new ``cls(*args, **kwargs)`` per model (layers hold state: never share one)."""
 
     def make(dtype, rng):
+        recurrent = (nn.RNN, nn.LSTM, nn.GRU, nn.reference.RNN, nn.reference.LSTM, nn.reference.GRU)
         extra = {"dtype": dtype, "rng": rng} if cls in (nn.Linear, nn.Conv2D, nn.reference.Conv2D, nn.Embedding,
-                                                       nn.PositionalEmbedding) else {}
+                                                       nn.PositionalEmbedding, *recurrent) else {}
         if cls in (nn.BatchNorm1D, nn.BatchNorm2D, nn.LayerNorm, nn.reference.BatchNorm1D, nn.reference.BatchNorm2D):
             extra = {"dtype": dtype}
         return cls(*args, **kwargs, **extra)
@@ -136,6 +137,18 @@ CASES = {
         Ids((6,), 9)),
     "PositionalEmbedding": (_built(_fresh(nn.PositionalEmbedding, 8, 3)), (8, 3)),
     "SinusoidalPositionalEncoding-odd-dim": (_built(_fresh(nn.SinusoidalPositionalEncoding, 5, max_len=9)), (7, 5)),
+    # recurrent layers: sequences (N, T, D) to (N, T, H)
+    "RNN": (_built(_fresh(nn.RNN, 3, 5)), (6, 3)),
+    "RNN-relu-no-bias": (_built(_fresh(nn.RNN, 3, 4, nonlinearity="relu", bias=False)), (5, 3)),
+    "LSTM": (_built(_fresh(nn.LSTM, 3, 5)), (6, 3)),
+    "LSTM-no-bias-one-step": (_built(_fresh(nn.LSTM, 4, 3, bias=False)), (1, 4)),
+    "GRU": (_built(_fresh(nn.GRU, 3, 5)), (6, 3)),
+    "GRU-no-bias": (_built(_fresh(nn.GRU, 2, 4, bias=False)), (5, 2)),
+    "recurrent-stack": (_built(_fresh(nn.Linear, 3, 4), _fresh(nn.LSTM, 4, 6), _fresh(nn.GRU, 6, 5),
+                               _fresh(nn.RNN, 5, 4), _fresh(nn.Linear, 4, 2)), (7, 3)),
+    "reference-RNN": (_built(_fresh(nn.reference.RNN, 3, 4, nonlinearity="relu")), (5, 3)),
+    "reference-LSTM": (_built(_fresh(nn.reference.LSTM, 3, 4)), (5, 3)),
+    "reference-GRU": (_built(_fresh(nn.reference.GRU, 3, 4)), (5, 3)),
 }  # fmt: skip
 # Cases whose training-mode output is random (Dropout's masks): compared in eval mode only.
 RANDOM_IN_TRAINING = {"Dropout"}

@@ -20,6 +20,11 @@ process pinned to one CPU for the duration of each busy run (killed after it, an
 after --busy-max-seconds whatever happens). nnscratch trains as fit does, its ThreadChooser picking
 numpy's BLAS threads; PyTorch runs as it comes, with its default thread count, printed.
 
+Recurrent layers (issue 22): one LSTM, GRU and RNN layer, forward and backward (dL/dx included) on
+(N, T, D) = (32, 64, 256), H = 256, float32, beside PyTorch's nn.LSTM, nn.GRU and nn.RNN from the same
+weights, alternating as the networks do (LSTM target >= 0.75; GRU and RNN without one); with
+``--only lstm-memory``, the resident memory over 1,000 LSTM steps.
+
 Machines shared with other work give noisy timings: the load average, the share of the CPUs that
 other processes took during each network's timed runs, and numpy's BLAS speed measured before each
 pair of runs (a virtual machine's host can halve it for seconds at a time) are printed with the
@@ -53,6 +58,9 @@ from benchmark_machine import (  # noqa: E402, F401
     PROBE_SHAPE, blas_gflops, blas_info, cpu_model, cpu_snapshot, loadavg, others_cpu_share, rss_bytes,
 )
 from benchmark_machine import BusyCore  # noqa: E402, F401
+from benchmark_sequences import (  # noqa: E402, F401
+    SEQUENCE_TARGETS, build_recurrent, compare_recurrent, measure_recurrent_memory, recurrent_steps,
+)
 from benchmark_networks import (  # noqa: E402, F401
     LR, MOMENTUM, REPO, TARGETS, build_nnscratch, build_torch, compare_busy, compare_conv, compare_network,
     load_naive, load_torch, make_batches, measure_memory, nnscratch_step, samples_per_second, torch_step,
@@ -72,8 +80,9 @@ def render(results: dict) -> str:
     ]
     if results["torch_skipped"]:
         lines.append(f"skipping the PyTorch column: {results['torch_skipped']}")
-    lines += ["", f"{'network':<8}{'nnscratch samples/s':>21}{'PyTorch samples/s':>19}"
-              f"{'ratio':>8}{'target':>9}  result  {'best runs ratio':>15}  CPU used by others"]
+    if results["networks"]:
+        lines += ["", f"{'network':<8}{'nnscratch samples/s':>21}{'PyTorch samples/s':>19}"
+                  f"{'ratio':>8}{'target':>9}  result  {'best runs ratio':>15}  CPU used by others"]
     for name, row in results["networks"].items():
         torch_speed = f"{row['pytorch']['median']:,.0f}" if row["pytorch"] else "skipped"
         ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
@@ -105,11 +114,39 @@ def render(results: dict) -> str:
         trace = " ".join(f"{mb:.1f}" for mb in mem["rss_mb"])
         lines.append(f"{name.upper()} training RSS after each epoch of {mem['steps_per_epoch']} steps (MB): "
                      f"{trace}; growth {mem['growth_mb']:+.2f} MB ({mem['growth_per_step_bytes']:+,.0f} B/step)")
-    lines.append(f"samples/s: medians of {results['settings']['repeats']} alternating runs; ratio = nnscratch / "
-                 "PyTorch (the target is on it); best runs ratio = fastest run / fastest run")
+    if results["networks"]:
+        lines.append(f"samples/s: medians of {results['settings']['repeats']} alternating runs; ratio = nnscratch / "
+                     "PyTorch (the target is on it); best runs ratio = fastest run / fastest run")
+    if results.get("recurrent") or results.get("recurrent_memory"):
+        lines += ["", *render_recurrent(results.get("recurrent", {}), results.get("recurrent_memory"))]
     if results.get("busy"):
         lines += ["", *render_busy(results["busy"], results["machine"])]
     return "\n".join(lines)
+
+
+def render_recurrent(rows: dict, memory: dict | None) -> list:
+    """The recurrent layers' section: sequences/s of each framework, their ratio and its spread."""
+    lines = []
+    if rows:
+        shape = next(iter(rows.values()))["shape"]
+        lines += [f"recurrent layers, forward + backward (dL/dx included), N={shape['batch']}, T={shape['length']}, "
+                  f"D={shape['input_size']}, H={shape['hidden_size']}, float32",
+                  f"{'layer':<8}{'nnscratch seq/s':>17}{'PyTorch seq/s':>15}{'ratio':>8}{'target':>9}  result  "
+                  f"{'ratio of each pair of runs':<28}CPU used by others"]
+    for cell, row in rows.items():
+        theirs = f"{row['pytorch']['median']:,.1f}" if row["pytorch"] else "skipped"
+        ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
+        target = f">= {row['target']:g}" if row["target"] is not None else "none"
+        verdict = "-" if row["meets_target"] is None else ("PASS" if row["meets_target"] else "MISS")
+        spread = _spread(row["pair_ratios"]) if row["pair_ratios"] else "-"
+        lines.append(f"{cell.upper():<8}{row['nnscratch']['median']:>17,.1f}{theirs:>15}{ratio:>8}{target:>9}  "
+                     f"{verdict:<6}  {spread:<28}{share(row['others_cpu_share'])}")
+    if memory:
+        trace = " ".join(f"{mb:.1f}" for mb in memory["rss_mb"])
+        lines.append(f"LSTM forward + backward RSS every {memory['every']} steps (MB): {trace}; growth "
+                     f"{memory['growth_mb']:+.2f} MB over {memory['steps']} steps "
+                     f"({memory['growth_per_step_bytes']:+,.0f} B/step)")
+    return lines
 
 
 def render_busy(busy: dict, machine: dict) -> list:
@@ -183,6 +220,12 @@ def run(args) -> dict:
         epoch_steps = {"mlp": 4 * args.mlp_steps, "cnn": 2 * args.cnn_steps}
         results["memory"] = {n: measure_memory(n, args.memory_epochs, epoch_steps[n], args.batch)
                              for n in networks}
+    cells = [cell for cell in SEQUENCE_TARGETS if cell in args.only]
+    if cells:
+        results["recurrent"] = {cell: compare_recurrent(cell, torch, args.repeats, args.recurrent_steps,
+                                                        min(args.warmup, 1), args.warmup_seconds) for cell in cells}
+    if "lstm-memory" in args.only:
+        results["recurrent_memory"] = measure_recurrent_memory(args.lstm_memory_steps)
     busy_networks = [n for n in ("mlp", "cnn") if n in args.only] if args.busy else []
     if busy_networks:
         if torch is not None:
@@ -208,8 +251,13 @@ def parse_args(argv=None):
     parser.add_argument("--conv-repeats", type=int, default=20, help="timed calls of the fast Conv2D")
     parser.add_argument("--naive-repeats", type=int, default=1, help="timed calls of the naive Conv2D")
     parser.add_argument("--memory-epochs", type=int, default=5, help="measured epochs of the memory check (an epoch: 4x --mlp-steps or 2x --cnn-steps steps)")
-    parser.add_argument("--only", default="mlp,cnn,conv,memory",
-                        help="comma-separated parts to run, of mlp, cnn, conv, memory (default: all)")
+    parser.add_argument("--recurrent-steps", type=int, default=5,
+                        help="timed forward + backward steps per run of the recurrent layers")
+    parser.add_argument("--lstm-memory-steps", type=int, default=1000,
+                        help="LSTM steps of the lstm-memory part (RSS read every 100)")
+    parser.add_argument("--only", default="mlp,cnn,conv,memory,lstm,gru,rnn",
+                        help="comma-separated parts to run, of mlp, cnn, conv, memory, lstm, gru, rnn, lstm-memory "
+                             "(default: all but lstm-memory)")
     parser.add_argument("--full-backward", action="store_true",
                         help="also compute dL/dx of the data in nnscratch (PyTorch never does)")
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch column")
@@ -219,7 +267,8 @@ def parse_args(argv=None):
                         help="the busy-loop process stops by itself after this long, even if never killed")
     parser.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
-    for name in ("repeats", "mlp_steps", "cnn_steps", "batch", "conv_repeats", "naive_repeats", "memory_epochs"):
+    for name in ("repeats", "mlp_steps", "cnn_steps", "batch", "conv_repeats", "naive_repeats", "memory_epochs",
+                 "recurrent_steps", "lstm_memory_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: expected a positive int, got {getattr(args, name)}")
     if args.warmup < 0:
@@ -227,7 +276,7 @@ def parse_args(argv=None):
     check_busy_max_seconds(parser, args.busy_max_seconds)
     if not 0 <= args.warmup_seconds <= 60:
         parser.error(f"--warmup-seconds: expected seconds between 0 and 60, got {args.warmup_seconds}")
-    args.only = only_names(parser, args.only, ("mlp", "cnn", "conv", "memory"))
+    args.only = only_names(parser, args.only, ("mlp", "cnn", "conv", "memory", "lstm", "gru", "rnn", "lstm-memory"))
     return args
 
 

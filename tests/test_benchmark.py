@@ -299,7 +299,7 @@ def test_write_json_is_atomic_on_failure(bench, tmp_path):
         (["--repeats", "0"], "--repeats: expected a positive int, got 0"),
         (["--warmup", "-1"], "--warmup: expected a non-negative int, got -1"),
         (["--warmup-seconds", "-0.5"], "--warmup-seconds: expected seconds between 0 and 60, got -0.5"),
-        (["--only", "mlp,gpu"], "--only: expected names among mlp, cnn, conv, memory, got gpu"),
+        (["--only", "mlp,gpu"], "--only: expected names among mlp, cnn, conv, memory, lstm, gru, rnn, lstm-memory, got gpu"),
         (["--busy-max-seconds", "0"], "--busy-max-seconds: expected seconds in (0, 3600], got 0.0"),
     ],
 )
@@ -310,3 +310,59 @@ def test_bad_options_exit_2_with_a_message(bench, capsys, argv, message):
 def test_unknown_network_is_a_clear_error(bench):
     with pytest.raises(ValueError, match="benchmark: network must be 'mlp' or 'cnn', got 'rnn'"):
         bench.build_nnscratch("rnn")
+
+
+# -- the recurrent layers (issue 22) ------------------------------------------------------------------
+TINY_SEQUENCES = {"batch": 3, "length": 5, "input_size": 4, "hidden_size": 6}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_recurrent_rows_have_every_figure_without_torch(bench, cell):
+    row = bench.compare_recurrent(cell, None, repeats=2, steps=1, warmup=1, warmup_seconds=0, shape=TINY_SEQUENCES)
+    _check_speed(row["nnscratch"])
+    assert row["pytorch"] is None and row["ratio"] is None and row["meets_target"] is None
+    assert row["target"] == {"lstm": 0.75, "gru": None, "rnn": None}[cell] and row["shape"] == TINY_SEQUENCES
+    assert len(row["blas_gflops"]) == 2
+
+
+def test_the_command_prints_the_recurrent_rows(bench, tmp_path, capsys, monkeypatch):
+    measure = bench.compare_recurrent
+    monkeypatch.setattr(bench, "compare_recurrent", lambda *args: measure(*args, shape=TINY_SEQUENCES))
+    path = tmp_path / "figures.json"
+    argv = ["--only", "lstm,gru", "--repeats", "2", "--recurrent-steps", "1", "--warmup-seconds", "0", "--no-torch",
+            "--json", str(path)]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(path.read_text())
+    assert set(figures["recurrent"]) == {"lstm", "gru"} and figures["networks"] == {}
+    row = figures["recurrent"]["lstm"]
+    assert f"LSTM{row['nnscratch']['median']:>21,.1f}{'skipped':>15}" in out and "N=3, T=5, D=4, H=6" in out
+    assert all(math.isfinite(v) for v in _numbers(figures))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_both_recurrent_steps_compute_the_same_gradients(bench, cell):
+    torch = pytest.importorskip("torch")
+    layer, x, delta = bench.build_recurrent(cell, shape=TINY_SEQUENCES)
+    steps = bench.recurrent_steps(torch, layer, x, delta)  # PyTorch's twin from the same weights
+    ours, theirs = steps["nnscratch"](x, delta), steps["pytorch"](x, delta)
+    assert ours.dtype == np.float32 and theirs.dtype == torch.float32
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-4, atol=1e-6)
+    assert np.abs(ours).max() > 1e-3  # dL/dx: both compute it, as in the middle of a network
+
+
+def test_recurrent_memory_is_flat_and_a_leak_would_show(bench):
+    memory = bench.measure_recurrent_memory(steps=40, every=10, shape=TINY_SEQUENCES)
+    assert memory["steps"] == 40 and len(memory["rss_mb"]) == 5 and all(mb > 0 for mb in memory["rss_mb"])
+    layer, x, delta = bench.build_recurrent("lstm", shape={**TINY_SEQUENCES, "batch": 16, "length": 32})
+
+    def step():
+        layer.forward(x)
+        layer.backward(delta)
+
+    # one step's arrays are tens of kB (16 x 32 x 4 x 6 floats the gates alone); 30 leaked steps would be
+    # far above the bound, and recycling keeps it flat
+    assert _traced_growth(step) < 200_000
+    kept = []
+    assert _traced_growth(lambda: kept.append(layer.forward(x).copy()) or step()) > 200_000

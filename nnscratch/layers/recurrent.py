@@ -87,16 +87,21 @@ class _FastRecurrent:
         (the same array but for a GRU); both (T, N, G*H)."""
         steps, n, d = xs.shape
         rows = steps * n
+        one_share = d_hidden is d_input  # RNN, LSTM: the biases enter as their sum, with one gradient
         d_input, d_hidden = d_input.reshape(rows, -1), d_hidden.reshape(rows, -1)
         deltas = writable_deltas(self)
         np.matmul(d_input.T, xs.reshape(rows, d), out=deltas[0])
         np.matmul(d_hidden.T, h[:-1].reshape(rows, -1), out=deltas[1])  # h_{t-1} for every step t
         if self.bias_ih is not None:
             # the sums over all rows as one matrix-vector product each (see Linear.backward)
-            ones = self._ones if self._ones is not None and self._ones.shape == (rows,) else np.ones(rows, xs.dtype)
-            self._ones = ones
+            ones = self._ones
+            if ones is None or ones.shape != (rows,) or ones.dtype != xs.dtype:
+                ones = self._ones = np.ones(rows, xs.dtype)
             np.matmul(ones, d_input, out=deltas[2])
-            np.matmul(ones, d_hidden, out=deltas[3])
+            if one_share:
+                np.copyto(deltas[3], deltas[2])
+            else:
+                np.matmul(ones, d_hidden, out=deltas[3])
         rows_dx = self._array("dx_rows", (rows, d), xs.dtype)
         np.matmul(d_input, self.weight_ih, out=rows_dx)
         dx = self._array("dx", (n, steps, d), xs.dtype)

@@ -7,6 +7,10 @@ Each ``loop_<cell>(x, state, params)`` returns (y (N, T, H), final state, gradie
 walked back through time one sample at a time. ``state`` is h0, or (h0, c0) for the LSTM; ``params``
 is [weight_ih, weight_hh, bias_ih, bias_hh] (float64 arrays). Tiny shapes only: the cost is
 N * T * G * H * (D + H) Python operations.
+
+The three walks back through time share their shape on purpose: each is written out in full from
+its cell's equations, so that a reader checks one derivation at a glance, without a shared helper
+to trust besides.
 """
 
 from __future__ import annotations

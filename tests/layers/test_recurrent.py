@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import nnscratch as nn
 from helpers.recurrent_cases import CELLS, EACH_CELL, make, normal, parts, random_state, twin_of
+from nnscratch.commands.sanity_check_cases import StartingFrom
 
 
 def close(got, want, dtype):
@@ -172,33 +173,6 @@ def test_config_repr_and_output_shape():
     assert "LSTM(input_size=3" in net.summary((5, 3)) and "(N, 5, 6)" in net.summary((5, 3))
 
 
-class WithInitialState:
-    """A recurrent layer with its initial state as parameters (after the layer's own), so that
-    sanity_check covers dL/dh0 (and dL/dc0) too. ``stateful``: the state is set as the carried one
-    (``reset_state(state)``) before each forward, instead of passed as ``initial_state``."""
-
-    def __init__(self, layer, state, stateful=False):
-        self.layer, self.state, self.stateful = layer, [np.array(p) for p in parts(state)], stateful
-
-    @property
-    def parameters(self):
-        return self.layer.parameters + self.state
-
-    @property
-    def parameters_deltas(self):
-        return self.layer.parameters_deltas + list(parts(self.layer.initial_state_delta))
-
-    def forward(self, x, *args):
-        state = tuple(self.state) if len(self.state) == 2 else self.state[0]
-        if self.stateful:
-            self.layer.reset_state(state)
-            return self.layer.forward(x)
-        return self.layer.forward(x, initial_state=state)
-
-    def backward(self, delta):
-        return self.layer.backward(delta)
-
-
 @pytest.mark.parametrize("kind", [nn, nn.reference], ids=["fast", "reference"])
 @EACH_CELL
 @pytest.mark.parametrize("mode", ["initial_state", "stateful", "eval"])
@@ -206,7 +180,9 @@ def test_sanity_check_on_the_input_every_parameter_and_the_initial_state(kind, c
     layer = make(kind, cell, extra, 3, 4, dtype=np.float32, seed=7, stateful=mode == "stateful")
     if mode == "eval":
         layer.eval()  # a recurrent layer computes the same in both modes
-    checked = WithInitialState(layer, random_state(cell, 3, 4, 8), stateful=mode == "stateful")
+    # the initial state as parameters after the layer's own (the command's wrapper), so that the check
+    # covers dL/dh0 (and dL/dc0); stateful: set as the carried state by reset_state(state)
+    checked = StartingFrom(layer, parts(random_state(cell, 3, 4, 8)), stateful=mode == "stateful")
     x = normal((3, 5, 3), 9)
     if cell == "RNN" and extra:  # relu: keep the pre-activations away from the kink at 0
         x += np.sign(x) * 0.3

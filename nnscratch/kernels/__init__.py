@@ -7,6 +7,7 @@
 - ``conv_plan.py``  ``ConvPlan``: a convolution as one matrix product (im2col / col2im) and its work arrays
 - ``pool.py``       the max-pooling passes
 - ``channels.py``   the batch norms' per-channel views of (N, D), (N, C, L), (N, C, H, W) and their sums
+- ``recurrent.py``  the loops over time of RNN, LSTM and GRU: per step one product with W_hh and the gates
 
 What the fast layers compute is what their textbook twins in ``nnscratch.reference`` compute.
 """

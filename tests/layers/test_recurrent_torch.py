@@ -12,19 +12,16 @@ from hypothesis import strategies as st
 import nnscratch as nn
 from helpers.recurrent_cases import CELLS, EACH_CELL, make, normal, parts, random_state
 
-torch = pytest.importorskip("torch")
-pytestmark = pytest.mark.torch
-
-TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+pytestmark = pytest.mark.torch  # each test takes the torch fixture (tests/layers/conftest.py): skips without it
 
 
-def torch_twin(layer):
+def torch_twin(torch, layer):
     """PyTorch's module for ``layer``, its parameters copied in the same order and layout."""
     config = layer.config()
     extra = {"nonlinearity": config["nonlinearity"]} if "nonlinearity" in config else {}
     module = getattr(torch.nn, type(layer).__name__)(
         config["input_size"], config["hidden_size"], bias=config["bias"], batch_first=True,
-        dtype=TORCH_DTYPES[layer.weight_ih.dtype], **extra)
+        dtype=getattr(torch, layer.weight_ih.dtype.name), **extra)
     names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"][: len(layer.parameters)]
     assert [name for name, _ in module.named_parameters()] == names  # the same parameters, in the same order
     with torch.no_grad():
@@ -44,9 +41,9 @@ def close(got, want, dtype):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * scale)
 
 
-def against_torch(layer, x, state, delta):
+def against_torch(torch, layer, x, state, delta):
     dtype = layer.weight_ih.dtype
-    module = torch_twin(layer)
+    module = torch_twin(torch, layer)
     tx = torch.from_numpy(x.astype(dtype)).requires_grad_(True)
     tstate = [torch.from_numpy(part.astype(dtype)[None]).requires_grad_(True) for part in parts(state)]
     ty, tfinal = module(tx, tuple(tstate) if len(tstate) == 2 else tstate[0])
@@ -67,23 +64,23 @@ def against_torch(layer, x, state, delta):
 @EACH_CELL
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("bias", [True, False])
-def test_matches_pytorch(kind, cell, extra, dtype, bias):
+def test_matches_pytorch(torch, kind, cell, extra, dtype, bias):
     layer = make(kind, cell, extra, 5, 7, dtype=dtype, bias=bias, seed=1)
-    against_torch(layer, normal((3, 6, 5), 2), random_state(cell, 3, 7, 3), normal((3, 6, 7), 4))
+    against_torch(torch, layer, normal((3, 6, 5), 2), random_state(cell, 3, 7, 3), normal((3, 6, 7), 4))
 
 
 @settings(max_examples=50, deadline=None)
 @given(st.sampled_from(range(len(CELLS))), st.integers(1, 6), st.integers(1, 12), st.integers(1, 9),
        st.integers(1, 9), st.booleans(), st.sampled_from([np.float64, np.float32]), st.integers(0, 2**16))
-def test_random_shapes_match_pytorch(which, n, steps, d, h, bias, dtype, seed):
+def test_random_shapes_match_pytorch(torch, which, n, steps, d, h, bias, dtype, seed):
     cell, extra = CELLS[which]
     layer = make(nn, cell, extra, d, h, dtype=dtype, bias=bias, seed=seed)
-    against_torch(layer, normal((n, steps, d), seed + 1), random_state(cell, n, h, seed + 2),
+    against_torch(torch, layer, normal((n, steps, d), seed + 1), random_state(cell, n, h, seed + 2),
                   normal((n, steps, h), seed + 3))
 
 
 @EACH_CELL
-def test_pytorch_s_default_initialisation_copies_over_and_runs_the_same(cell, extra):
+def test_pytorch_s_default_initialisation_copies_over_and_runs_the_same(torch, cell, extra):
     # A PyTorch module's own weights (its init, float32) into an nnscratch layer: same outputs.
     module = getattr(torch.nn, cell)(4, 6, batch_first=True, **extra)
     layer = getattr(nn, cell)(4, 6, **extra)

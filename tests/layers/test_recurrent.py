@@ -240,3 +240,21 @@ def test_in_a_sequential_with_targets_and_swapped_for_the_reference_layers_train
     assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3])  # it learnt
     for a, b in zip(params, params_ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_a_character_model_on_token_ids_learns_a_repeated_text(cell):
+    # Embedding -> recurrent layer -> Linear -> SoftmaxCrossEntropy over tokens -> Mean, as char-rnn
+    text = "hello world, hello recurrent world. " * 20
+    chars = sorted(set(text))
+    ids = np.array([chars.index(c) for c in text])
+    net = nn.Sequential(nn.Embedding(len(chars), 16, rng=0), getattr(nn, cell)(16, 32, rng=1),
+                        nn.Linear(32, len(chars), rng=2), nn.SoftmaxCrossEntropy(), nn.Mean())
+    optimizer, rng, losses = nn.Adam(net, lr=0.01), np.random.default_rng(0), []
+    for _ in range(150):
+        starts = rng.integers(0, len(ids) - 17, 8)
+        x, y = np.stack([ids[s : s + 16] for s in starts]), np.stack([ids[s + 1 : s + 17] for s in starts])
+        losses.append(float(net.forward(x, y)))
+        assert net.backward() is None  # integer ids have no gradient
+        optimizer.step()
+    assert losses[0] > 2.0 and np.mean(losses[-10:]) < 0.5

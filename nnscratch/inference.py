@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import layers as builtin_layers
 from .containers import Sequential
 from .layers import Softmax, losses
 from .layers.activations import softmax
 from .protocol import walk
 
-# the layers that turn scores into a loss, every layer exported from layers/losses.py (so a new loss
+# the layers that turn scores into a loss, every layer exported from layers/losses/ (so a new loss
 # is one too): dropped from the end of a training network
-LOSS_LAYERS = tuple(
-    layer for layer in map(vars(builtin_layers).get, builtin_layers.__all__) if layer.__module__ == losses.__name__
-)
+LOSS_LAYERS = tuple(getattr(losses, name) for name in losses.__all__)
 # the input shapes a 28x28 digit can take, tried in this order: images first (Conv2D), then flat (Linear)
 DIGIT_SHAPES = ((1, 28, 28), (784,), (28, 28))
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..protocol import Layer
-from ..validation import check_input_array, check_real_array
+from ...protocol import Layer
+from ...validation import check_input_array, check_real_array
 
 
 def class_targets(layer: Layer, targets, shape: tuple, dtype, ignore_index=None) -> tuple:

@@ -1,6 +1,7 @@
 """The built-in layers, one module per family."""
 
 from .activations import ELU, GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
+from .attention import MultiHeadAttention
 from .conv import Conv2D
 from .dropout import Dropout
 from .embedding import Embedding
@@ -53,4 +54,5 @@ __all__ = [
     "RNN",
     "LSTM",
     "GRU",
+    "MultiHeadAttention",
 ]

@@ -8,9 +8,10 @@ the same base in ``nnscratch/specs/`` (constructor checks, parameters, ``config`
 ``sanity_check``, ``save``/``load``) and computes the same numbers. Read these first.
 """
 
+from .attention import MultiHeadAttention
 from .conv import Conv2D
 from .normalization import BatchNorm1D, BatchNorm2D
 from .pool import MaxPool2D
 from .recurrent import GRU, LSTM, RNN
 
-__all__ = ["BatchNorm1D", "BatchNorm2D", "Conv2D", "GRU", "LSTM", "MaxPool2D", "RNN"]
+__all__ = ["BatchNorm1D", "BatchNorm2D", "Conv2D", "GRU", "LSTM", "MaxPool2D", "MultiHeadAttention", "RNN"]

@@ -1,0 +1,75 @@
+"""The machinery of the fast multi-head attention (layers/attention.py): head views without copies,
+the masks as one additive array, and the softmax and its backward in place.
+
+The heads live side by side in the columns of the projections: Q, K and V are the three thirds of
+the (N*T, 3E) matrix x W_in^T, and head h is columns h*d to (h+1)*d of each. ``heads`` views such a
+block as (N, H, T, d) without copying, strides and all, and ``np.matmul`` hands those strided
+matrices to BLAS as they are (a row stride larger than the row is what BLAS's leading dimension is
+for), one small product per (sequence, head).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+
+def heads(columns: np.ndarray, n: int, t: int, num_heads: int) -> np.ndarray:
+    """The (N, H, T, d) view of an (N*T, H*d) block of columns (a view of a wider matrix included)."""
+    head_dim = columns.shape[1] // num_heads
+    return columns.reshape(n, t, num_heads, head_dim).transpose(0, 2, 1, 3)
+
+
+def split_heads(qkv: np.ndarray, n: int, t: int, num_heads: int) -> tuple:
+    """Q, K and V of an (N*T, 3E) projection, each an (N, H, T, d) view."""
+    e = qkv.shape[1] // 3
+    return tuple(heads(qkv[:, i * e : (i + 1) * e], n, t, num_heads) for i in range(3))
+
+
+@functools.lru_cache(maxsize=16)
+def _causal(t: int, dtype: np.dtype) -> np.ndarray:
+    """(T, T): 0 on and below the diagonal, -inf above it (key j after query i); read-only, shared."""
+    bias = np.triu(np.full((t, t), -np.inf, dtype=dtype), k=1)
+    bias.flags.writeable = False
+    return bias
+
+
+def additive_mask(t: int, causal: bool, padding: np.ndarray | None, dtype) -> np.ndarray | None:
+    """The masks as one array to add to the scores (N, H, T, T): -inf where query i may not see key j
+    (j > i when ``causal``; ``padding[n, j]`` True), 0 elsewhere. (T, T), (N, 1, 1, T) or
+    (N, 1, T, T), to broadcast; None when nothing is masked."""
+    dtype = np.dtype(dtype)
+    bias = _causal(t, dtype) if causal else None
+    if padding is None:
+        return bias
+    padded = np.where(padding, dtype.type(-np.inf), dtype.type(0))[:, None, None, :]  # (N, 1, 1, T)
+    return padded if bias is None else padded + bias
+
+
+def softmax_rows_(scores: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """softmax(scores + bias) over the last axis, in place; a row that is -inf throughout (a query
+    that sees no key) becomes zeros, not 0 / 0.
+
+    exp(s - max s) is the same softmax and never overflows: the largest exponent is 0."""
+    if bias is not None:
+        scores += bias
+    top = scores.max(axis=-1, keepdims=True)
+    top[np.isneginf(top)] = 0.0  # a row with nothing to see: exp(-inf - 0) = 0 throughout
+    scores -= top
+    np.exp(scores, out=scores)
+    total = scores.sum(axis=-1, keepdims=True)
+    total[total == 0] = 1.0  # only such a row sums to 0 (any other has an exp(0) = 1 in it)
+    np.reciprocal(total, out=total)
+    scores *= total
+    return scores
+
+
+def softmax_rows_backward_(d_weights: np.ndarray, weights: np.ndarray, row_dot: np.ndarray) -> np.ndarray:
+    """dL/dscores = weights * (d_weights - rowsum(d_weights * weights)), in place in ``d_weights``.
+
+    ``row_dot`` is that row sum, (..., T, 1), computed by the caller from cheaper arrays than these
+    (see ``MultiHeadAttention.backward``). Where a weight is 0 (a masked key) the result is 0."""
+    d_weights -= row_dot
+    d_weights *= weights
+    return d_weights

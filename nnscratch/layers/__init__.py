@@ -20,6 +20,7 @@ from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .positional import PositionalEmbedding, SinusoidalPositionalEncoding
 from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten
+from .transformer import TransformerBlock
 
 __all__ = [
     "Linear",
@@ -55,4 +56,5 @@ __all__ = [
     "LSTM",
     "GRU",
     "MultiHeadAttention",
+    "TransformerBlock",
 ]

@@ -316,3 +316,31 @@ def test_relu_reuses_only_its_private_mask_never_an_output():
         y = layer.forward(x)
         np.testing.assert_array_equal(y, np.maximum(x, 0))
         np.testing.assert_array_equal(layer.backward(np.ones_like(x)), (x > 0).astype(np.float32))
+
+
+def _gelu_formula(x):
+    """GELU's tanh form, vectorised in float64 (naive.gelu_tanh is the scalar twin)."""
+    x = x.astype(np.float64)
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (12, 64, 512)], ids=["fresh arrays", "recycled arrays"])
+def test_gelu_never_overwrites_a_result_a_caller_holds_and_keeps_the_memory_layout(shape):
+    # Large arrays are recycled from call to call (an MLP's (N, T, 4 dim) activations); what a caller
+    # still holds must never change, and Conv2D's channel-major views keep their layout.
+    rng = np.random.default_rng(0)
+    layer = nn.GELU()
+    xs = [rng.normal(size=shape).astype(np.float32) * 3 for _ in range(3)]
+    ys, dxs = [], []
+    for x in xs:
+        ys.append(layer.forward(x))
+        dxs.append(layer.backward(np.ones_like(x)))
+    for x, y, dx in zip(xs, ys, dxs):
+        np.testing.assert_allclose(y, _gelu_formula(x), rtol=2e-6, atol=1e-6)
+        assert y.dtype == dx.dtype == np.float32
+    assert not np.shares_memory(ys[0], ys[1]) and not np.shares_memory(dxs[1], dxs[2])
+    memory = rng.normal(size=(8, 64, 16, 16)).astype(np.float32)
+    channel_major = memory.transpose(1, 0, 2, 3)
+    y = layer.forward(channel_major)
+    assert y.transpose(1, 0, 2, 3).flags.c_contiguous  # laid out as its input
+    np.testing.assert_allclose(y, _gelu_formula(channel_major), rtol=2e-6, atol=1e-6)

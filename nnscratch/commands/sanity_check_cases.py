@@ -303,7 +303,7 @@ def builtin_cases() -> list[Case]:
                          n.Dropout(0.3, rng=78), _with_statistics(n.LayerNorm(6), 78), n.Linear(6, 4, rng=79),
                          n.SoftmaxCrossEntropy(), n.Mean()).train(training),
             _away_from_zero((3, 2, 4, 4), 76), (make_targets("integer", 3, 4, 76),))))
-    return cases + sequence_cases() + recurrent_cases()
+    return cases + sequence_cases() + recurrent_cases() + attention_cases()
 
 
 # -- sequences (issue 22): positions, the layers of a Transformer on (N, T, D), losses over tokens ---------
@@ -405,4 +405,71 @@ def recurrent_cases() -> list[Case]:
             return StartingFrom(layer, state, stateful=mode == "stateful"), x, ()
 
         cases.append(Case(prefix + cell, config, build))
+    return cases
+
+
+# -- attention and the Transformer block (issue 22) ------------------------------------------------
+class KeyPaddingMasked:
+    """A ``MultiHeadAttention`` run with a fixed ``key_padding_mask`` (keyword-only in the layer, and
+    ``sanity_check`` passes positional arguments only); the layer's parameters are its own."""
+
+    def __init__(self, layer, key_padding_mask):
+        self.layer, self.key_padding_mask = layer, key_padding_mask
+        self.parameters, self.parameters_deltas = layer.parameters, layer.parameters_deltas
+
+    def forward(self, x, *args):
+        return self.layer.forward(x, key_padding_mask=self.key_padding_mask)
+
+    def backward(self, delta):
+        return self.layer.backward(delta)
+
+
+def _perturbed(layer, seed, scale=0.5):
+    """Every parameter (biases included, which start at 0) drawn from N(0, scale^2), seeded."""
+    rng = np.random.default_rng(seed)
+    for p in layer.parameters:
+        p[...] = rng.normal(0.0, scale, p.shape)
+    return layer
+
+
+# (sequence 0: its last two keys padded; sequence 1: its first two, so with causality its queries
+# 0 and 1 see no key at all, and their output is the bias)
+_PADDING = np.array([[False, False, False, True, True], [True, True, False, False, False]])
+
+
+def attention_cases() -> list[Case]:
+    """MultiHeadAttention (both levels) and TransformerBlock: causal and not, with a key padding mask
+    (rows that see no key included), without biases, dropout in training and in eval mode."""
+    n = nnscratch
+    attention = [  # (config, causal, bias, dropout, training, masked)
+        ("E=6, 2 heads, (2, 5, 6)", False, True, 0.0, True, False),
+        ("causal, 3 heads", True, True, 0.0, True, False),
+        ("no bias, causal", True, False, 0.0, True, False),
+        ("key padding mask", False, True, 0.0, True, True),
+        ("causal + key padding mask (queries that see no key)", True, True, 0.0, True, True),
+        ("dropout 0.3, training (the same mask in every forward)", True, True, 0.3, True, False),
+        ("dropout 0.3, eval mode", True, True, 0.3, False, True),
+    ]
+    cases = []
+    for i, (config, causal, bias, dropout, training, masked) in enumerate(attention):
+        heads = 3 if "3 heads" in config else 2
+
+        def build(cls, causal=causal, bias=bias, dropout=dropout, training=training, masked=masked, heads=heads, i=i):
+            layer = _perturbed(cls(6, heads, causal=causal, dropout=dropout, bias=bias, rng=120 + i), 120 + i)
+            layer.train(training)
+            return (KeyPaddingMasked(layer, _PADDING) if masked else layer), normal_input((2, 5, 6), 120 + i), ()
+
+        cases.append(Case("MultiHeadAttention", config, lambda build=build: build(n.MultiHeadAttention)))
+        if masked or dropout:
+            cases.append(Case("reference.MultiHeadAttention", config,
+                              lambda build=build: build(n.reference.MultiHeadAttention)))
+    blocks = [  # (config, make, training)
+        ("dim 8, 2 heads, causal, (2, 5, 8)", lambda: n.TransformerBlock(8, 2, rng=130), True),
+        ("not causal, mlp_ratio 2", lambda: n.TransformerBlock(8, 4, mlp_ratio=2, causal=False, rng=131), True),
+        ("dropout 0.2, training", lambda: n.TransformerBlock(8, 2, dropout=0.2, rng=132), True),
+        ("dropout 0.2, eval mode", lambda: n.TransformerBlock(8, 2, dropout=0.2, rng=133), False),
+    ]
+    for i, (config, make, training) in enumerate(blocks):
+        cases.append(Case("TransformerBlock", config, lambda make=make, training=training, i=i: (
+            _perturbed(make(), 130 + i, 0.3).train(training), normal_input((2, 5, 8), 130 + i), ())))
     return cases

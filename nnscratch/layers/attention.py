@@ -23,8 +23,9 @@ class MultiHeadAttention(MultiHeadAttentionBase):
     every layer). With ``causal=True`` query i sees keys j <= i only (a language model's mask).
 
     A query that sees no key at all (every key padding, or padding and causality together) gets
-    all-zero attention weights, so its output is ``out_proj_bias``: defined, never NaN, in forward and
-    backward (PyTorch gives NaN there). The softmax subtracts each row's maximum. In training mode,
+    all-zero attention weights, so its output is ``out_proj_bias`` and no gradient flows through it:
+    defined, never NaN, in forward and backward (as PyTorch 2.13 does; older versions gave NaN). The
+    softmax subtracts each row's maximum. In training mode,
     ``dropout`` zeroes attention weights with that probability (the others scaled by 1 / (1 - p)),
     drawn from ``self.rng``.
 

@@ -6,6 +6,13 @@ Networks (batch 128, float32, SoftmaxCrossEntropy + Mean, SGD lr 0.01 momentum 0
     CNN  Conv2D 1->8 3x3 pad 1, ReLU, MaxPool2D 2, Conv2D 8->16 3x3 pad 1, ReLU,
          MaxPool2D 2, Flatten, Linear 784->10                                     target >= 0.75
 
+and (issue 22) nanoGPT's CPU configuration, batch 12 of 64 tokens, float32, AdamW (lr 1e-3, betas
+(0.9, 0.99), weight decay 0.1), scripts/benchmark_gpt.py:
+
+    GPT  4 TransformerBlocks (128 wide, 4 heads, causal), LayerNorm, Linear 128->65,
+         SoftmaxCrossEntropy + Mean over the tokens; no token embedding (a float input
+         whose gradient both sides compute, as an embedding's would be)             target >= 0.75
+
 PyTorch runs the same architecture from the same initial weights (nn.CrossEntropyLoss,
 torch.optim.SGD) with as many threads as numpy's BLAS uses. The two alternate, run by run, each
 run preceded by at least 0.2 s of untimed warm-up steps (OpenBLAS's idle threads spin for
@@ -65,6 +72,7 @@ from benchmark_networks import (  # noqa: E402, F401
     LR, MOMENTUM, REPO, TARGETS, build_nnscratch, build_torch, compare_busy, compare_conv, compare_network,
     load_naive, load_torch, make_batches, measure_memory, nnscratch_step, samples_per_second, torch_step,
 )
+from benchmark_gpt import compare_gpt, measure_gpt_memory  # noqa: E402
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -115,8 +123,9 @@ def render(results: dict) -> str:
         lines.append(f"{name.upper()} training RSS after each epoch of {mem['steps_per_epoch']} steps (MB): "
                      f"{trace}; growth {mem['growth_mb']:+.2f} MB ({mem['growth_per_step_bytes']:+,.0f} B/step)")
     if results["networks"]:
-        lines.append(f"samples/s: medians of {results['settings']['repeats']} alternating runs; ratio = nnscratch / "
-                     "PyTorch (the target is on it); best runs ratio = fastest run / fastest run")
+        lines.append(f"samples/s: medians of {results['settings']['repeats']} alternating runs (a GPT sample: a "
+                     "sequence of 64 tokens); ratio = nnscratch / PyTorch (the target is on it); best runs ratio = "
+                     "fastest run / fastest run")
     if results.get("recurrent") or results.get("recurrent_memory"):
         lines += ["", *render_recurrent(results.get("recurrent", {}), results.get("recurrent_memory"))]
     if results.get("busy"):
@@ -212,14 +221,17 @@ def run(args) -> dict:
             results["networks"][network] = compare_network(
                 network, torch, args.repeats, steps, args.warmup, args.batch, args.full_backward,
                 args.warmup_seconds)
+    if "gpt" in args.only:
+        results["networks"]["gpt"] = compare_gpt(torch, args.repeats, args.gpt_steps, args.warmup,
+                                                 args.warmup_seconds)
     if "conv" in args.only:
         results["conv2d"] = compare_conv(args.conv_repeats, args.naive_repeats,
                                          warmup_seconds=args.warmup_seconds)
     if "memory" in args.only:
-        networks = [n for n in ("mlp", "cnn") if n in args.only] or ["mlp", "cnn"]
-        epoch_steps = {"mlp": 4 * args.mlp_steps, "cnn": 2 * args.cnn_steps}
-        results["memory"] = {n: measure_memory(n, args.memory_epochs, epoch_steps[n], args.batch)
-                             for n in networks}
+        networks = [n for n in ("mlp", "cnn", "gpt") if n in args.only] or ["mlp", "cnn"]
+        epoch_steps = {"mlp": 4 * args.mlp_steps, "cnn": 2 * args.cnn_steps, "gpt": 2 * args.gpt_steps}
+        results["memory"] = {n: measure_gpt_memory(args.memory_epochs, epoch_steps[n]) if n == "gpt"
+                             else measure_memory(n, args.memory_epochs, epoch_steps[n], args.batch) for n in networks}
     cells = [cell for cell in SEQUENCE_TARGETS if cell in args.only]
     if cells:
         results["recurrent"] = {cell: compare_recurrent(cell, torch, args.repeats, args.recurrent_steps,
@@ -243,21 +255,25 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=9, help="timed runs per framework and network (median)")
     parser.add_argument("--mlp-steps", type=int, default=100, help="timed training steps per MLP run")
     parser.add_argument("--cnn-steps", type=int, default=20, help="timed training steps per CNN run")
+    parser.add_argument("--gpt-steps", type=int, default=20, help="timed training steps per GPT run")
     parser.add_argument("--warmup", type=int, default=5, help="minimum untimed steps before every run")
     parser.add_argument("--warmup-seconds", type=float, default=0.2,
                         help="minimum untimed warm-up per run and before the Conv2D timing; "
                              "covers the other library's still-spinning threads")
-    parser.add_argument("--batch", type=int, default=128, help="batch size of the networks (the issue: 128)")
+    parser.add_argument("--batch", type=int, default=128, help="batch size of the MLP and CNN (the issue: 128; "
+                        "the GPT's is nanoGPT's 12)")
     parser.add_argument("--conv-repeats", type=int, default=20, help="timed calls of the fast Conv2D")
     parser.add_argument("--naive-repeats", type=int, default=1, help="timed calls of the naive Conv2D")
-    parser.add_argument("--memory-epochs", type=int, default=5, help="measured epochs of the memory check (an epoch: 4x --mlp-steps or 2x --cnn-steps steps)")
+    parser.add_argument("--memory-epochs", type=int, default=5,
+                        help="measured epochs of the memory check (an epoch: 4x --mlp-steps, 2x --cnn-steps "
+                             "or 2x --gpt-steps steps)")
     parser.add_argument("--recurrent-steps", type=int, default=5,
                         help="timed forward + backward steps per run of the recurrent layers")
     parser.add_argument("--lstm-memory-steps", type=int, default=1000,
                         help="LSTM steps of the lstm-memory part (RSS read every 100)")
-    parser.add_argument("--only", default="mlp,cnn,conv,memory,lstm,gru,rnn",
-                        help="comma-separated parts to run, of mlp, cnn, conv, memory, lstm, gru, rnn, lstm-memory "
-                             "(default: all but lstm-memory)")
+    parser.add_argument("--only", default="mlp,cnn,gpt,conv,memory,lstm,gru,rnn",
+                        help="comma-separated parts to run, of mlp, cnn, gpt, conv, memory, lstm, gru, rnn, "
+                             "lstm-memory (default: all but lstm-memory)")
     parser.add_argument("--full-backward", action="store_true",
                         help="also compute dL/dx of the data in nnscratch (PyTorch never does)")
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch column")
@@ -267,8 +283,8 @@ def parse_args(argv=None):
                         help="the busy-loop process stops by itself after this long, even if never killed")
     parser.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
-    for name in ("repeats", "mlp_steps", "cnn_steps", "batch", "conv_repeats", "naive_repeats", "memory_epochs",
-                 "recurrent_steps", "lstm_memory_steps"):
+    for name in ("repeats", "mlp_steps", "cnn_steps", "gpt_steps", "batch", "conv_repeats", "naive_repeats",
+                 "memory_epochs", "recurrent_steps", "lstm_memory_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: expected a positive int, got {getattr(args, name)}")
     if args.warmup < 0:
@@ -276,7 +292,8 @@ def parse_args(argv=None):
     check_busy_max_seconds(parser, args.busy_max_seconds)
     if not 0 <= args.warmup_seconds <= 60:
         parser.error(f"--warmup-seconds: expected seconds between 0 and 60, got {args.warmup_seconds}")
-    args.only = only_names(parser, args.only, ("mlp", "cnn", "conv", "memory", "lstm", "gru", "rnn", "lstm-memory"))
+    args.only = only_names(parser, args.only, ("mlp", "cnn", "gpt", "conv", "memory", "lstm", "gru", "rnn",
+                                               "lstm-memory"))
     return args
 
 

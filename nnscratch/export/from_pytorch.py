@@ -215,6 +215,58 @@ def _recurrent_from_torch(module, where: str):
     return stack[0] if len(stack) == 1 else Sequential(*stack).train(bool(module.training))
 
 
+def _attention_from_torch(module, where: str):
+    attention, where = module.attention, f"{where}.attention"
+    require(attention, where, "batch_first", attention.batch_first, True, "nnscratch's attention is batch first")
+    require(attention, where, "kdim and vdim", (attention.kdim, attention.vdim), (attention.embed_dim,) * 2,
+            "nnscratch's attention is self-attention, with one packed in_proj_weight")
+    require(attention, where, "add_bias_kv", attention.bias_k is not None, False, "nnscratch's attention has no bias_k")
+    require(attention, where, "add_zero_attn", attention.add_zero_attn, False, "nnscratch's attention has no zero key")
+    e = attention.embed_dim
+    weight = read(attention, where, "in_proj_weight", (3 * e, e))
+    bias = attention.in_proj_bias is not None
+    layer = layers.MultiHeadAttention(e, attention.num_heads, causal=bool(module.causal), dropout=float(attention.dropout),
+                                      bias=bias, dtype=weight.dtype, rng=0)
+    layer.in_proj_weight[...] = weight
+    layer.out_proj_weight[...] = read(attention.out_proj, where, "weight", (e, e), weight.dtype)
+    if bias:
+        layer.in_proj_bias[...] = read(attention, where, "in_proj_bias", (3 * e,), weight.dtype)
+        layer.out_proj_bias[...] = read(attention.out_proj, where, "bias", (e,), weight.dtype)
+    return layer
+
+
+def _transformer_block_from_torch(module, where: str):
+    """A TransformerBlock of the module's size, holding what its parts convert to (each checked)."""
+    attention = _attention_from_torch(module.attn, f"{where}.attn")
+    norms = [_layernorm_from_torch(getattr(module, name), f"{where}.{name}") for name in ("ln_1", "ln_2")]
+    _gelu_from_torch(module.mlp[1], f"{where}.mlp[1]")
+    fc, proj = (_linear_from_torch(module.mlp[i], f"{where}.mlp[{i}]") for i in (0, 2))
+    dim, hidden = attention.embed_dim, fc.out_features
+    for setting, value, expected in [("attn bias", attention.in_proj_bias is not None, True),
+                                     ("ln_1 and ln_2 (elementwise_affine, eps)",
+                                      [(norm.elementwise_affine, norm.eps) for norm in norms], [(True, 1e-5)] * 2),
+                                     ("mlp biases", (fc.bias is not None, proj.bias is not None), (True, True)),
+                                     ("attn_dropout.p and mlp[3].p", (module.attn_dropout.p, module.mlp[3].p),
+                                      (attention.dropout,) * 2)]:
+        require(module, where, setting, value, expected, "nnscratch's TransformerBlock has LayerNorms with eps 1e-5, "
+                "biases everywhere and one dropout rate")
+    ratio = hidden // dim if hidden % dim == 0 else hidden / dim
+    block = layers.TransformerBlock(dim, attention.num_heads, ratio, dropout=attention.dropout, causal=attention.causal,
+                                    dtype=attention.in_proj_weight.dtype, rng=0)
+    require(module, where, "mlp[0].out_features", hidden, block.layers[1].layers[1].out_features,
+            f"nnscratch's TransformerBlock holds an MLP of int(dim * mlp_ratio) features, dim = {dim}")
+    parts = [norms[0], attention, norms[1], fc, proj]
+    for mine, theirs in zip(block.parameters, [p for part in parts for p in part.parameters]):
+        mine[...] = theirs
+    # each part in its module's mode (the walk sets the block's own)
+    modes = [(block.layers[0].layers[1], module.attn)]
+    if attention.dropout > 0:
+        modes += [(block.layers[0].layers[2], module.attn_dropout), (block.layers[1].layers[4], module.mlp[3])]
+    for layer, part in modes:
+        layer.training = bool(part.training)
+    return block
+
+
 @functools.lru_cache(maxsize=None)
 def _from_torch_table(torch) -> dict:
     """torch module class -> converter(module, where) -> nnscratch layer."""
@@ -229,6 +281,8 @@ def _from_torch_table(torch) -> dict:
         nn.RNN: _recurrent_from_torch,
         nn.LSTM: _recurrent_from_torch,
         nn.GRU: _recurrent_from_torch,
+        torch_modules(torch).MultiHeadAttention: _attention_from_torch,
+        torch_modules(torch).TransformerBlock: _transformer_block_from_torch,
         nn.AvgPool2d: _avgpool2d_from_torch,
         nn.BatchNorm1d: _batchnorm_from_torch(layers.BatchNorm1D),
         nn.BatchNorm2d: _batchnorm_from_torch(layers.BatchNorm2D),

@@ -191,3 +191,45 @@ def _positional_embedding(graph, layer, x: str, shape: tuple) -> str:
 def _sinusoidal_positions(graph, layer, x: str, shape: tuple) -> str:
     return graph.node("Add", [x, graph.weight("position_table", layer.table(shape[1]))], "positions")
 
+
+@CONVERTERS.converts(layers.MultiHeadAttention, reference.MultiHeadAttention)
+def _attention(graph, layer, x: str, shape: tuple) -> str:
+    # Opset 17 has no attention op: the products, the mask and the softmax written out. The graph
+    # takes no key padding mask (its one input is x); causality is a constant (T, T) mask.
+    _, t, e = shape
+    h, d = layer.num_heads, layer.head_dim
+    heads_shape = graph.weight("attn_heads_shape", np.array([0, t, h, d], np.int64))  # 0: N, as it comes
+
+    def project(index: int, name: str) -> str:  # Q, K or V, (N, T, E) -> (N, H, T, d)
+        rows = slice(index * e, (index + 1) * e)
+        part = graph.node("MatMul", [x, graph.weight(f"attn_{name}_weight", layer.in_proj_weight[rows].T)], f"attn_{name}")
+        if layer.in_proj_bias is not None:
+            part = graph.node("Add", [part, graph.weight(f"attn_{name}_bias", layer.in_proj_bias[rows])], f"attn_{name}_b")
+        part = graph.node("Reshape", [part, heads_shape], f"attn_{name}_heads")
+        return graph.node("Transpose", [part], f"attn_{name}_t", perm=[0, 2, 3, 1] if name == "k" else [0, 2, 1, 3])
+
+    q, k_t, v = project(0, "q"), project(1, "k"), project(2, "v")  # K as (N, H, d, T), ready for Q K^T
+    scores = graph.node("Mul", [graph.node("MatMul", [q, k_t], "attn_qk"),
+                                graph.weight("attn_scale", 1.0 / np.sqrt(d))], "attn_scores")
+    if layer.causal:  # key j after query i: + -inf, which Softmax turns into a weight of 0
+        future = graph.weight("attn_causal", np.triu(np.full((t, t), -np.inf), k=1))
+        scores = graph.node("Add", [scores, future], "attn_masked")
+    weights = graph.node("Softmax", [scores], "attn_weights", axis=-1)  # ONNX subtracts the row maximum too
+    heads = graph.node("Transpose", [graph.node("MatMul", [weights, v], "attn_out")], "attn_out_t", perm=[0, 2, 1, 3])
+    out = graph.node("Reshape", [heads, graph.weight("attn_merge", np.array([0, t, e], np.int64))], "attn_merged")
+    y = graph.node("MatMul", [out, graph.weight("attn_out_weight", layer.out_proj_weight.T)], "attn_proj")
+    if layer.out_proj_bias is None:
+        return y
+    return graph.node("Add", [y, graph.weight("attn_out_bias", layer.out_proj_bias)], "attention")
+
+
+@CONVERTERS.converts(layers.TransformerBlock)
+def _transformer_block(graph, layer, x: str, shape: tuple) -> str:
+    # x + attn(ln_1(x)), then x + mlp(ln_2(x)): each branch's layers by their own converters
+    for index, branch in enumerate(layer.layers):
+        fx, f_shape = x, shape
+        for inner_index, inner in enumerate(branch.layers):
+            fx = CONVERTERS.find(inner, f"{layer.name}[{index}][{inner_index}]")(graph, inner, fx, f_shape)
+            f_shape = tuple(inner.output_shape(f_shape))
+        x = graph.node("Add", [x, fx], "residual")
+    return x

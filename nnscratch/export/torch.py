@@ -13,9 +13,10 @@ original). What changes on the way:
   e.g. ``nn.CrossEntropyLoss`` for ``SoftmaxCrossEntropy`` + ``Mean``.
 - dtypes are kept: float32 parameters give float32 tensors, float64 gives float64.
 - so is the mode (``training``), layer by layer, and BatchNorm's running statistics.
-- ``GlobalAvgPool2D``, ``Residual`` and the positional encodings have no PyTorch module of their
-  own: they become the small modules of ``torch_modules(torch)``, of the same names, which
-  ``from_torch`` reads back.
+- ``GlobalAvgPool2D``, ``Residual``, the positional encodings, ``MultiHeadAttention`` and
+  ``TransformerBlock`` have no PyTorch module of their own: they become the small modules of
+  ``torch_modules(torch)``, of the same names, which ``from_torch`` reads back
+  (``nn.MultiheadAttention`` returns a pair, and takes its causal mask in every call).
 - ``Embedding`` becomes ``nn.Embedding`` (the same (num_embeddings, embedding_dim) table and
   padding_idx); its input is integer ids, as nnscratch's.
 - RNN, LSTM and GRU become ``nn.RNN``, ``nn.LSTM`` and ``nn.GRU`` (``batch_first=True``, the weights
@@ -68,6 +69,10 @@ def torch_modules(torch):
       each input (no buffer: nnscratch's layer holds none either), then cast to x's dtype.
     - ``Recurrent(module)``: ``module(x)[0]``, the output sequence of an ``nn.RNN``, ``nn.LSTM`` or
       ``nn.GRU`` without its final state, as nnscratch's recurrent layers give it.
+    - ``MultiHeadAttention(embed_dim, num_heads, causal, dropout, bias)``: self-attention through an
+      ``nn.MultiheadAttention(batch_first=True)`` held as ``attention``, its output alone.
+    - ``TransformerBlock(dim, num_heads, hidden, dropout, causal)``: x = x + attn(ln_1(x)), then
+      x = x + mlp(ln_2(x)), ``mlp`` = Linear, GELU (tanh), Linear, Dropout.
     """
     nn = torch.nn
 
@@ -124,7 +129,39 @@ def torch_modules(torch):
         def forward(self, x):
             return self.module(x)[0]
 
-    twins = (GlobalAvgPool2D, Residual, PositionalEmbedding, SinusoidalPositionalEncoding, Recurrent)
+
+    class MultiHeadAttention(nn.Module):
+        """nnscratch's MultiHeadAttention: y = attention(x, x, x), with the causal mask when ``causal``."""
+
+        def __init__(self, embed_dim, num_heads, causal=False, dropout=0.0, bias=True, dtype=None):
+            super().__init__()
+            self.causal = bool(causal)
+            self.attention = nn.MultiheadAttention(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True,
+                                                   dtype=dtype)
+
+        def forward(self, x, key_padding_mask=None):
+            t = x.shape[1]
+            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1) if self.causal else None
+            return self.attention(x, x, x, key_padding_mask=key_padding_mask, attn_mask=mask, need_weights=False)[0]
+
+    class TransformerBlock(nn.Module):
+        """nnscratch's TransformerBlock (GPT-2's): x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x))."""
+
+        def __init__(self, dim, num_heads, hidden, dropout=0.0, causal=True, dtype=None):
+            super().__init__()
+            self.ln_1 = nn.LayerNorm(dim, dtype=dtype)
+            self.attn = MultiHeadAttention(dim, num_heads, causal, dropout, dtype=dtype)
+            self.attn_dropout = nn.Dropout(dropout)
+            self.ln_2 = nn.LayerNorm(dim, dtype=dtype)
+            self.mlp = nn.Sequential(nn.Linear(dim, hidden, dtype=dtype), nn.GELU(approximate="tanh"),
+                                     nn.Linear(hidden, dim, dtype=dtype), nn.Dropout(dropout))
+
+        def forward(self, x):
+            x = x + self.attn_dropout(self.attn(self.ln_1(x)))
+            return x + self.mlp(self.ln_2(x))
+
+    twins = (GlobalAvgPool2D, Residual, PositionalEmbedding, SinusoidalPositionalEncoding, Recurrent,
+             MultiHeadAttention, TransformerBlock)
     for twin in twins:
         twin.__module__ = __name__
     return types.SimpleNamespace(**{twin.__name__: twin for twin in twins})
@@ -267,6 +304,58 @@ def _positional_embedding_to_torch(layer, torch):
 @TO_TORCH.converts(layers.SinusoidalPositionalEncoding)
 def _sinusoidal_to_torch(layer, torch):
     return torch_modules(torch).SinusoidalPositionalEncoding(layer.dim, layer.max_len)
+
+
+@TO_TORCH.converts(layers.MultiHeadAttention, reference.MultiHeadAttention)
+def _attention_to_torch(layer, torch):
+    bias = layer.in_proj_bias is not None
+    module = torch_modules(torch).MultiHeadAttention(layer.embed_dim, layer.num_heads, layer.causal, layer.dropout,
+                                                     bias, dtype=_torch_dtype(torch, layer.in_proj_weight.dtype))
+    module.train(bool(layer.training))  # the nn.MultiheadAttention inside too (its dropout)
+    return _with_attention_weights(torch, module, layer)
+
+
+def _with_attention_weights(torch, module, layer):
+    """``module`` (a torch_modules MultiHeadAttention) with copies of the layer's parameters: the same
+    names and layout on both sides."""
+    attention = module.attention
+    with torch.no_grad():
+        for param, value in zip(attention.parameters(), layer.parameters):
+            param.copy_(_tensor(torch, value))
+    return module
+
+
+@TO_TORCH.converts(layers.TransformerBlock)
+def _transformer_block_to_torch(block, torch):
+    ln_1, attention, attention_dropout, ln_2, fc, proj, mlp_dropout = block_parts(block)
+    module = torch_modules(torch).TransformerBlock(block.dim, block.num_heads, fc.out_features, block.dropout,
+                                                   block.causal, dtype=_torch_dtype(torch, fc.weight.dtype))
+    for norm, twin in ((ln_1, module.ln_1), (ln_2, module.ln_2)):
+        twin.eps = norm.eps
+        _with_weights(torch, twin, norm)
+    _with_attention_weights(torch, module.attn, attention)
+    for linear, twin in ((fc, module.mlp[0]), (proj, module.mlp[2])):
+        with torch.no_grad():
+            twin.weight.copy_(_tensor(torch, linear.weight.T))  # nnscratch (in, out) -> PyTorch (out, in)
+        _with_weights(torch, twin, linear, ("bias",))
+    # each part in its layer's mode (the walk sets the block's own)
+    module.train(bool(block.training))
+    for part, twin in ((attention, module.attn), (attention_dropout, module.attn_dropout), (mlp_dropout, module.mlp[3])):
+        twin.train(bool(getattr(part, "training", block.training)))
+    return module
+
+
+def block_parts(block) -> tuple:
+    """(ln_1, attention, its Dropout or None, ln_2, the MLP's two Linear, its Dropout or None) of a
+    TransformerBlock; a TypeError if its layers are no longer the ones it was built with."""
+    branches = [list(getattr(branch, "layers", [branch])) for branch in block.layers]
+    attention, mlp = branches if len(branches) == 2 else ([], [])
+    kinds = [[type(layer).__name__ for layer in branch] for branch in branches]
+    tail = ["Dropout"] if block.dropout > 0 else []
+    if kinds != [["LayerNorm", "MultiHeadAttention", *tail], ["LayerNorm", "Linear", "GELU", "Linear", *tail]]:
+        raise TypeError(f"{block.name}: its layers were changed from LayerNorm, MultiHeadAttention{', Dropout' * bool(tail)} "
+                        f"and LayerNorm, Linear, GELU, Linear{', Dropout' * bool(tail)}; got {kinds}")
+    return (attention[0], attention[1], attention[2] if tail else None, mlp[0], mlp[1], mlp[3], mlp[4] if tail else None)
 
 
 def _same_named(name: str):

@@ -87,7 +87,7 @@ def test_overwrites_atomically_and_leaves_nothing_behind_on_error(ort, tmp_path)
 def test_a_layer_without_an_onnx_form_is_named_with_where_it_sits(ort, tmp_path):
     model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Sequential(nn.ReLU(), Scale()), nn.Linear(4, 2, rng=0))
     with pytest.raises(TypeError, match=r"^export_onnx: model\[1\]\[1\] is a Scale, which has no ONNX form here; "
-                       r"export_onnx converts AvgPool2D, .*Residual, Sequential, .*reference.MaxPool2D and reference.RNN "
+                       r"export_onnx converts AvgPool2D, .*Residual, Sequential, .*reference.MultiHeadAttention and reference.RNN "
                        r"\(and drops the losses at the end of a training network\)$") as info:
         nn.export_onnx(model, tmp_path / "m.onnx", (3,))
     assert all(name in str(info.value) for name in supported_layers())

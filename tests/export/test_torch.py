@@ -145,7 +145,7 @@ def test_to_torch_names_a_layer_it_cannot_convert(torch):
     model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Sequential(nn.ReLU(), Scale()))
     with pytest.raises(TypeError, match=r"^to_torch: model\[1\]\[1\] is a Scale, which has no PyTorch twin here; "
                                         r"to_torch converts AvgPool2D, .*Conv2D, .*Linear, .*Residual, Sequential, "
-                                        r".*Tanh, .*reference.MaxPool2D and reference.RNN \(and drops the losses"):
+                                        r".*Tanh, .*reference.MultiHeadAttention and reference.RNN \(and drops the losses"):
         nn.to_torch(model)
 
 

@@ -64,7 +64,8 @@ def _fresh(cls, *args, **kwargs):
     def make(dtype, rng):
         recurrent = (nn.RNN, nn.LSTM, nn.GRU, nn.reference.RNN, nn.reference.LSTM, nn.reference.GRU)
         extra = {"dtype": dtype, "rng": rng} if cls in (nn.Linear, nn.Conv2D, nn.reference.Conv2D, nn.Embedding,
-                                                       nn.PositionalEmbedding, *recurrent) else {}
+                                                       nn.PositionalEmbedding, *recurrent, nn.MultiHeadAttention,
+                                                       nn.reference.MultiHeadAttention, nn.TransformerBlock) else {}
         if cls in (nn.BatchNorm1D, nn.BatchNorm2D, nn.LayerNorm, nn.reference.BatchNorm1D, nn.reference.BatchNorm2D):
             extra = {"dtype": dtype}
         return cls(*args, **kwargs, **extra)
@@ -149,9 +150,18 @@ CASES = {
     "reference-RNN": (_built(_fresh(nn.reference.RNN, 3, 4, nonlinearity="relu")), (5, 3)),
     "reference-LSTM": (_built(_fresh(nn.reference.LSTM, 3, 4)), (5, 3)),
     "reference-GRU": (_built(_fresh(nn.reference.GRU, 3, 4)), (5, 3)),
+    # sequences (N, T, E): attention and the Transformer block
+    "MultiHeadAttention": (_built(_fresh(nn.Linear, 5, 8), _fresh(nn.MultiHeadAttention, 8, 2)), (6, 5)),
+    "MultiHeadAttention-causal-no-bias": (_built(_fresh(nn.MultiHeadAttention, 6, 3, causal=True, bias=False)), (5, 6)),
+    "MultiHeadAttention-dropout": (_built(_fresh(nn.MultiHeadAttention, 4, 1, causal=True, dropout=0.3)), (3, 4)),
+    "reference-MultiHeadAttention-causal": (_built(_fresh(nn.reference.MultiHeadAttention, 8, 4, causal=True)), (4, 8)),
+    "TransformerBlock": (_built(_fresh(nn.TransformerBlock, 8, 2), _fresh(nn.TransformerBlock, 8, 4)), (5, 8)),
+    "TransformerBlock-dropout-not-causal-mlp-ratio-2": (
+        _built(_fresh(nn.TransformerBlock, 6, 3, mlp_ratio=2, dropout=0.2, causal=False), _fresh(nn.LayerNorm, 6),
+               _fresh(nn.Linear, 6, 3)), (4, 6)),
 }  # fmt: skip
 # Cases whose training-mode output is random (Dropout's masks): compared in eval mode only.
-RANDOM_IN_TRAINING = {"Dropout"}
+RANDOM_IN_TRAINING = {"Dropout", "MultiHeadAttention-dropout", "TransformerBlock-dropout-not-causal-mlp-ratio-2"}
 
 
 def layer_classes(model) -> set:

@@ -27,49 +27,57 @@ def split_heads(qkv: np.ndarray, n: int, t: int, num_heads: int) -> tuple:
     return tuple(heads(qkv[:, i * e : (i + 1) * e], n, t, num_heads) for i in range(3))
 
 
+# The attention weights are kept transposed, (N, H, T keys, T queries): each query's weights are a
+# column, and the softmax's reductions (its max and its sum over the keys) run along axis -2, where
+# numpy combines whole contiguous rows at a time. Along axis -1, over rows of only T values each,
+# the same max took 4-5x as long (measured: (12, 4, 64, 64) float32, 90 us against 460-770 us).
+# The products take the transposes as they are (BLAS reads a transposed operand in place).
+
+
 @functools.lru_cache(maxsize=16)
 def _causal(t: int, dtype: np.dtype) -> np.ndarray:
-    """(T, T): 0 on and below the diagonal, -inf above it (key j after query i); read-only, shared."""
-    bias = np.triu(np.full((t, t), -np.inf, dtype=dtype), k=1)
+    """(T keys, T queries): -inf where key j comes after query i (j > i), 0 elsewhere; read-only, shared."""
+    bias = np.tril(np.full((t, t), -np.inf, dtype=dtype), k=-1)
     bias.flags.writeable = False
     return bias
 
 
 def additive_mask(t: int, causal: bool, padding: np.ndarray | None, dtype) -> np.ndarray | None:
-    """The masks as one array to add to the scores (N, H, T, T): -inf where query i may not see key j
-    (j > i when ``causal``; ``padding[n, j]`` True), 0 elsewhere. (T, T), (N, 1, 1, T) or
-    (N, 1, T, T), to broadcast; None when nothing is masked."""
+    """The masks as one array to add to the transposed scores (N, H, T keys, T queries): -inf where
+    query i may not see key j (j > i when ``causal``; ``padding[n, j]`` True), 0 elsewhere. (T, T),
+    (N, 1, T, 1) or (N, 1, T, T), to broadcast; None when nothing is masked."""
     dtype = np.dtype(dtype)
     bias = _causal(t, dtype) if causal else None
     if padding is None:
         return bias
-    padded = np.where(padding, dtype.type(-np.inf), dtype.type(0))[:, None, None, :]  # (N, 1, 1, T)
+    padded = np.where(padding, dtype.type(-np.inf), dtype.type(0))[:, None, :, None]  # (N, 1, T, 1)
     return padded if bias is None else padded + bias
 
 
-def softmax_rows_(scores: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """softmax(scores + bias) over the last axis, in place; a row that is -inf throughout (a query
-    that sees no key) becomes zeros, not 0 / 0.
+def softmax_keys_(scores: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """softmax(scores + bias) over axis -2 (the keys of the transposed scores), in place; a query that
+    sees no key (a column -inf throughout) gets zeros, not 0 / 0.
 
     exp(s - max s) is the same softmax and never overflows: the largest exponent is 0."""
     if bias is not None:
         scores += bias
-    top = scores.max(axis=-1, keepdims=True)
-    top[np.isneginf(top)] = 0.0  # a row with nothing to see: exp(-inf - 0) = 0 throughout
+    top = np.maximum.reduce(scores, axis=-2, keepdims=True)
+    top[np.isneginf(top)] = 0.0  # a query with nothing to see: exp(-inf - 0) = 0 throughout
     scores -= top
     np.exp(scores, out=scores)
-    total = scores.sum(axis=-1, keepdims=True)
-    total[total == 0] = 1.0  # only such a row sums to 0 (any other has an exp(0) = 1 in it)
+    total = np.add.reduce(scores, axis=-2, keepdims=True)
+    total[total == 0] = 1.0  # only such a query sums to 0 (any other has an exp(0) = 1 in it)
     np.reciprocal(total, out=total)
     scores *= total
     return scores
 
 
-def softmax_rows_backward_(d_weights: np.ndarray, weights: np.ndarray, row_dot: np.ndarray) -> np.ndarray:
-    """dL/dscores = weights * (d_weights - rowsum(d_weights * weights)), in place in ``d_weights``.
+def softmax_keys_backward_(d_weights: np.ndarray, weights: np.ndarray, key_dot: np.ndarray) -> np.ndarray:
+    """dL/dscores = weights * (d_weights - sum over keys of d_weights * weights), in place in
+    ``d_weights``, all transposed (N, H, T keys, T queries).
 
-    ``row_dot`` is that row sum, (..., T, 1), computed by the caller from cheaper arrays than these
-    (see ``MultiHeadAttention.backward``). Where a weight is 0 (a masked key) the result is 0."""
-    d_weights -= row_dot
+    ``key_dot`` is that sum, (N, H, 1, T), computed by the caller from cheaper arrays than these (see
+    ``MultiHeadAttention.backward``). Where a weight is 0 (a masked key) the result is 0."""
+    d_weights -= key_dot
     d_weights *= weights
     return d_weights

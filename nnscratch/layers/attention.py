@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..kernels.attention import additive_mask, heads, softmax_rows_, softmax_rows_backward_, split_heads
+from ..kernels.attention import additive_mask, heads, softmax_keys_, softmax_keys_backward_, split_heads
 from ..kernels.memory import writable_deltas
 from ..kernels.recycle import recycled_empty
 from ..specs.attention import MultiHeadAttentionBase
@@ -32,8 +32,9 @@ class MultiHeadAttention(MultiHeadAttentionBase):
     The textbook version of this layer is ``nnscratch.reference.MultiHeadAttention``, one head at a
     time: read it first. This one shares its constructor, parameters and checks (nnscratch/specs/)
     and computes the same numbers with every head in one batched ``np.matmul`` on (N, H, T, d) views
-    of the projections (no copies; nnscratch/kernels/attention.py), the softmax in place, and the
-    softmax's backward row sums taken as rowsum(dO_h * O_h) over d instead of over the T keys.
+    of the projections (no copies), the attention weights kept transposed so that the softmax
+    reduces along contiguous rows, in place (nnscratch/kernels/attention.py), and the softmax's
+    backward sums taken as sum(dO_h * O_h) over d instead of over the T keys.
 
     Parameters (PyTorch's names and layout, which copy across one to one): ``in_proj_weight``
     (3E, E), ``in_proj_bias`` (3E,), ``out_proj_weight`` (E, E), ``out_proj_bias`` (E,), the biases
@@ -69,15 +70,17 @@ class MultiHeadAttention(MultiHeadAttentionBase):
             qkv += self.in_proj_bias
         qkv[:, :e] *= dtype.type(1.0 / math.sqrt(self.head_dim))  # Q / sqrt(d): the scores come out scaled
         q, k, v = split_heads(qkv, n, t, h)
-        weights = np.matmul(q, k.transpose(0, 1, 3, 2), out=self._empty("weights", (n, h, t, t), dtype))
-        softmax_rows_(weights, additive_mask(t, self.causal, padding, dtype))
+        # the weights transposed, (N, H, keys, queries): see kernels/attention.py
+        weights = np.matmul(k, q.transpose(0, 1, 3, 2), out=self._empty("weights", (n, h, t, t), dtype))
+        softmax_keys_(weights, additive_mask(t, self.causal, padding, dtype))
         used, keep = weights, None
         if self.training and self.dropout > 0:
-            keep = self.rng.random((n, h, t, t), dtype=dtype) >= self.dropout
+            # drawn (N, H, queries, keys), as the textbook twin draws them
+            keep = (self.rng.random((n, h, t, t), dtype=dtype) >= self.dropout).transpose(0, 1, 3, 2)
             used = np.multiply(weights, keep, out=self._empty("used", weights.shape, dtype))
             used *= dtype.type(1.0 / (1.0 - self.dropout))
         out = self._empty("out", (n * t, e), dtype)  # the heads' outputs side by side, written in place
-        np.matmul(used, v, out=heads(out, n, t, h))
+        np.matmul(used.transpose(0, 1, 3, 2), v, out=heads(out, n, t, h))
         y = out @ self.out_proj_weight.T
         if self.out_proj_bias is not None:
             y += self.out_proj_bias
@@ -101,19 +104,19 @@ class MultiHeadAttention(MultiHeadAttentionBase):
         q, k, v = split_heads(qkv, n, t, h)
         d_qkv = self._empty("d_qkv", (n * t, 3 * e), dtype)
         dq, dk, dv = split_heads(d_qkv, n, t, h)
-        np.matmul(used.transpose(0, 1, 3, 2), d_heads, out=dv)
-        d_weights = np.matmul(d_heads, v.transpose(0, 1, 3, 2), out=self._empty("d_weights", weights.shape, dtype))
+        np.matmul(used, d_heads, out=dv)
+        d_weights = np.matmul(v, d_heads.transpose(0, 1, 3, 2), out=self._empty("d_weights", weights.shape, dtype))
         if keep is not None:
             d_weights *= keep
             d_weights *= dtype.type(1.0 / (1.0 - self.dropout))
-        # rowsum(dA * A) over the keys equals rowsum(dO * O) over the head's d features (O = A' V,
+        # the sum over the keys of dA * A equals the sum of dO * O over the head's d features (O = A' V,
         # dA' = dO V^T): a pass over (N, T, E) instead of (N, H, T, T)
-        row_dot = np.multiply(d_out, out, out=self._empty("row_dot", (n * t, e), dtype))
-        row_dot = row_dot.reshape(n, t, h, -1).sum(axis=-1).transpose(0, 2, 1)[..., None]  # (N, H, T, 1)
-        d_scores = softmax_rows_backward_(d_weights, weights, row_dot)
-        np.matmul(d_scores, k, out=dq)
+        key_dot = np.multiply(d_out, out, out=self._empty("key_dot", (n * t, e), dtype))
+        key_dot = key_dot.reshape(n, t, h, -1).sum(axis=-1).transpose(0, 2, 1)[:, :, None, :]  # (N, H, 1, T)
+        d_scores = softmax_keys_backward_(d_weights, weights, key_dot)  # transposed, as the weights
+        np.matmul(d_scores.transpose(0, 1, 3, 2), k, out=dq)
         dq *= dtype.type(1.0 / math.sqrt(self.head_dim))  # the scale folded into Q in forward
-        np.matmul(d_scores.transpose(0, 1, 3, 2), q, out=dk)  # q is Q / sqrt(d) already
+        np.matmul(d_scores, q, out=dk)  # q is Q / sqrt(d) already
         # the input projection: dW_in = dQKV^T x, db_in = sum of dQKV, dx = dQKV W_in
         np.matmul(d_qkv.T, rows, out=deltas[0])
         if biases:

@@ -103,7 +103,7 @@ def test_rows_of_attention_weights_sum_to_one_and_causal_weights_are_lower_trian
     layer = MultiHeadAttention(6, 3, causal=True, dtype=np.float64, rng=0)
     mask = np.array([[False, False, True, False, False]])
     layer.forward(np.random.default_rng(0).standard_normal((1, 5, 6)), key_padding_mask=mask)
-    weights = layer._cache[2]  # (N, H, T, T)
+    weights = layer._cache[2].transpose(0, 1, 3, 2)  # kept as (N, H, keys, queries): (N, H, queries, keys)
     np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-12)
     np.testing.assert_array_equal(np.triu(weights, k=1), 0.0)
     np.testing.assert_array_equal(weights[..., 2], 0.0)  # the padded key
@@ -114,9 +114,9 @@ def test_dropout_zeroes_weights_in_training_only_and_draws_from_self_rng():
     x = np.random.default_rng(1).standard_normal((2, 6, 8))
     state = layer.rng.bit_generator.state
     y1 = layer.forward(x)
-    used = layer._cache[3]
+    used, weights = layer._cache[3], layer._cache[2]
     assert 0.3 < (used == 0).mean() < 0.7
-    np.testing.assert_allclose(used[used != 0], (layer._cache[2] * 2)[used != 0])  # kept ones scaled by 1/(1-p)
+    np.testing.assert_allclose(used[used != 0], (weights * 2)[used != 0])  # kept ones scaled by 1/(1-p)
     layer.rng.bit_generator.state = state
     np.testing.assert_array_equal(layer.forward(x), y1)  # the same draws from the same state
     assert not np.allclose(layer.forward(x), y1)  # the next draws differ

@@ -397,3 +397,18 @@ def test_release_memory_drops_what_forward_kept_and_a_copy_still_runs_backward(l
     with pytest.raises(RuntimeError, match="backward called before forward"):
         layer.backward(np.ones(shape, np.float32))
     assert layer.forward(x).shape == shape  # and it works again
+
+
+def test_layernorm_never_overwrites_a_result_a_caller_holds():
+    # (12, 64, 128) is large enough for its arrays to be recycled from call to call (a GPT block's)
+    rng = np.random.default_rng(0)
+    layer = nn.LayerNorm(128)
+    layer.weight[...] = rng.uniform(0.5, 1.5, 128)
+    xs = [rng.normal(size=(12, 64, 128)).astype(np.float32) for _ in range(3)]
+    results = [(layer.forward(x), layer.backward(np.ones_like(x))) for x in xs]
+    for x, (y, dx) in zip(xs, results):
+        twin = nn.LayerNorm(128)
+        twin.weight[...] = layer.weight
+        np.testing.assert_array_equal(y, twin.forward(x))
+        np.testing.assert_array_equal(dx, twin.backward(np.ones_like(x)))
+    assert not np.shares_memory(results[0][0], results[1][0])

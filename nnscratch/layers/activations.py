@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..kernels.memory import KeepsMemory
-from ..kernels.recycle import empty_in_order, memory_order, recycled_empty
+from ..kernels.recycle import RECYCLED_SIZE, empty_in_order, memory_order, recycled_empty
 from ..protocol import Layer
 from ..validation import check_number
 
@@ -181,9 +181,6 @@ _GELU_CUBIC = 0.044715
 # argument is past 43 there), so clipping the input of the cubic there changes nothing, and keeps u^3
 # (and the gradient's u^2) from overflowing.
 _GELU_CLIP = 10.0
-# GELU's work arrays are recycled from this many elements on (measured: below it, recycling's
-# bookkeeping costs more than fresh memory saves)
-_RECYCLED_SIZE = 1 << 15
 
 
 class GELU(_Elementwise):
@@ -213,8 +210,8 @@ class GELU(_Elementwise):
 
     def _empty(self, key: str, like: np.ndarray) -> np.ndarray:
         """An array laid out in memory as ``like`` (Conv2D's channel-major output stays so), recycled
-        when large: below _RECYCLED_SIZE elements a fresh one costs less than the bookkeeping."""
-        if like.size < _RECYCLED_SIZE:
+        when large: below RECYCLED_SIZE elements a fresh one costs less than the bookkeeping."""
+        if like.size < RECYCLED_SIZE:
             return np.empty_like(like)
         if like.flags.c_contiguous:
             return recycled_empty(self._recycled, key, like.shape, like.dtype)

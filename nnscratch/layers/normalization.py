@@ -16,7 +16,7 @@ from .. import specs
 from ..kernels import aligned
 from ..kernels.channels import channel_dot, channel_sum, channel_view, delta_view, unview
 from ..kernels.memory import KeepsMemory, writable_deltas
-from ..kernels.recycle import recycled_empty
+from ..kernels.recycle import RECYCLED_SIZE, recycled_empty, work_array
 from ..protocol import Layer
 from ..validation import as_dtype, check_bool, check_int, check_number
 
@@ -183,6 +183,7 @@ class LayerNorm(KeepsMemory, Layer):
     """
 
     _caches = ("_cache",)  # what forward keeps for backward (see kernels/memory.py)
+    _stores = ("_recycled",)  # its results and work arrays, recycled (see kernels/recycle.py)
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=np.float32):
         super().__init__()
@@ -197,6 +198,7 @@ class LayerNorm(KeepsMemory, Layer):
         else:
             self.weight = self.bias = None
         self._cache = None
+        self._recycled: dict = {}
 
     @staticmethod
     def _hyperparameters(normalized_shape, eps, elementwise_affine, dtype) -> tuple:
@@ -230,6 +232,11 @@ class LayerNorm(KeepsMemory, Layer):
                 f"(shape (*, {', '.join(map(str, self.normalized_shape))})), got shape {tuple(shape)}"
             )
 
+    def _empty(self, key: str, shape: tuple, dtype) -> np.ndarray:
+        return recycled_empty(self._recycled, key, shape, dtype)
+
+
+
     def forward(self, x, *args):
         self._check_parameters_in_place("weight", "bias")
         self._check_input(x)
@@ -238,16 +245,17 @@ class LayerNorm(KeepsMemory, Layer):
         dtype = self.weight.dtype if self.elementwise_affine else np.result_type(self._dtype, x.dtype)
         k = int(np.prod(self.normalized_shape))
         x2 = np.ascontiguousarray(x, dtype=dtype).reshape(-1, k)
-        mean = x2.mean(axis=1, keepdims=True)
-        x_hat = x2 - mean
-        var = np.einsum("rk,rk->r", x_hat, x_hat)[:, None] / k
+        mean = _row_sums(x2)[:, None] / k
+        x_hat = np.subtract(x2, mean, out=self._empty("x_hat", x2.shape, dtype))
+        var = np.einsum("rk,rk->r", x_hat, x_hat)[:, None] / k  # two passes (mean first): no cancellation
         inv_std = 1.0 / np.sqrt(var + self.eps)
         x_hat *= inv_std
+        y2 = self._empty("y", x2.shape, dtype)
         if self.elementwise_affine:
-            y2 = x_hat * self.weight.reshape(1, k)
+            np.multiply(x_hat, self.weight.reshape(1, k), out=y2)
             y2 += self.bias.reshape(1, k)
         else:
-            y2 = x_hat.copy()
+            np.copyto(y2, x_hat)
         self._cache = (x_hat, inv_std, x.shape)
         return y2.reshape(x.shape)
 
@@ -256,16 +264,34 @@ class LayerNorm(KeepsMemory, Layer):
         x_hat, inv_std, shape = self._cache
         k = x_hat.shape[1]
         delta2 = np.ascontiguousarray(self._check_delta(delta, shape), dtype=x_hat.dtype).reshape(-1, k)
+        dx_hat = self._empty("dx", x_hat.shape, x_hat.dtype)
         if self.elementwise_affine:
             deltas = writable_deltas(self)
             deltas[0][...] = np.einsum("rk,rk->k", delta2, x_hat).reshape(self.normalized_shape)
-            deltas[1][...] = delta2.sum(axis=0).reshape(self.normalized_shape)
-            dx_hat = delta2 * self.weight.reshape(1, k)
+            deltas[1][...] = _column_sums(delta2).reshape(self.normalized_shape)
+            np.multiply(delta2, self.weight.reshape(1, k), out=dx_hat)
         else:
-            dx_hat = delta2.copy()
+            np.copyto(dx_hat, delta2)
         # dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps), per sample
         projection = np.einsum("rk,rk->r", dx_hat, x_hat)[:, None] / k
-        dx_hat -= dx_hat.mean(axis=1, keepdims=True)
-        dx_hat -= x_hat * projection
+        mean = _row_sums(dx_hat)[:, None] / k
+        dx_hat -= mean
+        dx_hat -= np.multiply(x_hat, projection, out=self._empty("scratch", x_hat.shape, x_hat.dtype))
         dx_hat *= inv_std
         return dx_hat.reshape(shape)
+
+
+def _row_sums(x2: np.ndarray) -> np.ndarray:
+    """x2 (R, K) summed along each row; for a large x2 as one BLAS matrix-vector product, x2 @ ones
+    (measured: 6 us against np.sum(axis=1)'s 27-30 at (768, 128) float32, a GPT block's rows; for
+    small arrays the product's call costs more than it saves)."""
+    if x2.size < RECYCLED_SIZE:
+        return x2.sum(axis=1)
+    return x2 @ np.ones(x2.shape[1], x2.dtype)
+
+
+def _column_sums(x2: np.ndarray) -> np.ndarray:
+    """x2 (R, K) summed down each column, as ``_row_sums`` (ones @ x2: 5.5 us against 21 at (768, 128))."""
+    if x2.size < RECYCLED_SIZE:
+        return x2.sum(axis=0)
+    return np.ones(x2.shape[0], x2.dtype) @ x2

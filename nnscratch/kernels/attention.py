@@ -1,5 +1,7 @@
 """The machinery of the fast multi-head attention (layers/attention.py): head views without copies,
-the masks as one additive array, and the softmax and its backward in place.
+the masks as one additive array, the softmax and its backward in place, and the work between the
+projections done a range of sequences at a time (so ``kernels/parallel.halves`` can give each core
+half of the batch).
 
 The heads live side by side in the columns of the projections: Q, K and V are the three thirds of
 the (N*T, 3E) matrix x W_in^T, and head h is columns h*d to (h+1)*d of each. ``heads`` views such a
@@ -81,3 +83,39 @@ def softmax_keys_backward_(d_weights: np.ndarray, weights: np.ndarray, key_dot: 
     d_weights -= key_dot
     d_weights *= weights
     return d_weights
+
+
+# -- the work between the projections, on any range of sequences (all arrays split along N) --------
+def scores_softmax(weights, k, q, *bias) -> None:
+    """The transposed attention weights, softmax over the keys of K Q^T (+ the additive mask, if one
+    is given: (N, 1, T, T) or (N, 1, T, 1), broadcast views included), into ``weights``."""
+    np.matmul(k, q.transpose(0, 1, 3, 2), out=weights)
+    softmax_keys_(weights, bias[0] if bias else None)
+
+
+def weighted_values(out_heads, used, v) -> None:
+    """Each head's output A V, written into ``out_heads`` (a view of the heads side by side);
+    ``used`` are the weights as kept (transposed) after dropout."""
+    np.matmul(used.transpose(0, 1, 3, 2), v, out=out_heads)
+
+
+def attention_backward(d_heads, d_out, out, used, weights, q, k, v, dq, dk, dv, d_weights, scratch, *keep,
+                       keep_scale=1.0, q_scale=1.0) -> None:
+    """From dO (``d_heads``, and ``d_out`` (N, T, E) of the same memory) to dQ, dK and dV, in place.
+
+    dV = A'^T dO; dA' = dO V^T, dA = dA' * keep * keep_scale (dropout, if ``keep`` is given);
+    dS = A * (dA - sum over the keys of dA * A), that sum taken as sum(dO * O) over each head's d
+    features (O = A' V, so it is the same number, from (N, T, E) arrays instead of (N, H, T, T));
+    dQ = dS K * q_scale (the 1 / sqrt(d) folded into Q in forward), dK = dS^T (Q / sqrt(d)).
+    ``scratch`` is (N, T, E) work memory. Everything is transposed as the weights are."""
+    np.matmul(used, d_heads, out=dv)
+    np.matmul(v, d_heads.transpose(0, 1, 3, 2), out=d_weights)
+    if keep:
+        d_weights *= keep[0]
+        d_weights *= keep_scale
+    n, t, e = d_out.shape
+    key_dot = np.multiply(d_out, out, out=scratch).reshape(n, t, q.shape[1], -1).sum(axis=-1)
+    softmax_keys_backward_(d_weights, weights, key_dot.transpose(0, 2, 1)[:, :, None, :])
+    np.matmul(d_weights.transpose(0, 1, 3, 2), k, out=dq)
+    dq *= q_scale
+    np.matmul(d_weights, q, out=dk)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
-from ..kernels.attention import additive_mask, heads, softmax_keys_, softmax_keys_backward_, split_heads
+from ..kernels.attention import additive_mask, attention_backward, heads, scores_softmax, split_heads, weighted_values
+from ..kernels.parallel import halves
 from ..kernels.memory import writable_deltas
 from ..kernels.recycle import recycled_empty
 from ..specs.attention import MultiHeadAttentionBase
@@ -70,9 +72,11 @@ class MultiHeadAttention(MultiHeadAttentionBase):
             qkv += self.in_proj_bias
         qkv[:, :e] *= dtype.type(1.0 / math.sqrt(self.head_dim))  # Q / sqrt(d): the scores come out scaled
         q, k, v = split_heads(qkv, n, t, h)
-        # the weights transposed, (N, H, keys, queries): see kernels/attention.py
-        weights = np.matmul(k, q.transpose(0, 1, 3, 2), out=self._empty("weights", (n, h, t, t), dtype))
-        softmax_keys_(weights, additive_mask(t, self.causal, padding, dtype))
+        # the weights transposed, (N, H, keys, queries): see kernels/attention.py. The work between
+        # the projections goes a range of sequences at a time, on two cores when there are two.
+        weights = self._empty("weights", (n, h, t, t), dtype)
+        bias = additive_mask(t, self.causal, padding, dtype)
+        halves(scores_softmax, weights, k, q, *([] if bias is None else [np.broadcast_to(bias, (n, 1, t, t))]))
         used, keep = weights, None
         if self.training and self.dropout > 0:
             # drawn (N, H, queries, keys), as the textbook twin draws them
@@ -80,7 +84,7 @@ class MultiHeadAttention(MultiHeadAttentionBase):
             used = np.multiply(weights, keep, out=self._empty("used", weights.shape, dtype))
             used *= dtype.type(1.0 / (1.0 - self.dropout))
         out = self._empty("out", (n * t, e), dtype)  # the heads' outputs side by side, written in place
-        np.matmul(used.transpose(0, 1, 3, 2), v, out=heads(out, n, t, h))
+        halves(weighted_values, heads(out, n, t, h), used, v)
         y = out @ self.out_proj_weight.T
         if self.out_proj_bias is not None:
             y += self.out_proj_bias
@@ -100,23 +104,14 @@ class MultiHeadAttention(MultiHeadAttentionBase):
         if biases:
             np.matmul(self._ones(n * t, dtype), delta, out=deltas[3])
         d_out = np.matmul(delta, self.out_proj_weight, out=self._empty("d_out", (n * t, e), dtype))
-        d_heads = heads(d_out, n, t, h)
         q, k, v = split_heads(qkv, n, t, h)
         d_qkv = self._empty("d_qkv", (n * t, 3 * e), dtype)
         dq, dk, dv = split_heads(d_qkv, n, t, h)
-        np.matmul(used, d_heads, out=dv)
-        d_weights = np.matmul(v, d_heads.transpose(0, 1, 3, 2), out=self._empty("d_weights", weights.shape, dtype))
-        if keep is not None:
-            d_weights *= keep
-            d_weights *= dtype.type(1.0 / (1.0 - self.dropout))
-        # the sum over the keys of dA * A equals the sum of dO * O over the head's d features (O = A' V,
-        # dA' = dO V^T): a pass over (N, T, E) instead of (N, H, T, T)
-        key_dot = np.multiply(d_out, out, out=self._empty("key_dot", (n * t, e), dtype))
-        key_dot = key_dot.reshape(n, t, h, -1).sum(axis=-1).transpose(0, 2, 1)[:, :, None, :]  # (N, H, 1, T)
-        d_scores = softmax_keys_backward_(d_weights, weights, key_dot)  # transposed, as the weights
-        np.matmul(d_scores.transpose(0, 1, 3, 2), k, out=dq)
-        dq *= dtype.type(1.0 / math.sqrt(self.head_dim))  # the scale folded into Q in forward
-        np.matmul(d_scores, q, out=dk)  # q is Q / sqrt(d) already
+        backward = functools.partial(attention_backward, keep_scale=dtype.type(1.0 / (1.0 - self.dropout)),
+                                     q_scale=dtype.type(1.0 / math.sqrt(self.head_dim)))
+        halves(backward, heads(d_out, n, t, h), d_out.reshape(n, t, e), out.reshape(n, t, e), used, weights, q, k, v,
+               dq, dk, dv, self._empty("d_weights", weights.shape, dtype), self._empty("scratch", (n, t, e), dtype),
+               *([] if keep is None else [keep]))
         # the input projection: dW_in = dQKV^T x, db_in = sum of dQKV, dx = dQKV W_in
         np.matmul(d_qkv.T, rows, out=deltas[0])
         if biases:

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ..kernels.memory import KeepsMemory
+from ..kernels.parallel import halves
 from ..kernels.recycle import RECYCLED_SIZE, empty_in_order, memory_order, recycled_empty
 from ..protocol import Layer
 from ..validation import check_number
@@ -219,34 +220,48 @@ class GELU(_Elementwise):
 
     def forward(self, x, *args):
         x = self._input(x)
-        dtype = x.dtype.type
-        half = np.clip(x, -_GELU_CLIP, _GELU_CLIP, out=self._empty("half", x))  # u
-        y = np.multiply(half, half, out=self._empty("y", x))
-        y *= dtype(_GELU_SCALE * _GELU_CUBIC)
-        y += dtype(_GELU_SCALE)
-        half *= y  # k (u + 0.044715 u^3)
-        np.tanh(half, out=half)
-        half *= dtype(0.5)
-        half += dtype(0.5)  # s = (1 + t) / 2
+        half, y = self._empty("half", x), self._empty("y", x)
+        halves(_gelu_forward, x, half, y)  # on two cores when numpy's BLAS has two (kernels/parallel.py)
         self._x, self._half = x, half
-        return np.multiply(x, half, out=y)
+        return y
 
     def backward(self, delta):
         delta = self._delta(delta, self._x)
-        x, half = self._x, self._half
-        dtype = x.dtype.type
-        # dy/dx = s + 2 x s (1 - s) k (1 + 3 * 0.044715 x^2). s (1 - s) is exactly 0 wherever the clip
-        # acts, so the clipped u gives the same product there.
-        slope = np.subtract(dtype(1), half, out=self._empty("slope", x))
-        slope *= half
-        slope *= x
-        u = np.clip(x, -_GELU_CLIP, _GELU_CLIP, out=self._empty("u", x))
-        np.multiply(u, u, out=u)
-        u *= dtype(6 * _GELU_SCALE * _GELU_CUBIC)
-        u += dtype(2 * _GELU_SCALE)
-        slope *= u
-        slope += half
-        return np.multiply(slope, delta, out=slope)
+        x = self._x
+        slope = self._empty("slope", x)
+        halves(_gelu_backward, x, self._half, delta, slope, self._empty("u", x))
+        return slope
+
+
+def _gelu_forward(x, half, y):
+    """y = x s, s = (1 + t) / 2 kept in ``half`` for backward, written in place in ``half`` and ``y``."""
+    dtype = x.dtype.type
+    np.clip(x, -_GELU_CLIP, _GELU_CLIP, out=half)  # u
+    np.multiply(half, half, out=y)
+    y *= dtype(_GELU_SCALE * _GELU_CUBIC)
+    y += dtype(_GELU_SCALE)
+    half *= y  # k (u + 0.044715 u^3)
+    np.tanh(half, out=half)
+    half *= dtype(0.5)
+    half += dtype(0.5)  # s = (1 + t) / 2
+    np.multiply(x, half, out=y)
+
+
+def _gelu_backward(x, half, delta, slope, u):
+    """dL/dx = delta dy/dx into ``slope`` (``u`` is scratch), from x and s = (1 + t) / 2."""
+    dtype = x.dtype.type
+    # dy/dx = s + 2 x s (1 - s) k (1 + 3 * 0.044715 x^2). s (1 - s) is exactly 0 wherever the clip
+    # acts, so the clipped u gives the same product there.
+    np.subtract(dtype(1), half, out=slope)
+    slope *= half
+    slope *= x
+    np.clip(x, -_GELU_CLIP, _GELU_CLIP, out=u)
+    np.multiply(u, u, out=u)
+    u *= dtype(6 * _GELU_SCALE * _GELU_CUBIC)
+    u += dtype(2 * _GELU_SCALE)
+    slope *= u
+    slope += half
+    slope *= delta
 
 
 class SiLU(_Elementwise):

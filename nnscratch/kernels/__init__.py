@@ -8,6 +8,9 @@
 - ``pool.py``       the max-pooling passes
 - ``channels.py``   the batch norms' per-channel views of (N, D), (N, C, L), (N, C, H, W) and their sums
 - ``recurrent.py``  the loops over time of RNN, LSTM and GRU: per step one product with W_hh and the gates
+- ``attention.py``  attention's head views, masks, in-place softmax (weights transposed) and the work
+                    between its projections, a range of sequences at a time
+- ``parallel.py``   ``halves``: work split along the first axis between two cores, the same numbers
 
 What the fast layers compute is what their textbook twins in ``nnscratch.reference`` compute.
 """

@@ -2,7 +2,7 @@
 
 - ``recycled_empty``: a result array handed out again once every caller has dropped it, so a
   training step does not pay the kernel's page faults for fresh memory each time; ``work_array``:
-  the same for arrays large enough for it to pay.
+  the same for arrays large enough for it to pay; ``kept_ones``: a vector of ones kept between calls.
 - ``memory_order``, ``empty_in_order``, ``copy_in_order``: arrays laid out in memory in a given axis
   order, so that channel-major (C, N, H, W) memory behind an (N, C, H, W) view flows from layer to
   layer without transposing copies.
@@ -53,6 +53,16 @@ def work_array(store: dict, key, shape, dtype) -> np.ndarray:
     if math.prod(shape) < RECYCLED_SIZE:
         return np.empty(shape, dtype)
     return recycled_empty(store, key, shape, dtype)
+
+
+def kept_ones(kept: np.ndarray | None, count: int, dtype) -> np.ndarray:
+    """A read-only vector of ``count`` ones in ``dtype``: ``kept`` when it is one, else a new one (for
+    the caller to keep for its next call). A bias gradient, the sum of delta over the rows, is then
+    one BLAS matrix-vector product, ones @ delta (see Linear.backward)."""
+    if kept is None or kept.shape[0] != count or kept.dtype != dtype:
+        kept = np.ones(count, dtype=dtype)
+        kept.flags.writeable = False
+    return kept
 
 
 def memory_order(x: np.ndarray) -> tuple:

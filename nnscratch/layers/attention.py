@@ -10,7 +10,7 @@ import numpy as np
 from ..kernels.attention import additive_mask, attention_backward, heads, scores_softmax, split_heads, weighted_values
 from ..kernels.parallel import halves
 from ..kernels.memory import writable_deltas
-from ..kernels.recycle import recycled_empty
+from ..kernels.recycle import kept_ones, recycled_empty
 from ..specs.attention import MultiHeadAttentionBase
 
 
@@ -102,7 +102,8 @@ class MultiHeadAttention(MultiHeadAttentionBase):
         # the output projection: dW_out = delta^T O, db_out = sum of delta, dO = delta W_out
         np.matmul(delta.T, out, out=deltas[2 if biases else 1])
         if biases:
-            np.matmul(self._ones(n * t, dtype), delta, out=deltas[3])
+            self._ones_cache = kept_ones(self._ones_cache, n * t, dtype)  # db = ones @ delta, as Linear's
+            np.matmul(self._ones_cache, delta, out=deltas[3])
         d_out = np.matmul(delta, self.out_proj_weight, out=self._empty("d_out", (n * t, e), dtype))
         q, k, v = split_heads(qkv, n, t, h)
         d_qkv = self._empty("d_qkv", (n * t, 3 * e), dtype)
@@ -115,13 +116,5 @@ class MultiHeadAttention(MultiHeadAttentionBase):
         # the input projection: dW_in = dQKV^T x, db_in = sum of dQKV, dx = dQKV W_in
         np.matmul(d_qkv.T, rows, out=deltas[0])
         if biases:
-            np.matmul(self._ones(n * t, dtype), d_qkv, out=deltas[1])
+            np.matmul(self._ones_cache, d_qkv, out=deltas[1])
         return (d_qkv @ self.in_proj_weight).reshape(shape)
-
-    def _ones(self, count: int, dtype) -> np.ndarray:
-        """A read-only vector of ``count`` ones: a bias gradient as one matrix-vector product (as Linear's)."""
-        ones = self._ones_cache
-        if ones is None or ones.shape[0] != count or ones.dtype != dtype:
-            ones = self._ones_cache = np.ones(count, dtype=dtype)
-            ones.flags.writeable = False
-        return ones

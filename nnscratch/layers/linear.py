@@ -7,6 +7,7 @@ import numpy as np
 from .. import init
 from ..kernels import aligned
 from ..kernels.memory import KeepsMemory, writable_deltas
+from ..kernels.recycle import kept_ones
 from ..protocol import Layer
 from ..validation import as_dtype, check_bool, check_int
 
@@ -109,16 +110,9 @@ class Linear(KeepsMemory, Layer):
             # The sum of delta over the rows, written as ones @ delta: one BLAS matrix-vector product.
             # Measured float32, one thread: 2.2 us against np.sum(delta, axis=0)'s 5.6 at 128x256,
             # 5.2 against 19.1 at 768x128 (a GPT block's rows), 2.2 against 15.6 at 1000x10.
-            np.matmul(self._ones(x.shape[0], x.dtype), delta, out=deltas[1])
+            self._ones_cache = kept_ones(self._ones_cache, x.shape[0], x.dtype)
+            np.matmul(self._ones_cache, delta, out=deltas[1])
         if not self.needs_input_delta:
             return None
         dx = delta @ self.weight.T
         return dx if self._x.ndim == 2 else dx.reshape(self._x.shape)
-
-    def _ones(self, n: int, dtype) -> np.ndarray:
-        """A read-only vector of n ones, kept for the next batch of the same size."""
-        ones = self._ones_cache
-        if ones is None or ones.shape[0] != n or ones.dtype != dtype:
-            ones = self._ones_cache = np.ones(n, dtype=dtype)
-            ones.flags.writeable = False
-        return ones

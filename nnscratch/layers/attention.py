@@ -8,9 +8,9 @@ import math
 import numpy as np
 
 from ..kernels.attention import additive_mask, attention_backward, heads, scores_softmax, split_heads, weighted_values
-from ..kernels.parallel import halves
 from ..kernels.memory import writable_deltas
-from ..kernels.recycle import kept_ones, recycled_empty
+from ..kernels.parallel import halves
+from ..kernels.recycle import kept_ones, work_array
 from ..specs.attention import MultiHeadAttentionBase
 
 
@@ -27,16 +27,17 @@ class MultiHeadAttention(MultiHeadAttentionBase):
     A query that sees no key at all (every key padding, or padding and causality together) gets
     all-zero attention weights, so its output is ``out_proj_bias`` and no gradient flows through it:
     defined, never NaN, in forward and backward (as PyTorch 2.13 does; older versions gave NaN). The
-    softmax subtracts each row's maximum. In training mode,
-    ``dropout`` zeroes attention weights with that probability (the others scaled by 1 / (1 - p)),
-    drawn from ``self.rng``.
+    softmax subtracts each row's maximum. In training mode, ``dropout`` zeroes attention weights with
+    that probability (the others scaled by 1 / (1 - p)), drawn from ``self.rng``.
 
     The textbook version of this layer is ``nnscratch.reference.MultiHeadAttention``, one head at a
     time: read it first. This one shares its constructor, parameters and checks (nnscratch/specs/)
     and computes the same numbers with every head in one batched ``np.matmul`` on (N, H, T, d) views
     of the projections (no copies), the attention weights kept transposed so that the softmax
     reduces along contiguous rows, in place (nnscratch/kernels/attention.py), and the softmax's
-    backward sums taken as sum(dO_h * O_h) over d instead of over the T keys.
+    backward sums taken as sum(dO_h * O_h) over d instead of over the T keys. The work between the
+    projections goes half the sequences to each core when numpy's BLAS has two threads
+    (nnscratch/kernels/parallel.py), the same numbers as on one.
 
     Parameters (PyTorch's names and layout, which copy across one to one): ``in_proj_weight``
     (3E, E), ``in_proj_bias`` (3E,), ``out_proj_weight`` (E, E), ``out_proj_bias`` (E,), the biases
@@ -60,7 +61,7 @@ class MultiHeadAttention(MultiHeadAttentionBase):
         self._recycled: dict = {}
 
     def _empty(self, key: str, shape, dtype) -> np.ndarray:
-        return recycled_empty(self._recycled, key, shape, dtype)
+        return work_array(self._recycled, key, shape, dtype)
 
     def forward(self, x, *args, key_padding_mask=None):
         x, padding = self._checked(x, key_padding_mask)

@@ -29,20 +29,26 @@ def twins(e, h, causal=False, dropout=0.0, bias=True, dtype=np.float64, seed=0):
 
 def assert_twins_agree(fast, slow, x, mask=None, delta_seed=0):
     """Forward, dL/dx and every parameter gradient of the two levels: 1e-10 in float64, float32's
-    rounding in float32."""
+    rounding in float32 (sums of terms of size ~1 that cancel: an absolute 1e-4 of the largest value)."""
     float32 = fast.in_proj_weight.dtype == np.float32
-    tolerance = dict(rtol=2e-4, atol=2e-5) if float32 else dict(rtol=1e-10, atol=1e-12)
+
+    def close(got, want):
+        if float32:
+            np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-4 * max(1.0, np.abs(want).max()))
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
     y, y_ref = fast.forward(x, key_padding_mask=mask), slow.forward(x, key_padding_mask=mask)
     assert y.dtype == y_ref.dtype == fast.in_proj_weight.dtype
-    np.testing.assert_allclose(y, y_ref, **tolerance)
+    close(y, y_ref)
     delta = np.random.default_rng(delta_seed).standard_normal(y.shape)
     dx, dx_ref = fast.backward(delta), slow.backward(delta)
     assert dx.dtype == y.dtype
-    np.testing.assert_allclose(dx, dx_ref, **tolerance)
+    close(dx, dx_ref)
     assert len(fast.parameters_deltas) == len(slow.parameters_deltas)
     for got, want in zip(fast.parameters_deltas, slow.parameters_deltas):
         assert got.dtype == y.dtype
-        np.testing.assert_allclose(got, want, **tolerance)
+        close(got, want)
     return y, dx
 
 
@@ -146,14 +152,14 @@ def test_results_never_alias_between_calls_and_backward_is_repeatable():
 
 
 def test_release_memory_drops_caches_and_work_arrays():
-    layer = MultiHeadAttention(8, 2, rng=0)
-    x = np.ones((2, 4, 8), np.float32)
+    layer = MultiHeadAttention(64, 2, rng=0)
+    x = np.ones((4, 64, 64), np.float32)  # large enough for its work arrays to be kept
     layer.backward(np.ones_like(layer.forward(x)))
     assert layer._recycled and layer._cache is not None
     layer.release_memory()
     assert layer._recycled == {} and layer._cache is None
     with pytest.raises(RuntimeError, match="MultiHeadAttention.backward called before forward"):
-        layer.backward(np.ones((2, 4, 8), np.float32))
+        layer.backward(np.ones((4, 64, 64), np.float32))
 
 
 def test_non_contiguous_and_integer_inputs():

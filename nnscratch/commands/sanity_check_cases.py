@@ -417,6 +417,10 @@ class KeyPaddingMasked:
         self.layer, self.key_padding_mask = layer, key_padding_mask
         self.parameters, self.parameters_deltas = layer.parameters, layer.parameters_deltas
 
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
     def forward(self, x, *args):
         return self.layer.forward(x, key_padding_mask=self.key_padding_mask)
 

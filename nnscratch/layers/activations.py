@@ -192,21 +192,22 @@ class GELU(_Elementwise):
 
     This is not the exact erf form (PyTorch's default ``GELU()``); the two differ by up to ~5e-4.
 
-    Computed in place in the input's dtype, in two work arrays recycled from call to call (a
-    Transformer's MLP calls it on (N, T, 4 dim) arrays): forward keeps s = (1 + t) / 2, and backward
-    uses 1 - t^2 = 4 s (1 - s).
+    Computed in place in the input's dtype, in work arrays recycled from call to call (a
+    Transformer's MLP calls it on (N, T, 4 dim) arrays): forward keeps s = (1 + t) / 2 and
+    k (1 + 0.044715 u^2) (u = x, clipped), and backward uses 1 - t^2 = 4 s (1 - s).
 
     Shape:
         x: any, y: same as x
     """
 
-    _caches = ("_x", "_half")
+    _caches = ("_x", "_half", "_inner")
     _stores = ("_recycled",)  # work arrays and results, recycled (see kernels/recycle.py)
 
     def __init__(self):
         super().__init__()
         self._x = None
         self._half = None
+        self._inner = None
         self._recycled: dict = {}
 
     def _empty(self, key: str, like: np.ndarray) -> np.ndarray:
@@ -220,46 +221,45 @@ class GELU(_Elementwise):
 
     def forward(self, x, *args):
         x = self._input(x)
-        half, y = self._empty("half", x), self._empty("y", x)
-        halves(_gelu_forward, x, half, y)  # on two cores when numpy's BLAS has two (kernels/parallel.py)
-        self._x, self._half = x, half
+        half, inner, y = self._empty("half", x), self._empty("inner", x), self._empty("y", x)
+        halves(_gelu_forward, x, half, inner, y)  # on two cores when numpy's BLAS has two (kernels/parallel.py)
+        self._x, self._half, self._inner = x, half, inner
         return y
 
     def backward(self, delta):
         delta = self._delta(delta, self._x)
         x = self._x
         slope = self._empty("slope", x)
-        halves(_gelu_backward, x, self._half, delta, slope, self._empty("u", x))
+        halves(_gelu_backward, x, self._half, self._inner, delta, slope, self._empty("scratch", x))
         return slope
 
 
-def _gelu_forward(x, half, y):
-    """y = x s, s = (1 + t) / 2 kept in ``half`` for backward, written in place in ``half`` and ``y``."""
+def _gelu_forward(x, half, inner, y):
+    """y = x s, written in place; kept for backward: s = (1 + t) / 2 in ``half``, and in ``inner``
+    k (1 + 0.044715 u^2), u = x clipped (k u times it is the argument of the tanh)."""
     dtype = x.dtype.type
     np.clip(x, -_GELU_CLIP, _GELU_CLIP, out=half)  # u
-    np.multiply(half, half, out=y)
-    y *= dtype(_GELU_SCALE * _GELU_CUBIC)
-    y += dtype(_GELU_SCALE)
-    half *= y  # k (u + 0.044715 u^3)
+    np.multiply(half, half, out=inner)
+    inner *= dtype(_GELU_SCALE * _GELU_CUBIC)
+    inner += dtype(_GELU_SCALE)
+    half *= inner  # k (u + 0.044715 u^3)
     np.tanh(half, out=half)
     half *= dtype(0.5)
     half += dtype(0.5)  # s = (1 + t) / 2
     np.multiply(x, half, out=y)
 
 
-def _gelu_backward(x, half, delta, slope, u):
-    """dL/dx = delta dy/dx into ``slope`` (``u`` is scratch), from x and s = (1 + t) / 2."""
+def _gelu_backward(x, half, inner, delta, slope, scratch):
+    """dL/dx = delta dy/dx into ``slope``, from x, s = (1 + t) / 2 and ``inner`` = k (1 + 0.044715 u^2)."""
     dtype = x.dtype.type
-    # dy/dx = s + 2 x s (1 - s) k (1 + 3 * 0.044715 x^2). s (1 - s) is exactly 0 wherever the clip
-    # acts, so the clipped u gives the same product there.
+    # dy/dx = s + 2 x s (1 - s) k (1 + 3 * 0.044715 u^2), and 2 k (1 + 3 * 0.044715 u^2) = 6 inner - 4 k.
+    # s (1 - s) is exactly 0 wherever the clip acts (|x| >= 10), so u there changes nothing.
     np.subtract(dtype(1), half, out=slope)
     slope *= half
     slope *= x
-    np.clip(x, -_GELU_CLIP, _GELU_CLIP, out=u)
-    np.multiply(u, u, out=u)
-    u *= dtype(6 * _GELU_SCALE * _GELU_CUBIC)
-    u += dtype(2 * _GELU_SCALE)
-    slope *= u
+    np.multiply(inner, dtype(6), out=scratch)
+    scratch -= dtype(4 * _GELU_SCALE)
+    slope *= scratch
     slope += half
     slope *= delta
 

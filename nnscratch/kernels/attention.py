@@ -79,7 +79,7 @@ def softmax_keys_backward_(d_weights: np.ndarray, weights: np.ndarray, key_dot: 
     ``d_weights``, all transposed (N, H, T keys, T queries).
 
     ``key_dot`` is that sum, (N, H, 1, T), computed by the caller from cheaper arrays than these (see
-    ``MultiHeadAttention.backward``). Where a weight is 0 (a masked key) the result is 0."""
+    ``attention_backward``). Where a weight is 0 (a masked key) the result is 0."""
     d_weights -= key_dot
     d_weights *= weights
     return d_weights

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..kernels.memory import KeepsMemory
-from ..kernels.parallel import halves
+from ..kernels.parallel import by_rows
 from ..kernels.recycle import RECYCLED_SIZE, empty_in_order, memory_order, recycled_empty
 from ..protocol import Layer
 from ..validation import check_number
@@ -222,7 +222,8 @@ class GELU(_Elementwise):
     def forward(self, x, *args):
         x = self._input(x)
         half, inner, y = self._empty("half", x), self._empty("inner", x), self._empty("y", x)
-        halves(_gelu_forward, x, half, inner, y)  # on two cores when numpy's BLAS has two (kernels/parallel.py)
+        # in cache-sized blocks of rows, on two cores when numpy's BLAS has two (kernels/parallel.py)
+        by_rows(_gelu_forward, *_rows(x, half, inner, y))
         self._x, self._half, self._inner = x, half, inner
         return y
 
@@ -230,8 +231,16 @@ class GELU(_Elementwise):
         delta = self._delta(delta, self._x)
         x = self._x
         slope = self._empty("slope", x)
-        halves(_gelu_backward, x, self._half, self._inner, delta, slope, self._empty("scratch", x))
+        by_rows(_gelu_backward, *_rows(x, self._half, self._inner, delta, slope, self._empty("scratch", x)))
         return slope
+
+
+def _rows(*arrays) -> tuple:
+    """The arrays as (rows, last axis) matrices when all are C-contiguous (finer blocks of rows than
+    an (N, T, D) array's N), else as they are; element-wise work sees the same elements either way."""
+    if all(a.ndim > 1 and a.flags.c_contiguous for a in arrays):
+        return tuple(a.reshape(-1, a.shape[-1]) for a in arrays)
+    return arrays
 
 
 def _gelu_forward(x, half, inner, y):

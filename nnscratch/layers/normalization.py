@@ -18,7 +18,7 @@ from .. import specs
 from ..kernels import aligned
 from ..kernels.channels import channel_dot, channel_sum, channel_view, delta_view, unview
 from ..kernels.memory import KeepsMemory, writable_deltas
-from ..kernels.parallel import halves
+from ..kernels.parallel import by_rows
 from ..kernels.recycle import RECYCLED_SIZE, recycled_empty, work_array
 from ..protocol import Layer
 from ..validation import as_dtype, check_bool, check_int, check_number
@@ -249,9 +249,8 @@ class LayerNorm(KeepsMemory, Layer):
         x_hat, y2 = self._empty("x_hat", x2.shape, dtype), self._empty("y", x2.shape, dtype)
         inv_std = np.empty((x2.shape[0], 1), dtype)
         affine = (self.weight.reshape(1, k), self.bias.reshape(1, k)) if self.elementwise_affine else None
-        # row by row, so on two cores when numpy's BLAS has two (kernels/parallel.py)
-        halves(functools.partial(_normalize, eps=self.eps, affine=affine, blas=x2.size >= RECYCLED_SIZE),
-               x2, x_hat, y2, inv_std)
+        # row by row: in cache-sized blocks, on two cores when numpy's BLAS has two (kernels/parallel.py)
+        by_rows(functools.partial(_normalize, eps=self.eps, affine=affine), x2, x_hat, y2, inv_std)
         self._cache = (x_hat, inv_std, x.shape)
         return y2.reshape(x.shape)
 
@@ -260,23 +259,22 @@ class LayerNorm(KeepsMemory, Layer):
         x_hat, inv_std, shape = self._cache
         k = x_hat.shape[1]
         delta2 = np.ascontiguousarray(self._check_delta(delta, shape), dtype=x_hat.dtype).reshape(-1, k)
-        blas = x_hat.size >= RECYCLED_SIZE
         if self.elementwise_affine:
             deltas = writable_deltas(self)
             deltas[0][...] = np.einsum("rk,rk->k", delta2, x_hat).reshape(self.normalized_shape)
-            deltas[1][...] = _column_sums(delta2, blas).reshape(self.normalized_shape)
+            deltas[1][...] = _column_sums(delta2).reshape(self.normalized_shape)
         weight = self.weight.reshape(1, k) if self.elementwise_affine else None
         dx = self._empty("dx", x_hat.shape, x_hat.dtype)
-        halves(functools.partial(_normalize_backward, weight=weight, blas=blas), delta2, x_hat, inv_std, dx,
+        by_rows(functools.partial(_normalize_backward, weight=weight), delta2, x_hat, inv_std, dx,
                self._empty("scratch", x_hat.shape, x_hat.dtype))
         return dx.reshape(shape)
 
 
-def _normalize(x2, x_hat, y2, inv_std, eps, affine, blas) -> None:
+def _normalize(x2, x_hat, y2, inv_std, eps, affine) -> None:
     """Each row of x2 normalized: x_hat = (x - mean) / sqrt(var + eps), y = x_hat * weight + bias
     (``affine`` = (weight, bias), or None), into the given arrays; 1 / sqrt(var + eps) into inv_std."""
     k = x2.shape[1]
-    mean = _row_sums(x2, blas)[:, None] / k
+    mean = _row_sums(x2)[:, None] / k
     np.subtract(x2, mean, out=x_hat)
     var = np.einsum("rk,rk->r", x_hat, x_hat)[:, None] / k  # two passes (mean first): no cancellation
     inv_std[...] = 1.0 / np.sqrt(var + eps)
@@ -288,7 +286,7 @@ def _normalize(x2, x_hat, y2, inv_std, eps, affine, blas) -> None:
         y2 += affine[1]
 
 
-def _normalize_backward(delta2, x_hat, inv_std, dx, scratch, weight, blas) -> None:
+def _normalize_backward(delta2, x_hat, inv_std, dx, scratch, weight) -> None:
     """dL/dx of each row into dx (``scratch``: work memory of its shape), with dx_hat = delta * weight:
     dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps), per sample."""
     k = x_hat.shape[1]
@@ -297,20 +295,20 @@ def _normalize_backward(delta2, x_hat, inv_std, dx, scratch, weight, blas) -> No
     else:
         np.multiply(delta2, weight, out=dx)
     projection = np.einsum("rk,rk->r", dx, x_hat)[:, None] / k
-    mean = _row_sums(dx, blas)[:, None] / k
+    mean = _row_sums(dx)[:, None] / k
     dx -= mean
     dx -= np.multiply(x_hat, projection, out=scratch)
     dx *= inv_std
 
 
-def _row_sums(x2: np.ndarray, blas: bool) -> np.ndarray:
-    """x2 (R, K) summed along each row; with ``blas`` (for a large array: chosen once for all its rows,
-    so that halves of it sum as the whole would) as one BLAS matrix-vector product, x2 @ ones
-    (measured: 6 us against np.sum(axis=1)'s 27-30 at (768, 128) float32, a GPT block's rows; for
-    small arrays the product's call costs more than it saves)."""
-    return x2 @ np.ones(x2.shape[1], x2.dtype) if blas else x2.sum(axis=1)
+def _row_sums(x2: np.ndarray) -> np.ndarray:
+    """x2 (R, K) summed along each row, by einsum (measured at (384, 128) float32: 4.4 us, against
+    np.sum(axis=1)'s 12; a BLAS product x2 @ ones takes 2.7, but may call on BLAS's threads from
+    inside a block of rows that ``by_rows`` already runs on a second core)."""
+    return np.einsum("rk->r", x2)
 
 
-def _column_sums(x2: np.ndarray, blas: bool) -> np.ndarray:
-    """x2 (R, K) summed down each column, as ``_row_sums`` (ones @ x2: 5.5 us against 21 at (768, 128))."""
-    return np.ones(x2.shape[0], x2.dtype) @ x2 if blas else x2.sum(axis=0)
+def _column_sums(x2: np.ndarray) -> np.ndarray:
+    """x2 (R, K) summed down each column: for a large x2 one BLAS product, ones @ x2 (5.5 us against
+    np.sum(axis=0)'s 21 at (768, 128) float32); for a small one the product's call costs more."""
+    return np.ones(x2.shape[0], x2.dtype) @ x2 if x2.size >= RECYCLED_SIZE else x2.sum(axis=0)

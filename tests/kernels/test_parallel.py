@@ -1,6 +1,6 @@
-"""kernels/parallel.halves: the work split along the first axis between a helper thread and the caller
-gives the very same numbers as the work done whole, in the layers that use it too; errors and
-concurrent callers are handled; small or single-core work is never split."""
+"""kernels/parallel.by_rows: work done in cache-sized blocks of rows, split between a helper thread and
+the caller, gives the very same numbers as the work done whole, in the layers that use it too;
+errors and concurrent callers are handled; small or single-core work stays on the calling thread."""
 
 from __future__ import annotations
 
@@ -19,48 +19,61 @@ def cores(request, monkeypatch):
     return request.param
 
 
-def test_each_half_is_done_once_on_two_threads_when_it_pays(monkeypatch):
-    monkeypatch.setattr(parallel, "cores", lambda: 2)
-    x = np.arange(2 * parallel.MIN_SIZE, dtype=np.float64).reshape(64, -1)
-    out = np.zeros_like(x)
-    seen = []
+def _recording(x, calls):
+    """A function of row blocks of ``x`` that squares them and records (thread, first row, rows)."""
 
     def square(rows, result):
-        seen.append((threading.get_ident(), rows.shape[0]))
+        first = (rows.ctypes.data - x.ctypes.data) // x.strides[0]
+        calls.append((threading.get_ident(), first, rows.shape[0]))
         np.multiply(rows, rows, out=result)
 
-    parallel.halves(square, x, out)
-    np.testing.assert_array_equal(out, x * x)
-    assert sorted(rows for _, rows in seen) == [32, 32]
-    assert len({thread for thread, _ in seen}) == 2 and threading.get_ident() in {thread for thread, _ in seen}
+    return square
 
 
-@pytest.mark.parametrize("cores_, shape", [(1, (64, 1024)), (2, (64, 100)), (2, (1, 1 << 16))],
-                         ids=["one core", "too small", "one row"])
-def test_work_that_does_not_pay_runs_whole_here(monkeypatch, cores_, shape):
+@pytest.mark.parametrize("cores_", [1, 2])
+def test_every_row_is_done_once_in_cache_sized_blocks_on_two_threads_when_it_pays(monkeypatch, cores_):
     monkeypatch.setattr(parallel, "cores", lambda: cores_)
-    calls = []
-    parallel.halves(lambda a: calls.append((threading.get_ident(), a.shape)), np.zeros(shape))
-    assert calls == [(threading.get_ident(), shape)]
+    x = np.arange(2 * parallel.MIN_SIZE, dtype=np.float64).reshape(64, -1)  # rows of 8 kB: 32 to a block
+    out, calls = np.zeros_like(x), []
+    parallel.by_rows(_recording(x, calls), x, out)
+    np.testing.assert_array_equal(out, x * x)
+    rows = sorted(row for _, first, count in calls for row in range(first, first + count))
+    assert rows == list(range(64))
+    assert all(count <= parallel.BLOCK_BYTES // (8 * x.shape[1]) for _, _, count in calls)
+    threads = {thread for thread, _, _ in calls}
+    assert threading.get_ident() in threads and len(threads) == cores_
+    if cores_ == 2:  # the helper takes the first half, the caller the second
+        assert {first < 32 for thread, first, _ in calls if thread != threading.get_ident()} == {True}
+
+
+@pytest.mark.parametrize("shape", [(64, 100), (1, 1 << 16)], ids=["too small", "one row"])
+def test_work_that_does_not_pay_stays_on_this_thread(monkeypatch, shape):
+    monkeypatch.setattr(parallel, "cores", lambda: 2)
+    x, calls = np.zeros(shape), []
+    parallel.by_rows(_recording(x, calls), x, np.empty_like(x))
+    assert {thread for thread, _, _ in calls} == {threading.get_ident()}
+    assert sum(count for _, _, count in calls) == shape[0]
 
 
 @pytest.mark.parametrize("failing", ["helper", "caller", "both"])
 def test_an_error_in_either_half_is_raised_here_after_both_are_done(monkeypatch, failing):
     monkeypatch.setattr(parallel, "cores", lambda: 2)
-    x = np.zeros((4, parallel.MIN_SIZE))
+    x = np.zeros((8, parallel.MIN_SIZE))  # rows of 256 kB: a block each, four to a half
     done = []
 
     def work(rows):
-        first = rows.base is x and rows.ctypes.data == x.ctypes.data  # the helper's half starts at row 0
-        if failing == "both" or (failing == "helper") == first:
-            raise ValueError("helper half" if first else "caller half")
-        done.append(first)
+        helper = threading.get_ident() != main
+        if failing == "both" or (failing == "helper") == helper:
+            raise ValueError("helper half" if helper else "caller half")
+        done.append(helper)
 
+    main = threading.get_ident()
     with pytest.raises(ValueError, match="caller half" if failing != "helper" else "helper half"):
-        parallel.halves(work, x)
-    assert done == ([False] if failing == "helper" else [True] if failing == "caller" else [])
+        parallel.by_rows(work, x)
+    # the half that did not fail went on to its end (each half stops at its own first error)
+    assert done == ([False] * 4 if failing == "helper" else [True] * 4 if failing == "caller" else [])
     y = np.zeros_like(x)  # and the helper is free again: the next call splits as usual
-    parallel.halves(lambda a, b: np.add(a, 1, out=b), x, y)
+    parallel.by_rows(lambda a, b: np.add(a, 1, out=b), x, y)
     np.testing.assert_array_equal(y, 1.0)
 
 
@@ -73,7 +86,7 @@ def test_concurrent_callers_each_get_their_work_done(monkeypatch):
             for repeat in range(20):
                 x = np.full((8, parallel.MIN_SIZE // 4), float(index * 100 + repeat))
                 y = np.empty_like(x)
-                parallel.halves(lambda a, b: np.multiply(a, 2, out=b), x, y)
+                parallel.by_rows(lambda a, b: np.multiply(a, 2, out=b), x, y)
                 results[index, repeat] = bool((y == 2 * x).all())
         except BaseException as error:  # pragma: no cover - reported below
             errors.append(error)
@@ -95,7 +108,7 @@ def test_cores_is_numpy_blas_thread_count():
         assert parallel.cores() == 2
 
 
-# -- the layers: the same numbers on one core and on two ----------------------------------------------
+# -- the layers: the same numbers whole, in blocks of rows and on two cores -----------------------------
 def _run(make, x, delta, **kwargs):
     layer = make()
     y = layer.forward(x, **kwargs)
@@ -112,16 +125,19 @@ def _run(make, x, delta, **kwargs):
     ("attention, dropout", lambda: nn.MultiHeadAttention(64, 4, causal=True, dropout=0.2, rng=0), (8, 48, 64), {}),
     ("block", lambda: nn.TransformerBlock(64, 4, dropout=0.1, rng=0), (8, 48, 64), {}),
 ])  # fmt: skip
-def test_layers_give_the_same_numbers_on_one_core_and_on_two(monkeypatch, name, make, shape, kwargs):
+def test_layers_give_the_same_numbers_whole_in_blocks_and_on_two_cores(monkeypatch, name, make, shape, kwargs):
     rng = np.random.default_rng(1)
     x, delta = rng.standard_normal(shape, dtype=np.float32), rng.standard_normal(shape, dtype=np.float32)
     results, handed = {}, []
     helper = parallel._get_helper
     monkeypatch.setattr(parallel, "_get_helper", lambda: handed.append(1) or helper())
-    for count in (1, 2):
+    for count, block in [(1, 1 << 40), (1, parallel.BLOCK_BYTES), (2, parallel.BLOCK_BYTES)]:
         monkeypatch.setattr(parallel, "cores", lambda count=count: count)
-        results[count] = _run(make, x, delta, **kwargs)
+        monkeypatch.setattr(parallel, "BLOCK_BYTES", block)
+        results[count, block] = _run(make, x, delta, **kwargs)
     assert len(handed) >= 2  # forward and backward split their work on two cores
-    assert len(results[1]) == len(results[2])
-    for one, two in zip(results[1], results[2]):
-        np.testing.assert_array_equal(one, two)
+    whole, *others = results.values()
+    for other in others:
+        assert len(other) == len(whole)
+        for a, b in zip(whole, other):
+            np.testing.assert_array_equal(a, b)

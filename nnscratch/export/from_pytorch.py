@@ -225,8 +225,8 @@ def _attention_from_torch(module, where: str):
     e = attention.embed_dim
     weight = read(attention, where, "in_proj_weight", (3 * e, e))
     bias = attention.in_proj_bias is not None
-    layer = layers.MultiHeadAttention(e, attention.num_heads, causal=bool(module.causal), dropout=float(attention.dropout),
-                                      bias=bias, dtype=weight.dtype, rng=0)
+    layer = layers.MultiHeadAttention(e, attention.num_heads, causal=bool(module.causal),
+                                      dropout=float(attention.dropout), bias=bias, dtype=weight.dtype, rng=0)
     layer.in_proj_weight[...] = weight
     layer.out_proj_weight[...] = read(attention.out_proj, where, "weight", (e, e), weight.dtype)
     if bias:

@@ -10,7 +10,7 @@
 - ``recurrent.py``  the loops over time of RNN, LSTM and GRU: per step one product with W_hh and the gates
 - ``attention.py``  attention's head views, masks, in-place softmax (weights transposed) and the work
                     between its projections, a range of sequences at a time
-- ``parallel.py``   ``by_rows``: element-wise work in cache-sized blocks of rows, on two cores
+- ``rows.py``       ``by_rows``, ``scratch``: element-wise work in cache-sized blocks of rows
 
 What the fast layers compute is what their textbook twins in ``nnscratch.reference`` compute.
 """

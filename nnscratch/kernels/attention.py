@@ -1,7 +1,6 @@
 """The machinery of the fast multi-head attention (layers/attention.py): head views without copies,
 the masks as one additive array, the softmax and its backward in place, and the work between the
-projections done a range of sequences at a time (so ``kernels/parallel.halves`` can give each core
-half of the batch).
+projections done a block of sequences at a time (``kernels/rows.by_rows``).
 
 The heads live side by side in the columns of the projections: Q, K and V are the three thirds of
 the (N*T, 3E) matrix x W_in^T, and head h is columns h*d to (h+1)*d of each. ``heads`` views such a
@@ -15,6 +14,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+
+from .rows import scratch
 
 
 def heads(columns: np.ndarray, n: int, t: int, num_heads: int) -> np.ndarray:
@@ -99,22 +100,23 @@ def weighted_values(out_heads, used, v) -> None:
     np.matmul(used.transpose(0, 1, 3, 2), v, out=out_heads)
 
 
-def attention_backward(d_heads, d_out, out, used, weights, q, k, v, dq, dk, dv, d_weights, scratch, *keep,
-                       keep_scale=1.0, q_scale=1.0) -> None:
+def attention_backward(d_heads, d_out, out, used, weights, q, k, v, dq, dk, dv, *keep, keep_scale=1.0,
+                       q_scale=1.0) -> None:
     """From dO (``d_heads``, and ``d_out`` (N, T, E) of the same memory) to dQ, dK and dV, in place.
 
     dV = A'^T dO; dA' = dO V^T, dA = dA' * keep * keep_scale (dropout, if ``keep`` is given);
     dS = A * (dA - sum over the keys of dA * A), that sum taken as sum(dO * O) over each head's d
     features (O = A' V, so it is the same number, from (N, T, E) arrays instead of (N, H, T, T));
     dQ = dS K * q_scale (the 1 / sqrt(d) folded into Q in forward), dK = dS^T (Q / sqrt(d)).
-    ``scratch`` is (N, T, E) work memory. Everything is transposed as the weights are."""
+    Everything is transposed as the weights are; dA and dS live in the thread's block-sized work
+    memory (kernels/rows.scratch), never written out whole."""
     np.matmul(used, d_heads, out=dv)
-    np.matmul(v, d_heads.transpose(0, 1, 3, 2), out=d_weights)
+    d_weights = np.matmul(v, d_heads.transpose(0, 1, 3, 2), out=scratch("attention_d_weights", weights))
     if keep:
         d_weights *= keep[0]
         d_weights *= keep_scale
     n, t, e = d_out.shape
-    key_dot = np.multiply(d_out, out, out=scratch).reshape(n, t, q.shape[1], -1).sum(axis=-1)
+    key_dot = np.multiply(d_out, out, out=scratch("attention_key_dot", out)).reshape(n, t, q.shape[1], -1).sum(axis=-1)
     softmax_keys_backward_(d_weights, weights, key_dot.transpose(0, 2, 1)[:, :, None, :])
     np.matmul(d_weights.transpose(0, 1, 3, 2), k, out=dq)
     dq *= q_scale

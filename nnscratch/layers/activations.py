@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..kernels.memory import KeepsMemory
-from ..kernels.parallel import by_rows
+from ..kernels.rows import by_rows, scratch
 from ..kernels.recycle import RECYCLED_SIZE, empty_in_order, memory_order, recycled_empty
 from ..protocol import Layer
 from ..validation import check_number
@@ -192,22 +192,22 @@ class GELU(_Elementwise):
 
     This is not the exact erf form (PyTorch's default ``GELU()``); the two differ by up to ~5e-4.
 
-    Computed in place in the input's dtype, in work arrays recycled from call to call (a
-    Transformer's MLP calls it on (N, T, 4 dim) arrays): forward keeps s = (1 + t) / 2 and
-    k (1 + 0.044715 u^2) (u = x, clipped), and backward uses 1 - t^2 = 4 s (1 - s).
+    Computed in the input's dtype a cache-sized block of rows at a time (kernels/rows.py), its
+    temporaries in per-thread work memory. Forward keeps
+    only x, and backward computes t again from it, as PyTorch does: on a Transformer's (N, T, 4 dim)
+    activations, storing t (and reading it back) moved more memory than computing it again costs.
+    Backward uses 1 - t^2 = 4 s (1 - s), s = (1 + t) / 2.
 
     Shape:
         x: any, y: same as x
     """
 
-    _caches = ("_x", "_half", "_inner")
-    _stores = ("_recycled",)  # work arrays and results, recycled (see kernels/recycle.py)
+    _caches = ("_x",)
+    _stores = ("_recycled",)  # results, recycled (see kernels/recycle.py)
 
     def __init__(self):
         super().__init__()
         self._x = None
-        self._half = None
-        self._inner = None
         self._recycled: dict = {}
 
     def _empty(self, key: str, like: np.ndarray) -> np.ndarray:
@@ -221,18 +221,17 @@ class GELU(_Elementwise):
 
     def forward(self, x, *args):
         x = self._input(x)
-        half, inner, y = self._empty("half", x), self._empty("inner", x), self._empty("y", x)
-        # in cache-sized blocks of rows, on two cores when numpy's BLAS has two (kernels/parallel.py)
-        by_rows(_gelu_forward, *_rows(x, half, inner, y))
-        self._x, self._half, self._inner = x, half, inner
+        y = self._empty("y", x)
+        by_rows(_gelu_forward, *_rows(x, y))
+        self._x = x
         return y
 
     def backward(self, delta):
         delta = self._delta(delta, self._x)
         x = self._x
-        slope = self._empty("slope", x)
-        by_rows(_gelu_backward, *_rows(x, self._half, self._inner, delta, slope, self._empty("scratch", x)))
-        return slope
+        dx = self._empty("dx", x)
+        by_rows(_gelu_backward, *_rows(x, delta, dx))
+        return dx
 
 
 def _rows(*arrays) -> tuple:
@@ -243,9 +242,9 @@ def _rows(*arrays) -> tuple:
     return arrays
 
 
-def _gelu_forward(x, half, inner, y):
-    """y = x s, written in place; kept for backward: s = (1 + t) / 2 in ``half``, and in ``inner``
-    k (1 + 0.044715 u^2), u = x clipped (k u times it is the argument of the tanh)."""
+def _gelu_parts(x, half, inner) -> None:
+    """s = (1 + t) / 2 into ``half``, and k (1 + 0.044715 u^2) into ``inner`` (u = x clipped, so that
+    k u times it, the argument of the tanh, never overflows)."""
     dtype = x.dtype.type
     np.clip(x, -_GELU_CLIP, _GELU_CLIP, out=half)  # u
     np.multiply(half, half, out=inner)
@@ -255,22 +254,30 @@ def _gelu_forward(x, half, inner, y):
     np.tanh(half, out=half)
     half *= dtype(0.5)
     half += dtype(0.5)  # s = (1 + t) / 2
+
+
+def _gelu_forward(x, y) -> None:
+    """y = x s, for a block of rows."""
+    half, inner = scratch("gelu_half", x), scratch("gelu_inner", x)
+    _gelu_parts(x, half, inner)
     np.multiply(x, half, out=y)
 
 
-def _gelu_backward(x, half, inner, delta, slope, scratch):
-    """dL/dx = delta dy/dx into ``slope``, from x, s = (1 + t) / 2 and ``inner`` = k (1 + 0.044715 u^2)."""
+def _gelu_backward(x, delta, dx) -> None:
+    """dL/dx = delta dy/dx into ``dx``, for a block of rows, s and its factor computed again from x."""
     dtype = x.dtype.type
+    half, inner = scratch("gelu_half", x), scratch("gelu_inner", x)
+    _gelu_parts(x, half, inner)
     # dy/dx = s + 2 x s (1 - s) k (1 + 3 * 0.044715 u^2), and 2 k (1 + 3 * 0.044715 u^2) = 6 inner - 4 k.
     # s (1 - s) is exactly 0 wherever the clip acts (|x| >= 10), so u there changes nothing.
-    np.subtract(dtype(1), half, out=slope)
-    slope *= half
-    slope *= x
-    np.multiply(inner, dtype(6), out=scratch)
-    scratch -= dtype(4 * _GELU_SCALE)
-    slope *= scratch
-    slope += half
-    slope *= delta
+    np.subtract(dtype(1), half, out=dx)
+    dx *= half
+    dx *= x
+    inner *= dtype(6)
+    inner -= dtype(4 * _GELU_SCALE)
+    dx *= inner
+    dx += half
+    dx *= delta
 
 
 class SiLU(_Elementwise):

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..kernels.attention import additive_mask, attention_backward, heads, scores_softmax, split_heads, weighted_values
 from ..kernels.memory import writable_deltas
-from ..kernels.parallel import by_rows
+from ..kernels.rows import by_rows
 from ..kernels.recycle import kept_ones, work_array
 from ..specs.attention import MultiHeadAttentionBase
 
@@ -36,8 +36,7 @@ class MultiHeadAttention(MultiHeadAttentionBase):
     of the projections (no copies), the attention weights kept transposed so that the softmax
     reduces along contiguous rows, in place (nnscratch/kernels/attention.py), and the softmax's
     backward sums taken as sum(dO_h * O_h) over d instead of over the T keys. The work between the
-    projections goes a cache-sized block of sequences at a time, half of them on a second core when
-    numpy's BLAS has two threads (nnscratch/kernels/parallel.py), the same numbers as on one.
+    projections goes a cache-sized block of sequences at a time (nnscratch/kernels/rows.py).
 
     Parameters (PyTorch's names and layout, which copy across one to one): ``in_proj_weight``
     (3E, E), ``in_proj_bias`` (3E,), ``out_proj_weight`` (E, E), ``out_proj_bias`` (E,), the biases
@@ -74,7 +73,7 @@ class MultiHeadAttention(MultiHeadAttentionBase):
         qkv[:, :e] *= dtype.type(1.0 / math.sqrt(self.head_dim))  # Q / sqrt(d): the scores come out scaled
         q, k, v = split_heads(qkv, n, t, h)
         # the weights transposed, (N, H, keys, queries): see kernels/attention.py. The work between
-        # the projections goes a block of sequences at a time, on two cores when there are two.
+        # the projections goes a cache-sized block of sequences at a time.
         weights = self._empty("weights", (n, h, t, t), dtype)
         bias = additive_mask(t, self.causal, padding, dtype)
         by_rows(scores_softmax, weights, k, q, *([] if bias is None else [np.broadcast_to(bias, (n, 1, t, t))]))
@@ -112,8 +111,7 @@ class MultiHeadAttention(MultiHeadAttentionBase):
         backward = functools.partial(attention_backward, keep_scale=dtype.type(1.0 / (1.0 - self.dropout)),
                                      q_scale=dtype.type(1.0 / math.sqrt(self.head_dim)))
         by_rows(backward, heads(d_out, n, t, h), d_out.reshape(n, t, e), out.reshape(n, t, e), used, weights, q, k, v,
-               dq, dk, dv, self._empty("d_weights", weights.shape, dtype), self._empty("scratch", (n, t, e), dtype),
-               *([] if keep is None else [keep]))
+                dq, dk, dv, *([] if keep is None else [keep]))
         # the input projection: dW_in = dQKV^T x, db_in = sum of dQKV, dx = dQKV W_in
         np.matmul(d_qkv.T, rows, out=deltas[0])
         if biases:

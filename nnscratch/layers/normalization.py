@@ -18,7 +18,7 @@ from .. import specs
 from ..kernels import aligned
 from ..kernels.channels import channel_dot, channel_sum, channel_view, delta_view, unview
 from ..kernels.memory import KeepsMemory, writable_deltas
-from ..kernels.parallel import by_rows
+from ..kernels.rows import by_rows, scratch
 from ..kernels.recycle import RECYCLED_SIZE, recycled_empty, work_array
 from ..protocol import Layer
 from ..validation import as_dtype, check_bool, check_int, check_number
@@ -249,7 +249,7 @@ class LayerNorm(KeepsMemory, Layer):
         x_hat, y2 = self._empty("x_hat", x2.shape, dtype), self._empty("y", x2.shape, dtype)
         inv_std = np.empty((x2.shape[0], 1), dtype)
         affine = (self.weight.reshape(1, k), self.bias.reshape(1, k)) if self.elementwise_affine else None
-        # row by row: in cache-sized blocks, on two cores when numpy's BLAS has two (kernels/parallel.py)
+        # row by row, in cache-sized blocks (kernels/rows.py)
         by_rows(functools.partial(_normalize, eps=self.eps, affine=affine), x2, x_hat, y2, inv_std)
         self._cache = (x_hat, inv_std, x.shape)
         return y2.reshape(x.shape)
@@ -265,8 +265,7 @@ class LayerNorm(KeepsMemory, Layer):
             deltas[1][...] = _column_sums(delta2).reshape(self.normalized_shape)
         weight = self.weight.reshape(1, k) if self.elementwise_affine else None
         dx = self._empty("dx", x_hat.shape, x_hat.dtype)
-        by_rows(functools.partial(_normalize_backward, weight=weight), delta2, x_hat, inv_std, dx,
-               self._empty("scratch", x_hat.shape, x_hat.dtype))
+        by_rows(functools.partial(_normalize_backward, weight=weight), delta2, x_hat, inv_std, dx)
         return dx.reshape(shape)
 
 
@@ -286,8 +285,8 @@ def _normalize(x2, x_hat, y2, inv_std, eps, affine) -> None:
         y2 += affine[1]
 
 
-def _normalize_backward(delta2, x_hat, inv_std, dx, scratch, weight) -> None:
-    """dL/dx of each row into dx (``scratch``: work memory of its shape), with dx_hat = delta * weight:
+def _normalize_backward(delta2, x_hat, inv_std, dx, weight) -> None:
+    """dL/dx of each row into dx, with dx_hat = delta * weight:
     dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps), per sample."""
     k = x_hat.shape[1]
     if weight is None:
@@ -297,14 +296,14 @@ def _normalize_backward(delta2, x_hat, inv_std, dx, scratch, weight) -> None:
     projection = np.einsum("rk,rk->r", dx, x_hat)[:, None] / k
     mean = _row_sums(dx)[:, None] / k
     dx -= mean
-    dx -= np.multiply(x_hat, projection, out=scratch)
+    dx -= np.multiply(x_hat, projection, out=scratch("layernorm", x_hat))  # the thread's block-sized memory
     dx *= inv_std
 
 
 def _row_sums(x2: np.ndarray) -> np.ndarray:
     """x2 (R, K) summed along each row, by einsum (measured at (384, 128) float32: 4.4 us, against
-    np.sum(axis=1)'s 12; a BLAS product x2 @ ones takes 2.7, but may call on BLAS's threads from
-    inside a block of rows that ``by_rows`` already runs on a second core)."""
+    np.sum(axis=1)'s 12). A BLAS product x2 @ ones (2.7 us) may hand a block to BLAS's threads, and
+    might sum a row otherwise for another number of rows; einsum sums each row the same way always."""
     return np.einsum("rk->r", x2)
 
 

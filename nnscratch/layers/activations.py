@@ -11,8 +11,8 @@ import math
 import numpy as np
 
 from ..kernels.memory import KeepsMemory
-from ..kernels.rows import by_rows, scratch
 from ..kernels.recycle import RECYCLED_SIZE, empty_in_order, memory_order, recycled_empty
+from ..kernels.rows import by_rows, scratch
 from ..protocol import Layer
 from ..validation import check_number
 
@@ -193,10 +193,10 @@ class GELU(_Elementwise):
     This is not the exact erf form (PyTorch's default ``GELU()``); the two differ by up to ~5e-4.
 
     Computed in the input's dtype a cache-sized block of rows at a time (kernels/rows.py), its
-    temporaries in per-thread work memory. Forward keeps
-    only x, and backward computes t again from it, as PyTorch does: on a Transformer's (N, T, 4 dim)
-    activations, storing t (and reading it back) moved more memory than computing it again costs.
-    Backward uses 1 - t^2 = 4 s (1 - s), s = (1 + t) / 2.
+    temporaries in per-thread work memory. Forward keeps only x, and backward computes t again from
+    it, as PyTorch does: on a Transformer's (N, T, 4 dim) activations, storing t (and reading it
+    back) moved more memory than computing it again costs. Backward uses 1 - t^2 = 4 s (1 - s),
+    s = (1 + t) / 2.
 
     Shape:
         x: any, y: same as x

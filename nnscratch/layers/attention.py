@@ -9,8 +9,8 @@ import numpy as np
 
 from ..kernels.attention import additive_mask, attention_backward, heads, scores_softmax, split_heads, weighted_values
 from ..kernels.memory import writable_deltas
-from ..kernels.rows import by_rows
 from ..kernels.recycle import kept_ones, work_array
+from ..kernels.rows import by_rows
 from ..specs.attention import MultiHeadAttentionBase
 
 

@@ -18,8 +18,8 @@ from .. import specs
 from ..kernels import aligned
 from ..kernels.channels import channel_dot, channel_sum, channel_view, delta_view, unview
 from ..kernels.memory import KeepsMemory, writable_deltas
-from ..kernels.rows import by_rows, scratch
 from ..kernels.recycle import RECYCLED_SIZE, recycled_empty, work_array
+from ..kernels.rows import by_rows, scratch
 from ..protocol import Layer
 from ..validation import as_dtype, check_bool, check_int, check_number
 

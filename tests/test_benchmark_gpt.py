@@ -65,8 +65,8 @@ def test_both_frameworks_compute_the_same_loss_gradients_and_adamw_updates(gpt):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6, err_msg=f"parameter {index}")
 
     # The training steps proper, one AdamW update each. Adam divides each gradient by its own size, so a
-    # weight whose gradient is near 0 moves by up to lr whatever its float32 rounding: the updates are
-    # compared to 2e-5, under 1% of the 3 steps' reach (3 lr = 3e-3).
+    # weight whose gradient is near 0 (float32 rounding decides its sign) moves by up to lr either way:
+    # every weight is compared to the 3 steps' reach (3 lr = 3e-3), and all but one in 10,000 to 2e-5.
     for _ in range(3):
         gpt.nnscratch_gpt_step(stack, loss_layers, optimizer, x, targets)
         gpt.torch_gpt_step(model, torch_optimizer, loss_fn, torch.from_numpy(x), torch.from_numpy(targets))
@@ -77,7 +77,9 @@ def test_both_frameworks_compute_the_same_loss_gradients_and_adamw_updates(gpt):
             # which the softmax ignores): both are float32 rounding noise, which Adam scales up to
             # steps of up to lr in either direction. Its part of the packed bias is left out.
             a[128:256] = b[128:256] = 0.0
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5, err_msg=f"parameter {index}")
+        np.testing.assert_allclose(a, b, rtol=0, atol=3e-3, err_msg=f"parameter {index}")
+        close = np.isclose(a, b, rtol=1e-4, atol=2e-5)
+        assert close.mean() >= 0.9999, f"parameter {index}: {np.count_nonzero(~close)} of {close.size} differ"
 
 
 def test_training_memory_does_not_grow_per_step(gpt):

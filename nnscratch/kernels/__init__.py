@@ -9,7 +9,7 @@
 - ``channels.py``   the batch norms' per-channel views of (N, D), (N, C, L), (N, C, H, W) and their sums
 - ``recurrent.py``  the loops over time of RNN, LSTM and GRU: per step one product with W_hh and the gates
 - ``attention.py``  attention's head views, masks, in-place softmax (weights transposed) and the work
-                    between its projections, a range of sequences at a time
+                    between its projections, a block of sequences at a time
 - ``rows.py``       ``by_rows``, ``scratch``: element-wise work in cache-sized blocks of rows
 
 What the fast layers compute is what their textbook twins in ``nnscratch.reference`` compute.

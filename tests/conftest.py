@@ -295,3 +295,41 @@ def synthetic_mnist(tmp_path, http_server, monkeypatch):
         y_test=y_test,
         sha256=sha256,
     )
+
+
+# -- real file-system conditions: a full disk, a read-only folder ---------------------------------
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """``small_filesystem(full=False, read_only=False)`` -> a directory on a new 64 KiB tmpfs (needs
+    root, else the test skips): ``full`` fills it up, so that writing a file fails with ENOSPC as on
+    a full disk; ``read_only`` remounts it read-only (root bypasses file permissions, not that).
+    Unmounted after the test."""
+    import errno
+    import subprocess
+
+    mounted = []
+
+    def make(full=False, read_only=False) -> Path:
+        directory = tmp_path / f"fs{len(mounted)}"
+        directory.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(directory)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (root needed): {result.stderr.strip()}")
+        mounted.append(directory)
+        if full:
+            fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT)
+            try:
+                while os.write(fd, b"\0" * 4096):
+                    pass
+            except OSError as error:
+                assert error.errno == errno.ENOSPC
+            finally:
+                os.close(fd)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(directory)], check=True)
+        return directory
+
+    yield make
+    for directory in reversed(mounted):
+        subprocess.run(["umount", str(directory)], check=False)

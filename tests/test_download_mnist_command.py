@@ -72,14 +72,14 @@ def test_mirror_from_the_environment(dead_url, tmp_path, capsys, monkeypatch):
 def test_a_malformed_mirror_exits_2_with_one_line(tmp_path, capsys):
     assert cli.main(["download-mnist", "--data-dir", str(tmp_path), "--mirror", "ftp://x.test/"]) == 2
     err = capsys.readouterr().err
-    assert err == "download-mnist: mirrors: expected an http:// or https:// base URL, got 'ftp://x.test/'\n"
+    assert err == "download-mnist: error: mirrors: expected an http:// or https:// base URL, got 'ftp://x.test/'\n"
 
 
 def test_an_unwritable_data_dir_exits_1_with_one_line(tmp_path, dead_url, capsys):
     (tmp_path / "file").write_text("a file, not a directory")
     assert cli.main(["download-mnist", "--data-dir", str(tmp_path / "file" / "mnist"), "--mirror", dead_url]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("download-mnist: cannot write the data directory:") and err.count("\n") == 1
+    assert err == f"download-mnist: {tmp_path / 'file' / 'mnist'}: Not a directory\n"
 
 
 def run_module(*args, cwd):
@@ -107,9 +107,9 @@ def test_subprocess_real_files_then_cache(mnist_mirror, dead_url, tmp_path):
 
 
 @pytest.mark.parametrize("argv, env, message", [
-    (["--deadline", "soon"], None, "download-mnist: --deadline: expected a number of seconds, got 'soon'\n"),
-    (["--deadline", "0"], None, "download-mnist: deadline: expected a finite number of seconds > 0, got 0.0\n"),
-    ([], "x", "download-mnist: $NNSCRATCH_DOWNLOAD_DEADLINE: expected a number of seconds, got 'x'\n"),
+    (["--deadline", "soon"], None, "download-mnist: error: --deadline: expected a number of seconds, got 'soon'\n"),
+    (["--deadline", "0"], None, "download-mnist: error: deadline: expected a finite number of seconds > 0, got 0.0\n"),
+    ([], "x", "download-mnist: error: $NNSCRATCH_DOWNLOAD_DEADLINE: expected a number of seconds, got 'x'\n"),
 ])
 def test_a_bad_deadline_exits_2_with_one_line_before_any_download(tmp_path, dead_url, capsys, monkeypatch,
                                                                   argv, env, message):

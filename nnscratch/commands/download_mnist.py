@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from .common import UsageError, os_error_text, run_command, shown
+
 HELP = "download and verify MNIST into the data directory (a second run uses the cache, no network)"
 
 
@@ -35,8 +37,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    return run_command("download-mnist", _run, args)
+
+
+def _run(args) -> int:
     # imported here so `nnscratch --help` does not pay for requests and tqdm
-    from ..data import MNISTDownloadError, download_mnist
+    from ..data import MNISTCacheError, MNISTDownloadError, download_mnist
 
     try:
         deadline = None
@@ -49,14 +55,13 @@ def run(args) -> int:
             data_dir=args.data_dir, mirrors=args.mirrors, force=args.force, progress=not args.quiet,
             deadline=deadline,
         )
-    except MNISTDownloadError as error:
+    except (MNISTDownloadError, MNISTCacheError) as error:  # the mirrors, or what is in the directory
         print(error, file=sys.stderr)
         return 1
     except (ValueError, TypeError) as error:  # a malformed --mirror or environment variable
-        print(f"download-mnist: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # the data directory cannot be created or written
-        print(f"download-mnist: cannot write the data directory: {error}", file=sys.stderr)
+        raise UsageError(str(error)) from None
+    except OSError as error:  # the data directory cannot be created or written (a full disk)
+        print(f"download-mnist: {os_error_text(error)}", file=sys.stderr)
         return 1
-    print(f"MNIST is ready in {root} (4 files, SHA-256 verified)")
+    print(f"MNIST is ready in {shown(root)} (4 files, SHA-256 verified)")
     return 0

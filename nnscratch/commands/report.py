@@ -10,7 +10,12 @@ The network is run on the MNIST test set (loaded as ``train-mnist`` loads it: ``
 - the first layer's weights as images: 28x28 templates of a Linear first layer, the filters of a
   Conv2D one, blue for negative and red for positive weights.
 
-Exit codes: 0 written, 1 MNIST could not be loaded, 2 bad options or an unusable checkpoint.
+``--out`` is checked before any work, as every command's outputs are (``nnscratch.commands.common``:
+never the checkpoint or an MNIST file, never a FIFO or device). When writing it fails anyway (a full
+disk), that is one line, the test accuracy is still printed, and the exit code is 1.
+
+Exit codes: 0 written, 1 MNIST could not be loaded or the picture not written, 2 bad options or an
+unusable checkpoint, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from .common import UsageError, check_output_path, load_classifier
+from .common import (UsageError, check_outputs, load_classifier, mnist_inputs, os_error_text, run_command, shown,
+                     write_failed)
 
 HELP = "draw a trained network's confusion matrix, worst mistakes, first-layer weights and training curves"
 MISTAKES = 24  # the most confident mistakes shown
@@ -39,11 +45,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        return _run(args)
-    except UsageError as error:
-        print(f"report: error: {error}", file=sys.stderr)
-        return 2
+    return run_command("report", _run, args)
 
 
 def _run(args) -> int:
@@ -53,7 +55,11 @@ def _run(args) -> int:
     from ..inference import class_probabilities, model_dtype
     from ..metrics import confusion_matrix
 
-    out = check_output_path("--out", args.out)
+    try:
+        inputs = [("the checkpoint", args.checkpoint), *mnist_inputs(args.data_dir)]
+    except TypeError as error:  # a --data-dir that is no path
+        raise UsageError(str(error)) from None
+    out = check_outputs([("--out", args.out)], inputs)["--out"]
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError("report needs matplotlib, which is not installed: pip install 'nnscratch[plot]'")
     checkpoint, model, shape = load_classifier(args.checkpoint)
@@ -65,7 +71,7 @@ def _run(args) -> int:
     except (ValueError, TypeError) as error:  # a malformed --mirror or environment variable
         raise UsageError(str(error)) from None
     except OSError as error:
-        print(f"report: cannot read or write the MNIST directory: {error}", file=sys.stderr)
+        print(f"report: MNIST directory: {os_error_text(error)}", file=sys.stderr)
         return 1
     x = scale_images(x_test, dtype=model_dtype(model)).reshape(len(x_test), *shape)
     probabilities = class_probabilities(model, x)
@@ -84,16 +90,23 @@ def _run(args) -> int:
         first_layer=_first_weighted_layer(model), history=history if _valid_history(history) else None,
         mistakes=MISTAKES, max_templates=MAX_TEMPLATES,
     )  # fmt: skip
-    from ..atomic_file import atomic_write
-
-    with atomic_write(out) as f:
-        figure.savefig(f, format="png", dpi=100)
     import matplotlib.pyplot as plt
 
-    plt.close(figure)
+    from ..atomic_file import atomic_write
+
+    try:
+        with atomic_write(out) as f:
+            figure.savefig(f, format="png", dpi=100)
+        written = True
+    except OSError as error:  # a full disk: the accuracy below still stands
+        write_failed("report", "--out", out, error)
+        written = False
+    finally:
+        plt.close(figure)
     accuracy = np.trace(matrix) / matrix.sum()
-    print(f"report: test accuracy {100 * accuracy:.2f}% ({np.trace(matrix)}/{matrix.sum()}); wrote {out}")
-    return 0
+    print(f"report: test accuracy {100 * accuracy:.2f}% ({np.trace(matrix)}/{matrix.sum()})"
+          + (f"; wrote {shown(out)}" if written else ""))
+    return 0 if written else 1
 
 
 def _first_weighted_layer(model):

@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
-import os
-from pathlib import Path
 
 from ..presets import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OPTIMIZERS, SCHEDULES
-from .common import UsageError, check_output_path
+from .common import UsageError, check_outputs, mnist_inputs
 
 PRESET_NAMES = ("softmax", "mlp", "cnn")
 DEFAULT_MODEL = "cnn"
@@ -26,9 +24,8 @@ RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "momentum", "weight_dec
 NUMBER_OPTIONS = {"epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float,
                   "shift": int, "seed": int, "limit": int}
 
-
-# the options that name files: the input first, then every output (a new output option goes here)
-FILE_OPTIONS = ("resume", "save", "metrics", "plot")
+# the options that name output files (a new output option goes here)
+OUTPUT_OPTIONS = ("save", "metrics", "plot")
 # one record of a checkpoint's history: the key, and whether None is allowed (no validation set, no lr)
 HISTORY_FIELDS = {"epoch": False, "loss": False, "accuracy": False, "val_loss": True, "val_accuracy": True,
                   "lr": True, "seconds": False}
@@ -91,48 +88,26 @@ def add_arguments(parser) -> None:
 def resolve_options(args):
     """Check every option; return ``(config, checkpoint or None, outputs)``.
 
-    ``outputs`` maps "save", "metrics" and "plot" (those given) to paths already shown writable.
+    ``outputs`` maps "save", "metrics" and "plot" (those given) to paths already shown writable,
+    none of them the checkpoint resumed, an MNIST file or another output (``check_outputs``).
     """
     _read_numbers(args)
     args.threads = _read_threads(args.threads)
-    _check_distinct_files(args)
+    try:
+        inputs = [("--resume", args.resume)] if args.resume else []
+        inputs += mnist_inputs(args.data_dir)
+    except TypeError as error:  # a --data-dir that is no path
+        raise UsageError(str(error)) from None
+    given = check_outputs([(f"--{name}", getattr(args, name)) for name in OUTPUT_OPTIONS], inputs)
     checkpoint = _load_resume(args.resume) if args.resume else None
     config = _resolve_config(args, checkpoint)
     if checkpoint is not None:
         _check_resumed_run(args.resume, checkpoint, config)
     _check_numbers(config)
-    outputs = {
-        name: check_output_path(f"--{name}", getattr(args, name))
-        for name in ("save", "metrics", "plot")
-        if getattr(args, name) is not None
-    }
+    outputs = {option[2:]: path for option, path in given.items()}
     if "plot" in outputs and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib, which is not installed: pip install 'nnscratch[plot]'")
     return config, checkpoint, outputs
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same path once symlinks and ``..`` are resolved, or
-    (both existing) the same inode, as hard links are."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet): only the resolved paths can tell
-        return False
-
-
-def _check_distinct_files(args) -> None:
-    """No two of --resume, --save, --metrics and --plot may name the same file: an output written
-    over another output, or over the checkpoint being resumed, would silently destroy it."""
-    given = [(name, Path(getattr(args, name)).expanduser()) for name in FILE_OPTIONS if getattr(args, name)]
-    for index, (name, path) in enumerate(given):
-        for other, other_path in given[:index]:
-            if _same_file(path, other_path):
-                raise UsageError(
-                    f"--{other} {getattr(args, other)} and --{name} {getattr(args, name)} name the same file; "
-                    "give each its own path"
-                )
 
 
 def _read_numbers(args) -> None:

@@ -371,28 +371,28 @@ def _stream_to(session, url: str, path: Path, progress: bool, label: str, watchd
         with open(path, "wb") as f, tqdm(
             total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=not progress
         ) as bar:
-            try:
-                while True:
+            while True:
+                try:
                     # read1: whatever one read of the socket gives, so every byte that arrived is
                     # counted (and written) even when the next read fails
                     chunk = response.raw.read1(1 << 16)
-                    if watchdog.expired or (chunk and not watchdog.remaining()):
-                        raise _over(watchdog, received + len(chunk), total)
-                    if not chunk:
-                        break
-                    received += len(chunk)
-                    if received > MAX_BYTES:
-                        raise FetchError(f"more than {MAX_BYTES >> 20} MiB received, not an MNIST file")
-                    f.write(chunk)
-                    bar.update(len(chunk))
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
-                if watchdog.expired:
-                    raise _over(watchdog, received, total) from None
-                if isinstance(error, (urllib3.exceptions.ReadTimeoutError, TimeoutError, socket.timeout)):
-                    # a stall: the next attempt would wait as long again, so on to the next mirror
-                    raise FetchError(f"stalled: no data for {min(TIMEOUT[1], left):g} s after {received}{of} bytes",
-                                     unreachable=True) from None
-                raise _Retryable(f"connection lost after {received}{of} bytes ({_short(error)})") from None
+                except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+                    if watchdog.expired:
+                        raise _over(watchdog, received, total) from None
+                    if isinstance(error, (urllib3.exceptions.ReadTimeoutError, TimeoutError, socket.timeout)):
+                        # a stall: the next attempt would wait as long again, so on to the next mirror
+                        raise FetchError(f"stalled: no data for {min(TIMEOUT[1], left):g} s after {received}{of} "
+                                         "bytes", unreachable=True) from None
+                    raise _Retryable(f"connection lost after {received}{of} bytes ({_short(error)})") from None
+                if watchdog.expired or (chunk and not watchdog.remaining()):
+                    raise _over(watchdog, received + len(chunk), total)
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > MAX_BYTES:
+                    raise FetchError(f"more than {MAX_BYTES >> 20} MiB received, not an MNIST file")
+                f.write(chunk)  # outside the try: a full disk is this machine's failure, not the mirror's
+                bar.update(len(chunk))
         if total is not None and received != total:
             raise _Retryable(f"transfer truncated: {received}{of} bytes")
 

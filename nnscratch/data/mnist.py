@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic_file import NotRegularFileError, check_replaceable
 from . import download as _download  # the module; load_mnist has a `download` flag
 from .download import (
     SKIPPED,
@@ -82,7 +83,8 @@ def download_mnist(data_dir=None, mirrors=None, force=False, progress=True, dead
 
 def _make_room(path: Path) -> None:
     """Let a fetched file take ``path``: an empty directory there (where a cache file was) is
-    removed; a directory with something in it is the user's, left alone, and an error."""
+    removed; a directory with something in it is the user's, left alone, and an error, and so is
+    anything else that is not a regular file (a FIFO, a device node: never replaced by a file)."""
     if path.is_dir() and not path.is_symlink():
         try:
             os.rmdir(path)
@@ -91,6 +93,10 @@ def _make_room(path: Path) -> None:
                 f"MNIST file {path} is a directory with files in it, not the MNIST file; move it away "
                 "and run again (nnscratch does not delete a directory's contents)"
             ) from None
+    try:
+        check_replaceable(path)
+    except NotRegularFileError as error:
+        raise MNISTCacheError(f"MNIST file {path} is {error.strerror}; move it away and run again") from None
 
 
 def _ensure(root: Path, names, mirrors, force: bool, progress: bool, deadline=None) -> Path:
@@ -121,6 +127,8 @@ def _ensure(root: Path, names, mirrors, force: bool, progress: bool, deadline=No
                 try:
                     fetch_verified(session, f"{mirror}{name}.gz", SHA256[name], root / name, progress, deadline)
                     break
+                except OSError as error:  # writing here failed (a full disk): no mirror can help
+                    raise OSError(error.errno, error.strerror or str(error), str(root / name)) from None
                 except FetchError as error:
                     failures.append((mirror, f"{name}.gz", error.reason))
                     if error.unreachable:

@@ -7,8 +7,10 @@ loss layers are dropped) or a bare model; the scores go through a softmax unless
 one.
 
 Output: per file, the top classes with their probabilities, one line each (``--json``: one JSON
-document instead). A file that cannot be classified gets one line on stderr and the others are
-still classified. ``--show-input`` is checked with the other options, before any work, as every
+document instead). File names are shown as given, except for bytes that are not valid in the
+locale's encoding, shown as \\xNN (``commands.common.shown``). A file that cannot be classified
+(not a regular file, unreadable, no digit, ...) gets one line on stderr and the others are still
+classified. ``--show-input`` is checked with the other options, before any work, as every
 command's outputs are (``nnscratch.commands.common``: never one of the images or the checkpoint, never
 a FIFO or device); when writing it fails anyway (a full disk), that is one line on stderr, the
 predictions are still printed, and the exit code is 1. Exit codes: 0 all classified (and written),
@@ -76,8 +78,8 @@ def _run(args) -> int:
             results.append({"file": shown(name)})
         except DigitFileError as error:
             inputs.append(None)
-            results.append({"file": shown(name), "error": str(error)})
-            print(f"predict: {error}", file=sys.stderr)
+            results.append({"file": shown(name), "error": f"{shown(error.path)}: {error.reason}"})
+            print(f"predict: {results[-1]['error']}", file=sys.stderr)
     good = [i for i, x in enumerate(inputs) if x is not None]
     if good:
         batch = np.stack([inputs[i] for i in good]).reshape(len(good), *shape).astype(model_dtype(model))

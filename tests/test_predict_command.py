@@ -332,3 +332,45 @@ def test_file_names_that_are_not_utf8_are_shown_with_their_bytes_escaped(files, 
                             capture_output=True, env=env, timeout=60)
     assert result.returncode == 1 and b"Traceback" not in result.stderr
     assert result.stdout.startswith(os.fsencode(tmp_path) + b"/caf\\xe9.png: ")
+
+
+# -- non-finite numbers: said out loud, never printed as a prediction --------------------------------
+def strict_json(text):
+    """json.loads that refuses NaN and Infinity, as strict parsers do."""
+    def refuse(name):
+        raise ValueError(f"{name} is not standard JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.filterwarnings("error")  # a RuntimeWarning would be a second line on stderr
+def test_nan_weights_are_refused_before_any_prediction(files, capsys):
+    model, _, tmp_path = files
+    broken = nn.Sequential(nn.Linear(784, 10, rng=0))
+    broken[0].weight[3, :5] = np.nan
+    broken[0].bias[0] = np.inf
+    nn.save(broken, tmp_path / "nan.npz")
+    for extra in ([], ["--json"]):
+        assert main(["predict", str(tmp_path / "nan.npz"), str(tmp_path / "d0.png"), *extra]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err == (f"predict: error: {tmp_path / 'nan.npz'}: 6 weight values in 2 of its 2 parameter "
+                                     "arrays are NaN or infinite (did the training diverge?): its predictions would "
+                                     "mean nothing\n")
+
+
+@pytest.mark.filterwarnings("error")  # a RuntimeWarning would be a second line on stderr
+def test_scores_that_overflow_are_one_line_per_file_and_the_json_stays_standard(files, capsys):
+    _, _, tmp_path = files
+    huge = nn.Sequential(nn.Linear(784, 10, rng=0))
+    huge[0].weight[...] = 3e38  # finite, but any ink overflows float32 to inf
+    nn.save(huge, tmp_path / "huge.npz")
+    np.save(tmp_path / "black.npy", np.zeros((28, 28), dtype=np.uint8))  # no ink: scores 0, fine
+    argv = ["predict", str(tmp_path / "huge.npz"), str(tmp_path / "d0.png"), str(tmp_path / "black.npy")]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{tmp_path / 'black.npy'}: ") and out.count("\n") == 1
+    assert err == f"predict: {tmp_path / 'd0.png'}: the network's scores for it are NaN or infinite\n"
+    assert main([*argv, "--json"]) == 1
+    results = strict_json(capsys.readouterr().out)["results"]
+    assert "top" not in results[0] and results[0]["error"].endswith("the network's scores for it are NaN or infinite")
+    assert [t["probability"] for t in results[1]["top"]] == [0.1, 0.1, 0.1]

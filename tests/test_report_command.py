@@ -305,3 +305,19 @@ def test_every_history_read_training_keeps_can_be_drawn(history):
     figure = draw_report("t: ", np.eye(10, dtype=int), images, labels, probabilities, None, drawn)
     figure.savefig(io.BytesIO(), format="png", dpi=20)
     plt.close(figure)
+
+
+@pytest.mark.filterwarnings("error")  # a RuntimeWarning would be a second line on stderr
+@pytest.mark.parametrize("weights, message", [
+    (np.nan, r"7,840 weight values in 1 of its 2 parameter arrays are NaN or infinite \(did the training diverge\?\)"),
+    (3e38, r"the network's scores are NaN or infinite for \d+ of the 100 test images: its predictions mean nothing"),
+])  # fmt: skip
+def test_non_finite_weights_or_scores_are_said_not_drawn_as_an_accuracy(synthetic_mnist, tmp_path, capsys, weights,
+                                                                         message):
+    model = nn.Sequential(nn.Linear(784, 10, rng=0))
+    model[0].weight[...] = weights
+    nn.save(model, tmp_path / "m.npz")
+    assert main(["report", str(tmp_path / "m.npz"), "--out", str(tmp_path / "r.png"), *data_options(synthetic_mnist)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and re.fullmatch(rf"report: error: {re.escape(str(tmp_path / 'm.npz'))}: {message}.*\n", err)
+    assert not (tmp_path / "r.png").exists()

@@ -133,13 +133,29 @@ def read_checkpoint(path):
 
 
 def load_classifier(path):
-    """(checkpoint, its model without the loss, the shape one digit takes for it); UsageError if unusable."""
+    """(checkpoint, its model without the loss, the shape one digit takes for it); UsageError if unusable.
+
+    A model with NaN or infinite weights is unusable too: whatever the input, its scores mean nothing.
+    """
     from ..inference import digit_input_shape, inference_model
 
     checkpoint = read_checkpoint(path)
+    check_finite_weights(path, checkpoint.model)
     try:
         model = inference_model(checkpoint.model)
         return checkpoint, model, digit_input_shape(model)
     except ValueError as error:
         raise UsageError(f"{shown(path)}: {error}") from None
 
+
+
+def check_finite_weights(path, model) -> None:
+    """UsageError when some parameter of ``model`` holds NaN or an infinity (a diverged run's weights)."""
+    import numpy as np
+
+    parameters = model.parameters
+    bad = [p for p in parameters if not np.isfinite(p).all()]
+    if bad:
+        values = sum(int(p.size - np.count_nonzero(np.isfinite(p))) for p in bad)
+        raise UsageError(f"{shown(path)}: {values:,} weight values in {len(bad)} of its {len(parameters)} parameter "
+                         "arrays are NaN or infinite (did the training diverge?): its predictions would mean nothing")

@@ -15,7 +15,9 @@ command's outputs are (``nnscratch.commands.common``: never one of the images or
 a FIFO or device); when writing it fails anyway (a full disk), that is one line on stderr, the
 predictions are still printed, and the exit code is 1. Exit codes: 0 all classified (and written),
 1 some file could not be classified or written, 2 bad options or a checkpoint that cannot be used
-(unreadable, or a network that does not take 28x28 digits), 130 interrupted.
+(unreadable, NaN or infinite weights, or a network that does not take 28x28 digits), 130
+interrupted. A file the network gives NaN or infinite scores for (finite weights can overflow)
+counts as one that could not be classified. ``--json`` writes standard JSON only (never NaN).
 """
 
 from __future__ import annotations
@@ -83,8 +85,13 @@ def _run(args) -> int:
     good = [i for i, x in enumerate(inputs) if x is not None]
     if good:
         batch = np.stack([inputs[i] for i in good]).reshape(len(good), *shape).astype(model_dtype(model))
-        probabilities = class_probabilities(model, batch)
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite scores are looked for below
+            probabilities = class_probabilities(model, batch)
         for i, p in zip(good, probabilities):
+            if not np.isfinite(p).all():  # finite weights can still overflow on some input
+                results[i]["error"] = f"{results[i]['file']}: the network's scores for it are NaN or infinite"
+                print(f"predict: {results[i]['error']}", file=sys.stderr)
+                continue
             order = np.argsort(-p, kind="stable")[: min(top, len(p))]
             results[i]["top"] = [{"class": int(c), "probability": float(p[c])} for c in order]
             results[i]["probabilities"] = [float(v) for v in p]
@@ -104,7 +111,8 @@ def _run(args) -> int:
             written = False
     elif args.show_input is not None:
         print(f"predict: --show-input {shown(args.show_input)}: not written, no file could be read", file=sys.stderr)
-    return 0 if len(good) == len(inputs) and written else 1
+    classified = sum("top" in result for result in results)
+    return 0 if classified == len(inputs) and written else 1
 
 
 def percent(p: float) -> str:

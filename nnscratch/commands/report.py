@@ -15,7 +15,8 @@ never the checkpoint or an MNIST file, never a FIFO or device). When writing it 
 disk), that is one line, the test accuracy is still printed, and the exit code is 1.
 
 Exit codes: 0 written, 1 MNIST could not be loaded or the picture not written, 2 bad options or an
-unusable checkpoint, 130 interrupted.
+unusable checkpoint (NaN or infinite weights, or scores, included: said, never drawn as an
+accuracy), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -74,9 +75,14 @@ def _run(args) -> int:
         print(f"report: MNIST directory: {os_error_text(error)}", file=sys.stderr)
         return 1
     x = scale_images(x_test, dtype=model_dtype(model)).reshape(len(x_test), *shape)
-    probabilities = class_probabilities(model, x)
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite scores are looked for below
+        probabilities = class_probabilities(model, x)
     if probabilities.shape[1] != 10:
-        raise UsageError(f"{args.checkpoint}: the network gives {probabilities.shape[1]} classes, MNIST has 10")
+        raise UsageError(f"{shown(args.checkpoint)}: the network gives {probabilities.shape[1]} classes, MNIST has 10")
+    overflowed = int(np.count_nonzero(~np.isfinite(probabilities).all(axis=1)))
+    if overflowed:  # finite weights, and still scores that overflow: no accuracy would mean anything
+        raise UsageError(f"{shown(args.checkpoint)}: the network's scores are NaN or infinite for {overflowed:,} of the "
+                         f"{len(x):,} test images: its predictions mean nothing")
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(y_test, predicted, 10)
     preset, history, skipped = read_training(checkpoint.metadata)

@@ -29,8 +29,9 @@ def add_arguments(parser) -> None:
         "--deadline",
         metavar="SECONDS",
         default=None,
-        help="the most one mirror may take for one file, retries included; a mirror that runs out "
-        "of time is not tried again for the other files (default: $NNSCRATCH_DOWNLOAD_DEADLINE, else 300)",
+        help="the most one mirror may take for one file, retries included, from 0.1 to 86400; a mirror "
+        "that runs out of time, or stays under 1 kB/s for 30 s, is not tried again for the other files "
+        "(default: $NNSCRATCH_DOWNLOAD_DEADLINE, else 300)",
     )
     parser.add_argument("--force", action="store_true", help="download again even if the cache verifies")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -43,14 +44,16 @@ def run(args) -> int:
 def _run(args) -> int:
     # imported here so `nnscratch --help` does not pay for requests and tqdm
     from ..data import MNISTCacheError, MNISTDownloadError, download_mnist
+    from ..data.download import resolve_deadline
 
     try:
         deadline = None
         if args.deadline is not None:
             try:
-                deadline = float(args.deadline)
-            except ValueError:
-                raise ValueError(f"--deadline: expected a number of seconds, got {args.deadline!r}") from None
+                deadline = resolve_deadline(float(args.deadline), origin="--deadline")
+            except ValueError as error:
+                raise ValueError(error if "--deadline" in str(error) else
+                                 f"--deadline: expected a number of seconds, got {args.deadline!r:.40}") from None
         root = download_mnist(
             data_dir=args.data_dir, mirrors=args.mirrors, force=args.force, progress=not args.quiet,
             deadline=deadline,

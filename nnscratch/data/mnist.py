@@ -16,15 +16,7 @@ import numpy as np
 
 from ..atomic_file import NotRegularFileError, check_replaceable
 from . import download as _download  # the module; load_mnist has a `download` flag
-from .download import (
-    SKIPPED,
-    FetchError,
-    MNISTDownloadError,
-    fetch_verified,
-    install_verified,
-    resolve_mirrors,
-    sha256_of,
-)
+from .download import FetchError, install_verified, sha256_of
 from .idx import IDXFormatError, parse_buffer
 
 # The four files, by their standard (decompressed) names; mirrors serve them with ".gz" appended.
@@ -76,7 +68,8 @@ def download_mnist(data_dir=None, mirrors=None, force=False, progress=True, dead
     verified new ones. Raises ``MNISTDownloadError`` when some file could not be obtained;
     the files that were obtained stay. ``deadline``: the seconds one mirror may take for one file,
     retries included (default ``$NNSCRATCH_DOWNLOAD_DEADLINE``, else 300; see ``resolve_deadline``);
-    a mirror that runs out of time or stalls is not tried again for the other files.
+    a mirror that runs out of time, stalls or is too slow is not tried again for the other files
+    (``download.fetch_all``).
     """
     return _ensure(resolve_data_dir(data_dir), FILES, mirrors, force, progress, deadline)
 
@@ -116,27 +109,7 @@ def _ensure(root: Path, names, mirrors, force: bool, progress: bool, deadline=No
                     pass  # a bad hand-placed archive: download instead, and leave it alone
     if not needed:
         return root
-    mirrors = resolve_mirrors(mirrors)
-    failures, missing, unreachable = [], [], set()
-    with _download.new_session() as session:
-        for name in needed:
-            for mirror in mirrors:
-                if mirror in unreachable:
-                    failures.append((mirror, f"{name}.gz", SKIPPED))
-                    continue
-                try:
-                    fetch_verified(session, f"{mirror}{name}.gz", SHA256[name], root / name, progress, deadline)
-                    break
-                except OSError as error:  # writing here failed (a full disk): no mirror can help
-                    raise OSError(error.errno, error.strerror or str(error), str(root / name)) from None
-                except FetchError as error:
-                    failures.append((mirror, f"{name}.gz", error.reason))
-                    if error.unreachable:
-                        unreachable.add(mirror)
-            else:
-                missing.append(f"{name}.gz")
-    if missing:
-        raise MNISTDownloadError(root, missing, failures)
+    _download.fetch_all(root, needed, SHA256, mirrors, progress, deadline)
     return root
 
 

@@ -118,9 +118,9 @@ def _read_numbers(args) -> None:
             continue
         try:
             setattr(args, name, kind(text))
-        except ValueError:
+        except ValueError:  # int() of more than 4300 digits too
             expected = "an int" if kind is int else "a number"
-            raise UsageError(f"--{name.replace('_', '-')} must be {expected}, got {text!r}") from None
+            raise UsageError(f"--{name.replace('_', '-')} must be {expected}, got {text!r:.40}") from None
 
 
 def _read_threads(text):
@@ -131,17 +131,36 @@ def _read_threads(text):
     try:
         count = int(text)
     except (TypeError, ValueError):
-        raise UsageError(f"--threads must be auto or an int >= 1, got {text!r}") from None
-    if count < 1:
-        raise UsageError(f"--threads must be auto or an int >= 1, got {count}")
+        raise UsageError(f"--threads must be auto or an int >= 1, got {text!r:.40}") from None
+    if not 1 <= count <= MAX_THREADS:
+        raise UsageError(f"--threads must be auto or an int from 1 to {MAX_THREADS}, got {_number_text(count)}")
     return count
 
 
+# the int options' ranges, inclusive: every value in them is safe all the way through the run (the
+# schedules divide by epochs as floats; numpy's seeds, threadpoolctl's counts are C integers)
+INT_RANGES = {"epochs": (0, 100_000), "batch_size": (1, 1_000_000), "shift": (0, 8), "seed": (0, 2**64 - 1),
+              "limit": (1, 1_000_000)}
+MAX_THREADS = 1024
+
+
+def _number_text(value) -> str:
+    """An int as text, a long one cut short: a 400-digit --epochs is named, not printed in full."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
+
+
 def _check_numbers(config: dict) -> None:
-    if config["epochs"] < 0:
-        raise UsageError(f"--epochs must be >= 0, got {config['epochs']}")
-    if config["batch_size"] < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {config['batch_size']}")
+    for name, (low, high) in INT_RANGES.items():
+        value = config[name]
+        if value is None and name == "limit":
+            continue
+        if value < low:
+            bound = "between 0 and 8 pixels" if name == "shift" else f">= {low}"
+            raise UsageError(f"--{name.replace('_', '-')} must be {bound}, got {_number_text(value)}")
+        if value > high:
+            bound = "between 0 and 8 pixels" if name == "shift" else f"at most {high:,}"
+            raise UsageError(f"--{name.replace('_', '-')} must be {bound}, got {_number_text(value)}")
     if not (math.isfinite(config["lr"]) and config["lr"] > 0):
         raise UsageError(f"--lr must be a finite number > 0, got {config['lr']:g}")
     if not (0 <= config["momentum"] < 1):
@@ -151,12 +170,6 @@ def _check_numbers(config: dict) -> None:
                          f"got --optimizer {config['optimizer']}")
     if not (math.isfinite(config["weight_decay"]) and config["weight_decay"] >= 0):
         raise UsageError(f"--weight-decay must be a finite number >= 0, got {config['weight_decay']:g}")
-    if not 0 <= config["shift"] <= 8:
-        raise UsageError(f"--shift must be between 0 and 8 pixels, got {config['shift']}")
-    if config["limit"] is not None and config["limit"] < 1:
-        raise UsageError(f"--limit must be >= 1, got {config['limit']}")
-    if config["seed"] < 0:  # numpy's seeds are non-negative
-        raise UsageError(f"--seed must be >= 0, got {config['seed']}")
 
 
 def _resolve_config(args, checkpoint) -> dict:

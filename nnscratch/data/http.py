@@ -296,6 +296,8 @@ def stream_to(session, url: str, path, watchdog: Watchdog, max_bytes: int, progr
 
 def _copy_body(response, path, watchdog: Watchdog, max_bytes: int, total, progress: bool, label: str,
                silence: float) -> None:
+    # The same shape as download.install_verified's loop (read, count, bound, write), deliberately
+    # apart: a socket's read fails in other ways than a gzip stream's, each with its own reason.
     received = 0
     of = f" of {total}" if total is not None else ""
     with open(path, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label,

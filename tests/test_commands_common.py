@@ -97,3 +97,32 @@ def test_shown_makes_undecodable_file_names_printable():
     name = os.fsdecode(b"caf\xe9-\xff.png")  # not UTF-8: Python keeps the bytes as surrogates
     assert shown(name) == "caf\\xe9-\\xff.png" and shown(name).encode("utf-8")
     assert shown("café.png") == "café.png" and shown(b"x/\xe9") == "x/\\xe9"
+
+
+def test_run_command_turns_usage_errors_and_ctrl_c_into_one_line(capsys):
+    from nnscratch.commands.common import run_command
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    def bad(args):
+        raise UsageError("--top must be >= 1, got 0")
+
+    assert run_command("predict", lambda args: 0 if args == "ok" else 1, "ok") == 0
+    assert run_command("predict", interrupted, None) == 130
+    assert run_command("nnscratch export", bad, None) == 2
+    assert capsys.readouterr().err == "predict: interrupted\nnnscratch export: error: --top must be >= 1, got 0\n"
+
+
+def test_ctrl_c_while_predict_reads_its_images_is_one_line(tmp_path, capsys, monkeypatch):
+    from nnscratch.cli import main
+    from nnscratch.data import digit_files
+
+    def interrupt(path):
+        raise KeyboardInterrupt
+
+    nn.save(nn.Sequential(nn.Linear(784, 10, rng=0)), tmp_path / "m.npz")
+    np.save(tmp_path / "x.npy", np.zeros((28, 28), dtype=np.uint8))
+    monkeypatch.setattr(digit_files, "read_digit", interrupt)
+    assert main(["predict", str(tmp_path / "m.npz"), str(tmp_path / "x.npy")]) == 130
+    assert capsys.readouterr() == ("", "predict: interrupted\n")

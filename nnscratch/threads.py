@@ -99,7 +99,8 @@ class ThreadChooser:
       a CPU (``waits``, Linux's per-thread scheduling figures). After the first step, a share of
       at least ``busy_share`` means our threads wait for cores others hold, and more threads would
       only wait more (a BLAS call ends with its slowest thread): the chooser moves to 1 thread at
-      once, before anything is timed. A try of more threads ends after its first step when that
+      once, before anything is timed, and takes that as a decision: the next try comes after
+      ``interval`` steps or a slowdown, as after any other. A try of more threads ends after its first step when that
       step's share exceeds the window's (at the count in use) by ``busy_share``: the extra threads
       made the waiting. Waiting that is there at every count stops nothing, and the timings decide,
       as they undo a wrong first guess. On a quiet machine nothing waits and the chooser runs as if
@@ -247,6 +248,10 @@ class ThreadChooser:
                 self._use(1)
                 self._settle = 1
                 self.choices.append((self._steps, 1))
+                # as after a decision: the next try after ``interval`` steps (or a slowdown), not at
+                # once. Under load a try of more threads costs several slow steps, a good share of a
+                # short fit; a wrong guess costs at most ``interval`` steps at one thread.
+                self._interval = self.interval
         elif self._trial is not None:
             self._trial_step(seconds, now)
         else:
@@ -301,6 +306,8 @@ class ThreadChooser:
         if self._refill:  # the window holds only steps since the slowdown: measure against it now
             self._refill = False
             return True
+        if self._reference is None:  # a first guess, not a decision: its first window sets the pace
+            self._reference = mean
         since = self._steps - self._explored_step
         if since >= self._interval:
             return True

@@ -37,16 +37,15 @@ def test_contended_cpus_in_the_first_step_move_to_one_thread_at_once():
     machine = LoadedMachine({FOUND: 6.0, 1: 2.0}, share={FOUND: 0.9, 1: 0.0})  # a core taken
     with probing(machine, trial_steps=5) as chooser:
         machine.train(chooser, 30)
-        # 1 step at FOUND (probed), 1 settles at 1, a window of 5 at 1; the try of FOUND ends after
-        # its first step, probed too (without the probe: after 1 untimed and 3 timed steps)
+        # 1 step at FOUND (probed), then 1: a decision, so no try before ``interval`` (100) steps
         assert chooser.choices == [(0, FOUND), (1, 1)] and chooser.chosen == 1 == blas_threads()
-        assert machine.counts == [FOUND] + [1] * 6 + [FOUND] + [1] * 22
+        assert machine.counts == [FOUND] + [1] * 29
     without = FakeMachine({FOUND: 6.0, 1: 2.0})
     with ThreadChooser(clock=without.clock, waits=None, max_seconds=float("inf")) as chooser:
         without.train(chooser, 30)
         assert chooser.choices == [(0, FOUND), (12, 1)]  # the window and the try first: 6 slow steps
-    # 2 slow steps instead of 6: 4 * (6 - 2) s saved of 84
-    assert sum(machine.seconds[c] for c in machine.counts) == sum(without.seconds[c] for c in without.counts) - 16
+    # 1 slow step instead of 6: 5 * (6 - 2) s saved of 84
+    assert sum(machine.seconds[c] for c in machine.counts) == sum(without.seconds[c] for c in without.counts) - 20
 
 
 @pytest.mark.parametrize("share", [0.0, 0.1, 0.24])
@@ -65,17 +64,18 @@ def test_a_quiet_or_lightly_loaded_machine_keeps_the_count_found(share):
     assert machine.counts == reference.counts
 
 
-def test_a_wrong_guess_is_undone_by_the_first_try():
+def test_a_wrong_guess_is_undone_by_the_first_try_after_the_interval():
     machine = LoadedMachine({FOUND: 1.0, 1: 2.0}, share=0.0)
     machine.share = 1.0  # a moment of contention during the first step only
-    with probing(machine) as chooser:
+    with probing(machine, interval=20) as chooser:
         machine.run_step()
         chooser.step()
         assert chooser.choices == [(0, FOUND), (1, 1)]
         machine.share = 0.0
         machine.train(chooser, 40)
-        # 1 settles, a window of 5 at 1, then FOUND settles and wins after 5 timed steps
-        assert chooser.choices == [(0, FOUND), (1, 1), (13, FOUND)] and blas_threads() == FOUND
+        # 20 steps after the guess the try comes: FOUND settles and wins after its 5 timed steps
+        assert chooser.choices == [(0, FOUND), (1, 1), (26, FOUND)] and blas_threads() == FOUND
+        assert machine.counts[1:20] == [1] * 19 and machine.counts[20] == FOUND  # the try, after 20 steps
 
 
 def test_the_probe_times_the_first_step_alone_and_needs_a_figure():
@@ -135,8 +135,8 @@ def test_a_contended_first_step_changes_nothing_when_one_thread_is_no_candidate(
 def test_waiting_at_every_count_stops_nothing_the_timings_decide():
     # a niced background job that always waits for a CPU: contention that more threads do not cause
     machine = LoadedMachine({FOUND: 1.0, 1: 2.0}, share=1.0)
-    with probing(machine) as chooser:
+    with probing(machine, interval=20) as chooser:
         machine.train(chooser, 40)
-        # the first step's share sends it to 1 thread; the try of FOUND waits no more than 1 did, so
-        # it is timed in full and wins: 1 probed step, 1 settles, a window of 5, FOUND settles, 5 timed
-        assert chooser.choices == [(0, FOUND), (1, 1), (13, FOUND)] and blas_threads() == FOUND
+        # the first step's share sends it to 1 thread; the try of FOUND, 20 steps later, waits no more
+        # than 1 did, so it is timed in full and wins after its settling step and 5 timed ones
+        assert chooser.choices == [(0, FOUND), (1, 1), (26, FOUND)] and blas_threads() == FOUND

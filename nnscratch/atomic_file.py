@@ -10,6 +10,9 @@ same directory, so that rename stays on one file system and is atomic: a reader 
 the new one, never part of either. When the block raises (KeyboardInterrupt included), the temporary
 file is deleted, ``path`` is left exactly as it was, and the exception goes on.
 
+Only a regular file is ever replaced: a FIFO, a device node or a directory at ``path`` (or where a
+symbolic link there points) is refused with ``NotRegularFileError``, never swapped for a regular file.
+
 A process killed outright (SIGKILL, power loss) cannot delete its temporary file. So every write
 first deletes the leftovers of earlier writes of the same path, once they are clearly stale
 (``remove_stale_temporaries``, ``STALE_AFTER``). ``scratch_file`` names a temporary the same way
@@ -18,8 +21,10 @@ for data that is checked before anything is installed (the MNIST downloader's tr
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -34,6 +39,34 @@ STALE_AFTER = 3600.0
 PART = "part"
 # Where Linux (4.7 and later) shows the umask without anyone having to change it.
 _PROC_STATUS = "/proc/self/status"
+
+
+class NotRegularFileError(OSError):
+    """``path`` exists and is not a regular file: writing a file there would replace a FIFO, a device
+    node or a directory. ``strerror`` says which; ``filename`` is the path."""
+
+    def __init__(self, path, kind: str):
+        code = errno.EISDIR if kind == "directory" else errno.EINVAL
+        super().__init__(code, f"not a regular file but a {kind}, which is never replaced by one", str(path))
+
+
+def file_kind(mode: int) -> str:
+    """What a ``stat`` mode is, in words: "regular file", "directory", "FIFO", "character device", ..."""
+    kinds = ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"),
+             (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"),
+             (stat.S_ISLNK, "symbolic link"))  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+def check_replaceable(path) -> None:
+    """Raise ``NotRegularFileError`` when ``path`` (a symbolic link followed) exists and is not a
+    regular file; a new path, or one that cannot be examined, is left for the write to judge."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise NotRegularFileError(path, file_kind(mode))
 
 
 def _create_beside(path: Path, suffix: str) -> tuple[int, Path]:
@@ -99,13 +132,16 @@ def current_umask() -> int:
 def atomic_write(path, check=None):
     """Open a temporary file beside ``path`` for binary writing; on success it replaces ``path``.
 
-    Stale leftovers of earlier killed writes of ``path`` are deleted first. On success the file is
+    Raises ``NotRegularFileError`` (an ``OSError``) before anything is written when ``path`` is
+    not a regular file (``check_replaceable``). Stale leftovers of earlier killed writes of
+    ``path`` are deleted first. On success the file is
     fsynced, given mode 0o666 & ~umask, passed to ``check(temporary path)`` if given (which raises
     to refuse it, e.g. a checkpoint that does not load back), and moved over ``path`` with
     ``os.replace``; then the directory is fsynced so that the rename is durable too. On any
     exception the temporary file is deleted, ``path`` is untouched, and the exception propagates.
     """
     path = Path(path)
+    check_replaceable(path)
     remove_stale_temporaries(path, suffixes=(PART,))
     fd, tmp = _create_beside(path, PART)
     try:

@@ -27,7 +27,9 @@ def clip_grad_norm(source, max_norm, error_if_nonfinite=False) -> float:
     max_norm - 1e-6 is left alone. One norm over all deltas, not one per
     array: clipping keeps the gradient's direction. ``max_norm=math.inf`` only measures.
 
-    A non-finite norm (an inf or NaN in some delta) leaves every delta as it is and is returned,
+    The squares are summed in float64 whatever the deltas' dtype: float32 deltas around 1e20 square
+    to 1e40, beyond float32, and must not make the norm infinite. A non-finite norm (an inf or NaN
+    in some delta) leaves every delta as it is and is returned,
     so that the caller can skip the step or stop (PyTorch instead multiplies by 0 or NaN); with
     ``error_if_nonfinite=True`` it raises FloatingPointError.
 
@@ -41,8 +43,7 @@ def clip_grad_norm(source, max_norm, error_if_nonfinite=False) -> float:
         raise ValueError(f"clip_grad_norm: max_norm must be > 0, got {max_norm!r}")
     error_if_nonfinite = check_bool("clip_grad_norm", "error_if_nonfinite", error_if_nonfinite)
     deltas = [d for layer in source_layers("clip_grad_norm", source) for d in layer.parameters_deltas]
-    # the sum of squares per array in its own dtype (one BLAS dot product, no temporary), summed in float64
-    norm = math.sqrt(sum(float(np.vdot(d, d)) for d in deltas))
+    norm = math.sqrt(sum(_sum_of_squares(d) for d in deltas))
     if not math.isfinite(norm):
         if error_if_nonfinite:
             raise FloatingPointError(
@@ -59,3 +60,18 @@ def clip_grad_norm(source, max_norm, error_if_nonfinite=False) -> float:
 # PyTorch's name, with the trailing underscore of a function that changes its argument in place;
 # clip_grad_norm stays, for the code already written with it.
 clip_grad_norm_ = clip_grad_norm
+
+
+_CHUNK = 1 << 16  # elements converted to float64 at a time: 512 KiB, however large the delta
+
+
+def _sum_of_squares(delta) -> float:
+    """sum(delta^2) accumulated in float64, converting a float32 delta a chunk at a time (no full copy)."""
+    flat = np.ravel(delta)
+    if flat.dtype == np.float64:
+        return float(np.dot(flat, flat))
+    total = 0.0
+    for start in range(0, flat.size, _CHUNK):
+        chunk = flat[start : start + _CHUNK].astype(np.float64)
+        total += float(np.dot(chunk, chunk))
+    return total

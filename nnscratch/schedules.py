@@ -37,15 +37,31 @@ def _real(owner: str, name: str, value, low: float, low_inclusive: bool, high: f
     return value
 
 
+def check_rate(owner: str, lr) -> float:
+    """``lr`` as a float when it is a learning rate, a finite number >= 0; else a TypeError or
+    ValueError naming ``owner``: a negative rate would train uphill, silently."""
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"{owner}: the learning rate must be a number, got {type(lr).__name__} {lr!r:.40}")
+    lr = float(lr)
+    if not (math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"{owner}: the learning rate must be a finite number >= 0, got {lr:g}")
+    return lr
+
+
 class Schedule:
-    """A learning rate as a function of epochs done: ``schedule(t) -> lr``; its repr says which."""
+    """A learning rate as a function of epochs done: ``schedule(t) -> lr``; its repr says which.
+
+    Every rate it gives is checked (``check_rate``): a rule that returns a negative, infinite or NaN
+    rate is an error where it is called, never a step taken with it.
+    """
 
     def __init__(self, description: str, rule):
         self.description = description
         self._rule = rule
 
     def __call__(self, t) -> float:
-        return self._rule(_real(self.description, "t (epochs done)", t, 0.0, low_inclusive=True))
+        t = _real(self.description, "t (epochs done)", t, 0.0, low_inclusive=True)
+        return check_rate(f"{self.description} at t={t:g}", self._rule(t))
 
     def __repr__(self) -> str:
         return self.description
@@ -64,8 +80,11 @@ def step_decay(lr, step_size, gamma=0.1) -> Schedule:
     lr = _real(owner, "lr", lr, 0.0, low_inclusive=False)
     step_size = _real(owner, "step_size", step_size, 0.0, low_inclusive=False)
     gamma = _real(owner, "gamma", gamma, 0.0, low_inclusive=False, high=1.0, high_inclusive=True)
-    return Schedule(f"step_decay(lr={lr:g}, step_size={step_size:g}, gamma={gamma:g})",
-                    lambda t: lr * gamma ** math.floor(t / step_size))
+    def rule(t: float) -> float:
+        steps = t / step_size  # inf for a tiny step_size: gamma ** inf is 0 (or 1 for gamma = 1)
+        return lr * gamma ** (math.floor(steps) if math.isfinite(steps) else steps)
+
+    return Schedule(f"step_decay(lr={lr:g}, step_size={step_size:g}, gamma={gamma:g})", rule)
 
 
 def exponential(lr, gamma) -> Schedule:
@@ -94,12 +113,15 @@ def cosine(lr, epochs, warmup=0.0, min_lr=0.0) -> Schedule:
 
     def rule(t: float) -> float:
         if t < warmup:
-            return lr * t / warmup
+            return lr * (t / warmup)  # not (lr * t) / warmup, which overflows for lr near float's limit
         if t >= epochs:
             return min_lr
         # (lr - min_lr) * 0.5 * (1 + cos(pi * (t - warmup) / (epochs - warmup))), in this order, is
         # bit for bit the cosine train-mnist's presets always used (min_lr = warmup = 0).
-        return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * (t - warmup) / (epochs - warmup)))
+        angle = math.pi * (t - warmup) / (epochs - warmup)
+        if not math.isfinite(angle):  # pi * (t - warmup) overflows for t near float's limit
+            angle = math.pi * ((t - warmup) / (epochs - warmup))
+        return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(angle))
 
     extra = (f", warmup={warmup:g}" if warmup else "") + (f", min_lr={min_lr:g}" if min_lr else "")
     return Schedule(f"cosine(lr={lr:g}, epochs={epochs:g}{extra})", rule)
@@ -129,6 +151,12 @@ def one_cycle(max_lr, epochs, pct_start=0.3, div_factor=25.0, final_div_factor=1
         raise ValueError(f"{owner}: anneal must be 'cos' or 'linear', got {anneal!r}")
     initial_lr = max_lr / div_factor
     final_lr = initial_lr / final_div_factor
+    if not math.isfinite(initial_lr):  # a tiny div_factor: 0.1 / 1e-320 overflows
+        raise ValueError(f"{owner}: max_lr / div_factor = {max_lr!r} / {div_factor!r} is not a finite rate; "
+                         "div_factor must be larger")
+    if not math.isfinite(final_lr):
+        raise ValueError(f"{owner}: max_lr / (div_factor * final_div_factor) = {max_lr!r} / ({div_factor!r} * "
+                         f"{final_div_factor!r}) is not a finite rate; final_div_factor must be larger")
     warm = pct_start * epochs
 
     def ramp(start: float, end: float, x: float) -> float:
@@ -139,7 +167,9 @@ def one_cycle(max_lr, epochs, pct_start=0.3, div_factor=25.0, final_div_factor=1
     def rule(t: float) -> float:
         if t < warm:
             return ramp(initial_lr, max_lr, t / warm)
-        return ramp(max_lr, final_lr, min(1.0, (t - warm) / (epochs - warm)))
+        if t >= epochs:  # the end, held; and no division when warm rounds to epochs (epochs ~ 5e-324)
+            return ramp(max_lr, final_lr, 1.0)
+        return ramp(max_lr, final_lr, (t - warm) / (epochs - warm))
 
     return Schedule(
         f"one_cycle(max_lr={max_lr:g}, epochs={epochs:g}, pct_start={pct_start:g}, div_factor={div_factor:g}, "

@@ -37,6 +37,35 @@ def thread_variable() -> str | None:
     return None
 
 
+# Where Linux keeps each thread's scheduling figures: "<ns run> <ns waited on a run queue> <slices>".
+_TASKS = "/proc/self/task"
+
+
+def thread_waits() -> dict | None:
+    """{thread id: seconds it has waited, ready to run, for a CPU} for this process's threads; None
+    where the system does not say (not Linux, or a kernel without these figures)."""
+    try:
+        tids = os.listdir(_TASKS)
+    except OSError:
+        return None
+    waits = {}
+    for tid in tids:
+        try:
+            with open(f"{_TASKS}/{tid}/schedstat", "rb") as f:
+                waits[tid] = int(f.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):  # a thread that ended since the listing
+            continue
+    return waits or None
+
+
+def longest_wait_share(before: dict | None, after: dict | None, seconds: float) -> float | None:
+    """The largest share of ``seconds`` that one thread spent waiting for a CPU between two
+    ``thread_waits``; None when either is unknown. A BLAS call ends with its slowest thread."""
+    if before is None or after is None or seconds <= 0:
+        return None
+    return max((after[tid] - before[tid] for tid in after.keys() & before.keys()), default=0.0) / seconds
+
+
 class ThreadChooser:
     """Keeps numpy's BLAS at the fastest thread count for a training loop, measuring as it runs.
 
@@ -65,6 +94,17 @@ class ThreadChooser:
       first step alone took ``trial_steps`` steps' time: slower counts cost a few steps only. The
       fastest winner becomes the choice; without one, the count in use stays. The margin
       keeps two near-equal counts from flapping.
+    - Waiting, looked at on the first step and on the first step of each try of more threads: the
+      largest share of the step's time that one of our threads spent ready to run but waiting for
+      a CPU (``waits``, Linux's per-thread scheduling figures). After the first step, a share of
+      at least ``busy_share`` means our threads wait for cores others hold, and more threads would
+      only wait more (a BLAS call ends with its slowest thread): the chooser moves to 1 thread at
+      once, before anything is timed, and takes that as a decision: the next try comes after
+      ``interval`` steps or a slowdown, as after any other. A try of more threads ends after its first step when that
+      step's share exceeds the window's (at the count in use) by ``busy_share``: the extra threads
+      made the waiting. Waiting that is there at every count stops nothing, and the timings decide,
+      as they undo a wrong first guess. On a quiet machine nothing waits and the chooser runs as if
+      there were no probe; where the figures are unknown (not Linux), so it does.
     - When: first as soon as the window is full, then after ``interval`` steps. That interval
       doubles each time the count in use is confirmed, up to ``max_interval`` (little cost while
       nothing changes), and starts again at ``interval`` after a switch. A slowdown brings it
@@ -84,6 +124,10 @@ class ThreadChooser:
         trial_steps, trial_seconds, interval, max_interval, max_seconds, margin, slowdown,
             max_overhead: as above.
         clock: a function returning seconds, ``time.perf_counter``; tests pass a fake one.
+        waits: a function returning {thread id: seconds waited for a CPU} for this process, or None
+            where that is unknown (``thread_waits``); None turns the probe off.
+        busy_share: the share of a probed step's time one of our threads must have waited for a CPU
+            (beyond the window's share, for a try) to count as waiting for cores others hold.
 
     Attributes:
         active: False when there is nothing to choose (then ``step()`` does nothing); ``reason``
@@ -97,7 +141,8 @@ class ThreadChooser:
 
     def __init__(self, candidates=None, *, trial_steps: int = 5, trial_seconds: float = 0.05, interval: int = 100,
                  max_interval: int = 1600, max_seconds: float = 10.0, margin: float = 0.1,
-                 slowdown: float = 1.5, max_overhead: float = 0.03, clock=time.perf_counter):
+                 slowdown: float = 1.5, max_overhead: float = 0.03, clock=time.perf_counter,
+                 waits=thread_waits, busy_share: float = 0.25):
         if candidates is not None:
             candidates = [_count("candidates", c, 1) for c in _sequence(candidates)]
             if not candidates:
@@ -115,7 +160,11 @@ class ThreadChooser:
             raise ValueError("ThreadChooser: max_overhead must be > 0 (a share of the training time), got 0")
         if not callable(clock):
             raise TypeError(f"ThreadChooser: clock must be a function returning seconds, got {type(clock).__name__}")
-        self.clock = clock
+        if waits is not None and not callable(waits):
+            raise TypeError(f"ThreadChooser: waits must be a function returning seconds or None, got "
+                            f"{type(waits).__name__}")
+        self.clock, self.waits = clock, waits
+        self.busy_share = _number("busy_share", busy_share, 0.0, 1.0)
         self._original = None
         self.active, self.reason, self.found, self.chosen, self.threads, self.choices = False, "not entered", None, None, None, []
 
@@ -163,6 +212,8 @@ class ThreadChooser:
             self._reference = None  # the pace (typical_step) of the count in use at the last decision
             self._interval = 0  # steps from one exploration to the next: 0, so the first comes soon
             self._explored_step, self._explored_time, self._not_before = 0, self._last, self._last
+            self._waited = self._waits_now() if self.chosen > 1 and 1 in candidates else None
+            self._mark = None  # (thread waits, clock) when the window began: see _calm_share
 
     def __exit__(self, *exc_info) -> bool:
         original, self._original = self._original, None
@@ -180,20 +231,47 @@ class ThreadChooser:
         seconds, self._last = now - self._last, now
         now -= self._skipped  # from here on, time is training time: what skip() left out is not in it
         self._steps += 1
+        share = self._probed_share(seconds)
         if self._settle:  # the step after a change of count: threads waking up or winding down
             self._settle -= 1
             trial = self._trial
-            if trial is not None and seconds >= trial["baseline"] * self.trial_steps:
+            # contended: a thread waited for a core for busy_share more of the step than at the count in use
+            contended = share is not None and share - (trial["calm"] if trial else 0.0) >= self.busy_share
+            if trial is not None and (contended or seconds >= trial["baseline"] * self.trial_steps):
                 # Not timed, but a candidate whose first step alone took as long as trial_steps
                 # steps at the count in use is not worth more: under load, waking two threads
                 # that wait for each other can take 20-30 ms, several steps of a small network.
+                # Nor is one whose threads waited for cores others hold.
                 self._next_candidate(now)
+            elif trial is None and contended:  # the first step: start where waiting is least
+                self.chosen = 1
+                self._use(1)
+                self._settle = 1
+                self.choices.append((self._steps, 1))
+                # as after a decision: the next try after ``interval`` steps (or a slowdown), not at
+                # once. Under load a try of more threads costs several slow steps, a good share of a
+                # short fit; a wrong guess costs at most ``interval`` steps at one thread.
+                self._interval = self.interval
         elif self._trial is not None:
             self._trial_step(seconds, now)
         else:
             self._record(seconds)
             if self._due(now):
                 self._start_exploring(now)
+
+    def _probed_share(self, seconds: float) -> float | None:
+        """The largest share of the step just ended that one of our threads waited for a CPU, when
+        that step was probed (the first step, the first step of a try of more threads); else None."""
+        before, self._waited = self._waited, None
+        return None if before is None else longest_wait_share(before, self._waits_now(), seconds)
+
+    def _calm_share(self) -> float:
+        """The largest share of the time since the window began that one of our threads waited for a
+        CPU, at the count in use: what a try of more threads is compared with (0 when unknown)."""
+        mark, self._mark = self._mark, None
+        if mark is None:
+            return 0.0
+        return longest_wait_share(mark[0], self._waits_now(), self.clock() - mark[1]) or 0.0
 
     def skip(self) -> None:
         """The time since the last ``step()`` was not a training step: it counts for nothing, neither
@@ -202,10 +280,14 @@ class ThreadChooser:
             now = self.clock()
             self._skipped += now - self._last
             self._last = now
+            if self._waited is not None:  # a probed step is timed alone, without what was skipped
+                self._waited = self._waits_now()
 
     def _record(self, seconds: float) -> None:
         """Add a step to the window, and drop its oldest steps while it stays full without them."""
         recent = self._recent
+        if not recent and self.waits is not None:  # a new window: how much do its threads wait?
+            self._mark = (self.waits(), self.clock())
         recent.append(seconds)
         self._recent_total += seconds
         while len(recent) > self.trial_steps and self._recent_total - recent[0] >= self.trial_seconds:
@@ -224,6 +306,8 @@ class ThreadChooser:
         if self._refill:  # the window holds only steps since the slowdown: measure against it now
             self._refill = False
             return True
+        if self._reference is None:  # a first guess, not a decision: its first window sets the pace
+            self._reference = mean
         since = self._steps - self._explored_step
         if since >= self._interval:
             return True
@@ -242,7 +326,8 @@ class ThreadChooser:
         # steps a winner must run: trial_steps, and trial_seconds at the pace of the count in use
         need = self.trial_steps if baseline <= 0 else max(self.trial_steps, math.ceil(self.trial_seconds / baseline))
         self._trial = {"baseline": baseline, "need": need, "start": now, "start_step": self._steps,
-                       "queue": [c for c in self._candidates if c != self.chosen], "winners": {}}
+                       "queue": [c for c in self._candidates if c != self.chosen], "winners": {},
+                       "calm": self._calm_share()}
         self._next_candidate(now)
 
     def _trial_step(self, seconds: float, now: float) -> None:
@@ -265,6 +350,8 @@ class ThreadChooser:
             self._use(trial["queue"].pop(0))
             trial["seconds"], trial["steps"], trial["slowest"] = 0.0, 0, 0.0
             self._settle = 1
+            if self.threads > self.chosen:  # its first step is probed: do more threads wait for cores?
+                self._waited = self._waits_now()
             return
         self._trial = None
         winners = trial["winners"]
@@ -284,6 +371,9 @@ class ThreadChooser:
         self._recent.clear()
         self._recent_total = 0.0
         self._explored_step, self._explored_time = self._steps, now
+
+    def _waits_now(self) -> dict | None:
+        return None if self.waits is None else self.waits()
 
     def _use(self, count: int) -> None:
         self._controller.limit(limits=count, user_api="blas")  # sets it now; __exit__ restores all

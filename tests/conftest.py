@@ -1,13 +1,16 @@
 """Shared fixtures: loopback HTTP servers (with injectable faults), the real MNIST files as a
 loopback mirror, small synthetic MNIST, and a guard that fails any test reaching beyond loopback.
 
-- ``http_server(directory, faults=None)`` -> URL of a threaded server on 127.0.0.1 (a ``str`` with
-  ``.requests``, the paths asked for in order, and ``.stop()``). ``faults`` maps a file name to a
-  fault for every request (``503``, ``"truncate"``, ``"stall"``, ``"stall-midway"``: half the file
-  then silence, ``"trickle"``: one byte every ``TRICKLE_INTERVAL`` s, ``"slow-headers"``: the
-  status line, then header bytes at that pace), or to a list of faults for the first requests,
-  after which the file is served normally. ``.sent`` counts the body bytes sent per file.
+- ``http_server(directory, faults=None, trickle_interval=...)`` -> URL of a threaded server on
+  127.0.0.1 (a ``str`` with ``.requests``, the paths asked for in order, ``.directory`` and
+  ``.stop()``). ``faults`` maps a file name to a fault for every request (``503``; ``429`` with
+  Retry-After 0, ``"429:N"`` with Retry-After N; ``"truncate"``; ``"stall"``; ``"stall-midway"``:
+  half the file then silence; ``"trickle"``: one byte every ``trickle_interval`` s,
+  ``TRICKLE_INTERVAL`` unless given; ``"slow-headers"``: the status line, then header bytes at that
+  pace), or to a list of faults for the first requests, after which the file is served normally.
+  ``.sent`` counts the body bytes sent per file.
 - ``dead_url``: a loopback URL whose port is closed.
+- ``sleeps``: the list of waits urllib3's ``Retry`` made, instead of making them.
 - ``mnist_mirror``: URL serving ``../shared/data/mnist`` or ``$NNSCRATCH_TEST_MNIST`` (skips when absent).
 - ``synthetic_mnist``: 600 train / 100 test learnable 28x28 images served as MNIST ``.gz`` files,
   with ``nnscratch.data.mnist.SHA256`` patched to their hashes; see ``SyntheticMNIST``.
@@ -112,10 +115,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
                 fault = fault.pop(0) if fault else None
         if fault is None:
             return super().do_GET()
+        if isinstance(fault, str) and fault.startswith("429:"):  # "429:N": Retry-After N seconds
+            fault, retry_after = 429, fault[4:]
+        else:
+            retry_after = "0"
         if isinstance(fault, int):
             self.send_response(fault)
             if fault == 429:
-                self.send_header("Retry-After", "0")
+                self.send_header("Retry-After", retry_after)
             self.send_header("Content-Length", "0")
             self.end_headers()
         elif fault == "truncate":
@@ -139,12 +146,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
                 self.server.stopping.wait(30)
             else:
                 for index in range(len(data)):
-                    if self.server.stopping.wait(TRICKLE_INTERVAL) or not self._send(name, data[index : index + 1]):
+                    if self.server.stopping.wait(self.server.trickle_interval) or not self._send(name, data[index : index + 1]):
                         break
         elif fault == "slow-headers":
             self.wfile.write(b"HTTP/1.1 200 OK\r\n")
             for byte in b"X-Padding: " + b"x" * 100_000:
-                if self.server.stopping.wait(TRICKLE_INTERVAL):
+                if self.server.stopping.wait(self.server.trickle_interval):
                     break
                 try:
                     self.wfile.write(bytes([byte]))
@@ -177,13 +184,15 @@ class _Server(http.server.ThreadingHTTPServer):
 
 @pytest.fixture
 def http_server():
-    """Factory: ``http_server(directory, faults=None) -> URL``; every server stops after the test."""
+    """Factory: ``http_server(directory, faults=None, trickle_interval=...) -> URL``; every server stops
+    after the test."""
     servers = []
 
-    def serve(directory, faults=None) -> ServerURL:
+    def serve(directory, faults=None, trickle_interval=TRICKLE_INTERVAL) -> ServerURL:
         handler = functools.partial(_Handler, directory=str(directory))
         server = _Server(("127.0.0.1", 0), handler)
         server.requests, server.lock, server.stopping, server.sent = [], threading.Lock(), threading.Event(), {}
+        server.trickle_interval = trickle_interval
         server.faults = {name: list(f) if isinstance(f, list) else f for name, f in (faults or {}).items()}
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
@@ -198,13 +207,25 @@ def http_server():
                 thread.join(5)
 
         url = ServerURL(f"http://127.0.0.1:{server.server_address[1]}/")
-        url.requests, url.stop, url.sent = server.requests, stop, server.sent
+        url.requests, url.stop, url.sent, url.directory = server.requests, stop, server.sent, Path(directory)
         servers.append(stop)
         return url
 
     yield serve
     for stop in servers:
         stop()
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record the waits of urllib3's ``Retry`` (backoff, Retry-After) instead of sleeping through them."""
+    import types
+
+    import urllib3.util.retry
+
+    waits = []
+    monkeypatch.setattr(urllib3.util.retry, "time", types.SimpleNamespace(sleep=waits.append))
+    return waits
 
 
 @pytest.fixture
@@ -295,3 +316,41 @@ def synthetic_mnist(tmp_path, http_server, monkeypatch):
         y_test=y_test,
         sha256=sha256,
     )
+
+
+# -- real file-system conditions: a full disk, a read-only folder ---------------------------------
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """``small_filesystem(full=False, read_only=False)`` -> a directory on a new 64 KiB tmpfs (needs
+    root, else the test skips): ``full`` fills it up, so that writing a file fails with ENOSPC as on
+    a full disk; ``read_only`` remounts it read-only (root bypasses file permissions, not that).
+    Unmounted after the test."""
+    import errno
+    import subprocess
+
+    mounted = []
+
+    def make(full=False, read_only=False) -> Path:
+        directory = tmp_path / f"fs{len(mounted)}"
+        directory.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(directory)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (root needed): {result.stderr.strip()}")
+        mounted.append(directory)
+        if full:
+            fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT)
+            try:
+                while os.write(fd, b"\0" * 4096):
+                    pass
+            except OSError as error:
+                assert error.errno == errno.ENOSPC
+            finally:
+                os.close(fd)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(directory)], check=True)
+        return directory
+
+    yield make
+    for directory in reversed(mounted):
+        subprocess.run(["umount", str(directory)], check=False)

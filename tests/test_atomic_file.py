@@ -167,3 +167,34 @@ def test_a_scratch_file_is_named_beside_its_target_and_always_deleted(tmp_path, 
             if fail:
                 raise RuntimeError("transfer failed")
     assert listing(tmp_path) == []
+
+
+# -- only a regular file is ever replaced --------------------------------------------------------------
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_a_device_or_a_directory_is_refused_before_anything_is_written(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink(os.devnull, tmp_path / "null")
+    (tmp_path / "dir").mkdir()
+    for name, kind in (("fifo", "FIFO"), ("null", "character device"), ("dir", "directory")):
+        with pytest.raises(atomic_file.NotRegularFileError) as caught:
+            with atomic_write(tmp_path / name) as f:
+                f.write(b"data")
+        assert isinstance(caught.value, OSError) and caught.value.filename == str(tmp_path / name)
+        assert caught.value.strerror == f"not a regular file but a {kind}, which is never replaced by one"
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode) and os.readlink(tmp_path / "null") == os.devnull
+    assert listing(tmp_path) == ["dir", "fifo", "null"]
+
+
+def test_a_symlink_to_a_regular_file_is_replaced_itself_the_file_it_names_kept(tmp_path):
+    (tmp_path / "real").write_bytes(b"real")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    with atomic_write(tmp_path / "link") as f:
+        f.write(b"new")
+    assert not os.path.islink(tmp_path / "link") and (tmp_path / "link").read_bytes() == b"new"
+    assert (tmp_path / "real").read_bytes() == b"real"
+
+
+def test_file_kind_names_each_kind():
+    assert [atomic_file.file_kind(m) for m in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFIFO, stat.S_IFCHR,
+                                              stat.S_IFBLK, stat.S_IFSOCK, stat.S_IFLNK)] == [
+        "regular file", "directory", "FIFO", "character device", "block device", "socket", "symbolic link"]

@@ -105,3 +105,17 @@ def test_matches_torch(max_norm, dtype):
     assert ours == pytest.approx(theirs, rel=rtol)
     for d, t in zip(layer.parameters_deltas, tensors):
         np.testing.assert_allclose(d, t.grad.numpy(), rtol=rtol, atol=0)
+
+
+def test_float32_deltas_near_1e20_give_a_finite_norm_summed_in_float64():
+    # 1e20 squared is 1e40, beyond float32's 3.4e38: summed in float32 the norm would be inf and
+    # clipping would zero every delta
+    values = np.array([1e20, -2e20, 3e19], dtype=np.float32)
+    big = np.random.default_rng(0).standard_normal(200_003).astype(np.float32) * np.float32(1e19)  # > one chunk
+    layer = Deltas(values, big, dtype=np.float32)
+    exact = math.sqrt(float(np.sum(values.astype(np.float64) ** 2)) + float(np.sum(big.astype(np.float64) ** 2)))
+    norm = nn.clip_grad_norm(layer, 1.0)
+    assert math.isfinite(norm) and norm == pytest.approx(exact, rel=1e-12)
+    scaled = layer.parameters_deltas[0]
+    assert scaled.dtype == np.float32 and np.all(scaled != 0)
+    np.testing.assert_allclose(scaled, values * (1.0 / (exact + 1e-6)), rtol=1e-6)

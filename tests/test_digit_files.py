@@ -1,6 +1,12 @@
 """read_digit: image files of every common kind, .npy arrays, and one clear error per bad file."""
 
+import io
+import os
+import struct
 import sys
+import threading
+import time
+import zlib
 
 import numpy as np
 import pytest
@@ -27,6 +33,7 @@ def expected():
 
 
 def save(path, gray, mode="L", **kwargs):
+    """Save the gray levels as an image file (or into a BytesIO, given ``format=``); returns ``path``."""
     pixels = np.rint(gray * 255).astype(np.uint8)
     image = Image.fromarray(pixels)
     if mode == "1":
@@ -171,10 +178,14 @@ def test_missing_empty_directory_junk_and_zip_files(tmp_path):
 def test_an_unreadable_file(tmp_path, monkeypatch):
     path = save(tmp_path / "d.png", page())
 
-    def refuse(*args, **kwargs):  # chmod 0 would not stop root, who runs the tests in some setups
-        raise PermissionError(13, "Permission denied")
+    real_open = os.open
 
-    monkeypatch.setattr(digit_files, "open", refuse, raising=False)
+    def refuse(name, *args, **kwargs):  # chmod 0 would not stop root, who runs the tests in some setups
+        if os.fspath(name) == os.fspath(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(digit_files.os, "open", refuse)
     with pytest.raises(DigitFileError, match=r"d.png: cannot read it \(Permission denied\)$"):
         read_digit(path)
 
@@ -194,7 +205,7 @@ def test_a_blank_image_says_no_digit(tmp_path):
 def test_the_cost_of_an_image_is_bounded_before_decoding(tmp_path, monkeypatch):
     path = save(tmp_path / "d.png", page())  # 120x90 = 10,800 pixels
     monkeypatch.setattr(digit_files, "MAX_PIXELS", 10_000)
-    with pytest.raises(DigitFileError, match="d.png: 90x120 pixels, more than the 10,000 an image to classify may have"):
+    with pytest.raises(DigitFileError, match="d.png: 10,800 pixels, more than the 10,000 an image to classify may have$"):
         read_digit(path)
     monkeypatch.setattr(digit_files, "MAX_FILE_BYTES", 100)
     with pytest.raises(DigitFileError, match=r"d.png: [\d,]+ bytes, more than the 100 an image to classify may have"):
@@ -204,8 +215,9 @@ def test_the_cost_of_an_image_is_bounded_before_decoding(tmp_path, monkeypatch):
 def test_pillow_s_decompression_bomb_guard_is_a_clear_error(tmp_path, monkeypatch):
     path = save(tmp_path / "d.png", page())
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow warns above this, refuses above twice it
-    with pytest.raises(DigitFileError, match="d.png: refused as a decompression bomb"):
-        read_digit(path)
+    with pytest.raises(DigitFileError, match="d.png: 10,800 pixels, more than the 1,000 an image to classify may have$"):
+        read_digit(path)  # the user's lower limit holds
+    assert Image.MAX_IMAGE_PIXELS == 1000
 
 
 def test_without_pillow_images_name_the_extra_and_npy_still_works(tmp_path, monkeypatch):
@@ -220,3 +232,121 @@ def test_without_pillow_images_name_the_extra_and_npy_still_works(tmp_path, monk
                                              r"pip install 'nnscratch\[images\]' \(.npy arrays work without it\)$"):
         read_digit(image_path)
     np.testing.assert_array_equal(read_digit(npy_path), np.zeros((28, 28)))
+
+
+# -- what is not a regular file: refused, never waited on -----------------------------------------
+def read_within(path, seconds=5.0):
+    """read_digit(path) in a thread: (its result or error), or a failure if it is still running."""
+    outcome = []
+
+    def target():
+        try:
+            outcome.append(read_digit(path))
+        except Exception as error:  # noqa: BLE001 (the test looks at it)
+            outcome.append(error)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        pytest.fail(f"read_digit({path}) still running after {seconds} s (blocked on the open?)")
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    error = read_within(tmp_path / "pipe.png")
+    assert isinstance(error, DigitFileError)
+    assert str(error) == (f"{tmp_path / 'pipe.png'}: not a regular file but a FIFO; expected an image or .npy file "
+                          "(save what a pipe or device gives to a file first)")
+
+
+@pytest.mark.parametrize("source", ["/dev/urandom", "pipe"])
+def test_devices_and_pipes_are_named_for_what_they_are_not_called_empty(source):
+    if source == "pipe":  # what <(cat x.png) hands over: /dev/fd/N, a pipe with a writer
+        reader, writer = os.pipe()
+        os.write(writer, save(io.BytesIO(), page(), format="PNG").getvalue())
+        path = f"/dev/fd/{reader}"
+        if not os.path.exists(path):
+            pytest.skip("no /dev/fd here")
+    else:
+        path = source
+        if not os.path.exists(path):
+            pytest.skip(f"no {path} here")
+    try:
+        error = read_within(path)
+    finally:
+        if source == "pipe":
+            os.close(reader)
+            os.close(writer)
+    kind = "FIFO" if source == "pipe" else "character device"
+    assert isinstance(error, DigitFileError) and error.reason.startswith(f"not a regular file but a {kind};")
+    assert str(error.path) == path and "empty" not in str(error)
+
+
+# -- float images: NaN and infinities refused, huge values kept ------------------------------------
+def float_tiff(path, values):
+    Image.fromarray(values.astype(np.float32), mode="F").save(path)
+    return path
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_a_float_tiff_with_nan_or_infinite_pixels_is_refused(tmp_path, bad):
+    values = 1.0 - page()
+    values[3, 4] = bad
+    with pytest.raises(DigitFileError, match=r"t.tif: the image holds NaN or infinite pixel values$"):
+        read_digit(float_tiff(tmp_path / "t.tif", values))
+
+
+def test_a_float_tiff_keeps_its_contrast_near_float32_s_limits(tmp_path):
+    ink = page() < 0.5  # the digit's pixels
+    ordinary = read_digit(float_tiff(tmp_path / "a.tif", np.where(ink, 1.0, -1.0)))
+    np.testing.assert_allclose(ordinary, expected(), atol=1 / 255 + 1e-6)
+    for scale in (3e38, 1e38):
+        huge = read_digit(float_tiff(tmp_path / "b.tif", np.where(ink, scale, -scale)))
+        np.testing.assert_array_equal(huge, ordinary)
+
+
+# -- metadata and containers ------------------------------------------------------------------------
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+JUNK_EXIF = b"junk, not a TIFF header at all"
+
+
+def test_junk_exif_is_ignored_in_a_png_as_in_a_jpeg(tmp_path):
+    png = save(io.BytesIO(), page(), format="PNG").getvalue()
+    idat = png.index(b"IDAT") - 4
+    (tmp_path / "exif.png").write_bytes(png[:idat] + png_chunk(b"eXIf", JUNK_EXIF) + png[idat:])
+    np.testing.assert_array_equal(read_digit(tmp_path / "exif.png"), expected())
+    clean = read_digit(save(tmp_path / "clean.jpg", page(), "RGB", quality=90))
+    junk = read_digit(save(tmp_path / "junk.jpg", page(), "RGB", quality=90, exif=b"Exif\0\0" + JUNK_EXIF))
+    np.testing.assert_array_equal(junk, clean)
+
+
+def ico_holding_png(width, height) -> bytes:
+    """An ICO whose directory says 256x256 and whose one image is a valid black 1-bit PNG of
+    ``width`` x ``height`` (its zlib stream is small: the rows are zeros)."""
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    rows = zlib.compressobj(9)
+    row = b"\0" * (1 + (width + 7) // 8)
+    body = b"".join(rows.compress(row) for _ in range(height)) + rows.flush()
+    png = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", body) + png_chunk(b"IEND", b"")
+    directory = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(png), 22)
+    return directory + png
+
+
+def test_an_ico_holding_a_huge_png_is_refused_before_it_is_decoded(tmp_path):
+    path = tmp_path / "big.ico"
+    path.write_bytes(ico_holding_png(11_000, 8_000))  # 88 Mpx behind a 256x256 directory entry
+    start = time.perf_counter()
+    with pytest.raises(DigitFileError, match=r"big.ico: 88,000,000 pixels, more than the 50,000,000 an image to "):
+        read_digit(path)
+    assert time.perf_counter() - start < 0.5  # refused from the header: 88 Mpx are never decoded
+    before = Image.MAX_IMAGE_PIXELS
+    (tmp_path / "small.ico").write_bytes(ico_holding_png(300, 200))
+    with pytest.raises(DigitFileError, match="small.ico: no digit found"):  # a small one is read
+        read_digit(tmp_path / "small.ico")
+    assert Image.MAX_IMAGE_PIXELS == before  # Pillow's own limit is back as it was

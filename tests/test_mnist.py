@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -197,24 +198,39 @@ def test_bad_cache_without_download_names_the_file_and_the_fix(synthetic_mnist, 
     assert len(synthetic_mnist.url.requests) == 4
 
 
-@pytest.mark.parametrize("replacement", ["directory", "fifo"])
-def test_a_cache_file_replaced_by_a_directory_or_fifo_is_fetched_again(synthetic_mnist, replacement):
+def test_a_cache_file_replaced_by_an_empty_directory_is_fetched_again(synthetic_mnist):
     root = synthetic_mnist.data_dir
     download_mnist(root, mirrors=[synthetic_mnist.url], progress=False)
     path = root / "train-labels-idx1-ubyte"
     path.unlink()
-    if replacement == "fifo":
-        if not hasattr(os, "mkfifo"):
-            pytest.skip("no FIFOs on this platform")
-        os.mkfifo(path)
-    else:
-        path.mkdir()
+    path.mkdir()
     with pytest.raises(MNISTCacheError, match=r"train-labels-idx1-ubyte is not a regular file\. Run `nnscratch"):
-        load_mnist(root, download=False)  # refused, not read (a FIFO would block)
+        load_mnist(root, download=False)
     arrays = load_mnist(root, mirrors=[synthetic_mnist.url], progress=False)
     assert_same_as_synthetic(arrays, synthetic_mnist)
     assert synthetic_mnist.url.requests[4:] == ["/train-labels-idx1-ubyte.gz"]
     assert path.is_file()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize("how", ["fifo", "symlink to a fifo"])
+def test_a_fifo_where_a_cache_file_belongs_is_refused_not_read_nor_replaced(synthetic_mnist, tmp_path, how):
+    root = synthetic_mnist.data_dir
+    download_mnist(root, mirrors=[synthetic_mnist.url], progress=False)
+    path = root / "train-labels-idx1-ubyte"
+    path.unlink()
+    fifo = tmp_path / "fifo" if how == "symlink to a fifo" else path
+    os.mkfifo(fifo)
+    if fifo != path:
+        os.symlink(fifo, path)
+    with pytest.raises(MNISTCacheError, match=r"train-labels-idx1-ubyte is not a regular file\. Run `nnscratch"):
+        load_mnist(root, download=False)  # refused, not read (a FIFO would block)
+    for force in (False, True):
+        with pytest.raises(MNISTCacheError, match=re.escape(
+                f"MNIST file {path} is not a regular file but a FIFO, which is never replaced by one; move it away")):
+            download_mnist(root, mirrors=[synthetic_mnist.url], force=force, progress=False)
+    assert stat.S_ISFIFO(os.stat(path).st_mode) and os.path.islink(path) == (fifo != path)
+    assert synthetic_mnist.url.requests[4:] == []  # refused before any download
 
 
 def test_a_directory_with_files_in_it_is_left_alone_and_named(synthetic_mnist):

@@ -2,7 +2,9 @@
 rendered the ways a user's files differ from MNIST."""
 
 import json
+import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -284,3 +286,91 @@ def test_real_mnist_digits_drawn_as_a_user_would_are_read_about_as_well_as_the_t
     for name, value in accuracy.items():
         assert value >= plain - 0.04, f"{name}: {value:.3f} against {plain:.3f} for the test set's own arrays"
     assert np.mean(list(accuracy.values())) >= plain - 0.02
+
+
+# -- odd inputs: each one line, the others still classified -----------------------------------------
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_among_the_images_is_refused_and_the_others_classified(files):
+    _, _, tmp_path = files
+    os.mkfifo(tmp_path / "pipe.png")
+    names = [str(tmp_path / n) for n in ("d0.png", "pipe.png", "d1.png")]
+    result = subprocess.run([sys.executable, "-m", "nnscratch", "predict", str(tmp_path / "bare.npz"), *names],
+                            capture_output=True, text=True, timeout=60)  # a hang fails here, not forever
+    assert result.returncode == 1
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [names[0], names[2]]
+    assert result.stderr == (f"predict: {names[1]}: not a regular file but a FIFO; expected an image or .npy file "
+                             "(save what a pipe or device gives to a file first)\n")
+
+
+def test_a_float_tiff_with_an_infinite_pixel_is_one_line(files, capsys):
+    _, _, tmp_path = files
+    values = np.zeros((40, 30), dtype=np.float32)
+    values[5:35, 12:18] = 3e38
+    values[0, 0] = np.inf
+    Image.fromarray(values, mode="F").save(tmp_path / "inf.tif")
+    code = main(["predict", str(tmp_path / "bare.npz"), str(tmp_path / "inf.tif"), str(tmp_path / "d0.png")])
+    out, err = capsys.readouterr()
+    assert code == 1 and out.startswith(f"{tmp_path / 'd0.png'}: ") and out.count("\n") == 1
+    assert err == f"predict: {tmp_path / 'inf.tif'}: the image holds NaN or infinite pixel values\n"
+
+
+def test_file_names_that_are_not_utf8_are_shown_with_their_bytes_escaped(files, capsys):
+    _, grays, tmp_path = files
+    good = tmp_path / os.fsdecode(b"caf\xe9.png")  # a Latin-1 name, in a UTF-8 locale
+    os.link(tmp_path / "d0.png", good)
+    missing = tmp_path / os.fsdecode(b"\xff.png")
+    argv = ["predict", str(tmp_path / "bare.npz"), str(good), str(missing)]
+    assert main(argv) == 1  # capsys's stdout encodes strictly, as a UTF-8 terminal does
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{tmp_path}/caf\\xe9.png: ") and err == f"predict: {tmp_path}/\\xff.png: no such file\n"
+    assert main([*argv, "--json"]) == 1
+    text = capsys.readouterr().out
+    assert "\\udc" not in text  # no lone surrogate, which strict JSON parsers reject
+    assert [r["file"] for r in json.loads(text)["results"]] == [f"{tmp_path}/caf\\xe9.png", f"{tmp_path}/\\xff.png"]
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8:strict"}
+    result = subprocess.run([os.fsencode(sys.executable), b"-m", b"nnscratch", *map(os.fsencode, argv)],
+                            capture_output=True, env=env, timeout=60)
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+    assert result.stdout.startswith(os.fsencode(tmp_path) + b"/caf\\xe9.png: ")
+
+
+# -- non-finite numbers: said out loud, never printed as a prediction --------------------------------
+def strict_json(text):
+    """json.loads that refuses NaN and Infinity, as strict parsers do."""
+    def refuse(name):
+        raise ValueError(f"{name} is not standard JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.filterwarnings("error")  # a RuntimeWarning would be a second line on stderr
+def test_nan_weights_are_refused_before_any_prediction(files, capsys):
+    model, _, tmp_path = files
+    broken = nn.Sequential(nn.Linear(784, 10, rng=0))
+    broken[0].weight[3, :5] = np.nan
+    broken[0].bias[0] = np.inf
+    nn.save(broken, tmp_path / "nan.npz")
+    for extra in ([], ["--json"]):
+        assert main(["predict", str(tmp_path / "nan.npz"), str(tmp_path / "d0.png"), *extra]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err == (f"predict: error: {tmp_path / 'nan.npz'}: 6 weight values in 2 of its 2 parameter "
+                                     "arrays are NaN or infinite (did the training diverge?): its predictions would "
+                                     "mean nothing\n")
+
+
+@pytest.mark.filterwarnings("error")  # a RuntimeWarning would be a second line on stderr
+def test_scores_that_overflow_are_one_line_per_file_and_the_json_stays_standard(files, capsys):
+    _, _, tmp_path = files
+    huge = nn.Sequential(nn.Linear(784, 10, rng=0))
+    huge[0].weight[...] = 3e38  # finite, but any ink overflows float32 to inf
+    nn.save(huge, tmp_path / "huge.npz")
+    np.save(tmp_path / "black.npy", np.zeros((28, 28), dtype=np.uint8))  # no ink: scores 0, fine
+    argv = ["predict", str(tmp_path / "huge.npz"), str(tmp_path / "d0.png"), str(tmp_path / "black.npy")]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{tmp_path / 'black.npy'}: ") and out.count("\n") == 1
+    assert err == f"predict: {tmp_path / 'd0.png'}: the network's scores for it are NaN or infinite\n"
+    assert main([*argv, "--json"]) == 1
+    results = strict_json(capsys.readouterr().out)["results"]
+    assert "top" not in results[0] and results[0]["error"].endswith("the network's scores for it are NaN or infinite")
+    assert [t["probability"] for t in results[1]["top"]] == [0.1, 0.1, 0.1]

@@ -7,6 +7,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nnscratch as nn
 from nnscratch.cli import main, train_mnist_main
@@ -192,3 +194,130 @@ def test_the_first_weighted_layer_is_found_inside_the_nested_blocks_inference_mo
     assert _first_weighted_layer(inference_model(net)) is conv
     assert _first_weighted_layer(inference_model(nn.Sequential(nn.Flatten(), nn.Sequential(linear)))) is linear
     assert _first_weighted_layer(inference_model(nn.Sequential(nn.Flatten(), nn.ReLU()))) is None
+
+
+# -- the checkpoint's metadata: trusted only as far as it checks out ------------------------------------
+def good_history(epochs=3):
+    return [{"epoch": e, "loss": 1 / e, "accuracy": 0.9, "val_loss": 1.1 / e, "val_accuracy": None, "lr": 0.1,
+             "seconds": 1.0} for e in range(1, epochs + 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize("metadata, drawn, note", [
+    ({"train_mnist": None}, 0, "its train_mnist metadata is a NoneType, not a mapping: not used"),
+    ({"train_mnist": {"history": good_history()[:1] + [{**good_history()[1], "epoch": "2"}]}}, 1,
+     "1 of its 2 history records skipped, not train-mnist epoch records (record 2: epoch '2', expected an int"),
+    ({"train_mnist": {"history": [{**r, "epoch": None} for r in good_history()]}}, 0,
+     "3 of its 3 history records skipped, not train-mnist epoch records (record 1: epoch None, expected an int"),
+    ({"train_mnist": {"history": [{**good_history()[0], "epoch": 1e300}]}}, 0, "(record 1: epoch 1e+300, expected"),
+    ({"train_mnist": {"history": [{**r, "loss": {"a": 1}} for r in good_history(2)]}}, 0,
+     "(record 1: loss {'a': 1}, expected a finite number within +-1e+100, ...)"),
+    ({"train_mnist": {"config": "mlp", "history": good_history(2)}}, 2, "its config is a str, not a mapping: not used"),
+])  # fmt: skip
+def test_metadata_that_is_not_train_mnist_s_is_skipped_and_said(synthetic_mnist, tmp_path, capsys, metadata, drawn,
+                                                                 note):
+    import matplotlib.pyplot as plt
+
+    from nnscratch.commands import report_figure
+
+    figures = []
+    real_draw = report_figure.draw_report
+
+    def draw(**kwargs):
+        figures.append(kwargs)
+        return real_draw(**kwargs)
+
+    nn.save(nn.Sequential(nn.Linear(784, 10, rng=0)), tmp_path / "m.npz", metadata=metadata)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(report_figure, "draw_report", draw)
+        code = main(["report", str(tmp_path / "m.npz"), "--out", str(tmp_path / "r.png"), *data_options(synthetic_mnist)])
+    out, err = capsys.readouterr()
+    assert code == 0 and out.startswith("report: test accuracy ")
+    assert err.startswith(f"report: {tmp_path / 'm.npz'}: ") and note in err and "Traceback" not in err
+    (drawn_with,) = figures
+    assert len(drawn_with["history"] or []) == drawn and note in drawn_with["history_note"]
+    assert Image.open(tmp_path / "r.png").size == (1700, 1200)
+    plt.close("all")
+
+
+def test_read_training_keeps_the_valid_records_sorted_and_reads_the_preset():
+    from nnscratch.commands.report import read_training
+
+    history = good_history(3)
+    preset, drawn, skipped = read_training({"train_mnist": {"config": {"model": "mlp"},
+                                                            "history": [history[2], "junk", history[0]]}})
+    assert preset == "mlp" and [r["epoch"] for r in drawn] == [1, 3]
+    assert drawn[0] == {k: history[0][k] for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")}
+    assert skipped == ["1 of its 3 history records skipped, not train-mnist epoch records (record 2: a str, "
+                       "not a mapping)"]
+    assert read_training({}) == (None, [], [])
+    assert read_training({"train_mnist": {"config": {"model": "x" * 500}}})[2] == [
+        f"its config's model {'x' * 500!r:.40} is not a preset name: not shown"]
+    for bad in (float("inf"), float("nan"), -1e101, True):
+        assert read_training({"train_mnist": {"history": [{**history[0], "accuracy": bad}]}})[1] == []
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"])
+RECORD = st.dictionaries(KEYS, JSON | st.integers(-3, 3) | st.floats(-1e101, 1e101), max_size=7)
+METADATA = st.one_of(
+    JSON,
+    st.fixed_dictionaries({"train_mnist": JSON}),
+    st.fixed_dictionaries({"train_mnist": st.fixed_dictionaries(
+        {"config": JSON | st.fixed_dictionaries({"model": JSON}), "history": JSON | st.lists(RECORD, max_size=6)})}),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(METADATA)
+def test_read_training_never_raises_and_keeps_only_drawable_records(metadata):
+    from nnscratch.commands.report import CURVES, MAX_EPOCH, MAX_VALUE, read_training
+
+    preset, history, skipped = read_training(metadata)
+    assert preset is None or (isinstance(preset, str) and len(preset) <= 40)
+    assert all(isinstance(note, str) and "\n" not in note for note in skipped)
+    for record in history:
+        assert type(record["epoch"]) is int and 1 <= record["epoch"] <= MAX_EPOCH
+        for key in CURVES:
+            value = record[key]
+            assert (value is None and key.startswith("val_")) or (
+                type(value) in (int, float) and abs(value) <= MAX_VALUE)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "epoch": st.integers(1, 1_000_000), "loss": st.floats(-1e100, 1e100), "accuracy": st.floats(-1e100, 1e100),
+    "val_loss": st.none() | st.floats(-1e100, 1e100), "val_accuracy": st.none() | st.floats(-1e100, 1e100)}),
+    min_size=1, max_size=5))  # fmt: skip
+def test_every_history_read_training_keeps_can_be_drawn(history):
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from nnscratch.commands.report import read_training
+
+    _, drawn, skipped = read_training({"train_mnist": {"history": history}})
+    assert len(drawn) == len(history) and skipped == []
+    images, labels, probabilities = sample(n=12)
+    figure = draw_report("t: ", np.eye(10, dtype=int), images, labels, probabilities, None, drawn)
+    figure.savefig(io.BytesIO(), format="png", dpi=20)
+    plt.close(figure)
+
+
+@pytest.mark.filterwarnings("error")  # a RuntimeWarning would be a second line on stderr
+@pytest.mark.parametrize("weights, message", [
+    (np.nan, r"7,840 weight values in 1 of its 2 parameter arrays are NaN or infinite \(did the training diverge\?\)"),
+    (3e38, r"the network's scores are NaN or infinite for \d+ of the 100 test images: its predictions mean nothing"),
+])  # fmt: skip
+def test_non_finite_weights_or_scores_are_said_not_drawn_as_an_accuracy(synthetic_mnist, tmp_path, capsys, weights,
+                                                                         message):
+    model = nn.Sequential(nn.Linear(784, 10, rng=0))
+    model[0].weight[...] = weights
+    nn.save(model, tmp_path / "m.npz")
+    assert main(["report", str(tmp_path / "m.npz"), "--out", str(tmp_path / "r.png"), *data_options(synthetic_mnist)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and re.fullmatch(rf"report: error: {re.escape(str(tmp_path / 'm.npz'))}: {message}.*\n", err)
+    assert not (tmp_path / "r.png").exists()

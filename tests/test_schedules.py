@@ -4,6 +4,8 @@ coincide, and bad arguments."""
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nnscratch as nn
 from nnscratch import schedules
@@ -155,3 +157,47 @@ def test_one_cycle_is_torch_s_shape(anneal):
         assert optimizer.param_groups[0]["lr"] == pytest.approx(ours(t), rel=1e-10), step
         optimizer.step()
         scheduler.step()
+
+
+# -- extreme arguments: refused where the schedule is built, or finite rates ------------------------
+def test_a_tiny_div_factor_or_step_size_refuses_or_stays_finite():
+    with pytest.raises(ValueError, match=r"one_cycle: max_lr / div_factor = 0\.1 / 1e-320 is not a finite rate"):
+        schedules.one_cycle(0.1, 1, div_factor=1e-320)
+    decay = schedules.step_decay(0.1, 1e-320)  # used to raise OverflowError at the first t > 0
+    assert [decay(t) for t in (0.0, 1e-300, 0.5, 7.0)] == [0.1, 0.0, 0.0, 0.0]
+    assert schedules.step_decay(0.1, 1e-320, gamma=1.0)(3.0) == 0.1
+
+
+@pytest.mark.parametrize("rule, error, match", [
+    (lambda t: -0.1, ValueError, r"custom at t=0\.5: the learning rate must be a finite number >= 0, got -0\.1"),
+    (lambda t: math.nan, ValueError, r"custom at t=0\.5: the learning rate must be a finite number >= 0, got nan"),
+    (lambda t: math.inf, ValueError, "got inf"),
+    (lambda t: "0.1", TypeError, r"custom at t=0\.5: the learning rate must be a number, got str '0\.1'"),
+])  # fmt: skip
+def test_a_schedule_that_gives_a_bad_rate_is_an_error_where_it_is_called(rule, error, match):
+    with pytest.raises(error, match=match):
+        schedules.Schedule("custom", rule)(0.5)
+    assert schedules.check_rate("fit", 0) == 0.0
+
+
+REAL = st.floats(min_value=5e-324, max_value=1e308) | st.sampled_from([5e-324, 1e-320, 1e-300, 1e300, 1.7e308])
+FRACTION = st.floats(min_value=5e-324, max_value=1.0, exclude_max=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.builds(lambda lr, s, g: ("step_decay", lr, s, g), REAL, REAL, st.floats(5e-324, 1.0)),
+    st.builds(lambda lr, g: ("exponential", lr, g), REAL, st.floats(5e-324, 1.0)),
+    st.builds(lambda lr, e, w, m: ("cosine", lr, e, w * e, m * lr), REAL, REAL, st.floats(0, 1.0, exclude_max=True),
+              st.floats(0, 1.0)),
+    st.builds(lambda lr, e, p, d, f: ("one_cycle", lr, e, p, d, f), REAL, REAL, FRACTION, REAL, REAL),
+), st.lists(st.floats(0, 1e308) | st.sampled_from([0.0, 5e-324, 0.5, 1.0, 1e308]), min_size=1, max_size=6))
+def test_every_schedule_refuses_or_gives_finite_non_negative_rates(arguments, times):
+    name, *values = arguments
+    try:
+        schedule = getattr(schedules, name)(*values)
+    except ValueError:
+        return  # refused where it is built, with a message: fine
+    for t in times:
+        rate = schedule(t)
+        assert math.isfinite(rate) and rate >= 0, (name, values, t, rate)

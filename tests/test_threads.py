@@ -55,7 +55,9 @@ class FakeMachine:
 
 
 def chooser_for(machine, **settings):
-    return ThreadChooser(clock=machine.clock, **{"max_seconds": float("inf"), **settings})
+    """A chooser on the machine's fake clock; the probe of waiting threads off unless ``waits`` is given
+    (test_thread_probe.py: the real machine's load must not reach these tests)."""
+    return ThreadChooser(clock=machine.clock, **{"max_seconds": float("inf"), "waits": None, **settings})
 
 
 # -- the choice follows the timings ------------------------------------------------------------
@@ -460,6 +462,8 @@ def test_fit_refuses_a_bad_threads_before_any_work(threads, error, message):
         ({"max_overhead": 0}, ValueError, r"ThreadChooser: max_overhead must be > 0"),
         ({"max_overhead": "5%"}, TypeError, "ThreadChooser: max_overhead must be a number, got str '5%'"),
         ({"clock": 3.0}, TypeError, "ThreadChooser: clock must be a function returning seconds, got float"),
+        ({"waits": 0.5}, TypeError, "ThreadChooser: waits must be a function returning seconds or None, got float"),
+        ({"busy_share": 1.5}, ValueError, r"ThreadChooser: busy_share must be in \[0, 1\], got 1.5"),
     ],
 )
 def test_chooser_refuses_bad_settings(settings, error, message):

@@ -332,7 +332,7 @@ def test_divergence_after_a_saved_epoch_keeps_that_checkpoint(synthetic_mnist, t
         (["--seed", "x"], "--seed must be an int, got 'x'"),
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--limit", ""], "--limit must be an int, got ''"),
-        (["--threads", "0"], "--threads must be auto or an int >= 1, got 0"),
+        (["--threads", "0"], "--threads must be auto or an int from 1 to 1024, got 0"),
         (["--threads", "many"], "--threads must be auto or an int >= 1, got 'many'"),
         (["--save", "{tmp}/no/such/dir/m.npz"], "--save .*m.npz: the directory .*dir does not exist"),
         (["--save", "{tmp}"], "--save .*: is a directory, expected a file path"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from .common import UsageError, os_error_text, run_command, shown
+
 HELP = "download and verify MNIST into the data directory (a second run uses the cache, no network)"
 
 
@@ -27,36 +29,42 @@ def add_arguments(parser) -> None:
         "--deadline",
         metavar="SECONDS",
         default=None,
-        help="the most one mirror may take for one file, retries included; a mirror that runs out "
-        "of time is not tried again for the other files (default: $NNSCRATCH_DOWNLOAD_DEADLINE, else 300)",
+        help="the most one mirror may take for one file, retries included, from 0.1 to 86400; a mirror "
+        "that runs out of time, or stays under 1 kB/s for 30 s, is not tried again for the other files "
+        "(default: $NNSCRATCH_DOWNLOAD_DEADLINE, else 300)",
     )
     parser.add_argument("--force", action="store_true", help="download again even if the cache verifies")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args) -> int:
+    return run_command("download-mnist", _run, args)
+
+
+def _run(args) -> int:
     # imported here so `nnscratch --help` does not pay for requests and tqdm
-    from ..data import MNISTDownloadError, download_mnist
+    from ..data import MNISTCacheError, MNISTDownloadError, download_mnist
+    from ..data.download import resolve_deadline
 
     try:
         deadline = None
         if args.deadline is not None:
             try:
-                deadline = float(args.deadline)
-            except ValueError:
-                raise ValueError(f"--deadline: expected a number of seconds, got {args.deadline!r}") from None
+                deadline = resolve_deadline(float(args.deadline), origin="--deadline")
+            except ValueError as error:
+                raise ValueError(error if "--deadline" in str(error) else
+                                 f"--deadline: expected a number of seconds, got {args.deadline!r:.40}") from None
         root = download_mnist(
             data_dir=args.data_dir, mirrors=args.mirrors, force=args.force, progress=not args.quiet,
             deadline=deadline,
         )
-    except MNISTDownloadError as error:
+    except (MNISTDownloadError, MNISTCacheError) as error:  # the mirrors, or what is in the directory
         print(error, file=sys.stderr)
         return 1
     except (ValueError, TypeError) as error:  # a malformed --mirror or environment variable
-        print(f"download-mnist: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # the data directory cannot be created or written
-        print(f"download-mnist: cannot write the data directory: {error}", file=sys.stderr)
+        raise UsageError(str(error)) from None
+    except OSError as error:  # the data directory cannot be created or written (a full disk)
+        print(f"download-mnist: {os_error_text(error)}", file=sys.stderr)
         return 1
-    print(f"MNIST is ready in {root} (4 files, SHA-256 verified)")
+    print(f"MNIST is ready in {shown(root)} (4 files, SHA-256 verified)")
     return 0

@@ -1,8 +1,10 @@
 """``nnscratch export CHECKPOINT OUT.onnx``: write a checkpoint's model as an ONNX file.
 
-Exit codes: 0 written; 2 bad options, an OUT that cannot be written or a checkpoint that cannot be
-read (as ``predict`` and ``report``), checked before any work; 1 a model that cannot be exported
-(a layer without an ONNX form, an input shape it does not take) or onnx missing.
+Exit codes: 0 written; 2 bad options, an OUT that cannot be written (as every command's outputs:
+never the checkpoint, never a FIFO or device; see ``nnscratch.commands.common``) or a checkpoint that
+cannot be read (as ``predict`` and ``report``), checked before any work; 1 a model that cannot be
+exported (a layer without an ONNX form, an input shape it does not take), onnx missing, or OUT not
+written after all (a full disk); 130 interrupted.
 
 The loss layers at the end of a training network are dropped (see ``nnscratch.export.onnx``). The
 input shape (one sample, no batch axis) comes from ``--input-shape``, else from the preset a
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import UsageError, check_output_path
+from .common import UsageError, check_outputs, read_checkpoint, run_command, shown, write_failed
 
 HELP = "write a checkpoint's model (its loss dropped) as an ONNX file for ONNX Runtime and other engines"
 
@@ -65,31 +67,19 @@ def infer_input_shape(checkpoint) -> tuple | None:
 
 
 def run(args) -> int:
-    try:
-        shape, checkpoint = _check(args)
-    except UsageError as error:
-        print(f"nnscratch export: error: {error}", file=sys.stderr)
-        return 2
-    return _export(args, checkpoint, shape)
+    return run_command("nnscratch export", lambda args: _export(args, *_check(args)), args)
 
 
 def _check(args) -> tuple:
-    """(one sample's shape, the checkpoint), or UsageError: all checked before any work."""
-    from ..io import load_checkpoint
-
+    """(the checkpoint, one sample's shape), or UsageError: all checked before any work."""
     shape = None if args.input_shape is None else _parse_shape(args.input_shape)
-    args.output = check_output_path("OUT", args.output)
-    try:
-        checkpoint = load_checkpoint(args.checkpoint)
-    except FileNotFoundError:
-        raise UsageError(f"{args.checkpoint}: no such checkpoint") from None
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{error}" if str(args.checkpoint) in str(error) else f"{args.checkpoint}: {error}") from None
+    args.output = check_outputs([("OUT", args.output)], [("the checkpoint", args.checkpoint)])["OUT"]
+    checkpoint = read_checkpoint(args.checkpoint)
     shape = shape or infer_input_shape(checkpoint)
     if shape is None:
-        raise UsageError(f"cannot tell the input shape of {args.checkpoint}'s model (not a train-mnist checkpoint, "
+        raise UsageError(f"cannot tell the input shape of {shown(args.checkpoint)}'s model (not a train-mnist checkpoint, "
                          "first layer not Linear); pass --input-shape, e.g. 1,28,28")
-    return shape, checkpoint
+    return checkpoint, shape
 
 
 def _export(args, checkpoint, shape) -> int:
@@ -101,10 +91,10 @@ def _export(args, checkpoint, shape) -> int:
         print(f"nnscratch export: {error}", file=sys.stderr)
         return 1
     except OSError as error:
-        print(f"nnscratch export: cannot write {args.output}: {error}", file=sys.stderr)
+        write_failed("nnscratch export", "OUT", args.output, error)
         return 1
     output = proto.graph.output[0].type.tensor_type.shape.dim
     out_shape = ", ".join(d.dim_param or str(d.dim_value) for d in output)
-    print(f"wrote {args.output}: input (N, {', '.join(map(str, shape))}) -> output ({out_shape}), "
+    print(f"wrote {shown(args.output)}: input (N, {', '.join(map(str, shape))}) -> output ({out_shape}), "
           f"ONNX opset {OPSET}, float32")
     return 0

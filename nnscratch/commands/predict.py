@@ -7,9 +7,17 @@ loss layers are dropped) or a bare model; the scores go through a softmax unless
 one.
 
 Output: per file, the top classes with their probabilities, one line each (``--json``: one JSON
-document instead). A file that cannot be classified gets one line on stderr and the others are
-still classified. Exit codes: 0 all classified, 1 some file could not be, 2 bad options or a
-checkpoint that cannot be used (unreadable, or a network that does not take 28x28 digits).
+document instead). File names are shown as given, except for bytes that are not valid in the
+locale's encoding, shown as \\xNN (``commands.common.shown``). A file that cannot be classified
+(not a regular file, unreadable, no digit, ...) gets one line on stderr and the others are still
+classified. ``--show-input`` is checked with the other options, before any work, as every
+command's outputs are (``nnscratch.commands.common``: never one of the images or the checkpoint, never
+a FIFO or device); when writing it fails anyway (a full disk), that is one line on stderr, the
+predictions are still printed, and the exit code is 1. Exit codes: 0 all classified (and written),
+1 some file could not be classified or written, 2 bad options or a checkpoint that cannot be used
+(unreadable, NaN or infinite weights, or a network that does not take 28x28 digits), 130
+interrupted. A file the network gives NaN or infinite scores for (finite weights can overflow)
+counts as one that could not be classified. ``--json`` writes standard JSON only (never NaN).
 """
 
 from __future__ import annotations
@@ -17,9 +25,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from pathlib import Path
-
-from .common import UsageError, load_classifier
+from .common import UsageError, check_outputs, load_classifier, run_command, shown, write_failed
 
 HELP = "classify digit images (PNG, JPEG, ... or .npy arrays) with a trained network"
 TOP = 3
@@ -41,11 +47,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        return _run(args)
-    except UsageError as error:
-        print(f"predict: error: {error}", file=sys.stderr)
-        return 2
+    return run_command("predict", _run, args)
 
 
 def _check_options(args) -> int:
@@ -56,14 +58,10 @@ def _check_options(args) -> int:
     if top < 1:
         raise UsageError(f"--top must be >= 1, got {top}")
     if args.show_input is not None:
-        path = Path(args.show_input).expanduser()
-        if path.is_dir():
-            raise UsageError(f"--show-input {path}: is a directory, expected a file path (.png)")
-        if not path.parent.is_dir():
-            raise UsageError(f"--show-input {path}: the directory {path.parent} does not exist")
+        inputs = [("the checkpoint", args.checkpoint), *(("the image", name) for name in args.images)]
+        args.show_input = check_outputs([("--show-input", args.show_input)], inputs)["--show-input"]
         if importlib.util.find_spec("PIL") is None:
             raise UsageError("--show-input needs Pillow, which is not installed: pip install 'nnscratch[images]'")
-        args.show_input = path
     return top
 
 
@@ -79,31 +77,42 @@ def _run(args) -> int:
     for name in args.images:
         try:
             inputs.append(read_digit(name))
-            results.append({"file": name})
+            results.append({"file": shown(name)})
         except DigitFileError as error:
             inputs.append(None)
-            results.append({"file": name, "error": str(error)})
-            print(f"predict: {error}", file=sys.stderr)
+            results.append({"file": shown(name), "error": f"{shown(error.path)}: {error.reason}"})
+            print(f"predict: {results[-1]['error']}", file=sys.stderr)
     good = [i for i, x in enumerate(inputs) if x is not None]
     if good:
         batch = np.stack([inputs[i] for i in good]).reshape(len(good), *shape).astype(model_dtype(model))
-        probabilities = class_probabilities(model, batch)
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite scores are looked for below
+            probabilities = class_probabilities(model, batch)
         for i, p in zip(good, probabilities):
+            if not np.isfinite(p).all():  # finite weights can still overflow on some input
+                results[i]["error"] = f"{results[i]['file']}: the network's scores for it are NaN or infinite"
+                print(f"predict: {results[i]['error']}", file=sys.stderr)
+                continue
             order = np.argsort(-p, kind="stable")[: min(top, len(p))]
             results[i]["top"] = [{"class": int(c), "probability": float(p[c])} for c in order]
             results[i]["probabilities"] = [float(v) for v in p]
-    if args.show_input is not None and good:
-        _write_inputs(args.show_input, inputs)
-    elif args.show_input is not None:
-        print(f"predict: --show-input {args.show_input}: not written, no file could be read", file=sys.stderr)
     if args.json:
-        print(json.dumps({"checkpoint": str(args.checkpoint), "results": results}, indent=2))
+        print(json.dumps({"checkpoint": shown(args.checkpoint), "results": results}, indent=2, allow_nan=False))
     else:
         for result in results:
             if "top" in result:
-                shown = ", ".join(f"{t['class']} ({percent(t['probability'])})" for t in result["top"])
-                print(f"{result['file']}: {shown}")
-    return 0 if len(good) == len(inputs) else 1
+                top = ", ".join(f"{t['class']} ({percent(t['probability'])})" for t in result["top"])
+                print(f"{result['file']}: {top}")
+    written = True
+    if args.show_input is not None and good:
+        try:
+            _write_inputs(args.show_input, inputs)
+        except OSError as error:  # a full disk: the predictions above stand
+            write_failed("predict", "--show-input", args.show_input, error)
+            written = False
+    elif args.show_input is not None:
+        print(f"predict: --show-input {shown(args.show_input)}: not written, no file could be read", file=sys.stderr)
+    classified = sum("top" in result for result in results)
+    return 0 if classified == len(inputs) and written else 1
 
 
 def percent(p: float) -> str:

@@ -10,7 +10,13 @@ The network is run on the MNIST test set (loaded as ``train-mnist`` loads it: ``
 - the first layer's weights as images: 28x28 templates of a Linear first layer, the filters of a
   Conv2D one, blue for negative and red for positive weights.
 
-Exit codes: 0 written, 1 MNIST could not be loaded, 2 bad options or an unusable checkpoint.
+``--out`` is checked before any work, as every command's outputs are (``nnscratch.commands.common``:
+never the checkpoint or an MNIST file, never a FIFO or device). When writing it fails anyway (a full
+disk), that is one line, the test accuracy is still printed, and the exit code is 1.
+
+Exit codes: 0 written, 1 MNIST could not be loaded or the picture not written, 2 bad options or an
+unusable checkpoint (NaN or infinite weights, or scores, included: said, never drawn as an
+accuracy), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from .common import UsageError, check_output_path, load_classifier
+from .common import (UsageError, check_outputs, load_classifier, mnist_inputs, os_error_text, run_command, shown,
+                     write_failed)
 
 HELP = "draw a trained network's confusion matrix, worst mistakes, first-layer weights and training curves"
 MISTAKES = 24  # the most confident mistakes shown
-MAX_TEMPLATES = 32  # Linear units shown as 28x28 templates
+MAX_TEMPLATES = 32  # Linear units shown as 28x28 templates, Conv2D filters shown
 
 
 def add_arguments(parser) -> None:
@@ -39,11 +46,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        return _run(args)
-    except UsageError as error:
-        print(f"report: error: {error}", file=sys.stderr)
-        return 2
+    return run_command("report", _run, args)
 
 
 def _run(args) -> int:
@@ -53,7 +56,11 @@ def _run(args) -> int:
     from ..inference import class_probabilities, model_dtype
     from ..metrics import confusion_matrix
 
-    out = check_output_path("--out", args.out)
+    try:
+        inputs = [("the checkpoint", args.checkpoint), *mnist_inputs(args.data_dir)]
+    except TypeError as error:  # a --data-dir that is no path
+        raise UsageError(str(error)) from None
+    out = check_outputs([("--out", args.out)], inputs)["--out"]
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError("report needs matplotlib, which is not installed: pip install 'nnscratch[plot]'")
     checkpoint, model, shape = load_classifier(args.checkpoint)
@@ -65,35 +72,48 @@ def _run(args) -> int:
     except (ValueError, TypeError) as error:  # a malformed --mirror or environment variable
         raise UsageError(str(error)) from None
     except OSError as error:
-        print(f"report: cannot read or write the MNIST directory: {error}", file=sys.stderr)
+        print(f"report: MNIST directory: {os_error_text(error)}", file=sys.stderr)
         return 1
     x = scale_images(x_test, dtype=model_dtype(model)).reshape(len(x_test), *shape)
-    probabilities = class_probabilities(model, x)
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite scores are looked for below
+        probabilities = class_probabilities(model, x)
     if probabilities.shape[1] != 10:
-        raise UsageError(f"{args.checkpoint}: the network gives {probabilities.shape[1]} classes, MNIST has 10")
+        raise UsageError(f"{shown(args.checkpoint)}: the network gives {probabilities.shape[1]} classes, MNIST has 10")
+    overflowed = int(np.count_nonzero(~np.isfinite(probabilities).all(axis=1)))
+    if overflowed:  # finite weights, and still scores that overflow: no accuracy would mean anything
+        raise UsageError(f"{shown(args.checkpoint)}: the network's scores are NaN or infinite for {overflowed:,} of the "
+                         f"{len(x):,} test images: its predictions mean nothing")
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(y_test, predicted, 10)
-    history = checkpoint.metadata.get("train_mnist", {}).get("history")
-    config = checkpoint.metadata.get("train_mnist", {}).get("config") or {}
-    title = f"{Path(args.checkpoint).name}: " + (f"{config['model']} preset, " if "model" in config else "") + (
-        f"{len(history)} epoch{'s' if len(history) != 1 else ''}, " if isinstance(history, list) else "")
+    preset, history, skipped = read_training(checkpoint.metadata)
+    for note in skipped:
+        print(f"report: {shown(args.checkpoint)}: {note}", file=sys.stderr)
+    title = f"{shown(Path(args.checkpoint).name)}: " + (f"{preset} preset, " if preset else "") + (
+        f"{len(history)} epoch{'s' if len(history) != 1 else ''}, " if history else "")
     from .report_figure import draw_report
 
     figure = draw_report(
         title=title, matrix=matrix, images=x_test, labels=y_test, probabilities=probabilities,
-        first_layer=_first_weighted_layer(model), history=history if _valid_history(history) else None,
+        first_layer=_first_weighted_layer(model), history=history or None, history_note="; ".join(skipped) or None,
         mistakes=MISTAKES, max_templates=MAX_TEMPLATES,
     )  # fmt: skip
-    from ..atomic_file import atomic_write
-
-    with atomic_write(out) as f:
-        figure.savefig(f, format="png", dpi=100)
     import matplotlib.pyplot as plt
 
-    plt.close(figure)
+    from ..atomic_file import atomic_write
+
+    try:
+        with atomic_write(out) as f:
+            figure.savefig(f, format="png", dpi=100)
+        written = True
+    except OSError as error:  # a full disk: the accuracy below still stands
+        write_failed("report", "--out", out, error)
+        written = False
+    finally:
+        plt.close(figure)
     accuracy = np.trace(matrix) / matrix.sum()
-    print(f"report: test accuracy {100 * accuracy:.2f}% ({np.trace(matrix)}/{matrix.sum()}); wrote {out}")
-    return 0
+    print(f"report: test accuracy {100 * accuracy:.2f}% ({np.trace(matrix)}/{matrix.sum()})"
+          + (f"; wrote {shown(out)}" if written else ""))
+    return 0 if written else 1
 
 
 def _first_weighted_layer(model):
@@ -110,8 +130,66 @@ def _first_weighted_layer(model):
     return None
 
 
-def _valid_history(history) -> bool:
-    """A history as train-mnist writes it: per-epoch dicts with the four curves (None when not validated)."""
-    keys = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-    return isinstance(history, list) and len(history) > 0 and all(
-        isinstance(r, dict) and all(k in r for k in keys) for r in history)  # fmt: skip
+# -- what the checkpoint says about its training: trusted only as far as it checks out ------------
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
+MAX_EPOCH = 1_000_000
+MAX_VALUE = 1e100  # a curve's values beyond this cannot be drawn (matplotlib's margins overflow)
+
+
+def read_training(metadata) -> tuple:
+    """``(preset, history, skipped)`` from a checkpoint's ``train_mnist`` metadata, whatever it holds.
+
+    ``preset``: the config's model name, or None; ``history``: the records fit to draw, sorted by
+    epoch (each a dict with an int "epoch" in [1, MAX_EPOCH] and the four curves as finite numbers
+    of magnitude at most MAX_VALUE, the two val_ ones possibly None), possibly empty; ``skipped``:
+    one sentence per part that was there but could not be used, saying why. Never raises.
+    """
+    if not isinstance(metadata, dict) or "train_mnist" not in metadata:
+        return None, [], []
+    run = metadata["train_mnist"]
+    if not isinstance(run, dict):
+        return None, [], [f"its train_mnist metadata is a {type(run).__name__}, not a mapping: not used"]
+    skipped = []
+    config, preset = run.get("config"), None
+    if isinstance(config, dict) and "model" in config:
+        model = config["model"]
+        if isinstance(model, str) and model.isprintable() and 0 < len(model) <= 40:
+            preset = model
+        else:
+            skipped.append(f"its config's model {model!r:.40} is not a preset name: not shown")
+    elif config is not None and not isinstance(config, dict):
+        skipped.append(f"its config is a {type(config).__name__}, not a mapping: not used")
+    records = run.get("history")
+    if records is None:
+        return preset, [], skipped
+    if not isinstance(records, list):
+        return preset, [], [*skipped, f"its history is a {type(records).__name__}, not a list: not drawn"]
+    history, bad = [], []
+    for index, record in enumerate(records):
+        reason = _record_problem(record)
+        if reason is None:
+            history.append({"epoch": record["epoch"], **{key: record[key] for key in CURVES}})
+        else:
+            bad.append(f"record {index + 1}: {reason}")
+    if bad:
+        skipped.append(f"{len(bad)} of its {len(records)} history records skipped, not train-mnist epoch records "
+                       f"({bad[0]}{', ...' if len(bad) > 1 else ''})")
+    return preset, sorted(history, key=lambda r: r["epoch"]), skipped
+
+
+def _record_problem(record) -> str | None:
+    """Why one history record cannot be drawn, or None when it can."""
+    if not isinstance(record, dict):
+        return f"a {type(record).__name__}, not a mapping"
+    epoch = record.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch <= MAX_EPOCH:
+        return f"epoch {epoch!r:.30}, expected an int from 1 to {MAX_EPOCH:,}"
+    for key in CURVES:
+        if key not in record:
+            return f"no {key}"
+        value = record[key]
+        if value is None and key.startswith("val_"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= MAX_VALUE:
+            return f"{key} {value!r:.30}, expected a finite number within +-{MAX_VALUE:g}"
+    return None

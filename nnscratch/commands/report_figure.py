@@ -11,16 +11,20 @@ Imported only by the report command, so that matplotlib is needed only there.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 
-def draw_report(title, matrix, images, labels, probabilities, first_layer, history, mistakes=24, max_templates=32):
+def draw_report(title, matrix, images, labels, probabilities, first_layer, history, mistakes=24, max_templates=32,
+                history_note=None):
     """The figure (the caller saves and closes it): ``mistakes`` most confident mistakes, and at most
-    ``max_templates`` of a first Linear layer's units as 28x28 templates.
+    ``max_templates`` of a first layer's units as 28x28 templates or filters. ``history_note``: what of
+    the checkpoint's training record could not be drawn, said in the curves panel.
 
     Shape:
         matrix (10, 10) counts [true, predicted]; images (N, 28, 28) uint8; labels (N,);
-        probabilities (N, 10); history: train-mnist's per-epoch records, or None
+        probabilities (N, 10); history: train-mnist's per-epoch records (``report.read_training``), or None
     """
     import matplotlib
 
@@ -35,7 +39,7 @@ def draw_report(title, matrix, images, labels, probabilities, first_layer, histo
     top_left, top_right = top.subfigures(1, 2, width_ratios=[1.0, 1.15])
     bottom_left, bottom_right = bottom.subfigures(1, 2, width_ratios=[1.0, 1.15])
     _confusion(top_left, matrix)
-    _curves(top_right, history)
+    _curves(top_right, history, history_note)
     _mistakes(bottom_left, images, labels, probabilities, mistakes)
     _weights(bottom_right, first_layer, max_templates)
     return figure
@@ -75,12 +79,13 @@ def _confusion(panel, matrix):
     axes.set_title(f"confusion matrix: {int(matrix.sum() - np.trace(matrix))} mistakes (red)", fontsize=13)
 
 
-def _curves(panel, history):
+def _curves(panel, history, note=None):
     if history is None:
         axes = panel.subplots()
         axes.axis("off")
-        axes.text(0.5, 0.5, "no training history in this checkpoint\n(train-mnist --save records it)",
-                  ha="center", va="center", fontsize=13, color="0.4")  # fmt: skip
+        text = "no training history in this checkpoint\n(train-mnist --save records it)" if note is None else \
+            "training history not drawn:\n" + textwrap.fill(note, 70)
+        axes.text(0.5, 0.5, text, ha="center", va="center", fontsize=13, color="0.4")
         return
     from matplotlib.ticker import MaxNLocator
 
@@ -100,8 +105,9 @@ def _curves(panel, history):
         axes.set_title(f"training curves: {name}", fontsize=13)
         axes.grid(alpha=0.3)
         axes.legend()
-    if len(epochs) == 1:  # one point each: say so, or the panel looks broken
-        panel.text(0.5, 0.02, "one epoch: one point per curve", ha="center", fontsize=10, color="0.4")
+    if note is not None or len(epochs) == 1:  # one point each: say so, or the panel looks broken
+        text = textwrap.fill(note, 120) if note is not None else "one epoch: one point per curve"
+        panel.text(0.5, 0.02, text, ha="center", fontsize=10, color="0.4")
 
 
 def _mistakes(panel, images, labels, probabilities, count, columns=8):
@@ -136,9 +142,10 @@ def _weights(panel, layer, max_templates):
     kind = type(layer).__name__
     if layer.weight.ndim == 4:
         weight = layer.weight  # (out, in, kh, kw): each filter's first input channel (MNIST has one)
-        tiles = [weight[f, 0] for f in range(weight.shape[0])]
+        tiles = [weight[f, 0] for f in range(min(weight.shape[0], max_templates))]
         names = [f"filter {f}" for f in range(len(tiles))]
-        heading = (f"first layer: {kind}'s {len(tiles)} filters, {weight.shape[2]}x{weight.shape[3]} "
+        some = "" if weight.shape[0] <= max_templates else f", the first {len(tiles)} of {weight.shape[0]}"
+        heading = (f"first layer: {kind}'s {weight.shape[0]} filters, {weight.shape[2]}x{weight.shape[3]}{some} "
                    "(blue negative, red positive)")  # fmt: skip
     else:
         weight = layer.weight  # (784, out): column j is unit j's template over the image

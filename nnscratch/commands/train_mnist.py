@@ -28,6 +28,7 @@ from pathlib import Path
 from ..atomic_file import atomic_write
 
 # add_arguments is this command's, as every command module has one (see nnscratch/commands/__init__.py)
+from .common import os_error_text, write_failed
 from .train_mnist_options import UsageError, add_arguments, resolve_options  # noqa: F401 (add_arguments)
 
 HELP = "train a softmax, MLP or CNN classifier on MNIST (downloads it if needed)"
@@ -154,8 +155,7 @@ def _run(args) -> int:
             writer(*arguments, path)
             return True
         except OSError as error:
-            print(f"train-mnist: could not write the {what} {path}: {error.strerror or error}"
-                  f"{'; the previous file there is unchanged' if path.exists() else ''}", file=sys.stderr)
+            write_failed("train-mnist", f"the {what}", path, error)
             failed.append(what)
             return False
 
@@ -250,7 +250,7 @@ def _load_data(args, config, preset):
     except (ValueError, TypeError) as error:  # a malformed --mirror or environment variable
         raise UsageError(str(error)) from None
     except OSError as error:
-        print(f"train-mnist: cannot read or write the MNIST directory: {error}", file=sys.stderr)
+        print(f"train-mnist: MNIST directory: {os_error_text(error)}", file=sys.stderr)
         return None
     if config["limit"] is not None:
         x_train, y_train = x_train[: config["limit"]], y_train[: config["limit"]]

@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
-import os
-from pathlib import Path
 
 from ..presets import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OPTIMIZERS, SCHEDULES
-from .common import UsageError, check_output_path
+from .common import UsageError, check_outputs, mnist_inputs
 
 PRESET_NAMES = ("softmax", "mlp", "cnn")
 DEFAULT_MODEL = "cnn"
@@ -26,9 +24,8 @@ RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "momentum", "weight_dec
 NUMBER_OPTIONS = {"epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float,
                   "shift": int, "seed": int, "limit": int}
 
-
-# the options that name files: the input first, then every output (a new output option goes here)
-FILE_OPTIONS = ("resume", "save", "metrics", "plot")
+# the options that name output files (a new output option goes here)
+OUTPUT_OPTIONS = ("save", "metrics", "plot")
 # one record of a checkpoint's history: the key, and whether None is allowed (no validation set, no lr)
 HISTORY_FIELDS = {"epoch": False, "loss": False, "accuracy": False, "val_loss": True, "val_accuracy": True,
                   "lr": True, "seconds": False}
@@ -91,48 +88,26 @@ def add_arguments(parser) -> None:
 def resolve_options(args):
     """Check every option; return ``(config, checkpoint or None, outputs)``.
 
-    ``outputs`` maps "save", "metrics" and "plot" (those given) to paths already shown writable.
+    ``outputs`` maps "save", "metrics" and "plot" (those given) to paths already shown writable,
+    none of them the checkpoint resumed, an MNIST file or another output (``check_outputs``).
     """
     _read_numbers(args)
     args.threads = _read_threads(args.threads)
-    _check_distinct_files(args)
+    try:
+        inputs = [("--resume", args.resume)] if args.resume else []
+        inputs += mnist_inputs(args.data_dir)
+    except TypeError as error:  # a --data-dir that is no path
+        raise UsageError(str(error)) from None
+    given = check_outputs([(f"--{name}", getattr(args, name)) for name in OUTPUT_OPTIONS], inputs)
     checkpoint = _load_resume(args.resume) if args.resume else None
     config = _resolve_config(args, checkpoint)
     if checkpoint is not None:
         _check_resumed_run(args.resume, checkpoint, config)
     _check_numbers(config)
-    outputs = {
-        name: check_output_path(f"--{name}", getattr(args, name))
-        for name in ("save", "metrics", "plot")
-        if getattr(args, name) is not None
-    }
+    outputs = {option[2:]: path for option, path in given.items()}
     if "plot" in outputs and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib, which is not installed: pip install 'nnscratch[plot]'")
     return config, checkpoint, outputs
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same path once symlinks and ``..`` are resolved, or
-    (both existing) the same inode, as hard links are."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet): only the resolved paths can tell
-        return False
-
-
-def _check_distinct_files(args) -> None:
-    """No two of --resume, --save, --metrics and --plot may name the same file: an output written
-    over another output, or over the checkpoint being resumed, would silently destroy it."""
-    given = [(name, Path(getattr(args, name)).expanduser()) for name in FILE_OPTIONS if getattr(args, name)]
-    for index, (name, path) in enumerate(given):
-        for other, other_path in given[:index]:
-            if _same_file(path, other_path):
-                raise UsageError(
-                    f"--{other} {getattr(args, other)} and --{name} {getattr(args, name)} name the same file; "
-                    "give each its own path"
-                )
 
 
 def _read_numbers(args) -> None:
@@ -143,9 +118,9 @@ def _read_numbers(args) -> None:
             continue
         try:
             setattr(args, name, kind(text))
-        except ValueError:
+        except ValueError:  # int() of more than 4300 digits too
             expected = "an int" if kind is int else "a number"
-            raise UsageError(f"--{name.replace('_', '-')} must be {expected}, got {text!r}") from None
+            raise UsageError(f"--{name.replace('_', '-')} must be {expected}, got {text!r:.40}") from None
 
 
 def _read_threads(text):
@@ -156,17 +131,36 @@ def _read_threads(text):
     try:
         count = int(text)
     except (TypeError, ValueError):
-        raise UsageError(f"--threads must be auto or an int >= 1, got {text!r}") from None
-    if count < 1:
-        raise UsageError(f"--threads must be auto or an int >= 1, got {count}")
+        raise UsageError(f"--threads must be auto or an int >= 1, got {text!r:.40}") from None
+    if not 1 <= count <= MAX_THREADS:
+        raise UsageError(f"--threads must be auto or an int from 1 to {MAX_THREADS}, got {_number_text(count)}")
     return count
 
 
+# the int options' ranges, inclusive: every value in them is safe all the way through the run (the
+# schedules divide by epochs as floats; numpy's seeds, threadpoolctl's counts are C integers)
+INT_RANGES = {"epochs": (0, 100_000), "batch_size": (1, 1_000_000), "shift": (0, 8), "seed": (0, 2**64 - 1),
+              "limit": (1, 1_000_000)}
+MAX_THREADS = 1024
+
+
+def _number_text(value) -> str:
+    """An int as text, a long one cut short: a 400-digit --epochs is named, not printed in full."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
+
+
 def _check_numbers(config: dict) -> None:
-    if config["epochs"] < 0:
-        raise UsageError(f"--epochs must be >= 0, got {config['epochs']}")
-    if config["batch_size"] < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {config['batch_size']}")
+    for name, (low, high) in INT_RANGES.items():
+        value = config[name]
+        if value is None and name == "limit":
+            continue
+        if value < low:
+            bound = "between 0 and 8 pixels" if name == "shift" else f">= {low}"
+            raise UsageError(f"--{name.replace('_', '-')} must be {bound}, got {_number_text(value)}")
+        if value > high:
+            bound = "between 0 and 8 pixels" if name == "shift" else f"at most {high:,}"
+            raise UsageError(f"--{name.replace('_', '-')} must be {bound}, got {_number_text(value)}")
     if not (math.isfinite(config["lr"]) and config["lr"] > 0):
         raise UsageError(f"--lr must be a finite number > 0, got {config['lr']:g}")
     if not (0 <= config["momentum"] < 1):
@@ -176,12 +170,6 @@ def _check_numbers(config: dict) -> None:
                          f"got --optimizer {config['optimizer']}")
     if not (math.isfinite(config["weight_decay"]) and config["weight_decay"] >= 0):
         raise UsageError(f"--weight-decay must be a finite number >= 0, got {config['weight_decay']:g}")
-    if not 0 <= config["shift"] <= 8:
-        raise UsageError(f"--shift must be between 0 and 8 pixels, got {config['shift']}")
-    if config["limit"] is not None and config["limit"] < 1:
-        raise UsageError(f"--limit must be >= 1, got {config['limit']}")
-    if config["seed"] < 0:  # numpy's seeds are non-negative
-        raise UsageError(f"--seed must be >= 0, got {config['seed']}")
 
 
 def _resolve_config(args, checkpoint) -> dict:

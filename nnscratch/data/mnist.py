@@ -14,16 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic_file import NotRegularFileError, check_replaceable
 from . import download as _download  # the module; load_mnist has a `download` flag
-from .download import (
-    SKIPPED,
-    FetchError,
-    MNISTDownloadError,
-    fetch_verified,
-    install_verified,
-    resolve_mirrors,
-    sha256_of,
-)
+from .download import FetchError, install_verified, sha256_of
 from .idx import IDXFormatError, parse_buffer
 
 # The four files, by their standard (decompressed) names; mirrors serve them with ".gz" appended.
@@ -75,14 +68,16 @@ def download_mnist(data_dir=None, mirrors=None, force=False, progress=True, dead
     verified new ones. Raises ``MNISTDownloadError`` when some file could not be obtained;
     the files that were obtained stay. ``deadline``: the seconds one mirror may take for one file,
     retries included (default ``$NNSCRATCH_DOWNLOAD_DEADLINE``, else 300; see ``resolve_deadline``);
-    a mirror that runs out of time or stalls is not tried again for the other files.
+    a mirror that runs out of time, stalls or is too slow is not tried again for the other files
+    (``download.fetch_all``).
     """
     return _ensure(resolve_data_dir(data_dir), FILES, mirrors, force, progress, deadline)
 
 
 def _make_room(path: Path) -> None:
     """Let a fetched file take ``path``: an empty directory there (where a cache file was) is
-    removed; a directory with something in it is the user's, left alone, and an error."""
+    removed; a directory with something in it is the user's, left alone, and an error, and so is
+    anything else that is not a regular file (a FIFO, a device node: never replaced by a file)."""
     if path.is_dir() and not path.is_symlink():
         try:
             os.rmdir(path)
@@ -91,6 +86,10 @@ def _make_room(path: Path) -> None:
                 f"MNIST file {path} is a directory with files in it, not the MNIST file; move it away "
                 "and run again (nnscratch does not delete a directory's contents)"
             ) from None
+    try:
+        check_replaceable(path)
+    except NotRegularFileError as error:
+        raise MNISTCacheError(f"MNIST file {path} is {error.strerror}; move it away and run again") from None
 
 
 def _ensure(root: Path, names, mirrors, force: bool, progress: bool, deadline=None) -> Path:
@@ -110,25 +109,7 @@ def _ensure(root: Path, names, mirrors, force: bool, progress: bool, deadline=No
                     pass  # a bad hand-placed archive: download instead, and leave it alone
     if not needed:
         return root
-    mirrors = resolve_mirrors(mirrors)
-    failures, missing, unreachable = [], [], set()
-    with _download.new_session() as session:
-        for name in needed:
-            for mirror in mirrors:
-                if mirror in unreachable:
-                    failures.append((mirror, f"{name}.gz", SKIPPED))
-                    continue
-                try:
-                    fetch_verified(session, f"{mirror}{name}.gz", SHA256[name], root / name, progress, deadline)
-                    break
-                except FetchError as error:
-                    failures.append((mirror, f"{name}.gz", error.reason))
-                    if error.unreachable:
-                        unreachable.add(mirror)
-            else:
-                missing.append(f"{name}.gz")
-    if missing:
-        raise MNISTDownloadError(root, missing, failures)
+    _download.fetch_all(root, needed, SHA256, mirrors, progress, deadline)
     return root
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from pathlib import Path
+
 from .common import UsageError, check_outputs, load_classifier, run_command, shown, write_failed
 
 HELP = "classify digit images (PNG, JPEG, ... or .npy arrays) with a trained network"

@@ -28,7 +28,8 @@ from nnscratch.check import DEFAULT_ATOL, DEFAULT_MAX_COORDS, DEFAULT_RTOL, DIAG
 from nnscratch.check.traits import takes_integer_ids
 
 from .common import UsageError
-from .sanity_check_cases import INPUT_KINDS, TARGET_KINDS, Case, builtin_cases, make_input, make_targets
+from .sanity_check_cases import builtin_cases
+from .sanity_check_inputs import INPUT_KINDS, TARGET_KINDS, Case, make_input, make_targets
 from .sanity_check_output import CaseResult, document, summary, table
 from .sanity_check_user import load_user_layer
 

@@ -18,7 +18,7 @@ import sys
 import types
 
 from .common import UsageError
-from .sanity_check_cases import TARGET_KINDS
+from .sanity_check_inputs import TARGET_KINDS
 
 
 def _forward_signature(cls):

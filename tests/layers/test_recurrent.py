@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import nnscratch as nn
 from helpers.recurrent_cases import CELLS, EACH_CELL, make, normal, parts, random_state, twin_of
-from nnscratch.commands.sanity_check_cases import StartingFrom
+from nnscratch.commands.sanity_check_sequences import StartingFrom
 
 
 def close(got, want, dtype):

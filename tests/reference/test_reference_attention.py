@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nnscratch import reference, sanity_check
-from nnscratch.commands.sanity_check_cases import KeyPaddingMasked
+from nnscratch.commands.sanity_check_sequences import KeyPaddingMasked
 from helpers.naive_attention import (  # tests/ on sys.path
     dropout_keep,
     layer_params,

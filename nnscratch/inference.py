@@ -13,7 +13,7 @@ import numpy as np
 
 from .containers import Sequential
 from .layers import Softmax, losses
-from .layers.activations import softmax
+from .layers.softmax import softmax
 from .protocol import walk
 
 # the layers that turn scores into a loss, every layer exported from layers/losses/ (so a new loss

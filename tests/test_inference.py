@@ -11,7 +11,7 @@ from nnscratch.inference import (
     ends_in_softmax,
     inference_model,
 )
-from nnscratch.layers.activations import softmax
+from nnscratch.layers.softmax import softmax
 from nnscratch.presets import PRESETS
 
 

@@ -14,7 +14,7 @@ import nnscratch as nn
 from nnscratch.cli import main
 from nnscratch.commands.predict import percent
 from nnscratch.data.digits import prepare_digit
-from nnscratch.layers.activations import softmax
+from nnscratch.layers.softmax import softmax
 
 Image = pytest.importorskip("PIL.Image")
 ImageFilter = pytest.importorskip("PIL.ImageFilter")

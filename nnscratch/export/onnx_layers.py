@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import layers, reference
-from ..layers.activations import _GELU_CUBIC, _GELU_SCALE  # the tanh approximation's constants
+from ..kernels.gelu import CUBIC as _GELU_CUBIC, SCALE as _GELU_SCALE  # the tanh approximation's constants
 from .common import ConverterTable
 
 CONVERTERS = ConverterTable("export_onnx", "ONNX form")

@@ -11,6 +11,7 @@
 - ``attention.py``  attention's head views, masks, in-place softmax (weights transposed) and the work
                     between its projections, a block of sequences at a time
 - ``rows.py``       ``by_rows``, ``scratch``: element-wise work in cache-sized blocks of rows
+- ``gelu.py``       GELU's forward and backward in place, through ``by_rows``
 
 What the fast layers compute is what their textbook twins in ``nnscratch.reference`` compute.
 """

@@ -1,6 +1,6 @@
 """The built-in layers, one module per family."""
 
-from .activations import ELU, GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
+from .activations import ELU, GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Softplus, Tanh
 from .attention import MultiHeadAttention
 from .conv import Conv2D
 from .dropout import Dropout
@@ -20,6 +20,7 @@ from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .positional import PositionalEmbedding, SinusoidalPositionalEncoding
 from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten
+from .softmax import Softmax
 from .transformer import TransformerBlock
 
 __all__ = [

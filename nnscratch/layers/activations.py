@@ -1,23 +1,22 @@
-"""Element-wise activations and Softmax. None has parameters; each keeps its input's dtype.
+"""Element-wise activations. None has parameters; each keeps its input's dtype.
 
-Sigmoid, Tanh, ReLU, LeakyReLU, ELU, GELU (tanh approximation), SiLU, Softplus, and Softmax over the
-last axis. Each is finite, with a finite gradient and no overflow warning, for any finite input.
+Sigmoid, Tanh, ReLU, LeakyReLU, ELU, GELU (tanh approximation), SiLU and Softplus; Softmax, over the
+last axis, is in softmax.py. Each is finite, with a finite gradient and no overflow warning, for any
+finite input.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from ..kernels.memory import KeepsMemory
 from ..kernels.recycle import RECYCLED_SIZE, empty_in_order, memory_order, recycled_empty
-from ..kernels.rows import by_rows, scratch
+from ..kernels import gelu
 from ..protocol import Layer
 from ..validation import check_number
 
 
-class _Elementwise(KeepsMemory, Layer):
+class Elementwise(KeepsMemory, Layer):
     """Shared plumbing: check the input is an array, cache the output, check delta's shape."""
 
     def _input(self, x) -> np.ndarray:
@@ -42,7 +41,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return y
 
 
-class Sigmoid(_Elementwise):
+class Sigmoid(Elementwise):
     """Logistic function: y = 1 / (1 + exp(-x)), dy/dx = y (1 - y).
 
     Computed as 0.5 + 0.5 tanh(x / 2), the same function, which never overflows for large |x|.
@@ -66,7 +65,7 @@ class Sigmoid(_Elementwise):
         return delta * self._y * (1 - self._y)
 
 
-class Tanh(_Elementwise):
+class Tanh(Elementwise):
     """Hyperbolic tangent: y = tanh(x), dy/dx = 1 - y^2.
 
     Shape:
@@ -88,7 +87,7 @@ class Tanh(_Elementwise):
         return delta * (1 - self._y * self._y)
 
 
-class ReLU(_Elementwise):
+class ReLU(Elementwise):
     """Rectified linear unit: y = max(x, 0), dy/dx = 1 where x > 0, else 0 (0 at the kink itself).
 
     Shape:
@@ -113,7 +112,7 @@ class ReLU(_Elementwise):
         return delta * self._mask
 
 
-class LeakyReLU(_Elementwise):
+class LeakyReLU(Elementwise):
     """Leaky ReLU: y = x where x > 0, else negative_slope * x; dy/dx = 1 where x > 0, else
     negative_slope (negative_slope at the kink itself, as PyTorch).
 
@@ -143,7 +142,7 @@ class LeakyReLU(_Elementwise):
         return np.where(self._positive, delta, delta * self.negative_slope)
 
 
-class ELU(_Elementwise):
+class ELU(Elementwise):
     """Exponential linear unit: y = x where x > 0, else alpha (exp(x) - 1).
 
     dy/dx = 1 where x > 0, else alpha exp(x). The exponential only ever sees min(x, 0), so a large
@@ -175,16 +174,7 @@ class ELU(_Elementwise):
         return np.where(self._positive, delta, delta * (self.alpha * np.exp(self._negative_part)))
 
 
-# sqrt(2 / pi) and the cubic coefficient of the tanh approximation of GELU
-_GELU_SCALE = math.sqrt(2.0 / math.pi)
-_GELU_CUBIC = 0.044715
-# tanh(sqrt(2/pi) (u + 0.044715 u^3)) is exactly +-1 in float64 (and float32) from |u| = 10 on (its
-# argument is past 43 there), so clipping the input of the cubic there changes nothing, and keeps u^3
-# (and the gradient's u^2) from overflowing.
-_GELU_CLIP = 10.0
-
-
-class GELU(_Elementwise):
+class GELU(Elementwise):
     """Gaussian error linear unit, tanh approximation (PyTorch's ``GELU(approximate="tanh")``):
 
         y = 0.5 x (1 + tanh(k (x + 0.044715 x^3))),  k = sqrt(2 / pi)
@@ -192,7 +182,7 @@ class GELU(_Elementwise):
 
     This is not the exact erf form (PyTorch's default ``GELU()``); the two differ by up to ~5e-4.
 
-    Computed in the input's dtype a cache-sized block of rows at a time (kernels/rows.py), its
+    Computed in the input's dtype a cache-sized block of rows at a time (kernels/gelu.py), its
     temporaries in per-thread work memory. Forward keeps only x, and backward computes t again from
     it, as PyTorch does: on a Transformer's (N, T, 4 dim) activations, storing t (and reading it
     back) moved more memory than computing it again costs. Backward uses 1 - t^2 = 4 s (1 - s),
@@ -222,7 +212,7 @@ class GELU(_Elementwise):
     def forward(self, x, *args):
         x = self._input(x)
         y = self._empty("y", x)
-        by_rows(_gelu_forward, *_rows(x, y))
+        gelu.forward_into(x, y)
         self._x = x
         return y
 
@@ -230,57 +220,11 @@ class GELU(_Elementwise):
         delta = self._delta(delta, self._x)
         x = self._x
         dx = self._empty("dx", x)
-        by_rows(_gelu_backward, *_rows(x, delta, dx))
+        gelu.backward_into(x, delta, dx)
         return dx
 
 
-def _rows(*arrays) -> tuple:
-    """The arrays as (rows, last axis) matrices when all are C-contiguous (finer blocks of rows than
-    an (N, T, D) array's N), else as they are; element-wise work sees the same elements either way."""
-    if all(a.ndim > 1 and a.flags.c_contiguous for a in arrays):
-        return tuple(a.reshape(-1, a.shape[-1]) for a in arrays)
-    return arrays
-
-
-def _gelu_parts(x, half, inner) -> None:
-    """s = (1 + t) / 2 into ``half``, and k (1 + 0.044715 u^2) into ``inner`` (u = x clipped, so that
-    k u times it, the argument of the tanh, never overflows)."""
-    dtype = x.dtype.type
-    np.clip(x, -_GELU_CLIP, _GELU_CLIP, out=half)  # u
-    np.multiply(half, half, out=inner)
-    inner *= dtype(_GELU_SCALE * _GELU_CUBIC)
-    inner += dtype(_GELU_SCALE)
-    half *= inner  # k (u + 0.044715 u^3)
-    np.tanh(half, out=half)
-    half *= dtype(0.5)
-    half += dtype(0.5)  # s = (1 + t) / 2
-
-
-def _gelu_forward(x, y) -> None:
-    """y = x s, for a block of rows."""
-    half, inner = scratch("gelu_half", x), scratch("gelu_inner", x)
-    _gelu_parts(x, half, inner)
-    np.multiply(x, half, out=y)
-
-
-def _gelu_backward(x, delta, dx) -> None:
-    """dL/dx = delta dy/dx into ``dx``, for a block of rows, s and its factor computed again from x."""
-    dtype = x.dtype.type
-    half, inner = scratch("gelu_half", x), scratch("gelu_inner", x)
-    _gelu_parts(x, half, inner)
-    # dy/dx = s + 2 x s (1 - s) k (1 + 3 * 0.044715 u^2), and 2 k (1 + 3 * 0.044715 u^2) = 6 inner - 4 k.
-    # s (1 - s) is exactly 0 wherever the clip acts (|x| >= 10), so u there changes nothing.
-    np.subtract(dtype(1), half, out=dx)
-    dx *= half
-    dx *= x
-    inner *= dtype(6)
-    inner -= dtype(4 * _GELU_SCALE)
-    dx *= inner
-    dx += half
-    dx *= delta
-
-
-class SiLU(_Elementwise):
+class SiLU(Elementwise):
     """Sigmoid linear unit (swish): y = x sigmoid(x); dy/dx = s (1 + x (1 - s)), s = sigmoid(x).
 
     Shape:
@@ -305,7 +249,7 @@ class SiLU(_Elementwise):
         return delta * (s * (1 + self._x * (1 - s)))
 
 
-class Softplus(_Elementwise):
+class Softplus(Elementwise):
     """Smooth ReLU: y = log(1 + exp(beta x)) / beta, and y = x where beta x > threshold (as PyTorch).
 
     dy/dx = sigmoid(beta x), and 1 above the threshold. log(1 + exp(z)) is computed as
@@ -343,47 +287,3 @@ class Softplus(_Elementwise):
         delta = self._delta(delta, self._z)
         z = self._z
         return np.where(z > self.threshold, delta, delta * _sigmoid(z))
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, in x's dtype: y_i = exp(x_i - m) / sum_j exp(x_j - m), m = max_j x_j.
-
-    Subtracting the row's max leaves the result unchanged and keeps every exponent at or below 0,
-    so exp never overflows. ``x`` is a float array; the ``Softmax`` layer and ``class_probabilities``
-    (in float64) both compute through this function.
-
-    Shape:
-        x: (..., C), y: same as x, each row summing to 1
-    """
-    y = x - x.max(axis=-1, keepdims=True)
-    np.exp(y, out=y)
-    y /= y.sum(axis=-1, keepdims=True)
-    return y
-
-
-class Softmax(_Elementwise):
-    """Softmax over the last axis: y_i = exp(x_i) / sum_j exp(x_j), computed by ``softmax``.
-
-    Backward: dL/dx_i = y_i (delta_i - sum_j delta_j y_j).
-
-    Shape:
-        x: (..., C), y: same as x, each row summing to 1
-    """
-
-    _caches = ("_y",)
-
-    def __init__(self):
-        super().__init__()
-        self._y = None
-
-    def forward(self, x, *args):
-        x = self._input(x)
-        if x.ndim == 0:
-            raise ValueError("Softmax: expected an input with at least 1 axis (..., C), got a scalar")
-        self._y = softmax(x)
-        return self._y
-
-    def backward(self, delta):
-        delta = self._delta(delta, self._y)
-        y = self._y
-        return y * (delta - np.sum(delta * y, axis=-1, keepdims=True))

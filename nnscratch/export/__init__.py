@@ -13,10 +13,12 @@ The modules:
   any work.
 - ``onnx.py``: ``export_onnx``, ``build_onnx``, ``supported_layers``: the graph, its walk, the file.
 - ``onnx_layers.py``: ``CONVERTERS``, one ONNX converter per layer class.
-- ``torch.py``: ``to_torch`` and ``TO_TORCH``, one PyTorch twin per layer class, and
-  ``torch_modules``, the twins PyTorch lacks (``GlobalAvgPool2D``, ``Residual``).
-- ``from_pytorch.py``: ``from_torch``, one nnscratch layer per PyTorch module class, its tensors
-  read by ``read``, which refuses what a layer cannot hold.
+- ``torch.py``: ``to_torch`` and ``TO_TORCH``, one PyTorch twin per layer class.
+- ``torch_modules.py``: ``import_torch``, and ``torch_modules``, the twins PyTorch lacks
+  (``GlobalAvgPool2D``, ``Residual``, the positions, ``MultiHeadAttention``, ``TransformerBlock``).
+- ``from_pytorch.py``: ``from_torch``, the walk back from PyTorch.
+- ``from_pytorch_layers.py``: one nnscratch layer per PyTorch module class, its tensors read by
+  ``read``, which refuses what a layer cannot hold.
 
 Adding a converter for a new layer class (``Embedding``, say): write one function per direction and
 register it; the walks, the refusals and the loss rule need nothing.
@@ -28,8 +30,8 @@ register it; the walks, the refusals and the loss rule need nothing.
    ``integer_input``, as Embedding does, gets an int64 input from ``build_onnx``.)
 2. PyTorch, in ``torch.py``: ``@TO_TORCH.converts(layers.Embedding)`` on ``(layer, torch) ->
    module``, holding copies of the weights (``_with_weights``).
-3. Back from PyTorch, in ``from_pytorch.py``: an entry ``nn.Embedding: converter(module, where) ->
-   layer`` in ``_from_torch_table``, reading each tensor with ``read(module, where, name, shape)``
+3. Back from PyTorch, in ``from_pytorch_layers.py``: an entry ``nn.Embedding: converter(module,
+   where) -> layer`` in ``from_torch_table``, reading each tensor with ``read(module, where, name, shape)``
    and refusing a setting the layer lacks with ``require(...)``.
 4. A case in ``tests/helpers/interop_cases.py``: tests/export/ then runs the layer through ONNX
    Runtime and PyTorch both ways, and fails while a table lacks it.
@@ -40,6 +42,7 @@ converted: add it to ``common.CONTAINERS`` and to the walk of each module.
 
 from .from_pytorch import from_torch
 from .onnx import OPSET, build_onnx, export_onnx, supported_layers
-from .torch import to_torch, torch_modules
+from .torch import to_torch
+from .torch_modules import torch_modules
 
 __all__ = ["export_onnx", "build_onnx", "supported_layers", "OPSET", "to_torch", "from_torch", "torch_modules"]

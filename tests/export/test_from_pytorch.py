@@ -95,7 +95,7 @@ def test_from_torch_names_a_module_it_cannot_convert(torch):
     module = tnn.Sequential(tnn.Linear(3, 4), tnn.Sequential(tnn.ReLU(), tnn.Conv1d(1, 1, 1)))
     with pytest.raises(TypeError, match=r"^from_torch: module\[1\]\[1\] is a torch.nn.modules.conv.Conv1d, which has "
                                         r"no nnscratch layer here; from_torch converts nn.AvgPool2d, .*nn.Conv2d, .*"
-                                        r"nnscratch.export.torch.GlobalAvgPool2D, .*nnscratch.export.torch.Residual "
+                                        r"nnscratch.export.torch_modules.GlobalAvgPool2D, .*nnscratch.export.torch_modules.Residual "
                                         r"and nn.Sequential$"):
         nn.from_torch(module)
     with pytest.raises(TypeError, match=r"from_torch: expected a torch.nn.Module, got list"):

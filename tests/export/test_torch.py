@@ -126,7 +126,7 @@ def test_the_twin_modules_have_the_names_of_the_layers_they_twin(torch):
     assert torch_modules(torch) is twins  # made once
     assert twins.GlobalAvgPool2D.__name__ == nn.GlobalAvgPool2D.__name__ == "GlobalAvgPool2D"
     assert twins.Residual.__name__ == nn.Residual.__name__ == "Residual"
-    assert twins.GlobalAvgPool2D.__module__ == twins.Residual.__module__ == "nnscratch.export.torch"
+    assert twins.GlobalAvgPool2D.__module__ == twins.Residual.__module__ == "nnscratch.export.torch_modules"
     x = torch.arange(24.0).reshape(1, 2, 3, 4)
     torch.testing.assert_close(twins.GlobalAvgPool2D()(x), torch.tensor([[5.5, 17.5]]))
     torch.testing.assert_close(twins.Residual(torch.nn.ReLU())(-x), -x)  # x + relu(x), x <= 0

@@ -104,6 +104,8 @@ def _fan(owner: str, array: np.ndarray, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+# The four random initializers repeat the same steps (check, fans, a scale, one draw) on purpose: each
+# reads on its own as its formula, as the functions of torch.nn.init do.
 def kaiming_uniform_(array, a=0.0, mode="fan_in", nonlinearity="leaky_relu", rng=None) -> np.ndarray:
     """He (Kaiming) uniform: W ~ U(-b, b), b = gain * sqrt(3 / fan), gain = calculate_gain(nonlinearity, a).
 

@@ -3,6 +3,9 @@
 Sigmoid, Tanh, ReLU, LeakyReLU, ELU, GELU (tanh approximation), SiLU and Softplus; Softmax, over the
 last axis, is in softmax.py. Each is finite, with a finite gradient and no overflow warning, for any
 finite input.
+
+Each class spells out its own constructor, forward and backward although they share a shape: one
+class is the whole story of one function, formula to code, for a reader who opens just that one.
 """
 
 from __future__ import annotations

@@ -45,6 +45,10 @@ def _imported(name: str, is_package: bool, node) -> list:
         targets = [f"{prefix}.{a.name}" if f"{prefix}.{a.name}" in MODULES else prefix for a in node.names]
     found = set()
     for target in targets:
+        if target == "nnscratch" and name != "nnscratch":
+            # the public API itself (``import nnscratch`` inside a function, say): every package comes
+            # with it, so this is an edge to the root whichever package the importer lives in
+            found.add(target)
         parts = target.split(".")
         for i in range(1, len(parts) + 1):
             module = ".".join(parts[:i])

@@ -22,6 +22,9 @@ layer files can declare it later (``Mean.independent_samples = False``, BatchNor
 
 from __future__ import annotations
 
+from .. import layers, reference
+from ..protocol import Layer
+
 
 def takes_integer_ids(layer) -> bool:
     """True when ``layer`` (or the first layer of a container) declares ``integer_input = True``."""
@@ -36,16 +39,13 @@ def takes_integer_ids(layer) -> bool:
 
 def _builtin_rule(layer):
     """The rule for a class derived from a built-in nnscratch layer: True, False or None (not one)."""
-    import nnscratch
-
-    batch_norms = (nnscratch.BatchNorm1D, nnscratch.BatchNorm2D,
-                   nnscratch.reference.BatchNorm1D, nnscratch.reference.BatchNorm2D)
+    batch_norms = (layers.BatchNorm1D, layers.BatchNorm2D, reference.BatchNorm1D, reference.BatchNorm2D)
     if isinstance(layer, batch_norms):
         return not getattr(layer, "training", True)  # batch statistics in training mode
-    if isinstance(layer, nnscratch.Mean):
+    if isinstance(layer, layers.Mean):
         return False  # one value for the whole batch
     for cls in type(layer).__mro__:  # the nearest nnscratch class that is a layer of its own
-        if cls.__module__.startswith("nnscratch.") and cls is not nnscratch.Layer and cls is not object:
+        if cls.__module__.startswith("nnscratch.") and cls is not Layer and cls is not object:
             return True
     return None
 

@@ -17,7 +17,7 @@ PyTorch runs the same architecture from the same initial weights (nn.CrossEntrop
 torch.optim.SGD) with as many threads as numpy's BLAS uses. The two alternate, run by run, each
 run preceded by at least 0.2 s of untimed warm-up steps (OpenBLAS's idle threads spin for
 ~0.1 s and would slow the next run's timed steps); the figures are medians over the runs. Also: Conv2D forward
-+ backward (batch 64, 28x28, 1->8 3x3 pad 1) against the naive loop twin in tests/naive.py
++ backward (batch 64, 28x28, 1->8 3x3 pad 1) against the naive loop twin in tests/helpers/naive.py
 (target >= 100x), and the resident memory of nnscratch training across epochs.
 
     python scripts/benchmark.py [--repeats 9] [--json figures.json]    (pip install -e .[bench] for torch)
@@ -57,7 +57,7 @@ HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-# Every name below stays reachable as benchmark.NAME, as before the split (tests/test_benchmark.py).
+# Every name below stays reachable as benchmark.NAME, as before the split (tests/scripts/test_benchmark.py).
 from benchmark_format import (  # noqa: E402, F401
     check_busy_max_seconds, load_average, only_names, report, share, tally, write_json,
 )

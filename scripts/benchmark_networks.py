@@ -219,8 +219,8 @@ def _summary(runs: list) -> dict:
 
 
 def load_naive():
-    """tests/naive.py (the loop references), or None when the checkout has no tests folder."""
-    path = REPO / "tests" / "naive.py"
+    """tests/helpers/naive.py (the loop references), or None when the checkout has no tests folder."""
+    path = REPO / "tests" / "helpers" / "naive.py"
     if not path.is_file():
         return None
     spec = importlib.util.spec_from_file_location("nnscratch_tests_naive", path)

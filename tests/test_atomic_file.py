@@ -12,7 +12,7 @@ import pytest
 
 from nnscratch import atomic_file
 from nnscratch.atomic_file import STALE_AFTER, atomic_write, current_umask, remove_stale_temporaries, scratch_file
-from aged_files import aged, near_misses  # tests/ on sys.path
+from helpers.aged_files import aged, near_misses
 
 
 def listing(directory):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from naive import naive_residual_mlp
+from helpers.naive import naive_residual_mlp
 
 
 def mlp_block(d=4, h=3, dtype=np.float64, seed=0):

@@ -7,7 +7,7 @@ import pytest
 
 import nnscratch.threads as threads_module
 from nnscratch.threads import ThreadChooser, longest_wait_share, thread_waits
-from test_threads import FOUND, FakeMachine, blas_threads, known_start  # noqa: F401 (known_start: autouse)
+from helpers.fake_machine import FOUND, FakeMachine, blas_threads, known_start  # noqa: F401 (known_start: autouse)
 
 
 class LoadedMachine(FakeMachine):

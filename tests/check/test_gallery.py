@@ -11,7 +11,7 @@ import pytest
 from nnscratch.check import KINDS, GradientCheckError, sanity_check
 from nnscratch.check.report import plain
 
-from gallery import GALLERY, RIGHT, Embedding, Linear, normal
+from helpers.gallery import GALLERY, RIGHT, Embedding, Linear, normal
 
 
 def check(build, **options):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import layer_configs
+from helpers import layer_configs
 from nnscratch.commands.sanity_check_cases import CONV_CONFIGS, MAXPOOL_CONFIGS, builtin_cases
 
 

@@ -12,10 +12,10 @@ import pytest
 from nnscratch.cli import main
 from nnscratch.check import KINDS
 
-from test_sanity_check_command import diagnosis_lines, table_rows
+from helpers.sanity_check_tables import diagnosis_lines, table_rows
 
 # The check's own gallery of broken layers, as a user's module; and two layers it has no use for.
-GALLERY = Path(__file__).resolve().parents[1] / "check" / "gallery.py"
+GALLERY = Path(__file__).resolve().parents[1] / "helpers" / "gallery.py"
 MORE = textwrap.dedent(
     """
     import numpy as np

@@ -4,7 +4,7 @@ import pytest
 
 import nnscratch as nn
 
-from checkpoint_files import Tally, built_in, small_net, train_steps
+from helpers.checkpoint_files import Tally, built_in, small_net, train_steps
 
 
 @pytest.fixture

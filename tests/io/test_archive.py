@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from nnscratch.io import load, load_checkpoint, save
 
-from checkpoint_files import (header_for, linear_file, npy, npy_claiming, peak_of, perturb, small_net, write_zip,
+from helpers.checkpoint_files import (header_for, linear_file, npy, npy_claiming, peak_of, perturb, small_net, write_zip,
                               zeros_after)
 
 

@@ -17,7 +17,7 @@ from nnscratch.io import load, load_checkpoint, save
 from nnscratch.io.format import MAX_HEADER_CHARS, MAX_LAYERS, Checker, parse_header
 from nnscratch.presets import cnn_net
 
-from checkpoint_files import (header_for, npy, npy_claiming, peak_of, rewrite, small_net, tally_net, train_steps,
+from helpers.checkpoint_files import (header_for, npy, npy_claiming, peak_of, rewrite, small_net, tally_net, train_steps,
                               write_zip, zeros_after)
 
 

@@ -12,7 +12,7 @@ from nnscratch.commands.sanity_check_cases import builtin_cases
 from nnscratch.io import load, save
 from nnscratch.io import registry
 
-from checkpoint_files import Tally, built_in, header_of, perturb, small_net, tally_net
+from helpers.checkpoint_files import Tally, built_in, header_of, perturb, small_net, tally_net
 
 
 def test_the_table_holds_the_built_in_layers_and_the_twins_under_names_of_their_own():

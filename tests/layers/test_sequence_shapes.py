@@ -4,7 +4,7 @@ same layer on (N, D), and PyTorch on the whole sequence; and each passes the gra
 
 import numpy as np
 import pytest
-from naive import elu, gelu_tanh, leaky_relu, naive_dropout_backward, naive_elementwise, naive_layernorm_backward, \
+from helpers.naive import elu, gelu_tanh, leaky_relu, naive_dropout_backward, naive_elementwise, naive_layernorm_backward, \
     naive_layernorm_forward, silu, softplus
 
 import nnscratch as nn

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnscratch import AvgPool2D, GlobalAvgPool2D, MaxPool2D, reference, sanity_check
-from layer_configs import LAYOUTS, MAXPOOL_CONFIGS, with_layout
-from naive import (
+from helpers.layer_configs import LAYOUTS, MAXPOOL_CONFIGS, with_layout
+from helpers.naive import (
     naive_avgpool2d_backward,
     naive_avgpool2d_forward,
     naive_global_avgpool2d,

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 import nnscratch
 from nnscratch import Conv2D, MaxPool2D, ReLU, Sequential, reference, sanity_check
 from nnscratch.kernels import conv_plan
-from layer_configs import CONV_CONFIGS, LAYOUTS, with_layout
-from naive import naive_conv2d_backward, naive_conv2d_forward
+from helpers.layer_configs import CONV_CONFIGS, LAYOUTS, with_layout
+from helpers.naive import naive_conv2d_backward, naive_conv2d_forward
 
 CONFIGS = CONV_CONFIGS
 # The tests of what both levels share (constructor, checks, dtype, hand-computed values) run on both.
@@ -292,7 +292,7 @@ def test_needs_input_delta_false_skips_dx_but_sets_parameter_deltas():
 
 def test_in_a_network_with_pooling_matches_naive_twins():
     # Layers hand each other channel-major views; the chain must still be right end to end.
-    from naive import naive_maxpool2d_backward, naive_maxpool2d_forward
+    from helpers.naive import naive_maxpool2d_backward, naive_maxpool2d_forward
 
     rng = np.random.default_rng(0)
     conv1, conv2 = make_layer(1, 3, 3, 1, 1, True, seed=1), make_layer(3, 2, 3, 1, 1, True, seed=2)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from script_modules import children_running, load_script, usage_error  # tests/ on sys.path
+from helpers.benchmark_checks import check_speed, traced_growth
+from helpers.script_modules import children_running, load_script, usage_error
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +41,6 @@ def _numbers(tree):
         yield tree
 
 
-def _check_speed(row):
-    assert row["median"] > 0 and math.isfinite(row["median"])
-    assert row["best"] == max(row["runs"]) >= row["median"]
-    assert len(row["runs"]) == 2 and all(r > 0 and math.isfinite(r) for r in row["runs"])
-
-
 def test_json_without_torch_has_every_figure_and_says_why_torch_is_skipped(bench, tmp_path, capsys):
     path = tmp_path / "figures.json"
     assert bench.main([*TINY, "--no-torch", "--json", str(path)]) == 0
@@ -56,7 +51,7 @@ def test_json_without_torch_has_every_figure_and_says_why_torch_is_skipped(bench
                             "load_before", "load_after"}
     assert set(figures["networks"]) == {"mlp", "cnn"}
     for name, row in figures["networks"].items():
-        _check_speed(row["nnscratch"])
+        check_speed(row["nnscratch"])
         assert row["pytorch"] is None and row["ratio"] is None and row["pair_ratios"] is None
         assert row["best_ratio"] is None
         assert row["target"] == {"mlp": 1.25, "cnn": 0.75}[name] and row["batch"] == 4
@@ -84,8 +79,8 @@ def test_json_with_torch_has_the_pytorch_column_and_ratios(bench, tmp_path, caps
     if machine["blas_threads"]:
         assert machine["torch_threads"] == machine["blas_threads"]
     for row in figures["networks"].values():
-        _check_speed(row["nnscratch"])
-        _check_speed(row["pytorch"])
+        check_speed(row["nnscratch"])
+        check_speed(row["pytorch"])
         assert row["ratio"] == pytest.approx(row["nnscratch"]["median"] / row["pytorch"]["median"])
         assert row["pair_ratios"] == pytest.approx([a / b for a, b in zip(row["nnscratch"]["runs"], row["pytorch"]["runs"])])
         assert isinstance(row["meets_target"], bool)
@@ -105,7 +100,7 @@ def test_busy_mode_prints_quiet_and_busy_side_by_side_and_leaves_no_busy_process
         assert row["pytorch"] is None and row["steps"] == {"mlp": 2, "cnn": 1}[name] and row["repeats"] == 2
         ours = row["nnscratch"]
         for load in ("quiet", "busy"):
-            _check_speed(ours[load])
+            check_speed(ours[load])
             # the chooser's final choice in each run: one of its candidates (None only if it was off)
             assert len(row["chosen"][load]) == 2
             assert all(c is None or c in {1, figures["machine"]["blas_threads"]} for c in row["chosen"][load])
@@ -128,8 +123,8 @@ def test_busy_mode_runs_pytorch_as_it_comes_and_says_with_how_many_threads(bench
     assert figures["machine"]["torch_default_threads"] == default
     assert f"PyTorch as it comes ({default} threads)" in out
     theirs = figures["busy"]["mlp"]["pytorch"]
-    _check_speed(theirs["quiet"])
-    _check_speed(theirs["busy"])
+    check_speed(theirs["quiet"])
+    check_speed(theirs["busy"])
     assert theirs["ratio"] == pytest.approx(theirs["busy"]["median"] / theirs["quiet"]["median"])
     assert children_running("sched_setaffinity") == []
 
@@ -213,22 +208,6 @@ def test_both_frameworks_compute_the_same_loss_gradients_and_update(bench, netwo
         np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-4, atol=1e-6, err_msg=f"parameter {index}")
 
 
-def _traced_growth(step, warmup=3, steps=30) -> int:
-    """Bytes still allocated (numpy arrays included) after ``steps`` more steps than a warmed-up start."""
-    tracemalloc.start()
-    try:
-        for _ in range(warmup):
-            step()
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(steps):
-            step()
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("network", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_training_memory_does_not_grow_per_step(bench, network):
     net, optimizer = bench.build_nnscratch(network)
@@ -240,12 +219,12 @@ def test_training_memory_does_not_grow_per_step(bench, network):
 
     # One batch of images is 16 x 784 x 4 B = 50 kB; a per-step leak of that size over 30 steps
     # would be 1.5 MB. Allow a seventh of that for interpreter noise.
-    assert _traced_growth(step) < 200_000
+    assert traced_growth(step) < 200_000
 
     # The bound catches a leak: keeping each step's loss output plus one 50 kB copy grows past it.
     kept = []
     leaky = lambda: kept.append(batches[0][0].copy()) or step()  # noqa: E731
-    assert _traced_growth(leaky) > 200_000
+    assert traced_growth(leaky) > 200_000
 
 
 def test_memory_measure_reports_a_flat_rss_trace(bench):
@@ -321,7 +300,7 @@ TINY_SEQUENCES = {"batch": 3, "length": 5, "input_size": 4, "hidden_size": 6}
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_recurrent_rows_have_every_figure_without_torch(bench, cell):
     row = bench.compare_recurrent(cell, None, repeats=2, steps=1, warmup=1, warmup_seconds=0, shape=TINY_SEQUENCES)
-    _check_speed(row["nnscratch"])
+    check_speed(row["nnscratch"])
     assert row["pytorch"] is None and row["ratio"] is None and row["meets_target"] is None
     assert row["target"] == {"lstm": 0.75, "gru": None, "rnn": None}[cell] and row["shape"] == TINY_SEQUENCES
     assert len(row["blas_gflops"]) == 2
@@ -365,6 +344,6 @@ def test_recurrent_memory_is_flat_and_a_leak_would_show(bench):
 
     # one step's arrays are tens of kB (16 x 32 x 4 x 6 floats the gates alone); 30 leaked steps would be
     # far above the bound, and recycling keeps it flat
-    assert _traced_growth(step) < 200_000
+    assert traced_growth(step) < 200_000
     kept = []
-    assert _traced_growth(lambda: kept.append(layer.forward(x).copy()) or step()) > 200_000
+    assert traced_growth(lambda: kept.append(layer.forward(x).copy()) or step()) > 200_000

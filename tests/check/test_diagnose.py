@@ -13,7 +13,7 @@ from nnscratch.check import GradientCheckError, sanity_check
 from nnscratch.check.traits import independent_samples, takes_integer_ids
 from nnscratch.commands.sanity_check_cases import builtin_cases
 
-from gallery import Embedding, Linear, WrongSignSigmoid, normal
+from helpers.gallery import Embedding, Linear, WrongSignSigmoid, normal
 
 
 def kinds(report) -> list:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from naive import naive_binary_cross_entropy, naive_hinge, naive_mean_squared_error, naive_sigmoid_binary_cross_entropy
+from helpers.naive import naive_binary_cross_entropy, naive_hinge, naive_mean_squared_error, naive_sigmoid_binary_cross_entropy
 
 
 def naive_cross_entropy(probs, targets):

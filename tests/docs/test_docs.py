@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from docs_blocks import LANGUAGES, ROOT, blocks, provide, python_blocks, run_page, table_problems  # tests/ on sys.path
+from helpers.docs_blocks import LANGUAGES, ROOT, blocks, provide, python_blocks, run_page, table_problems
 
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))

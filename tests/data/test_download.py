@@ -16,7 +16,7 @@ import pytest
 
 from nnscratch.data import MNISTDownloadError, download_mnist, load_mnist, write_idx
 from nnscratch.data import download as download_module
-from aged_files import aged, near_misses, snapshot  # tests/ on sys.path
+from helpers.aged_files import aged, near_misses, snapshot
 
 FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 GZ = [f"{name}.gz" for name in FILES]

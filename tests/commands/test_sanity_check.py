@@ -14,6 +14,8 @@ import pytest
 import nnscratch
 from nnscratch.cli import main
 
+from helpers.sanity_check_tables import diagnosis_lines, table_rows
+
 USER_MODULE = textwrap.dedent(
     """
     import numpy as np
@@ -152,37 +154,6 @@ def user_module(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "my_layers"
     sys.modules.pop("my_layers", None)
-
-
-def table_rows(out: str) -> list[list[str]]:
-    """Rows of the printed table split on runs of 2+ spaces (cells have single spaces inside); the
-    indented lines under a row (its diagnoses) are left out: see diagnosis_lines."""
-    import re
-
-    lines = out.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("layer"))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.strip():
-            break
-        if not line.startswith(" "):
-            rows.append(re.split(r"\s{2,}", line.strip()))
-    return rows
-
-
-def diagnosis_lines(out: str) -> list[tuple]:
-    """(row number, the line) for each indented line under a row of the printed table."""
-    lines = out.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("layer"))
-    found, row = [], -1
-    for line in lines[start + 2 :]:
-        if not line.strip():
-            break
-        if line.startswith(" "):
-            found.append((row, line.strip()))
-        else:
-            row += 1
-    return found
 
 
 def test_one_builtin_layer_passes_with_a_table_and_summary(capsys):

@@ -19,9 +19,9 @@ from nnscratch.cli import main, train_mnist_main
 from nnscratch.data import scale_images
 from nnscratch.data.download import STALE_AFTER
 from nnscratch.presets import PRESETS
-from aged_files import aged, near_misses, snapshot  # tests/ on sys.path
+from helpers.aged_files import aged, near_misses, snapshot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 METRIC_KEYS = {"config", "history", "test_accuracy", "test_loss", "train_seconds", "samples_per_second",
                "confusion_matrix", "per_class_accuracy"}
 HISTORY_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}

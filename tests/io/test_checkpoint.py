@@ -10,7 +10,7 @@ import pytest
 import nnscratch as nn
 from nnscratch.io import Checkpoint, load, load_checkpoint, save
 
-from checkpoint_files import small_net, perturb, train_steps
+from helpers.checkpoint_files import small_net, perturb, train_steps
 
 
 def every_layer_net():

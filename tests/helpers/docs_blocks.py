@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # A fence opens at the start of a line with ``` and an optional language, and closes with ``` alone.
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.S | re.M)
 NEEDS = re.compile(r"<!--\s*docs-test:\s*needs\s+([\w\s-]+?)\s*-->")

@@ -3,7 +3,7 @@ mask-ignoring backward fails, layout and dtype, bad input, save/load, PyTorch's 
 
 import numpy as np
 import pytest
-from naive import naive_dropout_backward, naive_dropout_forward
+from helpers.naive import naive_dropout_backward, naive_dropout_forward
 
 import nnscratch as nn
 from nnscratch.check import GradientCheckError, sanity_check

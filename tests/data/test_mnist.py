@@ -96,7 +96,7 @@ def test_builtin_mirrors_are_https_with_the_original_site_last():
 
 
 def test_pinned_hashes_are_the_ones_in_the_shared_readme():
-    readme = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "README.md"
+    readme = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist" / "README.md"
     if not readme.is_file():
         pytest.skip(f"{readme} not found")
     table = dict(re.findall(r"\|\s*([a-z0-9-]+-ubyte)\s*\|\s*\d+\s*\|\s*([0-9a-f]{64})\s*\|", readme.read_text()))

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nnscratch as nn
-from layer_configs import CONV_CONFIGS, LAYOUTS, MAXPOOL_CONFIGS, with_layout
-from naive import (
+from helpers.layer_configs import CONV_CONFIGS, LAYOUTS, MAXPOOL_CONFIGS, with_layout
+from helpers.naive import (
     _zero_pad,
     naive_batchnorm_backward,
     naive_batchnorm_forward,

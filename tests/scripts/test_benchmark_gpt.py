@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from script_modules import load_script  # tests/ on sys.path
-from test_benchmark import _check_speed, _traced_growth
+from helpers.script_modules import load_script
+from helpers.benchmark_checks import check_speed, traced_growth
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_json_has_the_gpt_row_and_its_memory_trace(bench, tmp_path, capsys):
     out = capsys.readouterr().out
     figures = json.loads(path.read_text())
     row = figures["networks"]["gpt"]
-    _check_speed(row["nnscratch"])
+    check_speed(row["nnscratch"])
     assert row["target"] == 0.75 and row["batch"] == 12 and row["pytorch"] is None
     assert set(figures["memory"]) == {"gpt"} and len(figures["memory"]["gpt"]["rss_mb"]) == 3
     assert "GPT " in out and "a GPT sample: a sequence of 64 tokens" in out
@@ -93,4 +93,4 @@ def test_training_memory_does_not_grow_per_step(gpt):
 
     # One batch is 2 x 64 x 128 x 4 B = 64 kB; a per-step leak of that size over 30 steps would be
     # about 2 MB. Allow a tenth of that for interpreter noise.
-    assert _traced_growth(step, warmup=3, steps=30) < 200_000
+    assert traced_growth(step, warmup=3, steps=30) < 200_000

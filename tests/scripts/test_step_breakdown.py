@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from script_modules import load_script, usage_error  # tests/ on sys.path
+from helpers.script_modules import load_script, usage_error
 
 
 @pytest.fixture(scope="module")

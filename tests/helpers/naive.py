@@ -5,7 +5,7 @@ no im2col and nothing clever, so that a reader can check them by eye. The fast l
 against these, and ``scripts/benchmark.py`` times ``naive_conv2d_forward`` + ``naive_conv2d_backward``
 for the Conv2D micro-benchmark (the fast layer must be at least 100x faster).
 
-    from naive import naive_conv2d_forward, naive_conv2d_backward      # tests/ on sys.path
+    from helpers.naive import naive_conv2d_forward, naive_conv2d_backward      # tests/ on sys.path
     y = naive_conv2d_forward(x, weight, bias, stride=(1, 1), padding=(1, 1))
     dx, dweight, dbias = naive_conv2d_backward(x, weight, delta, stride=(1, 1), padding=(1, 1))
 

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from nnscratch.threads import THREAD_VARIABLES
-from script_modules import children_running, load_script, usage_error  # tests/ on sys.path
+from helpers.script_modules import children_running, load_script, usage_error
 
 
 @pytest.fixture(scope="module")

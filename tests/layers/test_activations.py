@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from naive import elu, gelu_tanh, leaky_relu, naive_elementwise, silu, softplus
+from helpers.naive import elu, gelu_tanh, leaky_relu, naive_elementwise, silu, softplus
 
 
 def naive_sigmoid(x):

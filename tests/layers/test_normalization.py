@@ -6,7 +6,7 @@ import copy
 
 import numpy as np
 import pytest
-from naive import (
+from helpers.naive import (
     naive_batchnorm_backward,
     naive_batchnorm_forward,
     naive_layernorm_backward,

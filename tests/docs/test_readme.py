@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from docs_blocks import ROOT, blocks, python_blocks, run_page, table_problems  # tests/ on sys.path
+from helpers.docs_blocks import ROOT, blocks, python_blocks, run_page, table_problems
 
 README = ROOT / "README.md"
 

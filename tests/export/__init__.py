@@ -1,1 +1,0 @@
-"""Tests of nnscratch/export/: the converters to ONNX and PyTorch and their shared part."""

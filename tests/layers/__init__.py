@@ -1,1 +1,0 @@
-"""Tests of nnscratch/layers/: the built-in layers, one module per family (the older ones still in tests/)."""

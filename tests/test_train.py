@@ -1,4 +1,5 @@
-"""fit / evaluate / predict: every sample once per epoch, the right update, the history, the guard."""
+"""fit (nnscratch/train.py): every sample once per epoch, the right update, the history, the modes,
+the guard against non-finite losses, gradient clipping (evaluate and predict: test_evaluation.py)."""
 
 import math
 
@@ -8,6 +9,8 @@ import pytest
 import nnscratch as nn
 from nnscratch.evaluation import evaluate, predict
 from nnscratch.train import NonFiniteLossError, fit
+
+from helpers.training import ModeSpy, ReleaseSpy, blobs, ce_loss, reference_loss, spy_model
 
 
 class Recorder:
@@ -42,27 +45,6 @@ class PlainLinear:
     def backward(self, delta):
         self.parameters_deltas[0][...] = self.x.T @ delta
         return delta @ self.weight.T
-
-
-def blobs(n=200, seed=0, dtype=np.float32):
-    """Three well-separated Gaussian blobs in 2-D, labels 0-2."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    centres = np.array([[3.0, 0.0], [-3.0, 3.0], [0.0, -3.0]])
-    x = (centres[y] + rng.normal(size=(n, 2))).astype(dtype)
-    return x, y
-
-
-def ce_loss():
-    return nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
-
-
-def reference_loss(logits, labels):
-    """Mean softmax cross-entropy in float64, written out."""
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return -log_probs[np.arange(len(labels)), labels].mean()
 
 
 def test_every_sample_once_per_epoch_in_shuffled_batches_with_a_partial_last_one():
@@ -236,21 +218,6 @@ def test_diverging_sgd_is_caught():
         fit(model, ce_loss(), nn.SGD(model, lr=1e35), x * 1e3, y, epochs=5, batch_size=10, rng=0, progress=False)
 
 
-def test_predict_and_evaluate_in_batches_equal_full_batch():
-    x, y = blobs(103, dtype=np.float64)
-    model = nn.Sequential(nn.Linear(2, 8, dtype=np.float64, rng=0), nn.ReLU(), nn.Linear(8, 3, dtype=np.float64, rng=1))
-    full = model.forward(x)
-    batched = predict(model, x, batch_size=7)
-    assert batched.shape == (103, 3) and batched.dtype == np.float64
-    np.testing.assert_allclose(batched, full, rtol=1e-12, atol=1e-12)
-    result = evaluate(model, x, y, batch_size=10, loss=ce_loss())
-    assert result["accuracy"] == np.mean(full.argmax(axis=1) == y)
-    assert result["loss"] == pytest.approx(reference_loss(full, y), rel=1e-10)
-    assert set(evaluate(model, x, y, batch_size=1000)) == {"accuracy"}
-    one_hot = np.eye(3)[y]
-    assert evaluate(model, x, one_hot, batch_size=4)["accuracy"] == result["accuracy"]
-
-
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
@@ -272,39 +239,6 @@ def test_fit_rejects_bad_arguments(kwargs, error, match):
         fit(model, args.pop("loss"), nn.SGD(model, lr=0.1), progress=False, **args)
 
 
-def test_evaluate_and_predict_reject_bad_arguments():
-    model = nn.Linear(2, 3, rng=0)
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
-        predict(model, np.zeros((4, 2), np.float32), batch_size=0)
-    with pytest.raises(ValueError, match="x has 4 samples but y has 3"):
-        evaluate(model, np.zeros((4, 2), np.float32), np.zeros(3, int))
-    with pytest.raises(ValueError, match=r"scores of shape \(N, C\)"):
-        evaluate(nn.Sequential(nn.Linear(2, 3, rng=0), nn.Mean()), np.zeros((4, 2), np.float32), np.zeros(4, int))
-
-
-# -- modes -------------------------------------------------------------------------------------
-class ModeSpy(nn.Layer):
-    """Identity that records the mode it ran forward in, and can be told to fail."""
-
-    def __init__(self, fail_after=None):
-        super().__init__()
-        self.seen, self.fail_after = [], fail_after
-
-    def forward(self, x, *args):
-        self.seen.append(self.training)
-        if self.fail_after is not None and len(self.seen) > self.fail_after:
-            raise RuntimeError("boom")
-        return x
-
-    def backward(self, delta):
-        return delta
-
-
-def spy_model(**kwargs):
-    spy = ModeSpy(**kwargs)
-    return spy, nn.Sequential(nn.Linear(2, 3, rng=0), spy)
-
-
 @pytest.mark.parametrize("start", [True, False])
 def test_fit_trains_in_train_mode_validates_in_eval_mode_and_puts_the_mode_back(start):
     x, y = blobs(40)
@@ -319,18 +253,6 @@ def test_fit_trains_in_train_mode_validates_in_eval_mode_and_puts_the_mode_back(
     assert spy.seen == [True, True, False] * 2
     assert loss_spy.seen == [True, True, False] * 2
     assert [layer.training for layer in (model, model[0], spy, loss, loss_spy)] == [start] * 5
-
-
-@pytest.mark.parametrize("start", [True, False])
-def test_evaluate_and_predict_run_in_eval_mode_and_put_the_mode_back(start):
-    x, y = blobs(30)
-    spy, model = spy_model()
-    model.train(start)
-    model[0].train(not start)  # a mix of modes comes back as it was, layer by layer
-    predict(model, x, batch_size=10)
-    evaluate(model, x, y, batch_size=15, loss=ce_loss())
-    assert spy.seen == [False] * 5
-    assert (model.training, model[0].training, spy.training) == (start, not start, start)
 
 
 @pytest.mark.parametrize("run", ["fit", "evaluate", "predict", "validation"])
@@ -359,66 +281,6 @@ def test_a_plain_model_without_modes_is_left_alone():
     assert not hasattr(model, "training")
 
 
-# -- memory handed back --------------------------------------------------------------------------
-class ReleaseSpy:
-    """A plain protocol class that counts its release_memory() calls and when they came."""
-
-    def __init__(self):
-        self.parameters, self.parameters_deltas, self.releases, self.forwards = [], [], [], 0
-
-    def forward(self, x, *args):
-        self.forwards += 1
-        return x
-
-    def backward(self, delta):
-        return delta
-
-    def release_memory(self):
-        self.releases.append(self.forwards)
-
-
-class PlainContainer:
-    """A container that is not a Sequential: anything with a ``layers`` list is walked."""
-
-    def __init__(self, *layers):
-        self.layers = list(layers)
-        self.parameters = [p for layer in layers for p in layer.parameters]
-        self.parameters_deltas = [d for layer in layers for d in layer.parameters_deltas]
-
-    def forward(self, x, *args):
-        for layer in self.layers:
-            x = layer.forward(x, *args)
-        return x
-
-    def backward(self, delta):
-        for layer in reversed(self.layers):
-            delta = layer.backward(delta)
-        return delta
-
-
-def small_cnn(rng=0):
-    return nn.Sequential(nn.Conv2D(1, 4, 3, padding=1, rng=rng), nn.ReLU(), nn.MaxPool2D(2), nn.Flatten(),
-                         nn.Linear(4 * 3 * 3, 3, rng=rng + 1))
-
-
-def test_predict_and_evaluate_release_every_nested_layer_once_when_they_finish():
-    spies = [ReleaseSpy() for _ in range(3)]
-    model = nn.Sequential(spies[0], PlainContainer(spies[1], nn.Sequential(spies[2])), nn.Linear(2, 3, rng=0))
-    x, y = blobs(25)
-    predict(model, x, batch_size=10)
-    assert [spy.releases for spy in spies] == [[3]] * 3  # once, after the last of the 3 batches
-    loss_spy = ReleaseSpy()
-    evaluate(model, x, y, batch_size=10, loss=nn.Sequential(loss_spy, *ce_loss()))
-    assert [spy.releases for spy in spies] == [[3, 6]] * 3 and loss_spy.releases == [3]
-
-
-def test_memory_is_released_also_when_predict_raises():
-    spy = ReleaseSpy()
-    with pytest.raises(ValueError, match="Linear: expected 2 input features"):
-        predict(nn.Sequential(spy, nn.Linear(2, 3, rng=0)), np.zeros((4, 5), np.float32))
-    assert spy.releases == [1]
-
-
 def test_fit_keeps_its_buffers_through_training_and_validation():
     spy = ReleaseSpy()
     model = nn.Sequential(spy, nn.Linear(2, 3, rng=0))
@@ -426,63 +288,6 @@ def test_fit_keeps_its_buffers_through_training_and_validation():
     fit(model, ce_loss(), nn.SGD(model, lr=0.1), x, y, epochs=2, batch_size=10, validation=(x, y), rng=0,
         progress=False)
     assert spy.forwards == 16 and spy.releases == []  # 4 training + 4 validation batches a epoch
-
-
-def test_after_predict_the_layers_hold_no_batch_sized_arrays():
-    model = small_cnn()
-    x = np.random.default_rng(0).random((50, 1, 6, 6), dtype=np.float32)
-    conv, relu, pool, _, linear = model.layers
-    model.forward(x)  # what a training step leaves behind
-    assert conv._plans and pool._recycled and relu._mask is not None and linear._x is not None
-    scores = predict(model, x, batch_size=20)
-    assert conv._plans == {} and conv._plan is None and pool._recycled == {} and pool._argmax is None
-    assert relu._mask is None and linear._x is None
-    # ... and the next forward rebuilds what it needs: the same numbers as before.
-    np.testing.assert_array_equal(model.forward(x), scores)
-
-
-RSS_SCRIPT = """
-import gc, sys
-import numpy as np
-import nnscratch as nn
-from nnscratch import presets as models
-
-def rss_mb():
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
-
-net = models.PRESETS["cnn"].build(rng=0)
-model, loss = net[:-2], net[-2:]
-x = np.random.default_rng(0).random((10_000, 1, 28, 28), dtype=np.float32)
-y = np.random.default_rng(1).integers(0, 10, 10_000)
-model.forward(x[:2])  # warm up: numpy's and BLAS's own first-call allocations are not ours
-gc.collect()
-before = rss_mb()
-scores = nn.predict(model, x, batch_size=1000)
-del scores
-gc.collect()
-after_predict = rss_mb()
-nn.evaluate(model, x, y, batch_size=1000, loss=loss)
-gc.collect()
-print(before, after_predict, rss_mb())
-"""
-
-
-@pytest.mark.slow  # ~10-30 s: the cnn preset over 10,000 images, twice
-@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs Linux's /proc for RSS")
-def test_predict_and_evaluate_hand_the_memory_of_their_batches_back(tmp_path):
-    # In a fresh interpreter, so that nothing else this test session allocated counts. Before
-    # release_memory the process grew by ~800 MB here and kept it.
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, "-c", RSS_SCRIPT], capture_output=True, text=True, env=env,
-                            timeout=600, check=True)
-    before, after_predict, after_evaluate = map(float, result.stdout.split())
-    assert after_predict - before <= 100, f"predict kept {after_predict - before:.0f} MB"
-    assert after_evaluate - before <= 100, f"evaluate kept {after_evaluate - before:.0f} MB"
 
 
 # -- fit(max_grad_norm=...) -------------------------------------------------------------------
@@ -560,38 +365,3 @@ def test_fit_refuses_a_bad_max_grad_norm(value, error, match):
     with pytest.raises(error, match=match):
         nn.fit(model, nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean()), nn.SGD(model, lr=0.1), x, y, epochs=1,
                batch_size=8, progress=False, max_grad_norm=value)
-
-
-def test_every_built_in_layer_forgets_its_last_forward_on_release_memory():
-    # A layer that kept part of its cache would keep memory the size of the last batch after predict;
-    # one that kept none of it but answered backward would answer with stale or identity gradients.
-    rng = np.random.default_rng(0)
-    image = rng.standard_normal((2, 2, 6, 6))
-    cases = [
-        (nn.Linear(4, 3), rng.standard_normal((2, 4)), ()), (nn.Dropout(0.5, rng=0), image, ()),
-        (nn.BatchNorm2D(2), image, ()), (nn.LayerNorm(4), rng.standard_normal((2, 4)), ()),
-        (nn.MaxPool2D(2), image, ()), (nn.reference.MaxPool2D(2), image, ()),
-        (nn.Conv2D(2, 3, 3), image, ()), (nn.reference.Conv2D(2, 3, 3), image, ()),
-        (nn.MeanSquaredError(), rng.standard_normal((2, 3)), (rng.standard_normal((2, 3)),)),
-        (nn.BinaryCrossEntropy(), rng.uniform(0.1, 0.9, (2, 3)), (rng.uniform(0, 1, (2, 3)),)),
-        (nn.SigmoidBinaryCrossEntropy(), rng.standard_normal((2, 3)), (rng.uniform(0, 1, (2, 3)),)),
-        (nn.Hinge(), rng.standard_normal((2, 3)), (np.array([0, 2]),)),
-        (nn.CrossEntropy(), np.full((2, 3), 1 / 3), (np.array([0, 2]),)),
-        (nn.SoftmaxCrossEntropy(), rng.standard_normal((2, 3)), (np.array([0, 2]),)),
-    ] + [(cls(), rng.standard_normal((2, 4)), ()) for cls in
-         (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Softmax, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Softplus)]
-    import copy
-
-    for layer, x, args in cases:
-        y = layer.forward(x, *args)
-        # A copy (sanity_check's too) leaves the stores of recycled buffers and plans behind.
-        assert [name for name, value in vars(copy.deepcopy(layer)).items() if isinstance(value, dict) and value] == []
-        layer.release_memory()
-        with pytest.raises(RuntimeError, match="backward called before forward"):
-            layer.backward(np.ones(np.shape(y)))
-        large = [name for name, value in vars(layer).items()
-                 if isinstance(value, np.ndarray) and value.size >= np.size(x)
-                 and not any(value is p for p in [*layer.parameters, *layer.parameters_deltas, *layer.buffers])]
-        assert large == [], f"{layer.name} still holds {large}"
-        stores = [name for name, value in vars(layer).items() if isinstance(value, dict) and value]
-        assert stores == [], f"{layer.name} still holds {stores}"

@@ -1,5 +1,6 @@
-"""sanity_check: plain protocol classes with right and deliberately wrong gradients, float32 layers
-left untouched, views, sampling, and the built-in layers."""
+"""sanity_check (nnscratch/check/sanity.py): plain protocol classes with right and deliberately wrong
+gradients, views, non-finite values, bad options, and the built-in layers (the working copy:
+test_working_copy.py; the sampled coordinates: test_numerical.py)."""
 
 from __future__ import annotations
 
@@ -11,47 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import nnscratch as nn
-from nnscratch.check import (
-    GradientCheckError,
-    GradientCheckReport,
-    TensorCheck,
-    sample_coords,
-    sanity_check,
-)
+from nnscratch.check import GradientCheckError, GradientCheckReport, TensorCheck, sanity_check
+
+from helpers.check_layers import PlainLinear, Square, WrongWeightGradient, run_check
 
 
 # -- small layers written the way a user would: plain classes, no base class -----------------
-class PlainLinear:
-    """y = x @ W + b, with preallocated delta buffers written in place."""
-
-    def __init__(self, n_in=4, n_out=3, dtype=np.float64, seed=0):
-        rng = np.random.default_rng(seed)
-        self.W = rng.standard_normal((n_in, n_out)).astype(dtype)
-        self.b = rng.standard_normal(n_out).astype(dtype)
-        self.parameters = [self.W, self.b]
-        self.parameters_deltas = [np.zeros_like(self.W), np.zeros_like(self.b)]
-
-    def forward(self, x, *args):
-        self.x = x.astype(self.W.dtype, copy=False)
-        return self.x @ self.W + self.b
-
-    def backward(self, delta):
-        self.parameters_deltas[0][...] = self.x.T @ delta
-        self.parameters_deltas[1][...] = delta.sum(axis=0)
-        return delta @ self.W.T
-
-
 class WrongInputGradient(PlainLinear):
     def backward(self, delta):
         return 2 * super().backward(delta)
-
-
-class WrongWeightGradient(PlainLinear):
-    def backward(self, delta):
-        delta_x = super().backward(delta)
-        self.parameters_deltas[0][1, 2] += 0.5  # a single wrong coordinate
-        return delta_x
 
 
 class ZeroInputGradient(PlainLinear):
@@ -85,17 +54,6 @@ class StoredDtype(PlainLinear):
         return super().forward(x).astype(self.dtype)
 
 
-class Square:
-    """y = x**2 elementwise; no parameters at all (not even the attributes)."""
-
-    def forward(self, x, *args):
-        self.x = x
-        return x**2
-
-    def backward(self, delta):
-        return 2 * self.x * delta
-
-
 class PlainFlatten:
     """Returns a view of its input, as Flatten does."""
 
@@ -125,11 +83,6 @@ class ScaledSumOfSquares:
     def backward(self, delta):
         self.parameters_deltas[0] = np.array(delta * np.sum(self.x**2))
         return delta * 2 * self.s * self.x
-
-
-def run_check(layer, x=None, **kwargs):
-    x = np.random.default_rng(1).standard_normal((5, 4)) if x is None else x
-    return sanity_check(layer, x, **kwargs)
 
 
 # -- correct gradients pass --------------------------------------------------------------------
@@ -382,105 +335,6 @@ def test_a_layer_that_keeps_its_own_dtype_gets_a_clear_error():
         run_check(StoredDtype())
 
 
-# -- float64 on a copy; the layer is left as found --------------------------------------------
-def test_float32_layer_is_checked_in_float64_and_left_exactly_as_found():
-    layer = PlainLinear(dtype=np.float32)
-    W, b, dW, db = layer.W, layer.b, *layer.parameters_deltas
-    values = [a.copy() for a in (W, b, dW, db)]
-    report = run_check(layer, atol=1e-9, rtol=1e-8)  # float32 arithmetic could not reach this
-    assert report.passed and report[1].max_abs_err < 1e-9
-    assert layer.W is W and layer.b is b and layer.parameters[0] is W and layer.parameters[1] is b
-    assert layer.parameters_deltas[0] is dW and layer.parameters_deltas[1] is db
-    for array, value in zip((W, b, dW, db), values):
-        assert array.dtype == np.float32
-        np.testing.assert_array_equal(array, value)
-    assert not hasattr(layer, "x")  # not even a forward cache was left on the original
-
-
-def test_parameters_referenced_through_dicts_and_tuples_are_promoted_consistently():
-    class Indirect(PlainLinear):
-        def __init__(self):
-            super().__init__(dtype=np.float32)
-            self.state = {"W": self.W, "pair": (self.W, self.b)}
-
-        def forward(self, x, *args):
-            W, b = self.state["pair"]
-            assert W is self.state["W"]
-            self.x = x.astype(W.dtype, copy=False)
-            return self.x @ W + b
-
-    layer = Indirect()
-    report = run_check(layer, atol=1e-9, rtol=1e-8)
-    assert report.passed
-    assert layer.state["pair"][0] is layer.W and layer.W.dtype == np.float32
-
-
-def test_float_args_go_to_float64_and_integer_args_stay():
-    seen = []
-
-    class Recorder(Square):
-        def forward(self, x, *args):
-            seen.append(tuple(a.dtype for a in args))
-            return super().forward(x)
-
-    run_check(Recorder(), args=(np.zeros(5, dtype=np.int32), np.zeros((5, 4), dtype=np.float32)))
-    int32, float32, float64 = np.dtype(np.int32), np.dtype(np.float32), np.dtype(np.float64)
-    # every call of the check; then the float32 probe's two, in float32 and in float64
-    assert set(seen[:-2]) == {(int32, float64)} and seen[-2:] == [(int32, float32), (int32, float64)]
-
-
-def test_a_copy_sharing_the_original_parameters_is_refused():
-    class SelfCopy(PlainLinear):
-        def __deepcopy__(self, memo):
-            return self
-
-    with pytest.raises(TypeError, match="shares parameter or buffer arrays with the original"):
-        run_check(SelfCopy())
-
-
-# -- coordinate sampling ---------------------------------------------------------------------
-def test_sampling_is_seeded_respects_the_count_and_differs_across_seeds():
-    first = sample_coords(1000, 50, seed=3, tensor_index=1)
-    assert len(first) == 50 == len(np.unique(first)) and first.min() >= 0 and first.max() < 1000
-    np.testing.assert_array_equal(first, sample_coords(1000, 50, seed=3, tensor_index=1))
-    assert not np.array_equal(first, sample_coords(1000, 50, seed=4, tensor_index=1))
-    np.testing.assert_array_equal(sample_coords(30, 50, seed=0, tensor_index=0), np.arange(30))
-    np.testing.assert_array_equal(sample_coords(30, None, seed=0, tensor_index=0), np.arange(30))
-
-
-def test_the_check_differences_exactly_the_sampled_coordinates():
-    class Counting(PlainLinear):
-        forwards = 0
-        perturbed = []
-
-        def forward(self, x, *args):
-            Counting.forwards += 1
-            Counting.perturbed.append(x.copy())
-            return super().forward(x)
-
-    x = np.random.default_rng(5).standard_normal((10, 4))
-    report = sanity_check(Counting(), x, max_coords=7, seed=11, diagnose="never")
-    assert [row.coords for row in report] == [7, 7, 3]
-    # forward, backward twice, then two forwards per coordinate
-    assert Counting.forwards == 2 + 2 * (7 + 7 + 3)
-    # by default, a passing check adds the float32 probe: one forward in float32, one in float64
-    Counting.forwards = 0
-    assert sanity_check(Counting(), x, max_coords=7, seed=11).float32 == "passed"
-    assert Counting.forwards == 2 + 2 * (7 + 7 + 3) + 2
-    moved = {int(np.flatnonzero(xp != x)[0]) for xp in Counting.perturbed[2 : 2 + 14]}
-    assert moved == set(sample_coords(40, 7, seed=11, tensor_index=0).tolist())
-
-
-def test_a_wrong_coordinate_outside_the_sample_is_not_seen_and_inside_it_is():
-    # WrongWeightGradient is wrong only at flat index 1 * 3 + 2 = 5 of parameter 0
-    seeds = {s: 5 in sample_coords(12, 3, seed=s, tensor_index=1) for s in range(20)}
-    missing = next(s for s, hit in seeds.items() if not hit)
-    hitting = next(s for s, hit in seeds.items() if hit)
-    assert run_check(WrongWeightGradient(), max_coords=3, seed=missing).passed
-    with pytest.raises(GradientCheckError, match=r"parameter 0 .* at index \(1, 2\)"):
-        run_check(WrongWeightGradient(), max_coords=3, seed=hitting)
-
-
 @settings(max_examples=20, deadline=None)
 @given(
     n=st.integers(1, 4),
@@ -528,94 +382,3 @@ def test_builtin_layer_with_a_wrong_backward_is_caught():
     assert sanity_check(layer, np.random.default_rng(0).standard_normal((2, 4))).passed
     with pytest.raises(GradientCheckError, match=r"HalfLinear: gradient is wrong for input \(shape \(2, 4\)\)"):
         sanity_check(wrong, np.random.default_rng(0).standard_normal((2, 4)))
-
-
-def test_builtin_float32_conv_is_left_exactly_as_found_deltas_included():
-    import nnscratch
-
-    conv = nnscratch.Conv2D(2, 3, 3, stride=2, padding=1, rng=4)
-    x = np.random.default_rng(4).standard_normal((2, 2, 5, 5)).astype(np.float32)
-    conv.forward(x)
-    conv.backward(np.ones((2, 3, 3, 3), dtype=np.float32))
-    params, deltas = list(conv.parameters), list(conv.parameters_deltas)
-    values = [a.copy() for a in params + deltas]
-    report = sanity_check(conv, x)
-    assert report.passed and max(row.max_abs_err for row in report) < 1e-8  # float64 accuracy
-    assert all(now is p for now, p in zip(conv.parameters, params))
-    assert all(now is d for now, d in zip(conv.parameters_deltas, deltas))
-    for array, value in zip(params + deltas, values):
-        assert array.dtype == np.float32
-        np.testing.assert_array_equal(array, value)
-    assert conv.forward(x).dtype == np.float32
-
-
-# -- buffers ---------------------------------------------------------------------------------
-class RunningScale:
-    """y = x * w, which also keeps a running mean of x in a float32 buffer, as BatchNorm does."""
-
-    def __init__(self):
-        self.w = np.array([1.5, -0.5, 2.0], dtype=np.float32)
-        self.running_mean = np.full(3, 7.0, dtype=np.float32)
-        self.parameters, self.parameters_deltas = [self.w], [np.zeros(3, np.float32)]
-        self.buffers = [self.running_mean]
-
-    def forward(self, x, *args):
-        self.x = x
-        self.running_mean *= 0.9
-        self.running_mean += 0.1 * x.mean(axis=0)
-        return x * self.w
-
-    def backward(self, delta):
-        self.parameters_deltas[0] = (delta * self.x).sum(axis=0)
-        return delta * self.w
-
-
-def test_the_check_leaves_buffers_as_it_found_them():
-    layer = RunningScale()
-    buffer = layer.running_mean
-    sanity_check(layer, np.random.default_rng(0).normal(size=(4, 3)))
-    assert layer.buffers[0] is buffer and buffer.dtype == np.float32
-    np.testing.assert_array_equal(buffer, np.full(3, 7.0, np.float32))
-
-
-# -- stochastic layers -------------------------------------------------------------------------
-class Noisy:
-    """A user's stochastic layer, y = x * (1 + s) with fresh noise s every forward; its generator
-    held where the rule says (``self.rng``), or deeper (in a dict), or as a legacy RandomState."""
-
-    def __init__(self, where="rng"):
-        self.where = where
-        if where == "rng":
-            self.rng = np.random.default_rng(0)
-        elif where == "dict":
-            self.state = {"sources": [np.random.default_rng(0)]}
-        else:
-            self.rng = np.random.RandomState(0)
-        self.parameters, self.parameters_deltas = [], []
-
-    def _draw(self, shape):
-        if self.where == "dict":
-            return self.state["sources"][0].standard_normal(shape)
-        return self.rng.standard_normal(shape)
-
-    def forward(self, x, *args):
-        self.scale = 1.0 + self._draw(x.shape)
-        return x * self.scale
-
-    def backward(self, delta):
-        return delta * self.scale
-
-
-@pytest.mark.parametrize("where", ["rng", "dict", "RandomState"])
-def test_a_stochastic_layer_sees_the_same_draws_in_every_forward(where):
-    layer = Noisy(where)
-    x = np.random.default_rng(1).normal(size=(3, 4))
-    assert sanity_check(layer, x).passed
-    assert sanity_check(nn.Sequential(Noisy(where), Noisy(where)), x).passed  # through containers
-
-
-def test_the_check_leaves_the_generators_of_the_layer_where_they_were():
-    layer = Noisy()
-    before = layer.rng.bit_generator.state
-    sanity_check(layer, np.ones((2, 3)))
-    assert layer.rng.bit_generator.state == before

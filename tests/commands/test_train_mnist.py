@@ -21,23 +21,13 @@ from nnscratch.data.download import STALE_AFTER
 from nnscratch.presets import PRESETS
 from helpers.aged_files import aged, near_misses, snapshot
 
+from helpers.train_mnist_runs import FIXED_THREADS, options, run_to_params, without_timings
+
+
 ROOT = Path(__file__).resolve().parents[2]
 METRIC_KEYS = {"config", "history", "test_accuracy", "test_loss", "train_seconds", "samples_per_second",
                "confusion_matrix", "per_class_accuracy"}
 HISTORY_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
-
-
-def options(data, *extra):
-    return ["--data-dir", str(data.data_dir), "--mirror", data.url, "--quiet", *extra]
-
-
-def without_timings(metrics):
-    metrics = json.loads(json.dumps(metrics))
-    for key in ("train_seconds", "samples_per_second"):
-        metrics.pop(key)
-    for record in metrics["history"]:
-        record.pop("seconds")
-    return metrics
 
 
 def test_mlp_end_to_end_metrics_and_checkpoint(synthetic_mnist, tmp_path, capsys):
@@ -123,11 +113,6 @@ def test_progress_output_without_quiet(synthetic_mnist, capsys):
     assert len(lines) == 13
 
 
-# Bit for bit needs one BLAS thread count throughout: OpenBLAS rounds some products differently
-# at another count, and --threads auto (the default) may change it as the machine's load changes.
-FIXED_THREADS = ("--threads", "1")
-
-
 def test_same_seed_same_metrics_other_seed_different(synthetic_mnist, tmp_path, capsys):
     runs = {}
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
@@ -137,35 +122,6 @@ def test_same_seed_same_metrics_other_seed_different(synthetic_mnist, tmp_path, 
         runs[name] = without_timings(json.loads(path.read_text()))
     assert runs["a"] == runs["b"]
     assert runs["a"]["history"] != runs["c"]["history"]
-
-
-def run_to_params(synthetic_mnist, tmp_path, name, *extra):
-    path = tmp_path / f"{name}.npz"
-    assert train_mnist_main(options(synthetic_mnist, "--model", "mlp", "--batch-size", "64", *extra, *FIXED_THREADS,
-                                    "--save", str(path), "--metrics", str(tmp_path / f"{name}.json"))) == 0
-    return path, [p.copy() for p in nn.load(path).parameters]
-
-
-def test_resume_continues_from_the_saved_epoch(synthetic_mnist, tmp_path, capsys):
-    # a constant rate, so that a 1-epoch plan extended to 3 epochs is the same as a 3-epoch plan
-    common = ("--schedule", "constant")
-    _, straight = run_to_params(synthetic_mnist, tmp_path, "straight", *common, "--epochs", "3")
-    one, _ = run_to_params(synthetic_mnist, tmp_path, "one", *common, "--epochs", "1")
-    assert nn.load_checkpoint(one).epoch == 1
-    _, resumed = run_to_params(synthetic_mnist, tmp_path, "resumed", "--resume", str(one), "--epochs", "3")
-    assert nn.load_checkpoint(tmp_path / "resumed.npz").epoch == 3
-    history = json.loads((tmp_path / "resumed.json").read_text())["history"]
-    assert [r["epoch"] for r in history] == [1, 2, 3]
-    assert history[0] == json.loads((tmp_path / "one.json").read_text())["history"][0]  # carried over
-    # epochs 2-3 after the resume are epochs 2-3 of the straight run: same shuffles, same optimizer state
-    for a, b in zip(straight, resumed):
-        np.testing.assert_array_equal(a, b)
-    # resuming a finished plan trains nothing and reports the same model
-    assert train_mnist_main(options(synthetic_mnist, "--resume", str(tmp_path / "resumed.npz"),
-                                    "--metrics", str(tmp_path / "again.json"))) == 0
-    again = json.loads((tmp_path / "again.json").read_text())
-    assert len(again["history"]) == 3
-    assert again["test_accuracy"] == json.loads((tmp_path / "resumed.json").read_text())["test_accuracy"]
 
 
 @pytest.mark.parametrize(
@@ -193,89 +149,6 @@ def test_every_optimizer_and_schedule_trains_and_is_saved(synthetic_mnist, tmp_p
     assert type(loaded).__name__ == {"adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad", "sgd": "SGD"}[optimizer]
     assert loaded.weight_decay == weight_decay and getattr(loaded, "momentum", 0.0) == momentum
     assert loaded.steps == 2 * 10  # 600 samples in batches of 64
-
-
-def test_resume_continues_an_rmsprop_run_exactly(synthetic_mnist, tmp_path):
-    common = ("--schedule", "constant", "--optimizer", "rmsprop", "--momentum", "0.9", "--lr", "1e-3")
-    _, straight = run_to_params(synthetic_mnist, tmp_path, "straight", *common, "--epochs", "2")
-    one, _ = run_to_params(synthetic_mnist, tmp_path, "one", *common, "--epochs", "1")
-    _, resumed = run_to_params(synthetic_mnist, tmp_path, "resumed", "--resume", str(one), "--epochs", "2")
-    for a, b in zip(straight, resumed):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_resume_of_the_cnn_preset_continues_its_dropout_masks_exactly(synthetic_mnist, tmp_path):
-    # The cnn preset has Dropout (and BatchNorm, and shifts): its masks come from the run's one
-    # training generator, whose state the checkpoint keeps, so a resumed run is the straight run.
-    def run(name, *extra):
-        path = tmp_path / f"{name}.npz"
-        assert train_mnist_main(options(synthetic_mnist, "--model", "cnn", "--schedule", "constant", *extra,
-                                        *FIXED_THREADS, "--save", str(path))) == 0
-        return path, nn.load(path)
-
-    _, straight = run("straight", "--epochs", "2")
-    assert any(type(layer).__name__ == "Dropout" for layer in straight)
-    one, _ = run("one", "--epochs", "1")
-    _, resumed = run("resumed", "--resume", str(one), "--epochs", "2")
-    for a, b in zip(straight.parameters + straight.buffers, resumed.parameters + resumed.buffers):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_resume_after_interrupt_equals_an_uninterrupted_run(synthetic_mnist, tmp_path, monkeypatch, capsys):
-    common = ("--model", "mlp", "--batch-size", "100", "--epochs", "3")
-    _, straight = run_to_params(synthetic_mnist, tmp_path, "straight", *common)
-    straight_metrics = without_timings(json.loads((tmp_path / "straight.json").read_text()))
-
-    # Ctrl-C in the middle of epoch 2 (6 batches per epoch: step 9)
-    real_step, calls = nn.Adam.step, []
-
-    def interrupting_step(self):
-        calls.append(1)
-        if len(calls) == 9:
-            raise KeyboardInterrupt
-        real_step(self)
-
-    monkeypatch.setattr(nn.Adam, "step", interrupting_step)
-    path = tmp_path / "interrupted.npz"
-    code = train_mnist_main(options(synthetic_mnist, *common, *FIXED_THREADS, "--save", str(path)))
-    err = capsys.readouterr().err
-    assert code == 130
-    assert f"saved the state after epoch 1 to {path}" in err and "Traceback" not in err
-    checkpoint = nn.load_checkpoint(path)
-    assert checkpoint.epoch == 1 and checkpoint.optimizer.steps == 6
-    monkeypatch.setattr(nn.Adam, "step", real_step)
-
-    # resuming with no other option finishes the original 3-epoch plan, bit for bit
-    resumed_path = tmp_path / "resumed.npz"
-    assert train_mnist_main(options(synthetic_mnist, "--resume", str(path), "--save", str(resumed_path),
-                                    "--metrics", str(tmp_path / "resumed.json"), *FIXED_THREADS)) == 0
-    for a, b in zip(straight, nn.load(resumed_path).parameters):
-        np.testing.assert_array_equal(a, b)
-    assert without_timings(json.loads((tmp_path / "resumed.json").read_text())) == straight_metrics
-
-
-def test_interrupt_without_save(synthetic_mnist, monkeypatch, capsys):
-    def interrupting_step(self):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(nn.SGD, "step", interrupting_step)
-    assert train_mnist_main(options(synthetic_mnist, "--model", "softmax")) == 130
-    assert "interrupted after 0 complete epochs (nothing saved: no --save)" in capsys.readouterr().err
-
-
-def test_resume_refuses_a_contradicting_configuration(synthetic_mnist, tmp_path, capsys):
-    path, _ = run_to_params(synthetic_mnist, tmp_path, "a", "--epochs", "1")
-    capsys.readouterr()
-    synthetic_mnist.url.requests.clear()
-    assert train_mnist_main(options(synthetic_mnist, "--resume", str(path), "--model", "cnn")) == 2
-    assert "--model cnn contradicts the checkpoint" in capsys.readouterr().err
-    assert train_mnist_main(options(synthetic_mnist, "--resume", str(path), "--lr", "0.5")) == 2
-    assert "--lr 0.5 contradicts the checkpoint" in capsys.readouterr().err
-    foreign = tmp_path / "foreign.npz"
-    nn.save(nn.Sequential(nn.Linear(784, 10), nn.SoftmaxCrossEntropy(), nn.Mean()), foreign)
-    assert train_mnist_main(options(synthetic_mnist, "--resume", str(foreign))) == 2
-    assert "was not written by train-mnist --save" in capsys.readouterr().err
-    assert synthetic_mnist.url.requests == []
 
 
 def test_non_finite_loss_stops_with_a_clear_message(synthetic_mnist, tmp_path, capsys):
@@ -308,76 +181,10 @@ def test_divergence_after_a_saved_epoch_keeps_that_checkpoint(synthetic_mnist, t
     assert nn.load_checkpoint(path).epoch == 1
 
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["--epochs", "-1"], "--epochs must be >= 0, got -1"),
-        (["--lr", "0"], "--lr must be a finite number > 0, got 0"),
-        (["--lr", "-0.1"], "--lr must be a finite number > 0, got -0.1"),
-        (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
-        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
-        (["--momentum", "1"], r"--momentum must be in \[0, 1\), got 1"),
-        (["--momentum", "0.9"], "--momentum applies to --optimizer sgd or rmsprop only, got --optimizer adam"),
-        (["--momentum", "0.9", "--optimizer", "adagrad"], "--momentum applies to --optimizer sgd or rmsprop only"),
-        (["--momentum", "0.9", "--optimizer", "adamw"], "--momentum applies to --optimizer sgd or rmsprop only"),
-        (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
-        (["--limit", "0"], "--limit must be >= 1, got 0"),
-        (["--shift", "-1"], "--shift must be between 0 and 8 pixels, got -1"),
-        (["--epochs", "x"], "--epochs must be an int, got 'x'"),
-        (["--batch-size", "2.5"], r"--batch-size must be an int, got '2\.5'"),
-        (["--lr", "fast"], "--lr must be a number, got 'fast'"),
-        (["--momentum", "high"], "--momentum must be a number, got 'high'"),
-        (["--weight-decay", "1e-4x"], "--weight-decay must be a number, got '1e-4x'"),
-        (["--shift", "1.0"], r"--shift must be an int, got '1\.0'"),
-        (["--seed", "x"], "--seed must be an int, got 'x'"),
-        (["--seed", "-1"], "--seed must be >= 0, got -1"),
-        (["--limit", ""], "--limit must be an int, got ''"),
-        (["--threads", "0"], "--threads must be auto or an int from 1 to 1024, got 0"),
-        (["--threads", "many"], "--threads must be auto or an int >= 1, got 'many'"),
-        (["--save", "{tmp}/no/such/dir/m.npz"], "--save .*m.npz: the directory .*dir does not exist"),
-        (["--save", "{tmp}"], "--save .*: is a directory, expected a file path"),
-        (["--metrics", "{tmp}/missing/m.json"], "--metrics .*does not exist"),
-        (["--resume", "{tmp}/none.npz"], "--resume .*none.npz: no such file"),
-        (["--resume", "{tmp}/junk.npz"], r"--resume: .*junk\.npz: not a readable nnscratch checkpoint"),
-    ],
-)
-def test_invalid_options_fail_before_any_work(synthetic_mnist, tmp_path, capsys, argv, message):
-    (tmp_path / "junk.npz").write_bytes(b"junk" * 100)
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    assert train_mnist_main(options(synthetic_mnist, *argv)) == 2
-    err = capsys.readouterr().err
-    assert re.search(f"train-mnist: error: {message}", err), err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1  # one line, no usage block
-    assert synthetic_mnist.url.requests == []  # nothing downloaded: the check came first
-    assert not synthetic_mnist.data_dir.exists()
-
-
-@pytest.mark.parametrize("argv, expected", [([], "auto"), (["--threads", "auto"], "auto"), (["--threads", "2"], 2)])
-def test_threads_option_reaches_fit(synthetic_mnist, monkeypatch, argv, expected):
-    import nnscratch.train
-
-    real_fit, seen = nnscratch.train.fit, []
-
-    def spy(*args, threads, **kwargs):
-        seen.append(threads)
-        return real_fit(*args, threads=threads, **kwargs)
-
-    monkeypatch.setattr(nnscratch.train, "fit", spy)
-    assert train_mnist_main(options(synthetic_mnist, "--model", "softmax", "--epochs", "1", *argv)) == 0
-    assert seen == [expected]
-
-
 def test_save_into_a_file_that_is_not_a_directory(synthetic_mnist, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert train_mnist_main(options(synthetic_mnist, "--save", str(tmp_path / "file" / "m.npz"))) == 2
     assert "does not exist" in capsys.readouterr().err
-
-
-def test_unknown_model_is_an_argparse_error(capsys):
-    with pytest.raises(SystemExit) as info:
-        train_mnist_main(["--model", "resnet"])
-    assert info.value.code == 2
-    assert "invalid choice: 'resnet'" in capsys.readouterr().err
 
 
 def test_plot_without_matplotlib_fails_before_training(synthetic_mnist, tmp_path, monkeypatch, capsys):
@@ -458,18 +265,6 @@ def test_a_dead_mirror_exits_1_with_the_download_message(dead_url, tmp_path, cap
     assert dead_url in err and "--mirror" in err and "Traceback" not in err
 
 
-def test_help_says_what_each_schedule_does_and_lists_every_optimizer(capsys):
-    from nnscratch.presets import OPTIMIZERS, SCHEDULES
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train-mnist", "--help"])
-    assert exit_info.value.code == 0
-    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines, even after a hyphen
-    assert "{" + ",".join(OPTIMIZERS) + "}" in text and "{" + ",".join(SCHEDULES) + "}" in text
-    for name, what in SCHEDULES.items():
-        assert "".join(f"{name}: {what}".split()) in text
-
-
 def test_script_wrapper_help():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_mnist.py"), "--help"],
                             capture_output=True, text=True, timeout=60)
@@ -489,39 +284,6 @@ def test_mlp_one_epoch_on_real_mnist(mnist_mirror, tmp_path, capsys):
     metrics = json.loads(metrics_path.read_text())
     assert metrics["test_accuracy"] >= 0.97
     assert len(metrics["history"]) == 1
-
-
-# -- no output over another file of the run ----------------------------------------------------
-@pytest.mark.parametrize("first, second, spelling", [
-    ("--save", "--metrics", "same"), ("--resume", "--metrics", "same"), ("--resume", "--save", "relative"),
-    ("--metrics", "--plot", "symlink"), ("--save", "--plot", "dotdot"), ("--resume", "--plot", "hardlink"),
-])
-def test_two_options_naming_one_file_are_refused_before_any_work(synthetic_mnist, tmp_path, monkeypatch, capsys,
-                                                                 first, second, spelling):
-    if second == "--plot":
-        pytest.importorskip("matplotlib")
-    target = tmp_path / "run.out"
-    if first == "--resume":
-        run_to_params(synthetic_mnist, tmp_path, "run", "--model", "softmax", "--epochs", "1")
-        os.replace(tmp_path / "run.npz", target)
-        capsys.readouterr()
-        synthetic_mnist.url.requests.clear()
-    before = target.read_bytes() if target.exists() else None
-    (tmp_path / "sub").mkdir()
-    monkeypatch.chdir(tmp_path / "sub")
-    other = {"same": str(target), "relative": "../run.out", "dotdot": str(tmp_path / "sub" / ".." / "run.out")}.get(spelling)
-    if spelling == "symlink":
-        other = str(tmp_path / "link.out")
-        os.symlink(target, other)
-    if spelling == "hardlink":
-        other = str(tmp_path / "hard.out")
-        os.link(target, other)
-    assert train_mnist_main(options(synthetic_mnist, first, str(target), second, other)) == 2
-    err = capsys.readouterr().err
-    assert f"train-mnist: error: {first} {target} and {second} {other} name the same file; give each its own path" in err
-    assert len(err.strip().splitlines()) == 1
-    assert synthetic_mnist.url.requests == []
-    assert (target.read_bytes() if target.exists() else None) == before
 
 
 # -- a full disk: one line, the old file intact, the result still printed ----------------------
@@ -570,67 +332,3 @@ def test_a_full_disk_is_one_line_and_the_run_still_reports(synthetic_mnist, tmp_
     assert nn.load_checkpoint(save_path).epoch == 1  # the last checkpoint that could be written, intact
     assert metrics_path.read_text() == "old metrics"
     assert sorted(os.listdir(tmp_path)) == ["cache", "m.npz", "metrics.json", "mirror"]  # no temporary left
-
-
-# -- --resume checks the training metadata before any work --------------------------------------
-def edit_metadata(path, change):
-    """Rewrite a checkpoint's train_mnist metadata (or its model) through save, keeping the rest."""
-    checkpoint = nn.load_checkpoint(path)
-    keep_optimizer = change(checkpoint.metadata["train_mnist"], checkpoint) != "no optimizer"
-    nn.save(checkpoint.model, path, optimizer=checkpoint.optimizer if keep_optimizer else None,
-            epoch=checkpoint.epoch, metadata=checkpoint.metadata)
-
-
-@pytest.mark.parametrize("change, message", [
-    (lambda m, c: m["config"].update(batch_size="50"), r"the checkpoint's config has batch_size='50', expected an int"),
-    (lambda m, c: m["config"].update(lr=[1]), r"the checkpoint's config has lr=\[1\], expected a finite number"),
-    (lambda m, c: m["config"].update(model=["mlp"]), r"this checkpoint was not written by train-mnist --save"),
-    (lambda m, c: m["config"].update(schedule="linear"), r"config has schedule='linear', expected one of constant, step, exponential, cosine, warmup-cosine, one-cycle"),
-    (lambda m, c: m["config"].update(batch_size=0), r"the checkpoint's config is out of range \(--batch-size must be >= 1"),
-    (lambda m, c: m["config"].update(epochs=True), r"config has epochs=True, expected an int"),
-    (lambda m, c: m.update(history={"a": 1}), r"the checkpoint's history must list its 1 epochs"),
-    (lambda m, c: m.update(history=[]), r"the checkpoint's history must list its 1 epochs"),
-    (lambda m, c: m["history"][0].update(loss="low"), r"history record 1 has loss='low', expected a finite number"),
-    (lambda m, c: m["history"][0].update(epoch=2), r"history record 1 is not a train-mnist epoch record"),
-    (lambda m, c: m["history"][0].pop("seconds"), r"history record 1 is not a train-mnist epoch record"),
-    (lambda m, c: m.update(shuffle_state={"bit_generator": "MT19937"}), r"the shuffling state is missing or invalid"),
-    (lambda m, c: m["config"].update(model="mlp"), r"the saved network is not this version's mlp preset \(its config says --model mlp\); presets change between versions"),
-    (lambda m, c: m["config"].update(optimizer="adam"), r"the checkpoint holds a SGD, its config says --optimizer adam"),
-    (lambda m, c: "no optimizer", r"the checkpoint holds no optimizer state"),
-])
-def test_resume_refuses_bad_training_metadata_before_any_work(synthetic_mnist, tmp_path, capsys, change, message):
-    path, _ = run_to_params(synthetic_mnist, tmp_path, "a", "--model", "softmax", "--epochs", "1")
-    edit_metadata(path, change)
-    capsys.readouterr()
-    synthetic_mnist.url.requests.clear()
-    assert train_mnist_main(options(synthetic_mnist, "--resume", str(path), "--epochs", "2")) == 2
-    err = capsys.readouterr().err
-    assert re.search(rf"train-mnist: error: --resume {re.escape(str(path))}: .*{message}", err), err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert synthetic_mnist.url.requests == []  # refused before loading the data, let alone training
-
-
-# -- SIGTERM saves as Ctrl-C does -------------------------------------------------------------
-def test_sigterm_saves_like_ctrl_c_and_exits_143(synthetic_mnist, tmp_path, monkeypatch, capsys):
-    import signal
-
-    real_step, calls = nn.Adam.step, []
-
-    def terminated_step(self):
-        calls.append(1)
-        if len(calls) == 9:  # the middle of epoch 2 (6 batches per epoch)
-            os.kill(os.getpid(), signal.SIGTERM)
-        real_step(self)
-
-    monkeypatch.setattr(nn.Adam, "step", terminated_step)
-    path = tmp_path / "terminated.npz"
-    previous = signal.getsignal(signal.SIGTERM)
-    code = train_mnist_main(options(synthetic_mnist, "--model", "mlp", "--batch-size", "100", "--epochs", "3",
-                                    "--save", str(path)))
-    err = capsys.readouterr().err
-    assert code == 143
-    assert f"train-mnist: terminated; saved the state after epoch 1 to {path} (continue with --resume {path})" in err
-    assert "Traceback" not in err
-    checkpoint = nn.load_checkpoint(path)
-    assert checkpoint.epoch == 1 and checkpoint.optimizer.steps == 6
-    assert signal.getsignal(signal.SIGTERM) is previous  # the handler is put back

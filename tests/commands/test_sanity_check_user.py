@@ -12,6 +12,7 @@ import pytest
 
 from nnscratch.cli import main
 
+
 MODULE = textwrap.dedent(
     """
     import pathlib
@@ -127,3 +128,45 @@ def test_the_help_says_that_layer_imports_and_so_runs_the_module(capsys):
     with pytest.raises(SystemExit):
         main(["sanity-check", "--help"])
     assert "importing the module runs its code, as any import does" in " ".join(capsys.readouterr().out.split())
+
+
+# -- --layer runs layer classes only ----------------------------------------------------------
+def test_layer_refuses_functions_without_calling_them(capsys, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("x")
+    marker = tmp_path / "ran"
+    cases = [("os:system", {"command": f"touch {marker}"}, "builtin_function_or_method"),
+             ("shutil:rmtree", {"path": str(victim)}, "function")]
+    for spec, kwargs, kind in cases:
+        assert main(["sanity-check", "--layer", spec, "--args", json.dumps(kwargs), "--input-shape", "2,3"]) == 2
+        err = capsys.readouterr().err
+        assert f"nnscratch sanity-check: error: --layer: {spec} is a {kind}, not a class; --layer takes a layer class" in err
+    assert not marker.exists() and (victim / "keep.txt").read_text() == "x"
+
+
+def test_a_module_that_exits_on_import_is_an_error_not_a_pass(capsys, tmp_path, monkeypatch):
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        code = main(["sanity-check", "--layer", "exits_on_import:Anything", "--input-shape", "2,3"])
+    finally:
+        sys.modules.pop("exits_on_import", None)
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "--layer: importing module 'exits_on_import' exited (sys.exit(0)); --layer takes a module" in captured.err
+    assert "passed" not in captured.out
+
+
+def test_a_layer_that_exits_in_forward_fails_its_check(capsys, tmp_path, monkeypatch):
+    (tmp_path / "exits_in_forward.py").write_text(
+        "import sys\n\nclass Quits:\n    parameters, parameters_deltas = [], []\n\n"
+        "    def forward(self, x, *args):\n        sys.exit(0)\n\n    def backward(self, delta):\n        return delta\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        code = main(["sanity-check", "--layer", "exits_in_forward:Quits", "--input-shape", "2,3", "--quiet"])
+    finally:
+        sys.modules.pop("exits_in_forward", None)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL exits_in_forward:Quits [input (2, 3)" in out and "SystemExit: 0" in out

@@ -1,13 +1,19 @@
 """sanity_check's working copy (nnscratch/check/working_copy.py): float64 on a copy, parameters
-promoted consistently, the layer, its buffers and its generators left exactly as found."""
+promoted consistently, the layer, its buffers and its generators left exactly as found; and its parts
+called directly (the typed copy, the protocol's lists read, float arguments, generators rewound)."""
 
 from __future__ import annotations
+
+import threading
+import types
 
 import numpy as np
 import pytest
 
 import nnscratch as nn
 from nnscratch.check import sanity_check
+from nnscratch.check.working_copy import (as_float_arg, buffers_of, float64_copy, parameters_of, random_states, rewind,
+                                          typed_copy)
 
 from helpers.check_layers import PlainLinear, Square, run_check
 
@@ -157,3 +163,69 @@ def test_the_check_leaves_the_generators_of_the_layer_where_they_were():
     before = layer.rng.bit_generator.state
     sanity_check(layer, np.ones((2, 3)))
     assert layer.rng.bit_generator.state == before
+
+
+# -- the working copy's parts, called directly -----------------------------------------------
+class Holder:
+    """A plain layer whose arrays sit in a list, a dict, a tuple and a nested object."""
+
+    def __init__(self, dtype=np.float32):
+        self.weight = np.arange(6, dtype=dtype).reshape(2, 3)
+        self.parameters = [self.weight]
+        self.parameters_deltas = [np.zeros_like(self.weight)]
+        self.buffers = [np.ones(3, dtype), "not an array"]
+        self.by_name = {"w": self.weight}
+        self.pair = (self.weight, 1)
+        self.inner = types.SimpleNamespace(w=self.weight, ids=np.arange(3))
+
+
+def test_typed_copy_swaps_every_reference_to_a_float_array_and_nothing_else():
+    layer = Holder()
+    work = typed_copy(layer, "Holder", np.float64)
+    w = work.parameters[0]
+    assert w.dtype == np.float64 and work.parameters_deltas[0].dtype == np.float64
+    assert work.weight is w and work.by_name["w"] is w and work.pair[0] is w and work.inner.w is w
+    assert work.pair[1] == 1 and work.buffers[0].dtype == np.float64 and work.buffers[1] == "not an array"
+    assert work.inner.ids.dtype == layer.inner.ids.dtype  # integer arrays are left as they are
+    np.testing.assert_array_equal(w, layer.weight)
+    assert layer.weight.dtype == np.float32 and layer.by_name["w"] is layer.weight  # the original untouched
+    assert float64_copy(layer, "Holder").weight.dtype == np.float64
+
+
+def test_a_layer_that_cannot_be_deep_copied_is_a_clear_error():
+    layer = Holder()
+    layer.lock = threading.Lock()
+    with pytest.raises(TypeError, match=r"^sanity_check: cannot deep-copy layer Holder to check it: "):
+        float64_copy(layer, "Holder")
+
+
+def test_parameters_of_and_buffers_of_read_the_protocol_s_lists():
+    layer = Holder()
+    assert parameters_of(layer) == [layer.weight] and parameters_of(object()) == []
+    assert len(buffers_of(layer)) == 1 and buffers_of(object()) == []
+    layer.parameters = layer.weight
+    with pytest.raises(TypeError, match=r"^sanity_check: Holder.parameters must be a list of arrays, got ndarray$"):
+        parameters_of(layer)
+    layer.parameters = [layer.weight, [1.0]]
+    with pytest.raises(TypeError, match=r"^sanity_check: Holder.parameters\[1\] must be a numpy array, got list$"):
+        parameters_of(layer)
+
+
+def test_as_float_arg_changes_float_arrays_only():
+    soft = np.full((2, 3), 0.5, np.float32)
+    assert as_float_arg(soft).dtype == np.float64 and as_float_arg(soft, np.float32).dtype == np.float32
+    labels = np.array([0, 2])
+    assert as_float_arg(labels) is labels and as_float_arg("text") == "text"
+
+
+def test_random_states_finds_each_generator_once_and_rewind_puts_them_back():
+    shared = np.random.default_rng(0)
+    legacy = np.random.RandomState(1)
+    layer = types.SimpleNamespace(rng=shared, more=[shared, {"legacy": legacy}], pair=(shared,))
+    states = random_states(layer)
+    assert [generator for generator, _ in states] in ([shared, legacy], [legacy, shared])
+    first = (shared.random(3), legacy.rand(3))
+    rewind(states)
+    again = (shared.random(3), legacy.rand(3))
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])

@@ -11,18 +11,12 @@ import numpy as np
 import pytest
 
 import nnscratch as nn
-from nnscratch.export import torch_modules
 from nnscratch.export.torch import TO_TORCH
 from nnscratch.presets import PRESETS
 
-from helpers.interop_cases import (
-    CASES,
-    RANDOM_IN_TRAINING,
-    Scale,
-    perturb,
-    sample_input,
-)
+from helpers.interop_cases import CASES, RANDOM_IN_TRAINING, Scale, perturb
 from helpers.interop_checks import assert_same_function, in_torch_layout
+
 
 # Every case in both modes, but a layer that is random in training (Dropout) in eval mode only.
 CASES_AND_MODES = [(case, mode) for case in sorted(CASES) for mode in ("train", "eval")
@@ -121,18 +115,6 @@ def test_dropout_is_pytorchs_dropout_with_the_same_p(torch):
 
 
 @pytest.mark.torch
-def test_the_twin_modules_have_the_names_of_the_layers_they_twin(torch):
-    twins = torch_modules(torch)
-    assert torch_modules(torch) is twins  # made once
-    assert twins.GlobalAvgPool2D.__name__ == nn.GlobalAvgPool2D.__name__ == "GlobalAvgPool2D"
-    assert twins.Residual.__name__ == nn.Residual.__name__ == "Residual"
-    assert twins.GlobalAvgPool2D.__module__ == twins.Residual.__module__ == "nnscratch.export.torch_modules"
-    x = torch.arange(24.0).reshape(1, 2, 3, 4)
-    torch.testing.assert_close(twins.GlobalAvgPool2D()(x), torch.tensor([[5.5, 17.5]]))
-    torch.testing.assert_close(twins.Residual(torch.nn.ReLU())(-x), -x)  # x + relu(x), x <= 0
-
-
-@pytest.mark.torch
 def test_a_single_layer_comes_back_in_a_sequential(torch):
     layer = nn.Linear(3, 2, rng=0)
     module = nn.to_torch(layer)
@@ -172,14 +154,6 @@ def test_to_torch_refuses_before_building_any_module(torch, monkeypatch):
     assert built == []
     with pytest.raises(ValueError, match=r"^to_torch: the network holds no layers besides its loss layers"):
         nn.to_torch(nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean()))
-
-
-def test_without_torch_the_message_says_how_to_get_it(monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(ImportError, match=r"need PyTorch, which nnscratch does not install: pip install torch"):
-        nn.to_torch(nn.Sequential(nn.Linear(2, 2, rng=0)))
-    with pytest.raises(ImportError, match=r"need PyTorch"):
-        nn.from_torch(object())
 
 
 # -- the core never imports them --------------------------------------------------------------------

@@ -23,24 +23,6 @@ def naive_relu(x):
     return np.vectorize(lambda v: v if v > 0 else 0.0)(x)
 
 
-def naive_softmax_rows(x):
-    out = np.zeros_like(x)
-    for n in range(x.shape[0]):
-        exps = [math.exp(v - max(x[n])) for v in x[n]]
-        total = sum(exps)
-        out[n] = [e / total for e in exps]
-    return out
-
-
-def naive_softmax_jacobian_product(y, delta):
-    """dL/dx_i = sum_j delta_j dy_j/dx_i with dy_j/dx_i = y_j (1[i == j] - y_i)."""
-    out = np.zeros_like(y)
-    for n in range(y.shape[0]):
-        for i in range(y.shape[1]):
-            out[n, i] = sum(delta[n, j] * y[n, j] * ((i == j) - y[n, i]) for j in range(y.shape[1]))
-    return out
-
-
 # (layer, forward reference, derivative of the function at x given y)
 ELEMENTWISE = [
     (nn.Sigmoid, naive_sigmoid, lambda x, y: y * (1 - y)),
@@ -83,32 +65,6 @@ def test_relu_gradient_is_zero_at_the_kink():
     layer = nn.ReLU()
     layer.forward(np.array([-1.0, 0.0, 2.0]))
     np.testing.assert_array_equal(layer.backward(np.ones(3)), [0.0, 0.0, 1.0])
-
-
-def test_softmax_matches_reference_and_rows_sum_to_one():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(4, 7))
-    delta = rng.normal(size=(4, 7))
-    layer = nn.Softmax()
-    y = layer.forward(x)
-    np.testing.assert_allclose(y, naive_softmax_rows(x), rtol=1e-12)
-    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-12)
-    np.testing.assert_allclose(layer.backward(delta), naive_softmax_jacobian_product(y, delta), rtol=1e-10, atol=1e-14)
-
-
-def test_softmax_is_stable_for_large_inputs():
-    x = np.array([[1e4, 1e4 - 1, -1e4], [1000.0, 0.0, 0.0]], np.float32)
-    y = nn.Softmax().forward(x)
-    assert np.all(np.isfinite(y))
-    e = math.exp(-1)
-    np.testing.assert_allclose(y[0], [1 / (1 + e), e / (1 + e), 0.0], rtol=1e-6)
-    np.testing.assert_allclose(y[1], [1.0, 0.0, 0.0], atol=1e-7)
-
-
-def test_softmax_over_last_axis_of_3d_input():
-    x = np.random.default_rng(2).normal(size=(2, 3, 4))
-    y = nn.Softmax().forward(x)
-    np.testing.assert_allclose(y.reshape(6, 4), naive_softmax_rows(x.reshape(6, 4)), rtol=1e-12)
 
 
 @pytest.mark.parametrize("cls", [nn.Sigmoid, nn.Tanh, nn.ReLU, nn.Softmax])

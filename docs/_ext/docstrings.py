@@ -112,7 +112,7 @@ def plain_text(docstring: str) -> str:
     return "\n".join(out)
 
 
-try:  # griffe comes with the docs extra; tests/test_docs.py reads plain_text without it
+try:  # griffe comes with the docs extra; tests/docs/test_docs.py reads plain_text without it
     import griffe
 except ImportError:
     griffe = None

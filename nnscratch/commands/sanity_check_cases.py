@@ -41,7 +41,7 @@ class PoolConfig(NamedTuple):
 
 
 # The Conv2D and MaxPool2D configurations, one table for the command's cases and for the tests
-# (tests/layer_configs.py: reference layers against the loop twins, fast layers against reference).
+# (tests/helpers/layer_configs.py: reference layers against the loop twins, fast layers against reference).
 CONV_CONFIGS = [ConvConfig(*config) for config in [
     ("4x4 input, 3x3 kernel", 1, 1, 3, 1, 0, False, (1, 1, 4, 4)),
     ("padding 1", 1, 1, 3, 1, 1, False, (1, 1, 4, 4)),

@@ -10,7 +10,7 @@ Every optimizer takes ``weight_decay`` and ``decay_matrices_only``: with it True
 only to the parameters of two or more axes (the weights of Linear, Conv2D, Embedding, attention), not
 to biases or normalization gains, as nanoGPT does with two PyTorch parameter groups.
 
-Each follows ``torch.optim``'s update rule with the same hyperparameters (tests/test_optim.py
+Each follows ``torch.optim``'s update rule with the same hyperparameters (tests/optim/
 checks them against PyTorch and against textbook twins). Parameters must be float32 or float64:
 in float16, Adam's eps (1e-8) rounds to zero and a step divides by zero.
 """

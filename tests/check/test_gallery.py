@@ -48,7 +48,7 @@ def test_each_broken_layer_gets_its_diagnosis_and_no_other(name):
 
 def test_every_kind_of_diagnosis_has_a_gallery_layer():
     kinds = set().union(*(set().union(*expected.values()) for _, expected in GALLERY.values()))
-    assert kinds == set(KINDS) - {"resolution"}  # resolution: test_diagnoses.py, on a right layer
+    assert kinds == set(KINDS) - {"resolution"}  # resolution: test_diagnose.py, on a right layer
 
 
 @pytest.mark.parametrize("name", list(RIGHT))

@@ -1,6 +1,6 @@
 """The fenced code blocks of a Markdown page, and running a page's Python blocks in one namespace.
 
-Shared by tests/test_docs.py (the site's pages under docs/) and tests/test_readme.py (README.md).
+Shared by tests/docs/test_docs.py (the site's pages under docs/) and tests/docs/test_readme.py (README.md).
 A page says what its blocks need in an HTML comment, invisible on the site:
 ``<!-- docs-test: needs mnist torch onnx onnxruntime -->``. ``mnist`` is a loopback mirror of the
 real MNIST files (the ``mnist_mirror`` fixture); any other word is a package that must import.

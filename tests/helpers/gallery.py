@@ -18,8 +18,8 @@ def normal(shape, seed, scale=1.0):
 
 
 class Linear:
-    """y = x @ W + b, right. (Like test_check.py's PlainLinear on purpose: the gallery is self-contained,
-    a module the command tests load as a user's own.)"""
+    """y = x @ W + b, right. (Like helpers/check_layers.py's PlainLinear on purpose: the gallery is
+    self-contained, a module the command tests load as a user's own.)"""
 
     def __init__(self, n_in=4, n_out=4, seed=0):
         rng = np.random.default_rng(seed)

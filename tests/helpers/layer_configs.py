@@ -1,7 +1,8 @@
 """The layer configurations and memory layouts the tests of Conv2D and MaxPool2D share: the
-reference layers are checked on them against the loop twins (test_reference.py), the fast layers
-against the reference layers (test_conv.py, test_pool.py). The configurations are the package's
-(nnscratch/commands/sanity_check_cases.py), which nnscratch sanity-check checks too."""
+reference layers are checked on them against the loop twins (tests/reference/test_conv.py and
+test_pool.py), the fast layers against the reference layers (tests/layers/test_conv.py and
+test_pool.py). The configurations are the package's (nnscratch/commands/sanity_check_cases.py),
+which nnscratch sanity-check checks too."""
 
 from __future__ import annotations
 

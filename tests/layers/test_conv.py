@@ -1,5 +1,5 @@
 """The fast Conv2D against its textbook twin nnscratch.reference.Conv2D (itself checked against the
-loop twin in test_reference.py), hand-computed values, sanity_check and PyTorch; and what only the
+loop twin in tests/reference/test_conv.py), hand-computed values, sanity_check and PyTorch; and what only the
 fast layer has: plans, recycled results, needs_input_delta."""
 
 from __future__ import annotations

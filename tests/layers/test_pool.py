@@ -1,6 +1,7 @@
 """MaxPool2D against its textbook twin nnscratch.reference.MaxPool2D (checked against the loop twins in
-test_reference.py); AvgPool2D and GlobalAvgPool2D against the loop-based twins in naive.py; hand-computed
-values, sanity_check and PyTorch."""
+tests/reference/test_pool.py); AvgPool2D and GlobalAvgPool2D against the loop-based twins in
+helpers/naive.py; hand-computed values, sanity_check and PyTorch. The max-pooling passes on their
+own: tests/kernels/test_pool.py."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ BOTH = pytest.mark.parametrize("cls", [MaxPool2D, reference.MaxPool2D], ids=["fa
 
 def check_against_reference(layer, x, delta_seed=0):
     """The fast MaxPool2D against its textbook twin nnscratch.reference.MaxPool2D (itself checked
-    against the loop twins in test_reference.py): the same maxima, the same winners, exactly."""
+    against the loop twins in tests/reference/test_pool.py): the same maxima, the same winners, exactly."""
     twin = reference.MaxPool2D(**layer.config())
     y, y_ref = layer.forward(x), twin.forward(x)
     assert y.dtype == y_ref.dtype

@@ -1,5 +1,5 @@
 """The fast RNN, LSTM and GRU against their textbook twins (nnscratch.reference, themselves checked
-against the loop twins in tests/reference/test_reference_recurrent.py), sanity_check on the input,
+against the loop twins in tests/reference/test_recurrent.py), sanity_check on the input,
 every parameter and the initial state, save/load, Sequential, and what only the fast layers have:
 recycled arrays, any memory layout of the input."""
 

@@ -6,6 +6,8 @@ Loop twins (slow, obvious references written from the definitions, in float64):
 - ``naive``: convolution, pooling, normalization, activations, dropout, losses, a residual MLP.
 - ``naive_attention``: multi-head self-attention, one sequence, query and head at a time.
 - ``recurrent_loops``: RNN, LSTM and GRU, every sample, step, unit and weight a loop over scalars.
+- ``textbook_optim``: the optimizers' rules one float64 number at a time, and the plain layers whose
+  gradients the optimizer tests set.
 
 Shared cases:
 - ``layer_configs``: the Conv2D and MaxPool2D configurations (the package's table, which
@@ -14,6 +16,8 @@ Shared cases:
 - ``interop_cases``: a small model per built-in layer, for the ONNX and PyTorch converters' tests.
 - ``gallery``: broken layers, each as a learner writes it, with the diagnosis it must get.
 - ``dtypes``: the two dtypes a PyTorch parity test runs in, with their tolerances.
+- ``check_layers``: plain user-style layers (right and wrong) for sanity_check's tests.
+- ``training``: blobs to learn, the loss and spy layers for the tests of fit, evaluate and predict.
 
 Tools:
 - ``interop_checks``: how the converters' tests compare: ONNX Runtime's outputs, PyTorch's outputs
@@ -25,4 +29,8 @@ Tools:
 - ``docs_blocks``: the fenced code blocks of a Markdown page, and running its Python blocks.
 - ``sanity_check_tables``: reading ``nnscratch sanity-check``'s printed table back.
 - ``fake_machine``: a fake clock and BLAS thread counts for the thread-choice tests.
+- ``train_mnist_runs``: running train-mnist against a loopback mirror, metrics without timings.
+- ``swap_training``: one network trained from the reference layers and from the fast ones.
+- ``check_contexts``: a check's context built by hand, to call one diagnosis at a time.
+- ``siblings``: what every shared base of nnscratch/specs/ promises of a fast layer and its twin.
 """

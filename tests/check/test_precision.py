@@ -11,32 +11,7 @@ from nnscratch.check.context import Target
 from nnscratch.check.precision import _off_in_float32, float32_probe, returned_dtype, rounds_to_lower_precision
 
 from helpers.check_contexts import context_for
-
-
-class NaiveSoftmax:
-    """exp(x) / sum(exp(x)) without subtracting the max: overflows in float32 first."""
-
-    parameters, parameters_deltas = [], []
-
-    def forward(self, x, *args):
-        e = np.exp(x)
-        self.y = e / e.sum(axis=1, keepdims=True)
-        return self.y
-
-    def backward(self, delta):
-        return self.y * (delta - (delta * self.y).sum(axis=1, keepdims=True))
-
-
-class RoundsToFloat32:
-    """y = 2 x, computed in float32 and handed back in float64."""
-
-    parameters, parameters_deltas = [], []
-
-    def forward(self, x, *args):
-        return (2 * x.astype(np.float32)).astype(x.dtype)
-
-    def backward(self, delta):
-        return 2 * delta
+from helpers.gallery import Float32Tanh, OverflowingSoftmax
 
 
 def test_a_gradient_returned_in_another_dtype_is_named():
@@ -49,8 +24,8 @@ def test_a_gradient_returned_in_another_dtype_is_named():
 
 
 def test_a_forward_that_rounds_to_float32_is_named():
-    x = np.random.default_rng(0).standard_normal((3, 4)) + 2
-    ctx = context_for(RoundsToFloat32(), x)
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    ctx = context_for(Float32Tanh(), x)
     inputs = ctx.targets[0]
     diagnosis = rounds_to_lower_precision(ctx, inputs, ctx.compare(inputs))
     assert diagnosis.kind == "precision" and diagnosis.evidence["changed_by_1e-5"] == 12
@@ -80,7 +55,7 @@ def test_off_in_float32_needs_a_tenth_of_the_values_off_or_one_not_finite():
 def test_the_float32_probe_finds_an_overflow_float64_hides():
     x = np.array([[50.0, 100.0, 0.0], [1.0, 2.0, 3.0]])
     r = np.random.default_rng(0).standard_normal((2, 3))
-    status, found = float32_probe(NaiveSoftmax(), "NaiveSoftmax", x, (), r, False)
+    status, found = float32_probe(OverflowingSoftmax(), "OverflowingSoftmax", x, (), r, False)
     assert status == "failed" and list(found) == [0]
     assert found[0].message.startswith("passes in float64 but not in float32")
     status, found = float32_probe(nn.Softmax(), "Softmax", x, (), r, False)
@@ -91,7 +66,7 @@ def test_the_float32_probe_skips_random_layers_and_float64_only_ones():
     status, found = float32_probe(nn.Dropout(0.5, rng=0), "Dropout", np.ones((2, 3)), (), np.ones((2, 3)), False)
     assert status == "skipped: the layer draws random numbers, and its draws depend on the dtype" and found == {}
 
-    class Float64Only(NaiveSoftmax):
+    class Float64Only(OverflowingSoftmax):
         def forward(self, x, *args):
             if x.dtype != np.float64:
                 raise TypeError("float64 only")

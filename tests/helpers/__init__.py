@@ -31,6 +31,7 @@ Tools:
 - ``fake_machine``: a fake clock and BLAS thread counts for the thread-choice tests.
 - ``train_mnist_runs``: running train-mnist against a loopback mirror, metrics without timings.
 - ``swap_training``: one network trained from the reference layers and from the fast ones.
+- ``differences``: central differences of a scalar function of an array, element by element.
 - ``check_contexts``: a check's context built by hand, to call one diagnosis at a time.
 - ``siblings``: what every shared base of nnscratch/specs/ promises of a fast layer and its twin.
 """

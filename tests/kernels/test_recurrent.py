@@ -10,6 +10,8 @@ import pytest
 from nnscratch.kernels.recurrent import (gate_scale, gate_views, gru_backward, gru_forward, lstm_backward, lstm_forward,
                                          rnn_backward, rnn_forward, sigmoid_affine)
 
+from helpers.differences import central_differences
+
 T, N, H = 3, 2, 4
 
 
@@ -49,20 +51,6 @@ def plain_gru(pre, w_hh, b_hh, h0):
     return np.stack(out)
 
 
-def numerical(loss, array, eps=1e-6):
-    """d loss / d array by central differences, element by element."""
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + eps
-        up = loss()
-        array[index] = saved - eps
-        down = loss()
-        array[index] = saved
-        grad[index] = (up - down) / (2 * eps)
-    return grad
-
-
 def case(gates, seed=0):
     rng = np.random.default_rng(seed)
     pre = rng.standard_normal((T, N, gates * H))
@@ -99,8 +87,8 @@ def test_rnn_loops(relu):
     d_pre, dh = np.empty_like(pre), np.zeros((N, H))
     rnn_backward(delta, h, w_hh, d_pre, dh, relu)
     loss = lambda: np.sum(plain_rnn(pre, w_hh, h0, relu) * delta.transpose(1, 0, 2))  # noqa: E731
-    np.testing.assert_allclose(d_pre, numerical(loss, pre), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(dh, numerical(loss, h0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(d_pre, central_differences(loss, pre), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dh, central_differences(loss, h0), rtol=1e-6, atol=1e-8)
 
 
 def test_lstm_loops():
@@ -115,9 +103,9 @@ def test_lstm_loops():
     d_gates, dh, dc = np.empty_like(gates), np.zeros((N, H)), np.zeros((N, H))
     lstm_backward(delta, gates, c, tanh_c, w_hh, d_gates, dh, dc)
     loss = lambda: np.sum(plain_lstm(pre, w_hh, h0, c0) * delta.transpose(1, 0, 2))  # noqa: E731
-    np.testing.assert_allclose(d_gates, numerical(loss, pre), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(dh, numerical(loss, h0), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(dc, numerical(loss, c0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(d_gates, central_differences(loss, pre), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dh, central_differences(loss, h0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dc, central_differences(loss, c0), rtol=1e-6, atol=1e-8)
 
 
 def test_gru_loops():
@@ -133,6 +121,6 @@ def test_gru_loops():
     d_input, d_hidden, dh = np.empty_like(gates), np.empty_like(gates), np.zeros((N, H))
     gru_backward(delta, gates, h, hidden_n, w_hh, d_input, d_hidden, dh)
     loss = lambda: np.sum(plain_gru(pre, w_hh, b_hh, h0) * delta.transpose(1, 0, 2))  # noqa: E731
-    np.testing.assert_allclose(d_input, numerical(loss, pre), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(d_hidden.sum(axis=(0, 1)), numerical(loss, b_hh), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(dh, numerical(loss, h0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(d_input, central_differences(loss, pre), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(d_hidden.sum(axis=(0, 1)), central_differences(loss, b_hh), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dh, central_differences(loss, h0), rtol=1e-6, atol=1e-8)

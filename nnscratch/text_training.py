@@ -34,6 +34,13 @@ VALIDATION_BATCH = 64  # the whole validation split, this many windows at a time
 ESTIMATE_STREAM = 2**31 - 1  # the estimate's generator: np.random.default_rng([seed, ESTIMATE_STREAM])
 
 
+def seeded(seed: int) -> tuple:
+    """(generator of the initial weights, generator of the training windows) of a run's seed: two
+    independent streams, so that the windows do not depend on how many weights were drawn."""
+    init, windows = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(init), np.random.default_rng(windows)
+
+
 class TextTraining:
     """The state of one run: ``net`` (model and loss in one Sequential, the loss's two layers last),
     its optimizer, the corpus (``CharCorpus`` or ``LineCorpus``), the generator of the training

@@ -99,20 +99,21 @@ class Sampler:
 
     def line(self, marker: int, max_length: int, prefix=()) -> tuple[list, bool]:
         """(ids, ended): one line drawn from a fresh start (the ``marker``, then the ``prefix`` ids, which
-        begin the line) until the model writes the marker again, or ``max_length`` characters (then
-        ``ended`` is False: the line was cut)."""
+        begin the line) until the model writes the marker again. A line may hold ``max_length``
+        characters (a transformer's context less the start marker); one the model does not end
+        by then is cut there, and ``ended`` is False."""
         self.reset()
         ids = [int(i) for i in prefix]
+        if len(ids) > max_length:
+            return ids[:max_length], False
         logits = self.feed([marker, *ids])
-        if len(ids) >= max_length:
-            return ids, False
         while True:
             next_id = self.draw(logits)
             if next_id == marker:
                 return ids, True
-            ids.append(next_id)
-            if len(ids) >= max_length:
+            if len(ids) == max_length:  # no room for another character
                 return ids, False
+            ids.append(next_id)
             logits = self.feed([next_id])
 
     def close(self) -> None:

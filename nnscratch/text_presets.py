@@ -23,7 +23,9 @@ transformer's do (one data pipeline for all); generation then carries the state 
 character. Each preset's run takes a few minutes on a 2-core laptop CPU: see the README's table.
 
 In line mode (``--lines``: each line one example, names for instance), the context is the longest
-line and its end marker, and the presets take the ``lines_`` settings (more, shorter examples).
+line and its end marker, and the presets take their ``lines_`` settings: more examples a batch (they
+are short) and, for the transformer, twice the rate: on makemore's names, 3000 iterations of batch 64
+at 2e-3 reach 2.01 nats per character in about 3 minutes, 3000 of batch 32 at 1e-3 only 2.06.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ class TextPreset:
     iters: int
     eval_interval: int
     max_grad_norm: float
-    lines_batch_size: int  # --lines: the batch size and iterations instead of the two above
+    lines_batch_size: int  # --lines: the batch size, iterations and lr instead of the ones above
     lines_iters: int
+    lines_lr: float
 
     @property
     def recurrent(self) -> bool:
@@ -144,7 +147,7 @@ PRESETS = {
     "transformer": TextPreset(
         name="transformer", build=gpt, optimizer=_adamw, schedule=warmup_cosine, lr=1e-3,
         batch_size=12, block_size=64, iters=2000, eval_interval=250, max_grad_norm=1.0,
-        lines_batch_size=32, lines_iters=3000,
+        lines_batch_size=64, lines_iters=3000, lines_lr=2e-3,
         summary="nanoGPT's CPU GPT: 4 Transformer blocks, 128 wide, 4 heads, context 64, no dropout; "
                 "AdamW lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matrices, 100 warmup steps then "
                 "cosine to 1e-4, clipping at 1.0",
@@ -152,30 +155,25 @@ PRESETS = {
     "lstm": TextPreset(
         name="lstm", build=lambda v, t, rng=None: recurrent("lstm", v, 128, 2, rng), optimizer=_rmsprop,
         schedule=constant, lr=2e-3, batch_size=50, block_size=50, iters=2000, eval_interval=250,
-        max_grad_norm=5.0, lines_batch_size=50, lines_iters=3000,
+        max_grad_norm=5.0, lines_batch_size=50, lines_iters=3000, lines_lr=2e-3,
         summary="char-rnn's LSTM: 2 layers of 128, sequences of 50, batch 50; RMSprop lr 2e-3, clipping at 5",
     ),
     "gru": TextPreset(
         name="gru", build=lambda v, t, rng=None: recurrent("gru", v, 128, 2, rng), optimizer=_rmsprop,
         schedule=constant, lr=2e-3, batch_size=50, block_size=50, iters=2000, eval_interval=250,
-        max_grad_norm=5.0, lines_batch_size=50, lines_iters=3000,
+        max_grad_norm=5.0, lines_batch_size=50, lines_iters=3000, lines_lr=2e-3,
         summary="char-rnn's model with GRU layers: 2 of 128, sequences of 50, batch 50; RMSprop lr 2e-3, "
                 "clipping at 5",
     ),
     "rnn": TextPreset(
         name="rnn", build=lambda v, t, rng=None: recurrent("rnn", v, 100, 1, rng), optimizer=_adagrad,
-        schedule=constant, lr=0.1, batch_size=32, block_size=25, iters=5000, eval_interval=500,
-        max_grad_norm=5.0, lines_batch_size=32, lines_iters=5000,
+        schedule=constant, lr=0.1, batch_size=32, block_size=25, iters=20000, eval_interval=2000,
+        max_grad_norm=5.0, lines_batch_size=32, lines_iters=20000, lines_lr=0.1,
         summary="min-char-rnn's: one tanh RNN layer of 100, sequences of 25 (batch 32, not 1); "
                 "Adagrad lr 0.1, clipping at 5",
     ),
 }  # fmt: skip
 DEFAULT_MODEL = "transformer"
-
-
-def line_settings(preset: TextPreset) -> tuple:
-    """(batch_size, iters) of ``preset`` in line mode."""
-    return preset.lines_batch_size, preset.lines_iters
 
 
 def parameter_count(net) -> int:

@@ -48,9 +48,12 @@ from nnscratch.text_training import TextTraining, seeded  # noqa: E402
 
 # -- the data and the nnscratch side -----------------------------------------------------------------
 def load_corpus(path=None, lines=False, data_dir=None, mirrors=None):
-    from nnscratch.data.shakespeare import load_tiny_shakespeare
+    if path:
+        text = read_text(path)
+    else:
+        from nnscratch.data.shakespeare import load_tiny_shakespeare
 
-    text = read_text(path) if path else load_tiny_shakespeare(data_dir, mirrors)
+        text = load_tiny_shakespeare(data_dir, mirrors)
     return LineCorpus(text) if lines else CharCorpus(text)
 
 
@@ -59,7 +62,8 @@ def recipe(model: str, corpus, iters=None, lines=False) -> dict:
     preset = PRESETS[model]
     return {"batch_size": preset.lines_batch_size if lines else preset.batch_size,
             "block_size": corpus.longest + 1 if lines else preset.block_size,
-            "iters": iters or (preset.lines_iters if lines else preset.iters), "lr": preset.lr}
+            "iters": iters or (preset.lines_iters if lines else preset.iters),
+            "lr": preset.lines_lr if lines else preset.lr}
 
 
 def nnscratch_run(model: str, corpus, config: dict, seed: int, threads="auto") -> tuple:

@@ -1,4 +1,4 @@
-"""The commands: ``nnscratch <command>`` and the ``train-mnist`` shortcut.
+"""The commands: ``nnscratch <command>`` and the ``train-mnist`` and ``train-text`` shortcuts.
 
 Each command lives in its own module under ``nnscratch/commands/`` with ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> exit code``. This file only dispatches.
@@ -14,6 +14,8 @@ from .version import __version__
 # command name -> module under nnscratch.commands
 COMMANDS = {
     "train-mnist": "train_mnist",
+    "train-text": "train_text",
+    "generate": "generate",
     "download-mnist": "download_mnist",
     "sanity-check": "sanity_check",
     "predict": "predict",
@@ -45,10 +47,20 @@ def main(argv=None) -> int:
     return args.run(args)
 
 
-def train_mnist_main(argv=None) -> int:
-    """The ``train-mnist`` console script: the same as ``nnscratch train-mnist``."""
-    module = _command("train-mnist")
-    parser = argparse.ArgumentParser(prog="train-mnist", description=module.HELP)
+def _shortcut(name: str, argv=None) -> int:
+    """A console script that runs one command, as ``nnscratch NAME`` does."""
+    module = _command(name)
+    parser = argparse.ArgumentParser(prog=name, description=module.HELP)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     module.add_arguments(parser)
     return module.run(parser.parse_args(argv))
+
+
+def train_mnist_main(argv=None) -> int:
+    """The ``train-mnist`` console script: the same as ``nnscratch train-mnist``."""
+    return _shortcut("train-mnist", argv)
+
+
+def train_text_main(argv=None) -> int:
+    """The ``train-text`` console script: the same as ``nnscratch train-text``."""
+    return _shortcut("train-text", argv)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from .text_checkpoint import KEY
-from .training import write_json
+from .training import save_figure, write_json
 
 try:  # tqdm is a dependency; the guard keeps --quiet working in a bare environment
     from tqdm.auto import tqdm
@@ -160,8 +160,6 @@ def _plot(history: list, validation_loss: float, config: dict, path) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    from ..atomic_file import atomic_write
-
     figure, axes = plt.subplots(figsize=(8, 4.5))
     iters = [record["iter"] for record in history]
     axes.plot(iters, [r["loss"] for r in history], marker=".", label="training (mean since the last estimate)")
@@ -176,8 +174,4 @@ def _plot(history: list, validation_loss: float, config: dict, path) -> None:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    try:
-        with atomic_write(path) as f:
-            figure.savefig(f, format="png", dpi=100)
-    finally:
-        plt.close(figure)
+    save_figure(figure, path)

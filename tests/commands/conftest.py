@@ -22,3 +22,15 @@ def write_module(tmp_path, monkeypatch):
     yield write
     for name in names:
         sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    """``text_file(name, text)``: a UTF-8 file of that name holding ``text``, in the test's folder."""
+
+    def write(name: str, text: str):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

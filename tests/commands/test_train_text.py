@@ -31,10 +31,8 @@ SMALL = ["--model", "rnn", "--iters", "30", "--eval-interval", "10", "--batch-si
 
 
 @pytest.fixture
-def verse(tmp_path):
-    path = tmp_path / "verse.txt"
-    path.write_text(VERSE)
-    return path
+def verse(text_file):
+    return text_file("verse.txt", VERSE)
 
 
 @pytest.fixture

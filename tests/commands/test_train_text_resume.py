@@ -22,10 +22,8 @@ RUN = ["--model", "gru", "--iters", "24", "--eval-interval", "8", "--batch-size"
 
 
 @pytest.fixture
-def text(tmp_path):
-    path = tmp_path / "richard.txt"
-    path.write_text(TEXT)
-    return path
+def text(text_file):
+    return text_file("richard.txt", TEXT)
 
 
 def run(*argv):

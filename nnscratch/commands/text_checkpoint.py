@@ -153,8 +153,10 @@ def check_network(path, checkpoint, config: dict, vocab_size: int) -> None:
 
 def check_resumable(path, checkpoint, saved: dict) -> None:
     """What a resume needs beyond ``read_metadata``'s checks: the generator's state, the preset's
-    optimizer with its state, and the preset's network."""
+    optimizer with its state, and the preset's network, its weights all finite."""
     import numpy as np
+
+    from .common import check_finite_weights
 
     config = saved["config"]
     try:
@@ -167,3 +169,4 @@ def check_resumable(path, checkpoint, saved: dict) -> None:
         found = "no optimizer state" if checkpoint.optimizer is None else f"a {type(checkpoint.optimizer).__name__}"
         raise UsageError(f"{path}: it holds {found}, the {config['model']} model trains with {expected.__name__}")
     check_network(path, checkpoint, config, len(saved["vocabulary"]))
+    check_finite_weights(path, checkpoint.model)

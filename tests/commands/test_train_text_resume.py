@@ -115,6 +115,41 @@ def test_resume_refuses_another_text_and_a_checkpoint_that_is_not_train_texts(te
                                        "not written by train-text --save\n")
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda m, c: m["config"].update(batch_size="4"), r"its config has batch_size='4', expected an int from 1"),
+    (lambda m, c: m["config"].update(model="gpt"), r"its config names the model 'gpt', expected one of transformer"),
+    (lambda m, c: m["config"].update(lr=float("inf")), r"checkpoints hold standard JSON only"),
+    (lambda m, c: m["config"]["text"].update(sha256="abc"), r"its record of the text is not train-text's"),
+    (lambda m, c: m.update(iteration=-3), r"its iteration is -3, expected an int from 0"),
+    (lambda m, c: m["history"][0].update(val_loss=None), r"history record 1 has val_loss=None, expected a finite"),
+    (lambda m, c: m["history"][1].update(iter=8), r"history record 2 has iter=8, expected an int after the last"),
+    (lambda m, c: m.update(rng_state={"bit_generator": "MT19937"}), r"the state of its training windows' generator is "
+                                                                    r"invalid"),
+    (lambda m, c: m.update(known_lines={"count": 1, "hashes": "00"}), r"it keeps known lines, but it is not a line"),
+    (lambda m, c: m["config"].update(model="lstm"), r"the saved network is not this version's lstm model for \d+ "
+                                                    r"characters and context 12"),
+    (lambda m, c: c.model.parameters[2].__setitem__(0, np.nan), r"weight values in 1 of its \d+ parameter arrays are "
+                                                                r"NaN or infinite"),
+    (lambda m, c: "no optimizer", r"it holds no optimizer state, the gru model trains with RMSprop"),
+])
+def test_resume_refuses_a_bad_record_before_any_work(text, tmp_path, capsys, change, message):
+    path = tmp_path / "m.npz"
+    assert run(text, *RUN, "--save", path) == 0
+    checkpoint = nn.load_checkpoint(path)
+    try:
+        keep = change(checkpoint.metadata["train_text"], checkpoint) != "no optimizer"
+        nn.save(checkpoint.model, path, optimizer=checkpoint.optimizer if keep else None,
+                metadata=checkpoint.metadata)
+    except ValueError as error:  # what save itself refuses to write never reaches a resume
+        assert re.search(message, str(error))
+        return
+    capsys.readouterr()
+    assert run(text, "--resume", path, "--save", tmp_path / "next.npz") == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"train-text: error: --resume {path}: .*{message}.*\n", err), err
+    assert not (tmp_path / "next.npz").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--iters", "-1"], r"--iters must be >= 0, got -1"),
     (["--iters", "1e3"], r"--iters must be an int, got '1e3'"),

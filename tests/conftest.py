@@ -12,6 +12,8 @@ loopback mirror, small synthetic MNIST, and a guard that fails any test reaching
 - ``dead_url``: a loopback URL whose port is closed.
 - ``sleeps``: the list of waits urllib3's ``Retry`` made, instead of making them.
 - ``mnist_mirror``: URL serving ``../shared/data/mnist`` or ``$NNSCRATCH_TEST_MNIST`` (skips when absent).
+- ``text_mirror``: URL serving ``../shared/data/text`` (tiny shakespeare, names.txt) or
+  ``$NNSCRATCH_TEST_TEXT`` (skips when tiny shakespeare is absent).
 - ``synthetic_mnist``: 600 train / 100 test learnable 28x28 images served as MNIST ``.gz`` files,
   with ``nnscratch.data.mnist.SHA256`` patched to their hashes; see ``SyntheticMNIST``.
 - ``umask(mask)``: sets the process umask for the rest of the test; the old one is restored after.
@@ -40,6 +42,9 @@ from nnscratch.data.idx import write_idx
 # elsewhere, a CI cache).
 SHARED_MNIST = Path(
     os.environ.get("NNSCRATCH_TEST_MNIST") or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+)
+SHARED_TEXT = Path(
+    os.environ.get("NNSCRATCH_TEST_TEXT") or Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
 )
 MNIST_GZ = [f"{name}.gz" for name in mnist_module.FILES]
 TRICKLE_INTERVAL = 0.02  # seconds between the bytes of the "trickle" and "slow-headers" faults
@@ -244,6 +249,14 @@ def mnist_mirror(http_server):
     if missing:
         pytest.skip(f"real MNIST files not found in {SHARED_MNIST} (missing {', '.join(missing)})")
     return http_server(SHARED_MNIST)
+
+
+@pytest.fixture
+def text_mirror(http_server):
+    """URL of a loopback mirror of the text corpora in ``../shared/data/text``."""
+    if not (SHARED_TEXT / "tinyshakespeare.txt").is_file():
+        pytest.skip(f"tiny shakespeare not found in {SHARED_TEXT}")
+    return http_server(SHARED_TEXT)
 
 
 # -- synthetic MNIST ----------------------------------------------------------------------------

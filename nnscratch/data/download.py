@@ -33,7 +33,7 @@ from .. import atomic_file
 from ..atomic_file import STALE_AFTER, atomic_write, scratch_file
 from .http import BodyLost, FetchError, Watchdog, new_session, retry_policy, stream_to
 
-__all__ = ["FetchError", "MNISTDownloadError", "fetch_all", "fetch_verified", "install_verified", "new_session",
+__all__ = ["FetchError", "MNISTDownloadError", "fetch_all", "fetch_first", "fetch_verified", "install_verified", "new_session",
            "remove_stale_temporaries", "resolve_deadline", "resolve_mirrors", "sha256_of"]
 
 # Public mirrors of the four MNIST files, tried in this order. The original site comes last:
@@ -92,13 +92,17 @@ class MNISTDownloadError(RuntimeError):
         return "\n".join(lines)
 
 
-def resolve_mirrors(mirrors=None) -> list[str]:
-    """The mirrors to try, in order: the argument, else ``$NNSCRATCH_MNIST_MIRROR`` (comma-separated),
-    else ``DEFAULT_MIRRORS``. Each is a base URL and gets a trailing slash."""
+def resolve_mirrors(mirrors=None, env: str | None = None, defaults=None, folders: bool = True) -> list[str]:
+    """The mirrors to try, in order: the argument, else ``$env`` (comma-separated; MNIST's
+    ``$NNSCRATCH_MNIST_MIRROR`` unless given), else ``defaults`` (MNIST's ``DEFAULT_MIRRORS`` unless
+    given). With ``folders`` each is a base URL and gets a trailing slash; without, each is kept as
+    given (the URL of one file, as tiny shakespeare's mirrors may be)."""
+    env = MIRROR_ENV if env is None else env
     if mirrors is None:
-        env = os.environ.get(MIRROR_ENV, "")
-        mirrors = [m.strip() for m in env.split(",") if m.strip()] or list(DEFAULT_MIRRORS)
-        origin = f"${MIRROR_ENV}" if env.strip() else "DEFAULT_MIRRORS"
+        text = os.environ.get(env, "")
+        mirrors = [m.strip() for m in text.split(",") if m.strip()] or list(DEFAULT_MIRRORS if defaults is None
+                                                                           else defaults)
+        origin = f"${env}" if text.strip() else "DEFAULT_MIRRORS"
     else:
         origin = "mirrors"
         if isinstance(mirrors, str):
@@ -113,7 +117,7 @@ def resolve_mirrors(mirrors=None) -> list[str]:
         parts = urlsplit(mirror)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"{origin}: expected an http:// or https:// base URL, got {mirror!r}")
-        result.append(mirror if mirror.endswith("/") else mirror + "/")
+        result.append(mirror if mirror.endswith("/") or not folders else mirror + "/")
     return result
 
 
@@ -165,7 +169,7 @@ def install_verified(source: Path, expected_sha256: str, dest: Path) -> None:
                 break
             size += len(chunk)
             if size > MAX_BYTES:
-                raise FetchError(f"content larger than {MAX_BYTES >> 20} MiB, not an MNIST file")
+                raise FetchError(f"content larger than {MAX_BYTES >> 20} MiB, not the expected file")
             digest.update(chunk)
             out.write(chunk)
         if digest.hexdigest() != expected_sha256:  # raising inside the block: nothing is installed
@@ -215,30 +219,44 @@ def fetch_verified(session, url: str, expected_sha256: str, dest: Path, progress
                 retry.sleep()
 
 
+def fetch_first(session, candidates, expected_sha256: str, dest: Path, progress: bool = True, deadline=None,
+                failures=None, unreachable=None) -> bool:
+    """Fetch ``dest`` from the first of ``candidates``, ``(mirror, name)`` pairs (the URL is
+    ``mirror + name``), that delivers it verified (``fetch_verified``); whether one did.
+
+    Each failure is appended to ``failures`` as ``(mirror, name, reason)``; a mirror whose failure
+    cost time joins ``unreachable`` and is skipped, here and by later calls given the same set. An
+    ``OSError`` writing here (a full disk) names ``dest`` and ends it all: no mirror can help.
+    """
+    failures = [] if failures is None else failures
+    unreachable = set() if unreachable is None else unreachable
+    for mirror, name in candidates:
+        if mirror in unreachable:
+            failures.append((mirror, name, SKIPPED))
+            continue
+        try:
+            fetch_verified(session, f"{mirror}{name}", expected_sha256, dest, progress, deadline)
+            return True
+        except OSError as error:
+            raise OSError(error.errno, error.strerror or str(error), str(dest)) from None
+        except FetchError as error:
+            failures.append((mirror, name, error.reason))
+            if error.unreachable:
+                unreachable.add(mirror)
+    return False
+
+
 def fetch_all(root: Path, names, sha256: dict, mirrors, progress: bool = True, deadline=None) -> None:
     """Fetch each of ``names`` into ``root`` from the first of ``mirrors`` that delivers it verified
-    (``fetch_verified`` of ``mirror + name + ".gz"``); a mirror whose failure cost time is skipped
+    (``fetch_first`` of ``mirror + name + ".gz"``); a mirror whose failure cost time is skipped
     for the remaining files. Raises ``MNISTDownloadError`` naming what is missing and every failure;
-    the files obtained stay. An ``OSError`` writing here (a full disk) names the file and ends it all:
-    no mirror can help."""
+    the files obtained stay. An ``OSError`` writing here (a full disk) names the file and ends it all."""
     mirrors = resolve_mirrors(mirrors)
     failures, missing, unreachable = [], [], set()
     with new_session() as session:
         for name in names:
-            for mirror in mirrors:
-                if mirror in unreachable:
-                    failures.append((mirror, f"{name}.gz", SKIPPED))
-                    continue
-                try:
-                    fetch_verified(session, f"{mirror}{name}.gz", sha256[name], root / name, progress, deadline)
-                    break
-                except OSError as error:
-                    raise OSError(error.errno, error.strerror or str(error), str(root / name)) from None
-                except FetchError as error:
-                    failures.append((mirror, f"{name}.gz", error.reason))
-                    if error.unreachable:
-                        unreachable.add(mirror)
-            else:
+            candidates = [(mirror, f"{name}.gz") for mirror in mirrors]
+            if not fetch_first(session, candidates, sha256[name], root / name, progress, deadline, failures, unreachable):
                 missing.append(f"{name}.gz")
     if missing:
         raise MNISTDownloadError(root, missing, failures)

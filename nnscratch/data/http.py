@@ -290,7 +290,7 @@ def stream_to(session, url: str, path, watchdog: Watchdog, max_bytes: int, progr
         length = response.headers.get("Content-Length", "")
         total = int(length) if length.isdigit() and "Content-Encoding" not in response.headers else None
         if total is not None and total > max_bytes:
-            raise FetchError(f"server announces {total} bytes, more than an MNIST file ({max_bytes >> 20} MiB)")
+            raise FetchError(f"server announces {total} bytes, more than the expected file may have ({max_bytes >> 20} MiB)")
         _copy_body(response, path, watchdog, max_bytes, total, progress, label, timeout[1])
 
 
@@ -323,7 +323,7 @@ def _copy_body(response, path, watchdog: Watchdog, max_bytes: int, total, progre
                 break
             received += len(chunk)
             if received > max_bytes:
-                raise FetchError(f"more than {max_bytes >> 20} MiB received, not an MNIST file")
+                raise FetchError(f"more than {max_bytes >> 20} MiB received, not the expected file")
             f.write(chunk)
             bar.update(len(chunk))
     if total is not None and received != total:

@@ -108,6 +108,21 @@ def mnist_inputs(data_dir) -> list:
     return [("the MNIST file", root / name) for base in FILES for name in (base, f"{base}.gz")]
 
 
+def read_deadline(text):
+    """``--deadline``: None (not given: ``$NNSCRATCH_DOWNLOAD_DEADLINE``, else the default), or the
+    seconds one mirror may take for one file, bounded by ``download.resolve_deadline``; ValueError
+    naming the option otherwise."""
+    from ..data.download import resolve_deadline
+
+    if text is None:
+        return None
+    try:
+        return resolve_deadline(float(text), origin="--deadline")
+    except ValueError as error:
+        raise ValueError(error if "--deadline" in str(error) else
+                         f"--deadline: expected a number of seconds, got {text!r:.40}") from None
+
+
 def os_error_text(error: OSError) -> str:
     """An OSError as "PATH: cause" (the cause alone when it names no file), without Errno numbers."""
     cause = error.strerror or str(error)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import UsageError, os_error_text, run_command, shown
+from .common import UsageError, os_error_text, read_deadline, run_command, shown
 
 HELP = "download and verify MNIST into the data directory (a second run uses the cache, no network)"
 
@@ -44,16 +44,9 @@ def run(args) -> int:
 def _run(args) -> int:
     # imported here so `nnscratch --help` does not pay for requests and tqdm
     from ..data import MNISTCacheError, MNISTDownloadError, download_mnist
-    from ..data.download import resolve_deadline
 
     try:
-        deadline = None
-        if args.deadline is not None:
-            try:
-                deadline = resolve_deadline(float(args.deadline), origin="--deadline")
-            except ValueError as error:
-                raise ValueError(error if "--deadline" in str(error) else
-                                 f"--deadline: expected a number of seconds, got {args.deadline!r:.40}") from None
+        deadline = read_deadline(args.deadline)
         root = download_mnist(
             data_dir=args.data_dir, mirrors=args.mirrors, force=args.force, progress=not args.quiet,
             deadline=deadline,

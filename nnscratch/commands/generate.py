@@ -26,6 +26,7 @@ DEFAULT_TEMPERATURE = 0.8  # nanoGPT's sample.py
 MAX_TOKENS = 1_000_000
 MAX_COUNT = 100_000
 MAX_PROMPT = 100_000
+MAX_TOP_K = 1 << 20  # no vocabulary is larger (the vocabulary's own size bounds it once read)
 
 
 def add_arguments(parser) -> None:
@@ -47,14 +48,9 @@ def run(args) -> int:
     return run_command("generate", _run, args)
 
 
-def _options(args, vocabulary, lines: bool) -> dict:
-    """The checked options, with their defaults."""
+def _numbers(args) -> dict:
+    """The numeric options read and bounded, with their defaults: all before the checkpoint is read."""
     read_numbers(args, NUMBER_OPTIONS)
-    if lines and args.tokens is not None:
-        raise UsageError("--tokens is for a text model; this is a line model (train-text --lines): use --count")
-    if not lines and (args.count is not None or args.keep_known):
-        option = "--count" if args.count is not None else "--keep-known"
-        raise UsageError(f"{option} is for a line model (train-text --lines); this model writes text: use --tokens")
     options = {"tokens": DEFAULT_TOKENS if args.tokens is None else args.tokens,
                "count": DEFAULT_COUNT if args.count is None else args.count,
                "seed": 0 if args.seed is None else args.seed,
@@ -64,18 +60,29 @@ def _options(args, vocabulary, lines: bool) -> dict:
     check_int_range("--count", options["count"], 1, MAX_COUNT)
     check_int_range("--seed", options["seed"], 0, 2**64 - 1)
     if options["top_k"] is not None:
-        check_int_range("--top-k", options["top_k"], 1, len(vocabulary))
+        check_int_range("--top-k", options["top_k"], 1, MAX_TOP_K)
     if not 0 < options["temperature"] <= 100:  # NaN fails too
         raise UsageError(f"--temperature must be a number > 0 and at most 100, got {options['temperature']:g}")
     if len(args.prompt) > MAX_PROMPT:
         raise UsageError(f"--prompt has {len(args.prompt):,} characters, more than {MAX_PROMPT:,}")
+    return options
+
+
+def _check_for_model(args, options: dict, vocabulary, lines: bool) -> None:
+    """The options that depend on the model: its kind (text or lines) and its vocabulary."""
+    if lines and args.tokens is not None:
+        raise UsageError("--tokens is for a text model; this is a line model (train-text --lines): use --count")
+    if not lines and (args.count is not None or args.keep_known):
+        option = "--count" if args.count is not None else "--keep-known"
+        raise UsageError(f"{option} is for a line model (train-text --lines); this model writes text: use --tokens")
+    if options["top_k"] is not None:
+        check_int_range("--top-k", options["top_k"], 1, len(vocabulary))
     if lines and "\n" in args.prompt:
         raise UsageError("--prompt of a line model is how each line begins: it cannot hold a line break")
     try:
         vocabulary.encode(args.prompt, "--prompt")
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return options
 
 
 def _run(args) -> int:
@@ -84,10 +91,11 @@ def _run(args) -> int:
     from ..generation import Sampler
     from .text_checkpoint import read_metadata
 
+    options = _numbers(args)
     checkpoint = read_checkpoint(args.checkpoint)
     saved = read_metadata(shown(args.checkpoint), checkpoint)
     config, vocabulary = saved["config"], saved["vocabulary"]
-    options = _options(args, vocabulary, config["lines"])
+    _check_for_model(args, options, vocabulary, config["lines"])
     check_finite_weights(args.checkpoint, checkpoint.model)
     net = checkpoint.model
     layers = getattr(net, "layers", None)
@@ -108,6 +116,11 @@ def _run(args) -> int:
         # stdout now leads nowhere, so that Python's own flush at exit does not fail loudly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as error:  # stdout redirected to a full disk, say: one line, and nothing more written there
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"generate: could not write the text to the standard output: {error.strerror or error}",
+              file=sys.stderr)
+        return 1
     finally:
         sampler.close()
 

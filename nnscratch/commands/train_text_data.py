@@ -26,7 +26,7 @@ def read_source(args, saved):
         except TextFileError as error:
             raise UsageError(str(error)) from None
     try:
-        return load_tiny_shakespeare(args.data_dir, args.mirrors, progress=not args.quiet), TINY_SHAKESPEARE
+        return load_tiny_shakespeare(args.data_dir, args.mirrors, not args.quiet, args.deadline), TINY_SHAKESPEARE
     except (TextDownloadError, TextCacheError) as error:
         print(error, file=sys.stderr)
     except (ValueError, TypeError) as error:  # a malformed --mirror or environment variable

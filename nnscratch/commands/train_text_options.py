@@ -14,7 +14,7 @@ import importlib.util
 import math
 
 from ..text_presets import DEFAULT_MODEL, PRESETS
-from .common import UsageError, check_outputs
+from .common import UsageError, check_outputs, read_deadline
 from .training import check_int_range, read_numbers, read_resume, read_threads
 
 NUMBER_OPTIONS = {"iters": int, "batch_size": int, "block_size": int, "lr": float, "seed": int, "eval_interval": int}
@@ -79,6 +79,9 @@ def add_arguments(parser) -> None:
         help="where to download tiny shakespeare: the file's URL, or a folder URL ending in / that holds it as "
         "tinyshakespeare.txt; repeatable, tried in order (default: $NNSCRATCH_TEXT_MIRROR, else char-rnn's "
         "file on GitHub)")
+    add("--deadline", metavar="SECONDS", default=None,
+        help="the most one mirror may take for the file, retries included, from 0.1 to 86400; a mirror under "
+        "1 kB/s for 30 s is left (default: $NNSCRATCH_DOWNLOAD_DEADLINE, else 300)")
 
 
 # -- checking the options ----------------------------------------------------------------------
@@ -89,11 +92,17 @@ def resolve_options(args):
     ``outputs`` maps "save", "metrics" and "plot" (those given) to paths already shown writable,
     none of them an input (the checkpoint resumed, the text, the cached corpus) or another output.
     """
-    from ..data.shakespeare import cache_path
+    from ..data.shakespeare import cache_path, resolve_text_mirrors
     from .text_checkpoint import check_resumable, read_metadata
 
     read_numbers(args, NUMBER_OPTIONS)
     args.threads = read_threads(args.threads)
+    try:  # the download's options too, even when the cache will spare the download
+        args.deadline = read_deadline(args.deadline)
+        if args.file is None:
+            resolve_text_mirrors(args.mirrors)
+    except (TypeError, ValueError) as error:  # a malformed --mirror, --deadline or environment variable
+        raise UsageError(str(error)) from None
     checkpoint = read_resume(args.resume) if args.resume else None
     saved = read_metadata(f"--resume {args.resume}", checkpoint) if checkpoint is not None else None
     config = _resolve_config(args, saved)

@@ -122,6 +122,29 @@ def test_bad_options_are_one_line(text_model, capsys, argv, message):
     assert captured.out == "" and re.fullmatch(rf"generate: error: {message}.*\n", captured.err), captured.err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--tokens", "1e3"], "--tokens must be an int, got '1e3'"),
+    (["--top-k", str(2**21)], "--top-k must be at most 1,048,576, got 2097152"),
+    (["--temperature", "inf"], "--temperature must be a number > 0 and at most 100, got inf"),
+    (["--seed", "9" * 400], "--seed must be at most 18,446,744,073,709,551,615, got 999999999999...(400 digits)"),
+])
+def test_numbers_are_bounded_before_the_checkpoint_is_read(tmp_path, capsys, argv, message):
+    assert generate(tmp_path / "absent.npz", *argv) == 2
+    assert capsys.readouterr().err == f"generate: error: {message}\n"
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="no /dev/full here")
+def test_a_full_standard_output_is_one_line_and_exit_1(text_model):
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "nnscratch", "generate", str(text_model), "--tokens", "5000"],
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr == "generate: could not write the text to the standard output: No space left on device\n"
+
+
 def test_a_line_model_refuses_tokens_and_a_prompt_with_a_line_break(line_model, capsys):
     assert generate(line_model, "--tokens", 5) == 2
     assert "--tokens is for a text model; this is a line model (train-text --lines): use --count" in capsys.readouterr().err

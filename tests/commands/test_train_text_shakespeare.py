@@ -51,6 +51,45 @@ def test_a_malformed_mirror_is_a_usage_error(tmp_path, capsys):
                                        "'ftp://example.org/'\n")
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--deadline", "1e10"], "--deadline: expected a number of seconds from 0.1 to 86400 (a day), got 10000000000.0"),
+    (["--deadline", "0.0001"], "--deadline: expected a number of seconds from 0.1 to 86400 (a day), got 0.0001"),
+    (["--deadline", "nan"], "--deadline: expected a number of seconds from 0.1 to 86400 (a day), got nan"),
+    (["--deadline", "soon"], "--deadline: expected a number of seconds, got 'soon'"),
+])
+def test_a_deadline_out_of_range_is_refused_before_any_request(text_mirror, tmp_path, capsys, argv, message):
+    assert run(*FEW, "--data-dir", tmp_path, "--mirror", text_mirror, *argv) == 2
+    assert capsys.readouterr().err == f"train-text: error: {message}\n"
+    assert text_mirror.requests == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_mirror_variable_is_refused_even_when_the_cache_would_serve(text_mirror, tmp_path, capsys, monkeypatch):
+    assert run(*FEW, "--data-dir", tmp_path, "--mirror", text_mirror) == 0
+    monkeypatch.setenv("NNSCRATCH_TEXT_MIRROR", "file:///etc/")
+    assert run(*FEW, "--data-dir", tmp_path) == 2
+    assert capsys.readouterr().err.endswith("train-text: error: $NNSCRATCH_TEXT_MIRROR: expected an http:// or "
+                                            "https:// base URL, got 'file:///etc/'\n")
+
+
+def test_a_trickling_mirror_is_left_for_the_next_within_the_deadline(text_mirror, http_server, tmp_path, capsys):
+    slow = http_server(text_mirror.directory, faults={"tinyshakespeare.txt": "trickle"}, trickle_interval=0.5)
+    assert run(*FEW, "--data-dir", tmp_path, "--mirror", slow, "--mirror", text_mirror, "--deadline", "1") == 0
+    assert text_mirror.requests == ["/tinyshakespeare.txt"]
+    assert (tmp_path / "tinyshakespeare.txt").stat().st_size == 1_115_394
+
+
+def test_ctrl_c_during_the_download_is_one_line_and_130(text_mirror, tmp_path, capsys, monkeypatch):
+    from nnscratch.data import download
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(download, "fetch_verified", interrupted)
+    assert run(*FEW, "--data-dir", tmp_path, "--mirror", text_mirror) == 130
+    assert capsys.readouterr().err == "train-text: interrupted\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_transformer_resumed_after_an_interrupt_equals_the_run_bit_for_bit(tmp_path, monkeypatch, capsys):
     text = tmp_path / "t.txt"
     text.write_text("O Romeo, Romeo, wherefore art thou Romeo?\nDeny thy father and refuse thy name.\n" * 30)

@@ -19,10 +19,7 @@ accuracy line is still printed, and the exit code is 1.
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..atomic_file import atomic_write
@@ -30,46 +27,13 @@ from ..atomic_file import atomic_write
 # add_arguments is this command's, as every command module has one (see nnscratch/commands/__init__.py)
 from .common import os_error_text, write_failed
 from .train_mnist_options import UsageError, add_arguments, resolve_options  # noqa: F401 (add_arguments)
+from .training import interrupt_exit_code, run_training, stopped
 
 HELP = "train a softmax, MLP or CNN classifier on MNIST (downloads it if needed)"
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that it stops as Ctrl-C does (saving included)."""
-
-
-def _exit_code(interrupt: KeyboardInterrupt) -> int:
-    """128 + the signal's number, as shells report it: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
-    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """While the block runs, SIGTERM raises ``Terminated`` (only the main thread can take signals)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum, frame):
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run(args) -> int:
-    try:
-        with _sigterm_as_interrupt():
-            return _run(args)
-    except UsageError as error:
-        print(f"train-mnist: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as interrupt:
-        print("train-mnist: " + ("terminated" if isinstance(interrupt, Terminated) else "interrupted"), file=sys.stderr)
-        return _exit_code(interrupt)
+    return run_training("train-mnist", _run, args)
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -176,19 +140,18 @@ def _run(args) -> int:
             augment=make_augment(config["shift"]),
             on_epoch_end=on_epoch_end, threads=args.threads)  # fmt: skip
     except KeyboardInterrupt as interrupt:
-        stopped = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
         if "save" not in outputs:
-            print(f"train-mnist: {stopped} after {last['epoch']} complete epochs (nothing saved: no --save)",
+            print(f"train-mnist: {stopped(interrupt)} after {last['epoch']} complete epochs (nothing saved: no --save)",
                   file=sys.stderr)
-            return _exit_code(interrupt)
+            return interrupt_exit_code(interrupt)
         # the batches since the last epoch are undone: the file holds a state a resume continues exactly
         for p, saved in zip(net.parameters, last["parameters"]):
             p[...] = saved
         optimizer.load_state_dict(last["optimizer"])
         if save(last):
-            print(f"train-mnist: {stopped}; saved the state after epoch {last['epoch']} to {outputs['save']} "
+            print(f"train-mnist: {stopped(interrupt)}; saved the state after epoch {last['epoch']} to {outputs['save']} "
                   f"(continue with --resume {outputs['save']})", file=sys.stderr)  # fmt: skip
-        return _exit_code(interrupt)
+        return interrupt_exit_code(interrupt)
     except NonFiniteLossError as error:
         print(f"train-mnist: {error}, e.g. --lr {config['lr'] / 10:g}", file=sys.stderr)
         if "save" in outputs and last["epoch"] > start_epoch:

@@ -13,13 +13,14 @@ import math
 
 from ..presets import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OPTIMIZERS, SCHEDULES
 from .common import UsageError, check_outputs, mnist_inputs
+from .training import number_text, read_numbers, read_resume, read_threads
 
 PRESET_NAMES = ("softmax", "mlp", "cnn")
 DEFAULT_MODEL = "cnn"
 # the options a resumed run takes from its checkpoint (they must not contradict it)
 RUN_OPTIONS = ("model", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "shift", "seed",
                "limit")
-# the numeric options and their types: read by _read_numbers, not by argparse, so that a bad value
+# the numeric options and their types: read by training.read_numbers, not by argparse, so that a bad value
 # gets one line naming the option rather than the usage block
 NUMBER_OPTIONS = {"epochs": int, "batch_size": int, "lr": float, "momentum": float, "weight_decay": float,
                   "shift": int, "seed": int, "limit": int}
@@ -91,15 +92,15 @@ def resolve_options(args):
     ``outputs`` maps "save", "metrics" and "plot" (those given) to paths already shown writable,
     none of them the checkpoint resumed, an MNIST file or another output (``check_outputs``).
     """
-    _read_numbers(args)
-    args.threads = _read_threads(args.threads)
+    read_numbers(args, NUMBER_OPTIONS)
+    args.threads = read_threads(args.threads)
     try:
         inputs = [("--resume", args.resume)] if args.resume else []
         inputs += mnist_inputs(args.data_dir)
     except TypeError as error:  # a --data-dir that is no path
         raise UsageError(str(error)) from None
     given = check_outputs([(f"--{name}", getattr(args, name)) for name in OUTPUT_OPTIONS], inputs)
-    checkpoint = _load_resume(args.resume) if args.resume else None
+    checkpoint = read_resume(args.resume) if args.resume else None
     config = _resolve_config(args, checkpoint)
     if checkpoint is not None:
         _check_resumed_run(args.resume, checkpoint, config)
@@ -110,44 +111,10 @@ def resolve_options(args):
     return config, checkpoint, outputs
 
 
-def _read_numbers(args) -> None:
-    """Turn the numeric options given from text into numbers, in place; the ranges are checked later."""
-    for name, kind in NUMBER_OPTIONS.items():
-        text = getattr(args, name)
-        if text is None:
-            continue
-        try:
-            setattr(args, name, kind(text))
-        except ValueError:  # int() of more than 4300 digits too
-            expected = "an int" if kind is int else "a number"
-            raise UsageError(f"--{name.replace('_', '-')} must be {expected}, got {text!r:.40}") from None
-
-
-def _read_threads(text):
-    """``--threads``: "auto" or a thread count >= 1 (not part of the run's configuration: a resumed
-    run may use another)."""
-    if text is None or text == "auto":
-        return "auto"
-    try:
-        count = int(text)
-    except (TypeError, ValueError):
-        raise UsageError(f"--threads must be auto or an int >= 1, got {text!r:.40}") from None
-    if not 1 <= count <= MAX_THREADS:
-        raise UsageError(f"--threads must be auto or an int from 1 to {MAX_THREADS}, got {_number_text(count)}")
-    return count
-
-
 # the int options' ranges, inclusive: every value in them is safe all the way through the run (the
 # schedules divide by epochs as floats; numpy's seeds, threadpoolctl's counts are C integers)
 INT_RANGES = {"epochs": (0, 100_000), "batch_size": (1, 1_000_000), "shift": (0, 8), "seed": (0, 2**64 - 1),
               "limit": (1, 1_000_000)}
-MAX_THREADS = 1024
-
-
-def _number_text(value) -> str:
-    """An int as text, a long one cut short: a 400-digit --epochs is named, not printed in full."""
-    text = str(value)
-    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
 
 
 def _check_numbers(config: dict) -> None:
@@ -157,10 +124,10 @@ def _check_numbers(config: dict) -> None:
             continue
         if value < low:
             bound = "between 0 and 8 pixels" if name == "shift" else f">= {low}"
-            raise UsageError(f"--{name.replace('_', '-')} must be {bound}, got {_number_text(value)}")
+            raise UsageError(f"--{name.replace('_', '-')} must be {bound}, got {number_text(value)}")
         if value > high:
             bound = "between 0 and 8 pixels" if name == "shift" else f"at most {high:,}"
-            raise UsageError(f"--{name.replace('_', '-')} must be {bound}, got {_number_text(value)}")
+            raise UsageError(f"--{name.replace('_', '-')} must be {bound}, got {number_text(value)}")
     if not (math.isfinite(config["lr"]) and config["lr"] > 0):
         raise UsageError(f"--lr must be a finite number > 0, got {config['lr']:g}")
     if not (0 <= config["momentum"] < 1):
@@ -200,18 +167,6 @@ def _resolve_config(args, checkpoint) -> dict:
                 f"({saved[name]}); a resumed run keeps its configuration (only --epochs may change)"
             )
     return {**saved, "epochs": saved["epochs"] if given["epochs"] is None else given["epochs"]}
-
-
-def _load_resume(path):
-    from ..io import load_checkpoint
-
-    try:
-        return load_checkpoint(path)
-    except FileNotFoundError:
-        raise UsageError(f"--resume {path}: no such file") from None
-    except (OSError, ValueError) as error:
-        raise UsageError(f"--resume: {error}") from None
-
 
 
 # -- checking what --resume reads ----------------------------------------------------------------

@@ -157,7 +157,10 @@ def save_figure(figure, path: Path) -> None:
 
 
 def read_resume(path):
-    """The checkpoint ``--resume`` names; every reason it cannot be read is a one-line UsageError."""
+    """The checkpoint ``--resume`` names; every reason it cannot be read is a one-line UsageError.
+
+    ``common.read_checkpoint``'s twin for an option: its messages name ``--resume``, as a training
+    command's every other option message names its option."""
     from ..io import load_checkpoint
 
     try:

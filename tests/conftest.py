@@ -16,6 +16,8 @@ loopback mirror, small synthetic MNIST, and a guard that fails any test reaching
   ``$NNSCRATCH_TEST_TEXT`` (skips when tiny shakespeare is absent).
 - ``synthetic_mnist``: 600 train / 100 test learnable 28x28 images served as MNIST ``.gz`` files,
   with ``nnscratch.data.mnist.SHA256`` patched to their hashes; see ``SyntheticMNIST``.
+- ``full_disk(name, after=0)``: writes of the file ``name`` through ``atomic_file`` fail with ENOSPC
+  from the (after+1)-th on.
 - ``umask(mask)``: sets the process umask for the rest of the test; the old one is restored after.
 """
 
@@ -329,6 +331,35 @@ def synthetic_mnist(tmp_path, http_server, monkeypatch):
         y_test=y_test,
         sha256=sha256,
     )
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """``full_disk(name, after=0)``: writing a file named ``name`` fails with ENOSPC from its
+    (after+1)-th write on, at the fsync that makes it durable, as a full file system fails."""
+    import errno
+
+    import nnscratch.atomic_file as atomic_file
+
+    real_fsync, writes, limits = os.fsync, {}, {}
+
+    def fsync(fd):
+        target = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists(f"/proc/self/fd/{fd}") else ""
+        for name, after in limits.items():
+            if f"/.{name}." in target:  # atomic_write's temporary .NAME.<random>.part
+                writes[name] = writes.get(name, 0) + 1
+                if writes[name] > after:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    def install(name, after=0):
+        if not os.path.exists("/proc/self/fd"):
+            pytest.skip("needs /proc/self/fd to tell the files apart")
+        limits[name] = after
+        monkeypatch.setattr(atomic_file.os, "fsync", fsync)
+        return writes
+
+    return install
 
 
 # -- real file-system conditions: a full disk, a read-only folder ---------------------------------

@@ -287,35 +287,6 @@ def test_mlp_one_epoch_on_real_mnist(mnist_mirror, tmp_path, capsys):
 
 
 # -- a full disk: one line, the old file intact, the result still printed ----------------------
-@pytest.fixture
-def full_disk(monkeypatch):
-    """``full_disk(name, after=0)``: writing a file named ``name`` fails with ENOSPC from its
-    (after+1)-th write on, at the fsync that makes it durable, as a full file system fails."""
-    import errno
-
-    import nnscratch.atomic_file as atomic_file
-
-    real_fsync, writes, limits = os.fsync, {}, {}
-
-    def fsync(fd):
-        target = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists(f"/proc/self/fd/{fd}") else ""
-        for name, after in limits.items():
-            if f"/.{name}." in target:  # atomic_write's temporary .NAME.<random>.part
-                writes[name] = writes.get(name, 0) + 1
-                if writes[name] > after:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_fsync(fd)
-
-    def install(name, after=0):
-        if not os.path.exists("/proc/self/fd"):
-            pytest.skip("needs /proc/self/fd to tell the files apart")
-        limits[name] = after
-        monkeypatch.setattr(atomic_file.os, "fsync", fsync)
-        return writes
-
-    return install
-
-
 def test_a_full_disk_is_one_line_and_the_run_still_reports(synthetic_mnist, tmp_path, capsys, full_disk):
     save_path, metrics_path = tmp_path / "m.npz", tmp_path / "metrics.json"
     metrics_path.write_text("old metrics")

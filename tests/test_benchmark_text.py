@@ -80,4 +80,16 @@ def test_the_command_prints_both_times_the_ratio_and_both_losses(bench, torch, t
 def test_bad_orders_are_refused(bench, torch, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--order", "pytorch,pytorch"])
-    assert "--order must name nnscratch and pytorch once each" in capsys.readouterr().err
+    assert "--order must name nnscratch or pytorch or both, once each, got 'pytorch,pytorch'" in capsys.readouterr().err
+
+
+def test_one_side_alone_is_timed_without_a_ratio(bench, torch, tmp_path, capsys):
+    path = tmp_path / "t.txt"
+    path.write_text(TEXT)
+    assert bench.main([str(path), "--model", "rnn", "--iters", "3", "--threads", "1", "--order", "pytorch", "--json",
+                       str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("nats/char over the whole split") == 1 and "PyTorch:" in out and "nnscratch:" not in out
+    assert "time ratio" not in out
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert "nnscratch" not in data and "ratio" not in data and data["pytorch"]["val_loss"] > 0

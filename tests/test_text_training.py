@@ -10,7 +10,7 @@ import pytest
 
 import nnscratch as nn
 from nnscratch.data.text import CharCorpus, LineCorpus
-from nnscratch.text_presets import constant, recurrent, warmup_cosine
+from nnscratch.text_presets import constant, recurrent
 from nnscratch.text_training import TextTraining, seeded
 from nnscratch.train import NonFiniteLossError
 
@@ -59,18 +59,6 @@ def test_the_schedule_sets_the_rate_of_each_step():
         training.step(index)
         seen.append(training.optimizer.lr)
     assert seen == [0.01, 0.02, 0.03]
-
-
-def test_warmup_cosine_is_nanogpts_rate():
-    rate = warmup_cosine(1e-3, 2000)
-    assert math.isclose(rate(0), 1e-5) and math.isclose(rate(49), 5e-4)  # lr (i + 1) / 100 over the warmup
-    assert math.isclose(rate(99), 1e-3)
-    middle = 1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + math.cos(math.pi * (1050 - 100) / 1900))
-    assert math.isclose(rate(1049), middle)
-    assert math.isclose(rate(1999), 1e-4) and math.isclose(rate(5000), 1e-4)
-    short = warmup_cosine(1e-3, 20)  # a tenth of a short run warms up
-    assert math.isclose(short(0), 5e-4) and math.isclose(short(1), 1e-3) and math.isclose(short(19), 1e-4)
-    assert math.isclose(warmup_cosine(1e-3, 5)(0), 1e-3)  # too short to warm up at all
 
 
 def test_training_lowers_the_loss_of_a_recurrent_model():

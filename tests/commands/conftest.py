@@ -34,3 +34,11 @@ def text_file(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def text(text_file):
+    """A small text to train on (``helpers.text_runs.TEXT``), as a file."""
+    from helpers.text_runs import TEXT
+
+    return text_file("richard.txt", TEXT)

@@ -1,6 +1,7 @@
 """The train-text command end to end, in-process, on small texts with small settings (the rnn preset,
-batches of a few windows): what it prints, writes and refuses. Its resume and failure paths are in
-test_train_text_resume.py; tiny shakespeare itself in test_train_text_shakespeare.py."""
+batches of a few windows): what it prints and writes. Its options, text, loop and checkpoint record
+are tested beside their modules (test_train_text_options.py, test_train_text_data.py,
+test_train_text_loop.py, test_text_checkpoint.py)."""
 
 from __future__ import annotations
 
@@ -165,3 +166,11 @@ def test_nothing_to_train_still_reports(verse, tmp_path, capsys):
     data = json.loads((tmp_path / "m.json").read_text())
     assert data["iterations"] == 0 and data["history"] == [] and data["tokens_per_second"] is None
     assert np.isfinite(data["validation_loss"])
+
+
+@pytest.mark.slow
+def test_the_default_transformer_learns_tiny_shakespeare(text_mirror, tmp_path, capsys):
+    """200 iterations of the default recipe bring the whole-split loss from ln(65) = 4.17 below 2.6."""
+    assert run("--iters", "200", "--data-dir", tmp_path, "--mirror", text_mirror, "--quiet") == 0
+    loss = float(re.match(r"validation loss (\d\.\d+)", capsys.readouterr().out).group(1))
+    assert loss < 2.6

@@ -30,6 +30,7 @@ Tools:
 - ``sanity_check_tables``: reading ``nnscratch sanity-check``'s printed table back.
 - ``fake_machine``: a fake clock and BLAS thread counts for the thread-choice tests.
 - ``train_mnist_runs``: running train-mnist against a loopback mirror, metrics without timings.
+- ``text_runs``: small train-text runs and ways to stop them, for the train-text command's tests.
 - ``swap_training``: one network trained from the reference layers and from the fast ones.
 - ``differences``: central differences of a scalar function of an array, element by element.
 - ``check_contexts``: a check's context built by hand, to call one diagnosis at a time.

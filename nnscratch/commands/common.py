@@ -129,6 +129,17 @@ def os_error_text(error: OSError) -> str:
     return f"{shown(error.filename)}: {cause}" if error.filename else cause
 
 
+def stdout_failed(command: str, what: str, error: OSError) -> int:
+    """The exit code once writing ``what`` to stdout failed: 0 for a reader that left (``... | head``
+    has what it wanted), else 1 after one line on stderr (stdout redirected to a full disk, say).
+    Stdout then leads nowhere, so that Python's own flush at exit does not fail loudly."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if isinstance(error, BrokenPipeError):
+        return 0
+    print(f"{command}: could not write {what} to the standard output: {error.strerror or error}", file=sys.stderr)
+    return 1
+
+
 def write_failed(command: str, what: str, path, error: OSError) -> None:
     """One line on stderr for an output that could not be written, naming it and the cause."""
     unchanged = "; the previous file there is unchanged" if os.path.lexists(path) else ""

@@ -12,10 +12,9 @@ options or a checkpoint that is not a usable text model, 130 interrupted.
 
 from __future__ import annotations
 
-import os
 import sys
 
-from .common import UsageError, check_finite_weights, read_checkpoint, run_command, shown
+from .common import UsageError, check_finite_weights, read_checkpoint, run_command, shown, stdout_failed
 from .training import check_int_range, number_text, read_numbers
 
 HELP = "write text with a language model trained by train-text, as it is sampled"
@@ -112,15 +111,8 @@ def _run(args) -> int:
             return _lines(sampler, args, saved, options)
         _text(sampler, vocabulary, args.prompt, options["tokens"])
         return 0
-    except BrokenPipeError:  # `generate ... | head`: the reader has what it wanted
-        # stdout now leads nowhere, so that Python's own flush at exit does not fail loudly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except OSError as error:  # stdout redirected to a full disk, say: one line, and nothing more written there
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print(f"generate: could not write the text to the standard output: {error.strerror or error}",
-              file=sys.stderr)
-        return 1
+    except OSError as error:  # `generate ... | head`, or stdout on a full disk
+        return stdout_failed("generate", "the text", error)
     finally:
         sampler.close()
 

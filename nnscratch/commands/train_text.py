@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import sys
 
+from .common import stdout_failed
 from .training import Outputs, interrupt_exit_code, run_training, stopped
 
 # add_arguments is this command's, as every command module has one (see nnscratch/commands/__init__.py)
@@ -90,7 +91,11 @@ def _run(args) -> int:
         return _diverged(f"training diverged: the validation loss is {validation}", config, loop, outputs)
     sample = _sample(training, config, corpus, known)
     loop.finish(validation, sample)
-    _report(config, corpus, loop, validation, sample, args.quiet)
+    try:
+        _report(config, corpus, loop, validation, sample, args.quiet)
+        sys.stdout.flush()
+    except OSError as error:  # `train-text | head -1`, or stdout on a full disk: the outputs are written
+        return max(stdout_failed("train-text", "the result", error), 1 if outputs.failed else 0)
     return 1 if outputs.failed else 0
 
 

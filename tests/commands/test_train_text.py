@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -148,6 +149,20 @@ def test_the_console_script_runs():
     found = subprocess.run([sys.executable, "-c", "from nnscratch.cli import train_text_main; train_text_main()",
                             "--version"], capture_output=True, text=True)
     assert found.returncode == 0 and found.stdout.startswith("train-text ")
+
+
+def test_a_reader_that_leaves_or_a_full_stdout_is_no_traceback(verse, tmp_path):
+    argv = [sys.executable, "-m", "nnscratch", "train-text", str(verse), *SMALL, "--save", str(tmp_path / "m.npz")]
+    reader_gone = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader_gone.stdout.close()  # as `train-text | head` once head has its lines
+    assert reader_gone.wait(timeout=120) == 0 and reader_gone.stderr.read() == ""
+    assert (tmp_path / "m.npz").is_file()
+    if not os.path.exists("/dev/full"):
+        return
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(argv, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr == "train-text: could not write the result to the standard output: No space left on device\n"
 
 
 def test_out_of_memory_is_one_line(verse, monkeypatch, capsys):

@@ -166,7 +166,8 @@ def torch_optimizer(torch, model: str, module, lr: float):
     return torch.optim.RMSprop(params, lr=lr, alpha=0.95)
 
 
-def train_torch(torch, model: str, module, corpus, config: dict, seed: int) -> dict:
+def train_torch(torch, model: str, module, corpus, config: dict, seed: int, validate: bool = True) -> dict:
+    """PyTorch's side: the iterations timed, then (with ``validate``) the whole-split validation loss."""
     preset = PRESETS[model]
     optimizer = torch_optimizer(torch, model, module, config["lr"])
     schedule = preset.schedule(config["lr"], config["iters"])
@@ -187,7 +188,7 @@ def train_torch(torch, model: str, module, corpus, config: dict, seed: int) -> d
         losses.append(loss.item())
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "last_losses": float(np.mean(losses[-50:])),
-            "val_loss": torch_validation_loss(torch, module, corpus, config["block_size"])}
+            "val_loss": torch_validation_loss(torch, module, corpus, config["block_size"]) if validate else None}
 
 
 def torch_validation_loss(torch, module, corpus, block_size: int) -> float:

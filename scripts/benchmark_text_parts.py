@@ -73,10 +73,13 @@ def torch_parts(torch, model: str, training, weights, corpus, config: dict, seed
     """(mean seconds a step without the profiler, the profiler's table of ops by self time)."""
     module = bench.torch_twin(torch, model, training.net, weights)
     torch_config = {**config, "iters": warmup + steps}
-    bench.train_torch(torch, model, module, corpus, {**torch_config, "iters": warmup}, seed)  # warm-up
-    plain = bench.train_torch(torch, model, module, corpus, {**torch_config, "iters": steps}, seed)["seconds"] / steps
+    def train(iters: int) -> float:  # the training steps only: no validation pass in the profile
+        return bench.train_torch(torch, model, module, corpus, {**torch_config, "iters": iters}, seed, False)["seconds"]
+
+    train(max(warmup, 1))
+    plain = train(steps) / steps
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
-        bench.train_torch(torch, model, module, corpus, {**torch_config, "iters": max(steps // 2, 1)}, seed)
+        train(max(steps // 2, 1))
     return plain, profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=16)
 
 

@@ -10,7 +10,7 @@ import pytest
 import nnscratch as nn
 from nnscratch import text_training
 from nnscratch.data.text import CharCorpus
-from script_modules import load_script  # tests/ on sys.path
+from helpers.script_modules import load_script
 
 TEXT = ("Full fathom five thy father lies;\nOf his bones are coral made;\n"
         "Those are pearls that were his eyes:\nNothing of him that doth fade\n") * 10

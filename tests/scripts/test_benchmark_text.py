@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from nnscratch.data.text import CharCorpus, LineCorpus
-from script_modules import load_script  # tests/ on sys.path
+
+from helpers.script_modules import load_script
 
 TEXT = ("When shall we three meet again\nIn thunder, lightning, or in rain?\nWhen the hurlyburly's done,\n"
         "When the battle's lost and won.\n") * 20

@@ -26,7 +26,7 @@ def test_the_installed_metadata_has_the_same_version():
 def test_every_command_is_reachable_by_its_name():
     parser = cli.build_parser()
     required = {"sanity-check": ["Linear"], "predict": ["model.npz", "digit.png"],
-                "report": ["model.npz", "--out", "r.png"], "export": ["model.npz", "model.onnx"]}
+                "report": ["model.npz", "--out", "r.png"], "export": ["model.npz", "model.onnx"], "generate": ["model.npz"]}
     for name in cli.COMMANDS:
         args = parser.parse_args([name, *required.get(name, [])])
         assert args.command == name and callable(args.run)

@@ -28,6 +28,10 @@ CONFIG_KEYS = ("model", "iters", "batch_size", "block_size", "lr", "seed", "eval
 HISTORY_KEYS = ("iter", "loss", "train_loss", "val_loss", "lr", "seconds")
 HASH_CHARS = 12  # 48 bits a line: with 500,000 lines, a new line is taken for a known one once in 500 million
 MAX_KNOWN_LINES = 500_000
+# the bounds of a run's configuration, for the options (train_text_options) and for a record read back
+INT_RANGES = {"iters": (0, 10_000_000), "batch_size": (1, 65_536), "block_size": (1, 65_536), "seed": (0, 2**64 - 1),
+              "eval_interval": (1, 10_000_000)}
+MAX_LR = 1e6
 
 
 def line_hash(line: str) -> str:
@@ -59,8 +63,6 @@ def _integer(value) -> bool:
 
 
 def _check_config(config, refuse) -> None:
-    from .train_text_options import INT_RANGES, MAX_LR
-
     if not isinstance(config, dict) or tuple(sorted(config)) != tuple(sorted(CONFIG_KEYS)):
         refuse(f"its config is not train-text's: {config!r:.120}")
     if config["model"] not in PRESETS:

@@ -15,15 +15,13 @@ import math
 
 from ..text_presets import DEFAULT_MODEL, PRESETS
 from .common import UsageError, check_outputs, read_deadline
+from .text_checkpoint import INT_RANGES, MAX_LR
 from .training import check_int_range, read_numbers, read_resume, read_threads
 
 NUMBER_OPTIONS = {"iters": int, "batch_size": int, "block_size": int, "lr": float, "seed": int, "eval_interval": int}
 # the options a resumed run takes from its checkpoint (they must not contradict it)
 RUN_OPTIONS = ("model", "batch_size", "block_size", "lr", "seed", "lines")
-INT_RANGES = {"iters": (0, 10_000_000), "batch_size": (1, 65_536), "block_size": (1, 65_536), "seed": (0, 2**64 - 1),
-              "eval_interval": (1, 10_000_000)}
 MAX_TOKENS = 1 << 20  # batch size x block size: past this one step's arrays take gigabytes
-MAX_LR = 1e6
 TINY_SHAKESPEARE = "tinyshakespeare"  # the text's source in a config when no FILE was given
 OUTPUT_OPTIONS = ("save", "metrics", "plot")
 

@@ -138,8 +138,9 @@ def _read_threads(text):
 
 
 # the int options' ranges, inclusive: every value in them is safe all the way through the run (the
-# schedules divide by epochs as floats; numpy's seeds, threadpoolctl's counts are C integers)
-INT_RANGES = {"epochs": (0, 100_000), "batch_size": (1, 1_000_000), "shift": (0, 8), "seed": (0, 2**64 - 1),
+# schedules divide by epochs as floats; numpy's seeds, threadpoolctl's counts are C integers), and
+# the longest run's history fits a checkpoint's header (nnscratch.io.format.MAX_HEADER_CHARS)
+INT_RANGES = {"epochs": (0, 10_000), "batch_size": (1, 1_000_000), "shift": (0, 8), "seed": (0, 2**64 - 1),
               "limit": (1, 1_000_000)}
 MAX_THREADS = 1024
 

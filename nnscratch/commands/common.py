@@ -148,8 +148,7 @@ def load_classifier(path):
         raise UsageError(f"{shown(path)}: {error}") from None
 
 
-
-def check_finite_weights(path, model) -> None:
+def check_finite_weights(path, model, consequence="its predictions would mean nothing") -> None:
     """UsageError when some parameter of ``model`` holds NaN or an infinity (a diverged run's weights)."""
     import numpy as np
 
@@ -158,4 +157,4 @@ def check_finite_weights(path, model) -> None:
     if bad:
         values = sum(int(p.size - np.count_nonzero(np.isfinite(p))) for p in bad)
         raise UsageError(f"{shown(path)}: {values:,} weight values in {len(bad)} of its {len(parameters)} parameter "
-                         "arrays are NaN or infinite (did the training diverge?): its predictions would mean nothing")
+                         f"arrays are NaN or infinite (did the training diverge?): {consequence}")

@@ -12,7 +12,7 @@ import importlib.util
 import math
 
 from ..presets import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OPTIMIZERS, SCHEDULES
-from .common import UsageError, check_outputs, mnist_inputs
+from .common import UsageError, check_finite_weights, check_outputs, mnist_inputs
 
 PRESET_NAMES = ("softmax", "mlp", "cnn")
 DEFAULT_MODEL = "cnn"
@@ -214,7 +214,6 @@ def _load_resume(path):
         raise UsageError(f"--resume: {error}") from None
 
 
-
 # -- checking what --resume reads ----------------------------------------------------------------
 def _check_resumed_run(path, checkpoint, config: dict) -> None:
     """The checkpoint's training metadata must be what train-mnist --save writes, and its network
@@ -225,6 +224,8 @@ def _check_resumed_run(path, checkpoint, config: dict) -> None:
 
     def refuse(what):
         raise UsageError(f"--resume {path}: {what}")
+
+    check_finite_weights(f"--resume {path}", checkpoint.model, "training cannot go on from them")
 
     saved = checkpoint.metadata["train_mnist"]
     for name, value in saved["config"].items():  # as saved: an option given now may override it

@@ -156,5 +156,7 @@ def check_finite_weights(path, model, consequence="its predictions would mean no
     bad = [p for p in parameters if not np.isfinite(p).all()]
     if bad:
         values = sum(int(p.size - np.count_nonzero(np.isfinite(p))) for p in bad)
-        raise UsageError(f"{shown(path)}: {values:,} weight values in {len(bad)} of its {len(parameters)} parameter "
-                         f"arrays are NaN or infinite (did the training diverge?): {consequence}")
+        values_are = f"{values:,} weight values in {len(bad)} of its {len(parameters)} parameter arrays are"
+        if values == 1:
+            values_are = f"1 weight value in 1 of its {len(parameters)} parameter arrays is"
+        raise UsageError(f"{shown(path)}: {values_are} NaN or infinite (did the training diverge?): {consequence}")

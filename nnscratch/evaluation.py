@@ -49,6 +49,10 @@ def check_validation(where: str, validation, x, y):
     where = f"{where} (validation data)"
     check_data(where, *validation)
     tokens = x.ndim >= 2 and y.ndim >= 2 and x.shape[1] == y.shape[1]
+    x_val, y_val = validation
+    if tokens and x_val.ndim >= 2 and y_val.ndim >= 2 and x_val.shape[1] != y_val.shape[1]:
+        raise ValueError(f"{where}: x has shape {x_val.shape} and y {y_val.shape}: sequences of {x_val.shape[1]} "
+                         f"steps need a label for each, as the training data have")
     for name, given, trained in zip("xy", validation, (x, y)):
         if _sample_shape(given, tokens) != _sample_shape(trained, tokens):
             raise ValueError(f"{where}: {name} has shape {given.shape}, the training {name} {trained.shape}: each "

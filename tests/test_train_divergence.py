@@ -166,3 +166,7 @@ def test_sequences_of_another_length_validate():
     with pytest.raises(ValueError, match=r"^fit \(validation data\): x has shape \(8, 6, 1\), the training x \(8, 6\)"):
         fit(net[:-2], net[-2:], nn.SGD(net, lr=0.1), ids, labels, 1, 4, validation=(ids[..., None], labels),
             progress=False)
+    with pytest.raises(ValueError, match=r"^fit \(validation data\): x has shape \(8, 3\) and y \(8, 2\): sequences of "
+                                         r"3 steps need a label for each, as the training data have$"):
+        fit(net[:-2], net[-2:], nn.SGD(net, lr=0.1), ids, labels, 1, 4, validation=(ids[:, :3], labels[:, :2]),
+            progress=False)

@@ -176,6 +176,17 @@ def test_a_header_over_the_bound_is_refused_unread(tmp_path, chars, message):
     assert peak < 1 << 20  # refused before the 128 MiB member is read
 
 
+def test_a_fit_history_beyond_train_mnists_longest_run_is_refused_by_save_saying_where_it_belongs(tmp_path):
+    # fit by the API has no bound on epochs: 50,000 of its records do not fit a header, and save
+    # says so (and where such a history belongs) instead of writing a file load would refuse.
+    history = train_mnist_metadata(50_000)["train_mnist"]["history"]
+    with pytest.raises(ValueError, match=r"^save: the header would be [\d,]+ characters, load reads at most "
+                                         r"4,194,304: keep a long history \(fit's, over thousands of epochs\) in a "
+                                         r"file of its own, not in metadata$"):
+        save(small_net(), tmp_path / "m.npz", metadata={"history": history})
+    assert not os.listdir(tmp_path)
+
+
 @pytest.mark.slow
 def test_the_costliest_header_at_the_bound_takes_at_most_36_bytes_a_character_to_refuse(tmp_path):
     # tiny objects holding tiny lists, the costliest JSON measured, as long as load reads: 150 MB

@@ -298,5 +298,5 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
 
 def _non_finite_values(*layers) -> int:
     """How many values of the layers' parameters and buffers are NaN or infinite."""
-    arrays = [a for layer in layers for a in [*layer.parameters, *getattr(layer, "buffers", [])]]
+    arrays = [np.asarray(a) for layer in layers for a in [*layer.parameters, *getattr(layer, "buffers", [])]]
     return sum(int(a.size - np.count_nonzero(np.isfinite(a))) for a in arrays if not np.isfinite(a).all())

@@ -41,16 +41,17 @@ def check_validation(where: str, validation, x, y):
     """``validation`` as ``fit`` takes it: None, or a pair (x_val, y_val) of the training data's kind,
     checked before the first step. A sample of x_val and a target of y_val have the shapes of the
     training data's, x.shape[1:] and y.shape[1:], but for the length T of sequences (inputs
-    (N, T, ...) with token labels (N, T)), which may differ."""
+    (N, T, ...) with integer token labels (N, T)), which may differ."""
     if validation is None:
         return None
     if not isinstance(validation, (tuple, list)) or len(validation) != 2:
         raise TypeError(f"{where}: validation must be a pair (x_val, y_val), got {type(validation).__name__}")
     where = f"{where} (validation data)"
     check_data(where, *validation)
-    tokens = x.ndim >= 2 and y.ndim >= 2 and x.shape[1] == y.shape[1]
+    # token labels (N, T), integers, for inputs (N, T, ...): one-hot rows (N, C) are floats
+    tokens = len(y.shape) == 2 and np.dtype(y.dtype).kind in "iu" and len(x.shape) >= 2 and x.shape[1] == y.shape[1]
     x_val, y_val = validation
-    if tokens and x_val.ndim >= 2 and y_val.ndim >= 2 and x_val.shape[1] != y_val.shape[1]:
+    if tokens and len(x_val.shape) >= 2 and len(y_val.shape) >= 2 and x_val.shape[1] != y_val.shape[1]:
         raise ValueError(f"{where}: x has shape {x_val.shape} and y {y_val.shape}: sequences of {x_val.shape[1]} "
                          f"steps need a label for each, as the training data have")
     for name, given, trained in zip("xy", validation, (x, y)):
@@ -62,7 +63,8 @@ def check_validation(where: str, validation, x, y):
 
 def _sample_shape(data, tokens: bool) -> tuple:
     """One sample's shape, with "T" for the length of a sequence (any length matches any other)."""
-    return ("T", *data.shape[2:]) if tokens and data.ndim >= 2 else data.shape[1:]
+    shape = tuple(data.shape)
+    return ("T", *shape[2:]) if tokens and len(shape) >= 2 else shape[1:]
 
 
 def ignore_index_of(loss):

@@ -154,6 +154,15 @@ def test_validation_data_of_another_kind_is_refused_before_the_first_step(valida
     assert optimizer.steps == 0
 
 
+def test_one_hot_rows_as_wide_as_the_samples_are_no_sequences():
+    x, y = blobs(width=3)
+    targets = np.eye(3)[y]  # (64, 3), as x: the widths agree, and still no token is in sight
+    model, _ = network(3)
+    with pytest.raises(ValueError, match=r"^fit \(validation data\): x has shape \(64, 1\), the training x \(64, 3\)"):
+        fit(model, nn.Sequential(nn.CrossEntropy(), nn.Mean()), nn.SGD(model, lr=0.1), x, targets, 1, 16,
+            validation=(x[:, :1], targets[:, :1]), progress=False)
+
+
 def test_sequences_of_another_length_validate():
     rng = np.random.default_rng(0)
     ids, labels = rng.integers(0, 5, (8, 6)), rng.integers(0, 5, (8, 6))

@@ -252,8 +252,10 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
                 if run.schedule is not None:
                     t = epoch - 1 + (batch - 1) / run.num_batches
                     # a negative rate would train uphill, silently; NaN or inf would spoil every weight
+                    rate = run.schedule(t)
+                    rate = rate.item() if isinstance(rate, np.ndarray) and rate.ndim == 0 else rate  # np.where's
                     optimizer.lr = check_rate(f"fit: the schedule at epoch {epoch}, batch {batch}/{run.num_batches} "
-                                              f"(t={t:g})", run.schedule(t))
+                                              f"(t={t:g})", rate)
                     if batch == 1:
                         result["lr"] = optimizer.lr
                 x_batch, y_batch = x[index], y[index]

@@ -129,6 +129,15 @@ def test_a_schedule_giving_no_number_is_a_type_error():
             schedule=lambda t: "0.1")
 
 
+@pytest.mark.parametrize("rate", [np.float32(0.05), np.array(0.05), 1])
+def test_a_schedule_may_give_numpy_scalars_and_ints(rate):
+    x, y = blobs()
+    model, loss = network()
+    optimizer = nn.SGD(nn.Sequential(*model, *loss), lr=0.1)
+    history = fit(model, loss, optimizer, x, y, 1, 16, progress=False, schedule=lambda t: rate)
+    assert history[0]["lr"] == optimizer.lr == float(rate) and type(optimizer.lr) is float
+
+
 def test_a_zero_rate_is_allowed():
     x, y = blobs()
     model, loss = network()

@@ -13,9 +13,7 @@ import nnscratch as nn
 from nnscratch.cli import train_mnist_main
 from nnscratch.commands.train_mnist import _write_json
 
-
-def options(data, *extra):
-    return ["--data-dir", str(data.data_dir), "--mirror", data.url, "--quiet", *extra]
+from helpers.train_mnist_runs import options
 
 
 def refuse_constant(name):

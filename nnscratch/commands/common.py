@@ -73,6 +73,8 @@ def check_output_path(option: str, path) -> Path:
     standard output goes to a file."""
     given = Path(path).expanduser()
     path = Path(os.path.realpath(given)) if given.is_symlink() else given
+    if path.is_symlink():  # realpath stops where links go round in a loop
+        raise UsageError(f"{option} {shown(given)}: a symbolic link that leads to no file (a loop of links)")
     if path.is_dir():
         raise UsageError(f"{option} {shown(given)}: is a directory, expected a file path")
     directory = path.parent

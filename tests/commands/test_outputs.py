@@ -143,6 +143,16 @@ def test_an_output_through_a_symbolic_link_is_written_to_its_target_and_the_link
     assert sorted(os.listdir(run_files.dir / "kept")) == ["out"]  # no temporary left beside it
 
 
+def test_a_loop_of_symbolic_links_is_refused_and_kept(run_files, capsys):
+    loop = run_files.dir / "a-link"
+    os.symlink("b-link", loop)
+    os.symlink("a-link", run_files.dir / "b-link")
+    assert main(["predict", run_files.ck, run_files.a, "--show-input", str(loop)]) == 2
+    assert capsys.readouterr().err == (f"predict: error: --show-input {loop}: a symbolic link that leads to no file "
+                                       "(a loop of links)\n")
+    assert os.readlink(loop) == "b-link"
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 def test_download_mnist_refuses_to_replace_a_fifo_in_the_data_directory(synthetic_mnist, capsys):
     root = synthetic_mnist.data_dir

@@ -5,8 +5,8 @@ memory their batches made the layers keep when they finish (nnscratch/kernels/me
 Targets are integer labels (N,) or one-hot/soft rows (N, C); accuracy compares the argmax of the
 scores with the label (the argmax of a one-hot row). For sequences, the scores are (N, T, C) and
 the labels (N, T), one per token: accuracy and loss are then over tokens, and a token whose label is
-the loss's ``ignore_index`` (or outside [0, C)) counts for neither (see ``evaluate``). ``fit``
-(train.py) shares the checks and the counting here.
+the loss's ``ignore_index`` counts for neither (see ``evaluate``); any other label outside [0, C) is
+refused. ``fit`` (train.py) shares the checks and the counting here.
 """
 
 from __future__ import annotations
@@ -37,6 +37,36 @@ def check_data(where: str, x, y=None) -> None:
         raise ValueError(f"{where}: x has {len(x)} samples but y has {len(y)}; expected one target per sample")
 
 
+def check_validation(where: str, validation, x, y):
+    """``validation`` as ``fit`` takes it: None, or a pair (x_val, y_val) of the training data's kind,
+    checked before the first step. A sample of x_val and a target of y_val have the shapes of the
+    training data's, x.shape[1:] and y.shape[1:], but for the length T of sequences (inputs
+    (N, T, ...) with integer token labels (N, T)), which may differ."""
+    if validation is None:
+        return None
+    if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+        raise TypeError(f"{where}: validation must be a pair (x_val, y_val), got {type(validation).__name__}")
+    where = f"{where} (validation data)"
+    check_data(where, *validation)
+    # token labels (N, T), integers, for inputs (N, T, ...): one-hot rows (N, C) are floats
+    tokens = len(y.shape) == 2 and np.dtype(y.dtype).kind in "iu" and len(x.shape) >= 2 and x.shape[1] == y.shape[1]
+    x_val, y_val = validation
+    if tokens and len(x_val.shape) >= 2 and len(y_val.shape) >= 2 and x_val.shape[1] != y_val.shape[1]:
+        raise ValueError(f"{where}: x has shape {x_val.shape} and y {y_val.shape}: sequences of {x_val.shape[1]} "
+                         f"steps need a label for each, as the training data have")
+    for name, given, trained in zip("xy", validation, (x, y)):
+        if _sample_shape(given, tokens) != _sample_shape(trained, tokens):
+            raise ValueError(f"{where}: {name} has shape {given.shape}, the training {name} {trained.shape}: each "
+                             f"{'sample' if name == 'x' else 'target'} must have the training data's shape")
+    return validation
+
+
+def _sample_shape(data, tokens: bool) -> tuple:
+    """One sample's shape, with "T" for the length of a sequence (any length matches any other)."""
+    shape = tuple(data.shape)
+    return ("T", *shape[2:]) if tokens and len(shape) >= 2 else shape[1:]
+
+
 def ignore_index_of(loss):
     """The ``ignore_index`` of the loss's cross-entropy (None without one): its tokens count for
     nothing in accuracy, as in the loss."""
@@ -54,16 +84,22 @@ def scalar(where: str, value) -> float:
 
 def count_correct(where: str, scores, y: np.ndarray, ignore_index=None) -> tuple[int, int]:
     """(correct, counted): the argmax of the scores' last axis against the labels of the batch's
-    targets ``y``, over the rows counted: all, but for labels equal to ``ignore_index`` or outside
-    [0, C)."""
+    targets ``y``, over the rows counted: all, but for labels equal to ``ignore_index``. A label
+    outside [0, C) that is not ``ignore_index`` is a ValueError: no class could ever match it."""
     shape = np.shape(scores)
     if len(shape) == y.ndim + 1 and shape[:-1] == y.shape:  # integer labels, (N,) or (N, T)
+        if y.dtype.kind not in "iu":
+            raise TypeError(f"{where}: labels of shape {y.shape} must be integers, got dtype {y.dtype}")
         hits = scores.argmax(axis=-1) == y
-        classes = shape[-1]
+        classes, low, high = shape[-1], y.min(), y.max()
         ignore_inside = ignore_index is not None and 0 <= ignore_index < classes
-        if y.min() >= 0 and y.max() < classes and not ignore_inside:
+        if low >= 0 and high < classes and not ignore_inside:
             return int(np.count_nonzero(hits)), y.size  # every label counts: the usual case
-        counted = (y >= 0) & (y < classes) & (True if ignore_index is None else y != ignore_index)
+        counted = np.ones(y.shape, bool) if ignore_index is None else y != ignore_index
+        if not ((y >= 0) & (y < classes) | ~counted).all():
+            ignored = "" if ignore_index is None else f" (or the loss's ignore_index, {ignore_index})"
+            raise ValueError(f"{where}: labels must be in [0, {classes}){ignored} for the {classes} classes the model "
+                             f"scores, got labels from {low} to {high}")
         return int(np.count_nonzero(hits & counted)), int(np.count_nonzero(counted))
     if len(shape) >= 2 and shape == y.shape:  # one-hot or soft rows
         return int(np.count_nonzero(scores.argmax(axis=-1) == y.argmax(axis=-1))), math.prod(shape[:-1])

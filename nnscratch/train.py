@@ -24,6 +24,7 @@ mode of every layer as it found it when it returns, also when it raises. Layers 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -32,8 +33,9 @@ import numpy as np
 
 from .clip import clip_grad_norm as _clip_grad_norm
 from .containers import Sequential
-from .evaluation import check_data, count_correct, evaluate_in_batches, ignore_index_of, ratio, scalar
+from .evaluation import check_data, check_validation, count_correct, evaluate_in_batches, ignore_index_of, ratio, scalar
 from .protocol import in_mode
+from .schedules import check_rate
 from .seeding import get_rng
 from .threads import training_threads
 from .validation import check_int
@@ -110,7 +112,14 @@ def fit(
 
     Raises:
         NonFiniteLossError: the loss of a batch is NaN or infinite (or, with max_grad_norm, its
-            gradient norm); raised before that batch's update, naming the epoch and batch.
+            gradient norm); raised before that batch's update, naming the epoch and batch. Or, at
+            the end of an epoch, a weight (a parameter or buffer of model or loss) is NaN or
+            infinite, or the validation loss is: updates no loss has seen yet diverged. So
+            ``on_epoch_end`` never sees a diverged epoch, and a record holds no NaN but where
+            nothing was counted (every token ignored).
+        ValueError: the schedule returned a negative, NaN or infinite rate (naming the epoch and
+            batch); the validation data do not have the training data's shape per sample (checked
+            before the first step).
 
     Modes: each epoch trains in train mode and validates in eval mode; every layer's mode is put
     back as fit found it at the end of each, so fit leaves the model in the mode it was given.
@@ -129,7 +138,7 @@ def fit(
         model=model, loss=loss, optimizer=optimizer, x=x, y=y, ignore_index=ignore_index_of(loss),
         batch_size=check_int("fit", "batch_size", batch_size, 1),
         epochs=check_int("fit", "epochs", epochs, 0),
-        validation=_checked_validation(validation), progress=progress, schedule=schedule, augment=augment,
+        validation=check_validation("fit", validation, x, y), progress=progress, schedule=schedule, augment=augment,
         on_epoch_end=on_epoch_end, max_grad_norm=_checked_max_grad_norm(max_grad_norm),
     )
     initial_epoch = check_int("fit", "initial_epoch", initial_epoch, 0)
@@ -145,14 +154,6 @@ def fit(
             if on_epoch_end is not None:
                 on_epoch_end(record)
     return history
-
-
-def _checked_validation(validation):
-    if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise TypeError("fit: validation must be a pair (x_val, y_val)")
-        check_data("fit (validation)", *validation)
-    return validation
 
 
 def _checked_max_grad_norm(value):
@@ -199,7 +200,10 @@ def _fit_epoch(run: _Run, epoch: int) -> dict:
         trained = _train_epoch(run, epoch)
     val = {"loss": None, "accuracy": None}
     if run.validation is not None:
-        val = evaluate_in_batches(run.model, run.validation[0], run.validation[1], run.batch_size, run.loss)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a divergence is said below, once
+            val = evaluate_in_batches(run.model, run.validation[0], run.validation[1], run.batch_size, run.loss)
+        if not math.isfinite(val["loss"]) and not math.isnan(val["accuracy"]):  # (both NaN: nothing counted)
+            raise _diverged(f"the validation loss is {val['loss']}", epoch, None, run)
     record = {
         "epoch": epoch, "loss": trained["loss"], "accuracy": trained["accuracy"],
         "val_loss": val["loss"], "val_accuracy": val["accuracy"],
@@ -217,11 +221,12 @@ def _epoch_line(record: dict, epochs: int) -> str:
     return line + f" ({record['seconds']:.1f} s)"
 
 
-def _diverged(what: str, value, epoch: int, batch: int, run: _Run, after: str = "") -> NonFiniteLossError:
+def _diverged(what: str, epoch: int, batch: int | None, run: _Run, after: str = "") -> NonFiniteLossError:
+    """The error for a divergence: ``what`` was seen at ``batch`` of ``epoch`` (None: the epoch's end)."""
     lr = f" (lr={run.optimizer.lr:g})" if hasattr(run.optimizer, "lr") else ""
+    where = f"the end of epoch {epoch}" if batch is None else f"epoch {epoch}, batch {batch}/{run.num_batches}"
     return NonFiniteLossError(
-        f"training diverged: the {what} is {value} at epoch {epoch}, batch {batch}/{run.num_batches}{after}; "
-        f"the learning rate{lr} is probably too high, try a lower one"
+        f"training diverged: {what} at {where}{after}; the learning rate{lr} is probably too high, try a lower one"
     )
 
 
@@ -245,7 +250,12 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
             for batch, start in enumerate(range(0, len(x), run.batch_size), start=1):
                 index = order[start : start + run.batch_size]
                 if run.schedule is not None:
-                    optimizer.lr = float(run.schedule(epoch - 1 + (batch - 1) / run.num_batches))
+                    t = epoch - 1 + (batch - 1) / run.num_batches
+                    # a negative rate would train uphill, silently; NaN or inf would spoil every weight
+                    rate = run.schedule(t)
+                    rate = rate.item() if isinstance(rate, np.ndarray) and rate.ndim == 0 else rate  # np.where's
+                    optimizer.lr = check_rate(f"fit: the schedule at epoch {epoch}, batch {batch}/{run.num_batches} "
+                                              f"(t={t:g})", rate)
                     if batch == 1:
                         result["lr"] = optimizer.lr
                 x_batch, y_batch = x[index], y[index]
@@ -254,7 +264,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
                 scores = model.forward(x_batch)
                 value = scalar("fit", loss.forward(scores, y_batch))
                 if not np.isfinite(value):
-                    raise _diverged("loss", value, epoch, batch, run)
+                    raise _diverged(f"the loss is {value}", epoch, batch, run)
                 hits, count = count_correct("fit", scores, y_batch, run.ignore_index)
                 if skip_input_delta:  # nobody uses dL/dx of the data: skip computing it
                     model.backward(loss.backward(1.0), input_delta=False)
@@ -263,7 +273,7 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
                 if run.max_grad_norm is not None:
                     norm = _clip_grad_norm([model, loss], run.max_grad_norm)
                     if not np.isfinite(norm):
-                        raise _diverged("gradient norm", norm, epoch, batch, run, f" (the loss was {value:g})")
+                        raise _diverged(f"the gradient norm is {norm}", epoch, batch, run, f" (the loss was {value:g})")
                 optimizer.step()
                 run.threads.step()  # the BLAS thread chooser times the steps
                 # weighted by the rows counted (samples, or the tokens not ignored): the epoch's loss
@@ -280,4 +290,15 @@ def _train_epoch(run: _Run, epoch: int) -> dict:
             bar.close()
     result.update(loss=ratio(total_loss, counted), accuracy=ratio(correct, counted),
                   seconds=time.perf_counter() - started)
+    # Each loss was finite before its update, but the last updates are seen by no loss: an overflow
+    # there (or a NaN weight the next layers hide) leaves weights that mean nothing.
+    spoilt = _non_finite_values(run.model, run.loss)
+    if spoilt:
+        raise _diverged(f"{spoilt:,} weight value{'s are' if spoilt > 1 else ' is'} NaN or infinite", epoch, None, run)
     return result
+
+
+def _non_finite_values(*layers) -> int:
+    """How many values of the layers' parameters and buffers are NaN or infinite."""
+    arrays = [np.asarray(a) for layer in layers for a in [*layer.parameters, *getattr(layer, "buffers", [])]]
+    return sum(int(a.size - np.count_nonzero(np.isfinite(a))) for a in arrays if not np.isfinite(a).all())

@@ -1,5 +1,7 @@
 """evaluate / predict (nnscratch/evaluation.py): batches equal the full batch, eval mode put back,
-bad arguments refused, and the memory of their batches handed back when they finish."""
+bad arguments refused, and the memory of their batches handed back when they finish; a label no
+class can match is refused, naming the labels given and the number of classes, while the loss's
+ignore_index still counts for nothing (issue 25)."""
 
 import numpy as np
 import pytest
@@ -144,3 +146,63 @@ def test_predict_and_evaluate_hand_the_memory_of_their_batches_back(tmp_path):
     before, after_predict, after_evaluate = map(float, result.stdout.split())
     assert after_predict - before <= 100, f"predict kept {after_predict - before:.0f} MB"
     assert after_evaluate - before <= 100, f"evaluate kept {after_evaluate - before:.0f} MB"
+
+
+# -- labels: in [0, C), or the loss's ignore_index (issue 25) ------------------------------------
+def scored(n=20, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    return nn.Linear(3, classes, rng=0), x, rng.integers(0, classes, n)
+
+
+@pytest.mark.parametrize("shift, low, high", [(100, 100, 103), (-1, -1, 2), (-4, -4, -1)])
+def test_labels_out_of_range_are_refused_naming_them_and_the_classes(shift, low, high):
+    model, x, y = scored()
+    assert (y.min(), y.max()) == (0, 3)
+    with pytest.raises(ValueError) as caught:
+        nn.evaluate(model, x, y + shift)
+    assert str(caught.value) == (f"evaluate: labels must be in [0, 4) for the 4 classes the model scores, "
+                                 f"got labels from {low} to {high}")
+
+
+def test_one_bad_label_in_a_later_batch_is_found():
+    model, x, y = scored()
+    y[-1] = 4
+    with pytest.raises(ValueError, match=r"^evaluate: labels must be in \[0, 4\) .* got labels from \d to 4$"):
+        nn.evaluate(model, x, y, batch_size=7)
+
+
+def test_the_losses_ignore_index_is_not_counted_and_other_labels_still_are_checked():
+    model, x, y = scored()
+    loss = nn.Sequential(nn.SoftmaxCrossEntropy(), nn.Mean())
+    kept = y.copy()
+    y[:5] = -100
+    scores = model.forward(x)
+    expected = np.mean(scores[5:].argmax(axis=1) == kept[5:])
+    assert nn.evaluate(model, x, y, loss=loss)["accuracy"] == pytest.approx(expected)
+    y[6] = -1
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 4\) \(or the loss's ignore_index, -100\) for the "
+                                         r"4 classes the model scores, got labels from -100 to 3"):
+        nn.evaluate(model, x, y, loss=loss)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 4\) for the 4 classes"):  # no loss: nothing ignored
+        nn.evaluate(model, x, np.where(y == -1, 0, y))
+
+
+def test_an_ignore_index_inside_the_classes_is_not_counted():
+    model, x, y = scored()
+    loss = nn.Sequential(nn.SoftmaxCrossEntropy(ignore_index=0), nn.Mean())
+    scores = model.forward(x)
+    counted = y != 0
+    expected = np.mean(scores[counted].argmax(axis=1) == y[counted])
+    assert nn.evaluate(model, x, y, loss=loss)["accuracy"] == pytest.approx(expected)
+
+
+def test_labels_must_be_integers():
+    model, x, y = scored()
+    with pytest.raises(TypeError, match=r"^evaluate: labels of shape \(20,\) must be integers, got dtype float64$"):
+        nn.evaluate(model, x, y.astype(float))
+
+
+def test_one_hot_rows_are_not_labels():
+    model, x, y = scored()
+    assert nn.evaluate(model, x, np.eye(4)[y])["accuracy"] == nn.evaluate(model, x, y)["accuracy"]

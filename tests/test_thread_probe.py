@@ -5,8 +5,9 @@ and fake per-thread waits, as in test_threads.py."""
 
 import pytest
 
-import nnscratch.threads as threads_module
-from nnscratch.threads import ThreadChooser, longest_wait_share, thread_waits
+import nnscratch.thread_probe as probe_module
+from nnscratch.thread_probe import longest_wait_share, thread_waits
+from nnscratch.threads import ThreadChooser
 from helpers.fake_machine import FOUND, FakeMachine, blas_threads, known_start  # noqa: F401 (known_start: autouse)
 
 
@@ -98,9 +99,9 @@ def test_thread_waits_reads_each_thread_s_scheduling_figures(tmp_path, monkeypat
         (tmp_path / tid).mkdir()
         (tmp_path / tid / "schedstat").write_text(text)
     (tmp_path / "10").mkdir()  # a thread that ended between the listing and the read
-    monkeypatch.setattr(threads_module, "_TASKS", str(tmp_path))
+    monkeypatch.setattr(probe_module, "_TASKS", str(tmp_path))
     assert thread_waits() == {"7": 2.5, "8": 1e-6}
-    monkeypatch.setattr(threads_module, "_TASKS", str(tmp_path / "missing"))
+    monkeypatch.setattr(probe_module, "_TASKS", str(tmp_path / "missing"))
     assert thread_waits() is None
     monkeypatch.undo()
     waits = thread_waits()

@@ -9,6 +9,8 @@ The rule for outputs, for every command and every output option: checked before 
 - is the same file as one of the command's inputs (its checkpoint, its images, the MNIST files it
   reads) or as another of its outputs, however it is spelled: symbolic links, ``..``, relative
   paths and hard links all count (``same_file``).
+
+An output given as a symbolic link is written to the file the link points to; the link stays.
 """
 
 from __future__ import annotations
@@ -62,40 +64,48 @@ def same_file(a, b) -> bool:
 
 
 def check_output_path(option: str, path) -> Path:
-    """The path's directory must exist and take a new file, checked by writing one, and the path
-    must be new or a regular file: all before any work. UsageError otherwise."""
-    path = Path(path).expanduser()
+    """The path to write: the path's directory must exist and take a new file, checked by writing
+    one, and the path must be new or a regular file: all before any work. UsageError otherwise.
+
+    A symbolic link is written through: the path returned is the file it points to, which gets the
+    same checks. An output is written beside its path and renamed over it (``atomic_write``), which
+    would replace the link itself with a regular file: a link a user keeps, or /dev/stdout when
+    standard output goes to a file."""
+    given = Path(path).expanduser()
+    path = Path(os.path.realpath(given)) if given.is_symlink() else given
+    if path.is_symlink():  # realpath stops where links go round in a loop
+        raise UsageError(f"{option} {shown(given)}: a symbolic link that leads to no file (a loop of links)")
     if path.is_dir():
-        raise UsageError(f"{option} {shown(path)}: is a directory, expected a file path")
+        raise UsageError(f"{option} {shown(given)}: is a directory, expected a file path")
     directory = path.parent
     if not directory.is_dir():
-        raise UsageError(f"{option} {shown(path)}: the directory {shown(directory)} does not exist")
+        raise UsageError(f"{option} {shown(given)}: the directory {shown(directory)} does not exist")
     try:
         check_replaceable(path)
     except NotRegularFileError as error:
-        raise UsageError(f"{option} {shown(path)}: {error.strerror}") from None
+        raise UsageError(f"{option} {shown(given)}: {error.strerror}") from None
     try:
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".nnscratch-check-"):
             pass
     except OSError as error:
-        raise UsageError(f"{option} {shown(path)}: cannot write in {shown(directory)} ({error.strerror or error})") from None
+        raise UsageError(f"{option} {shown(given)}: cannot write in {shown(directory)} ({error.strerror or error})") from None
     return path
 
 
 def check_outputs(outputs, inputs=()) -> dict:
-    """``{option: Path}`` for the ``(option, path)`` pairs of ``outputs`` whose path is not None,
-    each checked by ``check_output_path`` and against every ``(label, path)`` of ``inputs`` and every
-    earlier output (``same_file``); ``UsageError`` names the two spellings of one file."""
-    checked = {}
+    """``{option: Path to write}`` for the ``(option, path)`` pairs of ``outputs`` whose path is not
+    None, each checked by ``check_output_path`` and against every ``(label, path)`` of ``inputs`` and
+    every earlier output (``same_file``); ``UsageError`` names the two spellings of one file."""
+    checked, given = {}, {}
     for option, path in outputs:
         if path is None:
             continue
-        path = check_output_path(option, path)
-        for label, other in [*inputs, *checked.items()]:
-            if same_file(path, Path(other).expanduser()):
-                raise UsageError(f"{label} {shown(other)} and {option} {shown(path)} name the same file; "
-                                 "give each its own path")
-        checked[option] = path
+        written = check_output_path(option, path)
+        for label, other in [*inputs, *given.items()]:
+            if same_file(written, Path(other).expanduser()):
+                raise UsageError(f"{label} {shown(other)} and {option} {shown(Path(path).expanduser())} name the "
+                                 "same file; give each its own path")
+        checked[option], given[option] = written, path
     return checked
 
 
@@ -174,8 +184,7 @@ def load_classifier(path):
         raise UsageError(f"{shown(path)}: {error}") from None
 
 
-
-def check_finite_weights(path, model) -> None:
+def check_finite_weights(path, model, consequence="its predictions would mean nothing") -> None:
     """UsageError when some parameter of ``model`` holds NaN or an infinity (a diverged run's weights)."""
     import numpy as np
 
@@ -183,5 +192,7 @@ def check_finite_weights(path, model) -> None:
     bad = [p for p in parameters if not np.isfinite(p).all()]
     if bad:
         values = sum(int(p.size - np.count_nonzero(np.isfinite(p))) for p in bad)
-        raise UsageError(f"{shown(path)}: {values:,} weight values in {len(bad)} of its {len(parameters)} parameter "
-                         "arrays are NaN or infinite (did the training diverge?): its predictions would mean nothing")
+        values_are = f"{values:,} weight values in {len(bad)} of its {len(parameters)} parameter arrays are"
+        if values == 1:
+            values_are = f"1 weight value in 1 of its {len(parameters)} parameter arrays is"
+        raise UsageError(f"{shown(path)}: {values_are} NaN or infinite (did the training diverge?): {consequence}")

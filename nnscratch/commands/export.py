@@ -2,7 +2,7 @@
 
 Exit codes: 0 written; 2 bad options, an OUT that cannot be written (as every command's outputs:
 never the checkpoint, never a FIFO or device; see ``nnscratch.commands.common``) or a checkpoint that
-cannot be read (as ``predict`` and ``report``), checked before any work; 1 a model that cannot be
+cannot be read or holds NaN or infinite weights (as ``predict`` and ``report``), checked before any work; 1 a model that cannot be
 exported (a layer without an ONNX form, an input shape it does not take), onnx missing, or OUT not
 written after all (a full disk); 130 interrupted.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import UsageError, check_outputs, read_checkpoint, run_command, shown, write_failed
+from .common import UsageError, check_finite_weights, check_outputs, read_checkpoint, run_command, shown, write_failed
 
 HELP = "write a checkpoint's model (its loss dropped) as an ONNX file for ONNX Runtime and other engines"
 
@@ -75,6 +75,7 @@ def _check(args) -> tuple:
     shape = None if args.input_shape is None else _parse_shape(args.input_shape)
     args.output = check_outputs([("OUT", args.output)], [("the checkpoint", args.checkpoint)])["OUT"]
     checkpoint = read_checkpoint(args.checkpoint)
+    check_finite_weights(args.checkpoint, checkpoint.model, "an ONNX file of it would compute nothing meaningful")
     shape = shape or infer_input_shape(checkpoint)
     if shape is None:
         raise UsageError(f"cannot tell the input shape of {shown(args.checkpoint)}'s model (not a train-mnist checkpoint, "

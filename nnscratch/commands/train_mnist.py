@@ -19,13 +19,14 @@ accuracy line is still printed, and the exit code is 1.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 from ..atomic_file import atomic_write
 
 # add_arguments is this command's, as every command module has one (see nnscratch/commands/__init__.py)
-from .common import os_error_text, write_failed
+from .common import os_error_text, shown, write_failed
 from .train_mnist_options import UsageError, add_arguments, resolve_options  # noqa: F401 (add_arguments)
 from .training import interrupt_exit_code, run_training, stopped
 
@@ -154,8 +155,10 @@ def _run(args) -> int:
         return interrupt_exit_code(interrupt)
     except NonFiniteLossError as error:
         print(f"train-mnist: {error}, e.g. --lr {config['lr'] / 10:g}", file=sys.stderr)
-        if "save" in outputs and last["epoch"] > start_epoch:
-            print(f"train-mnist: {outputs['save']} holds the state after epoch {last['epoch']}", file=sys.stderr)
+        if "save" in outputs:  # the diverged weights are never saved: they mean nothing
+            held = (f"holds the state after epoch {last['epoch']}" if last["epoch"] > start_epoch
+                    else "was not written (no epoch ended before the divergence)")
+            print(f"train-mnist: {shown(outputs['save'])} {held}", file=sys.stderr)
         return 1
 
     if len(history) > start_epoch_records:
@@ -232,8 +235,20 @@ def _save(net, optimizer, state: dict, path: Path) -> None:
 
 
 def _write_json(data: dict, path: Path) -> None:
+    """``data`` as standard JSON, which has no NaN or Infinity: a figure that is not finite (NaN
+    where nothing was counted) is written as null."""
     with atomic_write(path) as f:  # also deletes the temporaries of runs killed while writing it
-        f.write((json.dumps(data, indent=2) + "\n").encode())
+        f.write((json.dumps(_finite_or_none(data), indent=2, allow_nan=False) + "\n").encode())
+
+
+def _finite_or_none(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
 
 
 def _plot(history: list, model: str, path: Path) -> None:

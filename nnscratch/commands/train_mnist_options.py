@@ -12,7 +12,7 @@ import importlib.util
 import math
 
 from ..presets import MOMENTUM_OPTIMIZERS, OPTIMIZER_CLASSES, OPTIMIZERS, SCHEDULES
-from .common import UsageError, check_outputs, mnist_inputs
+from .common import UsageError, check_finite_weights, check_outputs, mnist_inputs
 from .training import number_text, read_numbers, read_resume, read_threads
 
 PRESET_NAMES = ("softmax", "mlp", "cnn")
@@ -112,8 +112,9 @@ def resolve_options(args):
 
 
 # the int options' ranges, inclusive: every value in them is safe all the way through the run (the
-# schedules divide by epochs as floats; numpy's seeds, threadpoolctl's counts are C integers)
-INT_RANGES = {"epochs": (0, 100_000), "batch_size": (1, 1_000_000), "shift": (0, 8), "seed": (0, 2**64 - 1),
+# schedules divide by epochs as floats; numpy's seeds, threadpoolctl's counts are C integers), and
+# the longest run's history fits a checkpoint's header (nnscratch.io.format.MAX_HEADER_CHARS)
+INT_RANGES = {"epochs": (0, 10_000), "batch_size": (1, 1_000_000), "shift": (0, 8), "seed": (0, 2**64 - 1),
               "limit": (1, 1_000_000)}
 
 
@@ -179,6 +180,8 @@ def _check_resumed_run(path, checkpoint, config: dict) -> None:
 
     def refuse(what):
         raise UsageError(f"--resume {path}: {what}")
+
+    check_finite_weights(f"--resume {path}", checkpoint.model, "training cannot go on from them")
 
     saved = checkpoint.metadata["train_mnist"]
     for name, value in saved["config"].items():  # as saved: an option given now may override it

@@ -22,9 +22,10 @@ size in the file, and about half of it for a training history):
 1. Only a regular file is opened (a FIFO would block); the zip directory is read, and every member
    must be stored uncompressed (as ``save`` writes them), so no member holds more bytes than it
    takes on disk (``nnscratch.io.archive``).
-2. The header is size-bounded before it is read (``nnscratch.io.format.MAX_HEADER_CHARS``, 32 Mi
-   characters: room for a 100,000-epoch training history), then bounded in nesting and number of
-   layers.
+2. The header is size-bounded before it is read (``nnscratch.io.format.MAX_HEADER_CHARS``, 4 Mi
+   characters: room for train-mnist's longest run, a 10,000-epoch history, with 1.7 times to spare;
+   parsing one at the bound costs at most about 150 MB), then bounded in nesting and number of
+   layers. ``save`` refuses a header over the bound, so every file it writes loads.
 3. The parameter and buffer shapes are computed from the architecture by arithmetic
    (``parameter_specs``/``buffer_specs`` of each layer class, no layer built yet) and checked
    against the header, the member names and each member's ``.npy`` header and size. Only then are

@@ -43,7 +43,9 @@ def save(model, path, optimizer=None, epoch=None, metadata=None) -> Path:
         ValueError: metadata holds a non-finite number (NaN or infinity: standard JSON has none;
             the message gives its key path), or what would be written breaks a rule of ``load``
             (epoch=-5, a parameter swapped for an array of another shape or dtype, a header larger
-            than ``nnscratch.io.format.MAX_HEADER_CHARS``, ...).
+            than ``nnscratch.io.format.MAX_HEADER_CHARS``, ...). The bound holds train-mnist's
+            longest history (10,000 epochs) with room to spare; the history of a longer ``fit``
+            belongs in a file of its own (``json.dump``), not in ``metadata``.
     """
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"save: metadata must be a dict, got {type(metadata).__name__}")
@@ -74,7 +76,8 @@ def save(model, path, optimizer=None, epoch=None, metadata=None) -> Path:
     written = json.loads(text)
     checker.header(written)
     if len(text) > MAX_HEADER_CHARS:
-        checker.fail(f"the header would be {len(text)} characters, load reads at most {MAX_HEADER_CHARS}")
+        checker.fail(f"the header would be {len(text):,} characters, load reads at most {MAX_HEADER_CHARS:,}: "
+                     "keep a long history (fit's, over thousands of epochs) in a file of its own, not in metadata")
     expected = checker.expected_arrays(written, classes)
     for name, value in arrays.items():
         if name not in expected:

@@ -16,13 +16,14 @@ FORMAT = "nnscratch-checkpoint"
 VERSION = 1
 
 # Bounds on what a header may ask for. The model's part of a header is small (the MNIST CNN's:
-# 1.5 kB); what grows is the caller's metadata. An epoch of train-mnist's history takes at most 234
-# characters (165 is typical), so 32 Mi characters hold a 100,000-epoch run with room to spare
-# (tests/io/test_format.py saves and loads that history). The member holds 4 bytes a character, and
-# parsing JSON costs at most about 34 bytes of memory a character (a list of tiny objects holding
-# tiny lists, the worst case measured; a history costs about 2): a header at the bound costs at most
-# about 1.4 GB to read, and takes a file of 128 MiB to hold.
-MAX_HEADER_CHARS = 1 << 25
+# 1.5 kB); what grows is the caller's metadata. An epoch of train-mnist's history takes at most 233
+# characters (165 is typical), and train-mnist runs at most 10,000 epochs (its --epochs bound), so
+# 4 Mi characters hold its longest run with 1.7 times room to spare (tests/io/test_format.py saves
+# and loads that history). The member holds 4 bytes a character (16 MiB at the bound), and parsing
+# JSON costs at most about 36 bytes of memory a character (a list of tiny objects holding tiny
+# lists, the worst case measured; a history costs about 2): a header at the bound costs at most
+# about 150 MB to read.
+MAX_HEADER_CHARS = 1 << 22
 MAX_LAYERS = 10_000
 MAX_DEPTH = 32
 

@@ -80,6 +80,19 @@ def test_a_missing_or_broken_checkpoint_exits_2_in_one_line(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["junk.npz"]  # nothing written
 
 
+@pytest.mark.parametrize("value, count, values_are", [(np.nan, 3, "3 weight values in 1 of its 6 parameter arrays are"),
+                                                       (np.inf, 1, "1 weight value in 1 of its 6 parameter arrays is")])
+def test_a_checkpoint_with_non_finite_weights_is_not_exported(tmp_path, capsys, value, count, values_are):
+    net = train_mnist_checkpoint(tmp_path / "net.npz", "mlp")
+    net.parameters[2][1, :count] = value  # a diverged run's weights: a model that computes nothing
+    nn.save(net, tmp_path / "net.npz")
+    assert cli.main(["export", str(tmp_path / "net.npz"), str(tmp_path / "net.onnx")]) == 2
+    assert capsys.readouterr().err == (
+        f"nnscratch export: error: {tmp_path / 'net.npz'}: {values_are} NaN or infinite (did the training diverge?): "
+        "an ONNX file of it would compute nothing meaningful\n")
+    assert sorted(os.listdir(tmp_path)) == ["net.npz"]
+
+
 def test_an_out_that_cannot_be_written_exits_2_before_reading_the_checkpoint(tmp_path, capsys):
     out = tmp_path / "no" / "dir" / "m.onnx"
     assert cli.main(["export", str(tmp_path / "missing.npz"), str(out)]) == 2

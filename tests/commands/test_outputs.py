@@ -123,6 +123,36 @@ def test_a_fifo_or_device_is_never_replaced_by_an_output(run_files, capsys, spec
     assert os.path.islink(out) == (special != "fifo") and run_files.server.requests == []
 
 
+@pytest.mark.parametrize("command, argv, option", OUTPUTS, ids=[f"{c[0]}-{c[2]}" for c in OUTPUTS])
+def test_an_output_through_a_symbolic_link_is_written_to_its_target_and_the_link_stays(run_files, capsys, command,
+                                                                                      argv, option):
+    # Renaming a finished file over the link would replace the link itself (/dev/stdout, when
+    # standard output goes to a file, is one): the output goes where the link points.
+    if option in ("--out", "--plot"):
+        pytest.importorskip("matplotlib")
+    if command == "export":
+        pytest.importorskip("onnx")
+    (run_files.dir / "kept").mkdir()
+    target = run_files.dir / "kept" / "out"
+    target.write_bytes(b"old")
+    link = run_files.dir / "link"
+    os.symlink(os.path.join("kept", "out"), link)
+    extra = {"train-mnist": ["--model", "softmax", "--epochs", "1"], "export": ["--input-shape", "1,28,28"]}.get(command, [])
+    assert main([*argv(run_files, str(link)), *extra]) == 0, capsys.readouterr().err
+    assert os.readlink(link) == os.path.join("kept", "out") and target.read_bytes() != b"old"
+    assert sorted(os.listdir(run_files.dir / "kept")) == ["out"]  # no temporary left beside it
+
+
+def test_a_loop_of_symbolic_links_is_refused_and_kept(run_files, capsys):
+    loop = run_files.dir / "a-link"
+    os.symlink("b-link", loop)
+    os.symlink("a-link", run_files.dir / "b-link")
+    assert main(["predict", run_files.ck, run_files.a, "--show-input", str(loop)]) == 2
+    assert capsys.readouterr().err == (f"predict: error: --show-input {loop}: a symbolic link that leads to no file "
+                                       "(a loop of links)\n")
+    assert os.readlink(loop) == "b-link"
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 def test_download_mnist_refuses_to_replace_a_fifo_in_the_data_directory(synthetic_mnist, capsys):
     root = synthetic_mnist.data_dir

@@ -23,8 +23,8 @@ HUGE = "1" + "0" * 400
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--epochs", HUGE, "--schedule", "step"], r"--epochs must be at most 100,000, got 100000000000\.\.\.\(401 digits\)"),
-    (["--epochs", "100001"], "--epochs must be at most 100,000, got 100001"),
+    (["--epochs", HUGE, "--schedule", "step"], r"--epochs must be at most 10,000, got 100000000000\.\.\.\(401 digits\)"),
+    (["--epochs", "10001"], "--epochs must be at most 10,000, got 10001"),
     (["--batch-size", HUGE], r"--batch-size must be at most 1,000,000, got 100000000000\.\.\.\(401 digits\)"),
     (["--limit", HUGE], "--limit must be at most 1,000,000, got 100000000000"),
     (["--seed", HUGE], "--seed must be at most 18,446,744,073,709,551,615, got 100000000000"),

@@ -35,7 +35,7 @@ def _epilog() -> str:
     lines += [
         "The text: FILE (UTF-8, at most 100 MB), else tiny shakespeare, downloaded on first use into --data-dir.",
         "--lines: each line of FILE is one example (names, words); the context is the longest line.",
-        "At the end: the loss over the whole validation split (the last 10%% of the text, or of the lines), in "
+        "At the end: the loss over the whole validation split (the last 10% of the text, or of the lines), in "
         "nats per character, and a sample of 300 characters.",
         "exit codes: 0 done, 1 failed (download, diverged, an output not written), 2 bad options, "
         "130 interrupted, 143 terminated",

@@ -86,3 +86,16 @@ def test_a_bad_mirror_variable_is_refused_even_when_the_cache_would_serve(text_m
     assert run(*FEW, "--data-dir", tmp_path) == 2
     assert capsys.readouterr().err.endswith("train-text: error: $NNSCRATCH_TEXT_MIRROR: expected an http:// or "
                                             "https:// base URL, got 'file:///etc/'\n")
+
+
+def test_help_names_every_preset_and_the_validation_split_as_printed(capsys):
+    from nnscratch.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["train-text", "--help"])
+    assert stopped.value.code == 0
+    out = capsys.readouterr().out
+    for preset in ("transformer", "lstm", "gru", "rnn"):
+        assert re.search(rf"^  {preset} +\S", out, re.M), preset
+    assert "(the last 10% of the text, or of the lines)" in out  # argparse does not %-format an epilog
+    assert "%%" not in out

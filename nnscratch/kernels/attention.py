@@ -116,7 +116,10 @@ def attention_backward(d_heads, d_out, out, used, weights, q, k, v, dq, dk, dv, 
         d_weights *= keep[0]
         d_weights *= keep_scale
     n, t, e = d_out.shape
-    key_dot = np.multiply(d_out, out, out=scratch("attention_key_dot", out)).reshape(n, t, q.shape[1], -1).sum(axis=-1)
+    per_head = (n, t, q.shape[1], -1)
+    # einsum multiplies and sums along d in one pass (measured, 4 sequences of (64, 4 heads, 32):
+    # 8.6 us, against 29 for a product then .sum(axis=-1) over rows of 32)
+    key_dot = np.einsum("nthd,nthd->nth", d_out.reshape(per_head), out.reshape(per_head))
     softmax_keys_backward_(d_weights, weights, key_dot.transpose(0, 2, 1)[:, :, None, :])
     np.matmul(d_weights.transpose(0, 1, 3, 2), k, out=dq)
     dq *= q_scale

@@ -2,7 +2,7 @@
 at a time through ``kernels/rows.by_rows``, its temporaries in per-thread work memory (``scratch``).
 
 ``layers.GELU`` states the formulas; this module computes them in place in as few passes as it can:
-9 over memory forward and 10 backward, over two work arrays, instead of ~24 fresh temporaries.
+8 over memory forward and 10 backward, over two work arrays, instead of ~24 fresh temporaries.
 """
 
 from __future__ import annotations
@@ -30,24 +30,27 @@ def _matrices(*arrays) -> tuple:
     return arrays
 
 
-def _parts(x, half, inner) -> None:
-    """s = (1 + t) / 2 into ``half``, and k (1 + 0.044715 u^2) into ``inner`` (u = x clipped, so that
-    k u times it, the argument of the tanh, never overflows)."""
+def _parts(x, half, inner, clip=True) -> None:
+    """s = (1 + t) / 2 into ``half``, and k (1 + 0.044715 u^2) into ``inner``, u = x clipped to +-10 (so
+    that k u times it, the argument of the tanh, never overflows), or x itself with ``clip=False``."""
     dtype = x.dtype.type
-    np.clip(x, -CLIP, CLIP, out=half)  # u
-    np.multiply(half, half, out=inner)
+    u = np.clip(x, -CLIP, CLIP, out=half) if clip else x
+    np.multiply(u, u, out=inner)
     inner *= dtype(SCALE * CUBIC)
     inner += dtype(SCALE)
-    half *= inner  # k (u + 0.044715 u^3)
+    np.multiply(u, inner, out=half)  # k (u + 0.044715 u^3)
     np.tanh(half, out=half)
     half *= dtype(0.5)
     half += dtype(0.5)  # s = (1 + t) / 2
 
 
 def _forward(x, y) -> None:
-    """y = x s, for a block of rows."""
+    """y = x s, for a block of rows. x is not clipped: where |x| >= 10 the tanh is +-1 exactly either
+    way, and an argument that overflows to +-inf (|x| > 1e19; ``forward_into`` silences the warning)
+    still gives +-1. One pass of nine fewer (with attention's einsum, 45.0 -> 44.1 ms a GPT
+    benchmark step)."""
     half, inner = scratch("gelu_half", x), scratch("gelu_inner", x)
-    _parts(x, half, inner)
+    _parts(x, half, inner, clip=False)
     np.multiply(x, half, out=y)
 
 
@@ -70,7 +73,8 @@ def _backward(x, delta, dx) -> None:
 
 def forward_into(x: np.ndarray, y: np.ndarray) -> None:
     """y = GELU(x), into ``y`` (shaped as x)."""
-    by_rows(_forward, *_matrices(x, y))
+    with np.errstate(over="ignore"):  # x^2 of |x| > 1e19 is inf, and gives y = x or -0 as it should
+        by_rows(_forward, *_matrices(x, y))
 
 
 def backward_into(x: np.ndarray, delta: np.ndarray, dx: np.ndarray) -> None:

@@ -53,6 +53,36 @@ def test_the_command_prints_and_writes_every_part(script, tmp_path, capsys):
     assert result["untimed_step_median_us"] > 0 and (result["steps"], result["batch"]) == (3, 2)
 
 
+def test_the_clocked_gpt_step_trains_exactly_as_the_benchmark_step_and_names_each_kind_of_layer(script):
+    import benchmark_gpt  # loaded by the script, from its folder
+
+    step, batches, clocked_stack = script.clocked_gpt(batch=2)
+    stack, loss_layers, optimizer = benchmark_gpt.build_nnscratch_gpt()
+    for i in range(2):
+        parts = step(*batches[i])
+        benchmark_gpt.nnscratch_gpt_step(stack, loss_layers, optimizer, *batches[i])
+    assert list(parts) == [
+        "forward LayerNorm", "forward MultiHeadAttention", "forward Linear", "forward GELU",
+        "forward SoftmaxCrossEntropy", "forward Mean", "backward Mean", "backward SoftmaxCrossEntropy",
+        "backward Linear", "backward LayerNorm", "backward GELU", "backward MultiHeadAttention", "step AdamW",
+    ]
+    assert all(seconds > 0 for seconds in parts.values())
+    for clocked, plain, start in zip(clocked_stack.parameters, stack.parameters,
+                                     benchmark_gpt.build_nnscratch_gpt()[0].parameters):
+        np.testing.assert_array_equal(clocked, plain)  # the clocks change nothing, bit for bit
+        assert clocked.ndim == 1 or np.any(clocked != start)  # and the steps did train
+    names, rows = script.gpt_rows(steps=2, warmup=1, batch=2)
+    assert names == list(parts) and rows.shape == (2, len(names)) and np.all(rows > 0)
+
+
+def test_the_gpt_breakdown_prints_every_part(script, capsys):
+    assert script.main(["--network", "gpt", "--steps", "2", "--warmup", "1", "--batch", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "GPT training step, batch 2" in printed
+    for part in ("forward MultiHeadAttention", "backward GELU", "step AdamW", "sum of the parts"):
+        assert part in printed
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [(["--steps", "0"], "--steps: expected a positive integer, got 0"),

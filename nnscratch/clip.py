@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from .validation import check_bool
+from .validation import check_bool, check_number
 from .optim import source_layers
 
 EPS = 1e-6  # PyTorch's: keeps max_norm / (norm + EPS) finite for a zero norm
@@ -37,10 +36,7 @@ def clip_grad_norm(source, max_norm, error_if_nonfinite=False) -> float:
         ValueError: max_norm is not > 0 (NaN included).
         TypeError: max_norm is not a number, error_if_nonfinite not a bool, or a source is no layer.
     """
-    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
-        raise TypeError(f"clip_grad_norm: max_norm must be a number, got {type(max_norm).__name__} {max_norm!r}")
-    if not max_norm > 0:  # NaN fails this too
-        raise ValueError(f"clip_grad_norm: max_norm must be > 0, got {max_norm!r}")
+    max_norm = check_number("clip_grad_norm", "max_norm", max_norm, 0.0, low_inclusive=False, allow_infinite=True)
     error_if_nonfinite = check_bool("clip_grad_norm", "error_if_nonfinite", error_if_nonfinite)
     deltas = [d for layer in source_layers("clip_grad_norm", source) for d in layer.parameters_deltas]
     norm = math.sqrt(sum(_sum_of_squares(d) for d in deltas))

@@ -18,34 +18,14 @@ is OneCycleLR's shape with its phases measured in epochs instead of steps. Past 
 from __future__ import annotations
 
 import math
-import numbers
 
-
-def _real(owner: str, name: str, value, low: float, low_inclusive: bool, high: float | None = None,
-          high_inclusive: bool = False) -> float:
-    """A finite number within the bounds, as a float; else a TypeError or ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    above = value >= low if low_inclusive else value > low
-    below = high is None or (value <= high if high_inclusive else value < high)
-    if not (math.isfinite(value) and above and below):
-        bound = f"{'>=' if low_inclusive else '>'} {low:g}"
-        if high is not None:
-            bound += f" and {'<=' if high_inclusive else '<'} {high:g}"
-        raise ValueError(f"{owner}: {name} must be {bound}, got {value:g}")
-    return value
+from .validation import check_number
 
 
 def check_rate(owner: str, lr) -> float:
     """``lr`` as a float when it is a learning rate, a finite number >= 0; else a TypeError or
     ValueError naming ``owner``: a negative rate would train uphill, silently."""
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-        raise TypeError(f"{owner}: the learning rate must be a number, got {type(lr).__name__} {lr!r:.40}")
-    lr = float(lr)
-    if not (math.isfinite(lr) and lr >= 0):
-        raise ValueError(f"{owner}: the learning rate must be a finite number >= 0, got {lr:g}")
-    return lr
+    return check_number(owner, "the learning rate", lr, 0.0)
 
 
 class Schedule:
@@ -60,7 +40,7 @@ class Schedule:
         self._rule = rule
 
     def __call__(self, t) -> float:
-        t = _real(self.description, "t (epochs done)", t, 0.0, low_inclusive=True)
+        t = check_number(self.description, "t (epochs done)", t, 0.0, low_inclusive=True)
         return check_rate(f"{self.description} at t={t:g}", self._rule(t))
 
     def __repr__(self) -> str:
@@ -69,7 +49,7 @@ class Schedule:
 
 def constant(lr) -> Schedule:
     """lr(t) = lr."""
-    lr = _real("constant", "lr", lr, 0.0, low_inclusive=False)
+    lr = check_number("constant", "lr", lr, 0.0, low_inclusive=False)
     return Schedule(f"constant(lr={lr:g})", lambda t: lr)
 
 
@@ -77,9 +57,9 @@ def step_decay(lr, step_size, gamma=0.1) -> Schedule:
     """lr(t) = lr * gamma ** floor(t / step_size): multiplied by gamma every ``step_size`` epochs
     (a float: 0.5 decays twice per epoch). PyTorch's StepLR, stepped once per epoch."""
     owner = "step_decay"
-    lr = _real(owner, "lr", lr, 0.0, low_inclusive=False)
-    step_size = _real(owner, "step_size", step_size, 0.0, low_inclusive=False)
-    gamma = _real(owner, "gamma", gamma, 0.0, low_inclusive=False, high=1.0, high_inclusive=True)
+    lr = check_number(owner, "lr", lr, 0.0, low_inclusive=False)
+    step_size = check_number(owner, "step_size", step_size, 0.0, low_inclusive=False)
+    gamma = check_number(owner, "gamma", gamma, 0.0, low_inclusive=False, high=1.0, high_inclusive=True)
     def rule(t: float) -> float:
         steps = t / step_size  # inf for a tiny step_size: gamma ** inf is 0 (or 1 for gamma = 1)
         return lr * gamma ** (math.floor(steps) if math.isfinite(steps) else steps)
@@ -90,8 +70,8 @@ def step_decay(lr, step_size, gamma=0.1) -> Schedule:
 def exponential(lr, gamma) -> Schedule:
     """lr(t) = lr * gamma ** t: multiplied by gamma per epoch, smoothly from batch to batch.
     PyTorch's ExponentialLR at whole epochs."""
-    lr = _real("exponential", "lr", lr, 0.0, low_inclusive=False)
-    gamma = _real("exponential", "gamma", gamma, 0.0, low_inclusive=False, high=1.0, high_inclusive=True)
+    lr = check_number("exponential", "lr", lr, 0.0, low_inclusive=False)
+    gamma = check_number("exponential", "gamma", gamma, 0.0, low_inclusive=False, high=1.0, high_inclusive=True)
     return Schedule(f"exponential(lr={lr:g}, gamma={gamma:g})", lambda t: lr * gamma**t)
 
 
@@ -106,10 +86,10 @@ def cosine(lr, epochs, warmup=0.0, min_lr=0.0) -> Schedule:
     Without warmup, PyTorch's CosineAnnealingLR(T_max=epochs, eta_min=min_lr) at whole epochs.
     """
     owner = "cosine"
-    lr = _real(owner, "lr", lr, 0.0, low_inclusive=False)
-    epochs = _real(owner, "epochs", epochs, 0.0, low_inclusive=False)
-    warmup = _real(owner, "warmup", warmup, 0.0, low_inclusive=True, high=epochs)
-    min_lr = _real(owner, "min_lr", min_lr, 0.0, low_inclusive=True, high=lr, high_inclusive=True)
+    lr = check_number(owner, "lr", lr, 0.0, low_inclusive=False)
+    epochs = check_number(owner, "epochs", epochs, 0.0, low_inclusive=False)
+    warmup = check_number(owner, "warmup", warmup, 0.0, low_inclusive=True, high=epochs)
+    min_lr = check_number(owner, "min_lr", min_lr, 0.0, low_inclusive=True, high=lr, high_inclusive=True)
 
     def rule(t: float) -> float:
         if t < warmup:
@@ -142,11 +122,11 @@ def one_cycle(max_lr, epochs, pct_start=0.3, div_factor=25.0, final_div_factor=1
     scheduled: OneCycleLR's momentum cycling has no counterpart.
     """
     owner = "one_cycle"
-    max_lr = _real(owner, "max_lr", max_lr, 0.0, low_inclusive=False)
-    epochs = _real(owner, "epochs", epochs, 0.0, low_inclusive=False)
-    pct_start = _real(owner, "pct_start", pct_start, 0.0, low_inclusive=False, high=1.0)
-    div_factor = _real(owner, "div_factor", div_factor, 0.0, low_inclusive=False)
-    final_div_factor = _real(owner, "final_div_factor", final_div_factor, 0.0, low_inclusive=False)
+    max_lr = check_number(owner, "max_lr", max_lr, 0.0, low_inclusive=False)
+    epochs = check_number(owner, "epochs", epochs, 0.0, low_inclusive=False)
+    pct_start = check_number(owner, "pct_start", pct_start, 0.0, low_inclusive=False, high=1.0)
+    div_factor = check_number(owner, "div_factor", div_factor, 0.0, low_inclusive=False)
+    final_div_factor = check_number(owner, "final_div_factor", final_div_factor, 0.0, low_inclusive=False)
     if anneal not in ("cos", "linear"):
         raise ValueError(f"{owner}: anneal must be 'cos' or 'linear', got {anneal!r}")
     initial_lr = max_lr / div_factor

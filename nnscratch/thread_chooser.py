@@ -8,10 +8,12 @@ import math
 import time
 from collections import deque
 
-import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .thread_probe import longest_wait_share, thread_variable, thread_waits
+from .validation import check_int, check_number
+
+OWNER = "ThreadChooser"  # the name its messages start with
 
 
 class ThreadChooser:
@@ -92,27 +94,26 @@ class ThreadChooser:
                  slowdown: float = 1.5, max_overhead: float = 0.03, clock=time.perf_counter,
                  waits=thread_waits, busy_share: float = 0.25):
         if candidates is not None:
-            candidates = [_count("candidates", c, 1) for c in _sequence(candidates)]
+            candidates = [check_int(OWNER, "candidates", c, 1) for c in _sequence(candidates)]
             if not candidates:
                 raise ValueError("ThreadChooser: candidates is empty, expected thread counts such as (1, 2)")
         self.candidates = None if candidates is None else sorted(set(candidates))
-        self.trial_steps = _count("trial_steps", trial_steps, 1)
-        self.trial_seconds = _number("trial_seconds", trial_seconds, 0.0, np.inf)
-        self.interval = _count("interval", interval, 1)
-        self.max_interval = _count("max_interval", max_interval, self.interval)
-        self.max_seconds = _number("max_seconds", max_seconds, 0.0, np.inf)
-        self.margin = _number("margin", margin, 0.0, 0.99)
-        self.slowdown = _number("slowdown", slowdown, 1.0, np.inf)
-        self.max_overhead = _number("max_overhead", max_overhead, 0.0, 1.0)
-        if self.max_overhead == 0:
-            raise ValueError("ThreadChooser: max_overhead must be > 0 (a share of the training time), got 0")
+        self.trial_steps = check_int(OWNER, "trial_steps", trial_steps, 1)
+        self.trial_seconds = check_number(OWNER, "trial_seconds", trial_seconds, 0.0, allow_infinite=True)
+        self.interval = check_int(OWNER, "interval", interval, 1)
+        self.max_interval = check_int(OWNER, "max_interval", max_interval, self.interval)
+        self.max_seconds = check_number(OWNER, "max_seconds", max_seconds, 0.0, allow_infinite=True)
+        self.margin = check_number(OWNER, "margin", margin, 0.0, 0.99, high_inclusive=True)
+        self.slowdown = check_number(OWNER, "slowdown", slowdown, 1.0, allow_infinite=True)
+        self.max_overhead = check_number(OWNER, "max_overhead", max_overhead, 0.0, 1.0, low_inclusive=False,
+                                         high_inclusive=True)  # a share of the training time
         if not callable(clock):
             raise TypeError(f"ThreadChooser: clock must be a function returning seconds, got {type(clock).__name__}")
         if waits is not None and not callable(waits):
             raise TypeError(f"ThreadChooser: waits must be a function returning seconds or None, got "
                             f"{type(waits).__name__}")
         self.clock, self.waits = clock, waits
-        self.busy_share = _number("busy_share", busy_share, 0.0, 1.0)
+        self.busy_share = check_number(OWNER, "busy_share", busy_share, 0.0, 1.0, high_inclusive=True)
         self._original = None
         self.active, self.reason, self.found, self.chosen, self.threads, self.choices = False, "not entered", None, None, None, []
 
@@ -345,21 +346,5 @@ def typical_step(seconds: float, steps: int, slowest: float) -> float:
 # -- argument checks ---------------------------------------------------------------------------
 def _sequence(value):
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"ThreadChooser: candidates must be thread counts such as (1, 2), got {value!r}")
+        raise TypeError(f"{OWNER}: candidates must be thread counts such as (1, 2), got {value!r}")
     return list(value)
-
-
-def _count(name, value, minimum, where="ThreadChooser", expected=None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{where}: {name} must be {expected or 'an int'}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _number(name, value, low, high) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"ThreadChooser: {name} must be a number, got {type(value).__name__} {value!r}")
-    if not low <= value <= high or np.isnan(value):
-        raise ValueError(f"ThreadChooser: {name} must be in [{low:g}, {high:g}], got {value}")
-    return float(value)

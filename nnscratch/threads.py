@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from threadpoolctl import ThreadpoolController
 
-from .thread_chooser import ThreadChooser, _count, typical_step  # noqa: F401 (typical_step: public)
+from .thread_chooser import ThreadChooser, typical_step  # noqa: F401 (typical_step: public)
 from .thread_probe import THREAD_VARIABLES, thread_variable  # noqa: F401 (re-exported)
+from .validation import check_int, is_int
 
 
 class FixedThreads:
@@ -33,7 +34,7 @@ class FixedThreads:
     """
 
     def __init__(self, threads: int):
-        self.threads = self.chosen = _count("threads", threads, 1, where="FixedThreads")
+        self.threads = self.chosen = check_int("FixedThreads", "threads", threads, 1)
         self._limiter = None
 
     def __enter__(self) -> FixedThreads:
@@ -67,5 +68,7 @@ def training_threads(threads, where: str = "fit"):
         return threads
     if isinstance(threads, str):
         raise ValueError(f"{where}: threads must be 'auto', None or a thread count >= 1, got {threads!r}")
-    return FixedThreads(_count("threads", threads, 1, where=where,
-                               expected="'auto', None, an int >= 1 or a ThreadChooser"))
+    if not is_int(threads):
+        raise TypeError(f"{where}: threads must be 'auto', None, an int >= 1 or a ThreadChooser, got "
+                        f"{type(threads).__name__} {threads!r:.100}")
+    return FixedThreads(check_int(where, "threads", threads, 1))

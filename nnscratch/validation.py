@@ -47,8 +47,9 @@ def check_int(owner: str, name: str, value, minimum: int | None = None, maximum:
 
 
 def check_number(owner: str, name: str, value, low: float | None = None, high: float | None = None,
-                 low_inclusive: bool = True, high_inclusive: bool = False) -> float:
-    """A finite real number within the bounds (each optional), returned as a Python float.
+                 low_inclusive: bool = True, high_inclusive: bool = False, allow_infinite: bool = False) -> float:
+    """A finite real number within the bounds (each optional), returned as a Python float; with
+    ``allow_infinite``, +-inf too where the bounds admit it (a time limit that never comes), never NaN.
 
     A Python float keeps a float32 layer in float32 where a NumPy float64 scalar would not."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -56,15 +57,16 @@ def check_number(owner: str, name: str, value, low: float | None = None, high: f
     given, value = value, float(value)
     above = low is None or (value >= low if low_inclusive else value > low)
     below = high is None or (value <= high if high_inclusive else value < high)
-    if not (math.isfinite(value) and above and below):
+    allowed = math.isfinite(value) or (allow_infinite and not math.isnan(value))
+    if not (allowed and above and below):
         bounds = []
         if low is not None:
             bounds.append(f"{'>=' if low_inclusive else '>'} {low:g}")
         if high is not None:
             bounds.append(f"{'<=' if high_inclusive else '<'} {high:g}")
-        if not math.isfinite(value):
+        if not (allowed or allow_infinite):
             bounds.insert(0, "finite")
-        expected = " and ".join(bounds)
+        expected = " and ".join(bounds) + (" (inf allowed, not NaN)" if allow_infinite else "")
         raise ValueError(f"{owner}: {name} must be {expected}, got {given!r}")
     return value
 

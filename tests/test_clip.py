@@ -70,11 +70,11 @@ def test_a_non_finite_norm_leaves_the_deltas_and_is_returned(bad):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"max_norm": 0}, ValueError, r"clip_grad_norm: max_norm must be > 0, got 0"),
-        ({"max_norm": -1.0}, ValueError, r"clip_grad_norm: max_norm must be > 0, got -1.0"),
-        ({"max_norm": float("nan")}, ValueError, r"clip_grad_norm: max_norm must be > 0, got nan"),
-        ({"max_norm": "1"}, TypeError, r"clip_grad_norm: max_norm must be a number, got str '1'"),
-        ({"max_norm": True}, TypeError, r"clip_grad_norm: max_norm must be a number, got bool"),
+        ({"max_norm": 0}, ValueError, r"clip_grad_norm: max_norm must be > 0 \(inf allowed, not NaN\), got 0"),
+        ({"max_norm": -1.0}, ValueError, r"clip_grad_norm: max_norm must be > 0 \(inf allowed, not NaN\), got -1.0"),
+        ({"max_norm": float("nan")}, ValueError, r"clip_grad_norm: max_norm must be > 0 \(inf allowed, not NaN\), got nan"),
+        ({"max_norm": "1"}, TypeError, r"clip_grad_norm: max_norm must be a real number, got str '1'"),
+        ({"max_norm": True}, TypeError, r"clip_grad_norm: max_norm must be a real number, got bool"),
         ({"max_norm": 1.0, "error_if_nonfinite": "yes"}, TypeError, r"error_if_nonfinite must be True or False"),
     ],
 )

@@ -130,7 +130,7 @@ def test_fixed_threads_sets_and_restores():
 @pytest.mark.parametrize(
     "threads, error, message",
     [
-        (0, ValueError, "fit: threads must be >= 1, got 0"),
+        (0, ValueError, "fit: threads must be a positive int, got 0"),
         ("fast", ValueError, "fit: threads must be 'auto', None or a thread count >= 1, got 'fast'"),
         (1.5, TypeError, "fit: threads must be 'auto', None, an int >= 1 or a ThreadChooser, got float 1.5"),
         (True, TypeError, "fit: threads must be 'auto', None, an int >= 1 or a ThreadChooser, got bool True"),

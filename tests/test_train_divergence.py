@@ -114,8 +114,9 @@ def test_a_schedule_giving_a_bad_rate_stops_before_the_step_and_names_it(rate, s
     schedule = lambda t: 0.1 if t < 1.5 else rate  # noqa: E731: epoch 2's batch 3 (t = 1.5) is the first bad one
     with pytest.raises(ValueError) as caught:
         fit(model, loss, optimizer, x, y, epochs=3, batch_size=16, rng=0, progress=False, schedule=schedule)
-    assert str(caught.value) == (f"fit: the schedule at epoch 2, batch 3/4 (t=1.5): the learning rate must be a "
-                                 f"finite number >= 0, got {shown}")
+    expected = ">= 0" if math.isfinite(rate) else "finite and >= 0"
+    assert str(caught.value) == (f"fit: the schedule at epoch 2, batch 3/4 (t=1.5): the learning rate must be "
+                                 f"{expected}, got {shown}")
     assert optimizer.steps == 6 and optimizer.lr == 0.1 and not any(np.array_equal(a, b) for a, b in
                                                                      zip(weights, model.parameters))
 
@@ -124,7 +125,7 @@ def test_a_schedule_giving_no_number_is_a_type_error():
     x, y = blobs()
     model, loss = network()
     with pytest.raises(TypeError, match=r"^fit: the schedule at epoch 1, batch 1/4 \(t=0\): the learning rate must "
-                                        r"be a number, got str '0.1'"):
+                                        r"be a real number, got str '0.1'"):
         fit(model, loss, nn.SGD(nn.Sequential(*model, *loss), lr=0.1), x, y, 1, 16, progress=False,
             schedule=lambda t: "0.1")
 

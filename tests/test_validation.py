@@ -70,10 +70,21 @@ def test_check_number_returns_a_python_float():
     (0.0, {"low": 0, "low_inclusive": False}, ValueError, "SGD: lr must be > 0, got 0.0"),
     (1.0, {"low": 0, "high": 1}, ValueError, "SGD: lr must be >= 0 and < 1, got 1.0"),
     (1.5, {"high": 1, "high_inclusive": True}, ValueError, "SGD: lr must be <= 1, got 1.5"),
+    (float("nan"), {"low": 0, "allow_infinite": True}, ValueError,
+     "SGD: lr must be >= 0 (inf allowed, not NaN), got nan"),
+    (float("-inf"), {"low": 0, "allow_infinite": True}, ValueError,
+     "SGD: lr must be >= 0 (inf allowed, not NaN), got -inf"),
 ])
 def test_check_number_messages(value, bounds, error, message):
     with raises(error, message):
         check_number("SGD", "lr", value, **bounds)
+
+
+def test_check_number_takes_infinity_only_when_allowed():
+    assert check_number("ThreadChooser", "max_seconds", float("inf"), low=0, allow_infinite=True) == float("inf")
+    assert check_number("ThreadChooser", "max_seconds", 2, low=0, allow_infinite=True) == 2.0
+    with raises(ValueError, "ThreadChooser: max_seconds must be finite and >= 0, got inf"):
+        check_number("ThreadChooser", "max_seconds", float("inf"), low=0)
 
 
 def test_check_number_bounds_inclusive_or_not():

@@ -18,17 +18,14 @@ accuracy line is still printed, and the exit code is 1.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
 
-from ..atomic_file import atomic_write
-
 # add_arguments is this command's, as every command module has one (see nnscratch/commands/__init__.py)
-from .common import os_error_text, shown, write_failed
+from .common import os_error_text, shown
 from .train_mnist_options import UsageError, add_arguments, resolve_options  # noqa: F401 (add_arguments)
-from .training import interrupt_exit_code, run_training, stopped
+from .training import Outputs, interrupt_exit_code, run_training, save_figure, stopped, write_json
 
 HELP = "train a softmax, MLP or CNN classifier on MNIST (downloads it if needed)"
 
@@ -112,20 +109,10 @@ def _run(args) -> int:
     last = state(start_epoch)
     start_epoch_records = len(history)  # the records a resumed checkpoint brought
 
-    failed = []  # the outputs that could not be written
-
-    def write(what: str, path: Path, writer, *arguments) -> bool:
-        """Write one output; a failure (a full disk) is one line, and the run goes on."""
-        try:
-            writer(*arguments, path)
-            return True
-        except OSError as error:
-            write_failed("train-mnist", f"the {what}", path, error)
-            failed.append(what)
-            return False
+    written = Outputs("train-mnist", outputs)  # a failed write is one line, and the run goes on
 
     def save(state_to_save) -> bool:
-        return write("checkpoint", outputs["save"], _save, net, optimizer, state_to_save)
+        return written.write("save", "the checkpoint", _save, net, optimizer, state_to_save)
 
     def on_epoch_end(record):
         nonlocal last
@@ -181,10 +168,10 @@ def _run(args) -> int:
         "per_class_accuracy": per_class_accuracy(confusion),
     }
     if "metrics" in outputs:
-        write("metrics", outputs["metrics"], _write_json, metrics)
+        written.write("metrics", "the metrics", _write_json, metrics)
     if "plot" in outputs:
-        write("plot", outputs["plot"], _plot, history, config["model"])
-    if "save" in outputs and "checkpoint" not in failed:
+        written.write("plot", "the plot", _plot, history, config["model"])
+    if "save" in outputs and "save" not in written.failed:
         say(f"train-mnist: checkpoint saved to {outputs['save']}")
     if not args.quiet:
         print(format_confusion_matrix(confusion))
@@ -193,7 +180,7 @@ def _run(args) -> int:
         f"test accuracy: {100 * test['accuracy']:.2f}% ({correct}/{len(x_test)}), test loss {test['loss']:.4f}, "
         f"{config['model']}, {len(history)} epoch{'s' if len(history) != 1 else ''}, {train_seconds:.1f} s training"
     )
-    return 1 if failed else 0
+    return 1 if written.failed else 0
 
 
 def _confusion(scores, y_test):
@@ -235,10 +222,9 @@ def _save(net, optimizer, state: dict, path: Path) -> None:
 
 
 def _write_json(data: dict, path: Path) -> None:
-    """``data`` as standard JSON, which has no NaN or Infinity: a figure that is not finite (NaN
-    where nothing was counted) is written as null."""
-    with atomic_write(path) as f:  # also deletes the temporaries of runs killed while writing it
-        f.write((json.dumps(_finite_or_none(data), indent=2, allow_nan=False) + "\n").encode())
+    """``data`` as standard JSON (``training.write_json``), a figure that is not finite (NaN where
+    nothing was counted) written as null."""
+    write_json(_finite_or_none(data), path)
 
 
 def _finite_or_none(value):
@@ -270,8 +256,4 @@ def _plot(history: list, model: str, path: Path) -> None:
         axes.grid(alpha=0.3)
         axes.legend()
     figure.tight_layout()
-    try:
-        with atomic_write(path) as f:
-            figure.savefig(f, format="png", dpi=100)
-    finally:
-        plt.close(figure)
+    save_figure(figure, path)

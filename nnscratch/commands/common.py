@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..atomic_file import NotRegularFileError, check_replaceable
+from ..atomic_file import NotRegularFileError, atomic_write, check_replaceable
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
@@ -154,6 +154,17 @@ def write_failed(command: str, what: str, path, error: OSError) -> None:
     """One line on stderr for an output that could not be written, naming it and the cause."""
     unchanged = "; the previous file there is unchanged" if os.path.lexists(path) else ""
     print(f"{command}: could not write {what} {shown(path)}: {error.strerror or error}{unchanged}", file=sys.stderr)
+
+
+def save_figure(figure, path: Path) -> None:
+    """A matplotlib ``figure`` as a PNG at ``path``, written atomically; the figure is closed either way."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_write(path) as f:
+            figure.savefig(f, format="png", dpi=100)
+    finally:
+        plt.close(figure)
 
 
 def read_checkpoint(path):

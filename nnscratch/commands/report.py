@@ -25,8 +25,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from .common import (UsageError, check_outputs, load_classifier, mnist_inputs, os_error_text, run_command, shown,
-                     write_failed)
+from .common import (UsageError, check_outputs, load_classifier, mnist_inputs, os_error_text, run_command, save_figure,
+                     shown, write_failed)
 
 HELP = "draw a trained network's confusion matrix, worst mistakes, first-layer weights and training curves"
 MISTAKES = 24  # the most confident mistakes shown
@@ -97,19 +97,12 @@ def _run(args) -> int:
         first_layer=_first_weighted_layer(model), history=history or None, history_note="; ".join(skipped) or None,
         mistakes=MISTAKES, max_templates=MAX_TEMPLATES,
     )  # fmt: skip
-    import matplotlib.pyplot as plt
-
-    from ..atomic_file import atomic_write
-
     try:
-        with atomic_write(out) as f:
-            figure.savefig(f, format="png", dpi=100)
+        save_figure(figure, out)
         written = True
     except OSError as error:  # a full disk: the accuracy below still stands
         write_failed("report", "--out", out, error)
         written = False
-    finally:
-        plt.close(figure)
     accuracy = np.trace(matrix) / matrix.sum()
     print(f"report: test accuracy {100 * accuracy:.2f}% ({np.trace(matrix)}/{matrix.sum()})"
           + (f"; wrote {shown(out)}" if written else ""))

@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 
 # add_arguments is this command's, as every command module has one (see nnscratch/commands/__init__.py)
-from .common import os_error_text, shown
+from .common import os_error_text, save_figure, shown
 from .train_mnist_options import UsageError, add_arguments, resolve_options  # noqa: F401 (add_arguments)
-from .training import Outputs, interrupt_exit_code, run_training, save_figure, stopped, write_json
+from .training import Outputs, interrupt_exit_code, run_training, stopped, write_json
 
 HELP = "train a softmax, MLP or CNN classifier on MNIST (downloads it if needed)"
 

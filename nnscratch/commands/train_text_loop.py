@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from .text_checkpoint import KEY
-from .training import save_figure, write_json
+from .common import save_figure
+from .training import write_json
 
 try:  # tqdm is a dependency; the guard keeps --quiet working in a bare environment
     from tqdm.auto import tqdm

@@ -145,17 +145,6 @@ def write_json(data: dict, path: Path) -> None:
         f.write(text.encode())
 
 
-def save_figure(figure, path: Path) -> None:
-    """A matplotlib ``figure`` as a PNG at ``path``, written atomically; the figure is closed either way."""
-    import matplotlib.pyplot as plt
-
-    try:
-        with atomic_write(path) as f:
-            figure.savefig(f, format="png", dpi=100)
-    finally:
-        plt.close(figure)
-
-
 def read_resume(path):
     """The checkpoint ``--resume`` names; every reason it cannot be read is a one-line UsageError.
 

@@ -119,3 +119,21 @@ def test_float32_deltas_near_1e20_give_a_finite_norm_summed_in_float64():
     scaled = layer.parameters_deltas[0]
     assert scaled.dtype == np.float32 and np.all(scaled != 0)
     np.testing.assert_allclose(scaled, values * (1.0 / (exact + 1e-6)), rtol=1e-6)
+
+
+def test_float32_deltas_near_1e_minus_20_are_summed_again_in_float64():
+    # (1e-20)^2 = 1e-40 is below float32's smallest normal numbers (1.2e-38): summed in float32 the
+    # squares lose their digits or vanish, and the norm would be 0 or wrong
+    tiny = (np.random.default_rng(1).standard_normal(1000) * 1e-20).astype(np.float32)
+    layer = Deltas(tiny, dtype=np.float32)
+    exact = math.sqrt(float(np.sum(tiny.astype(np.float64) ** 2)))
+    assert float(np.dot(tiny, tiny)) < 1e-30  # the float32 sum is what the fast path must not keep
+    assert nn.clip_grad_norm(layer, math.inf) == pytest.approx(exact, rel=1e-12)
+
+
+def test_float32_sum_of_squares_matches_float64_on_ordinary_deltas():
+    rng = np.random.default_rng(2)
+    deltas = [rng.standard_normal(shape).astype(np.float32) for shape in [(384, 128), (128,), (65, 128)]]
+    layer = Deltas(*deltas, dtype=np.float32)
+    exact = math.sqrt(sum(float(np.sum(d.astype(np.float64) ** 2)) for d in deltas))
+    assert nn.clip_grad_norm(layer, math.inf) == pytest.approx(exact, rel=1e-6)

@@ -127,14 +127,18 @@ def _first_weighted_layer(model):
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 MAX_EPOCH = 1_000_000
 MAX_VALUE = 1e100  # a curve's values beyond this cannot be drawn (matplotlib's margins overflow)
+# what each curve can be at all: an accuracy is a fraction (train-mnist records 0.9, not 90), a
+# cross-entropy is never negative; a record outside these was not written by train-mnist's fit
+CURVE_RANGES = {"loss": (0.0, MAX_VALUE), "val_loss": (0.0, MAX_VALUE), "accuracy": (0.0, 1.0), "val_accuracy": (0.0, 1.0)}
 
 
 def read_training(metadata) -> tuple:
     """``(preset, history, skipped)`` from a checkpoint's ``train_mnist`` metadata, whatever it holds.
 
     ``preset``: the config's model name, or None; ``history``: the records fit to draw, sorted by
-    epoch (each a dict with an int "epoch" in [1, MAX_EPOCH] and the four curves as finite numbers
-    of magnitude at most MAX_VALUE, the two val_ ones possibly None), possibly empty; ``skipped``:
+    epoch (each a dict with an int "epoch" in [1, MAX_EPOCH] and the four curves as numbers in
+    ``CURVE_RANGES``: the accuracies fractions from 0 to 1, the losses from 0 to MAX_VALUE; the two
+    val_ ones possibly None), possibly empty; ``skipped``:
     one sentence per part that was there but could not be used, saying why. Never raises.
     """
     if not isinstance(metadata, dict) or "train_mnist" not in metadata:
@@ -185,4 +189,7 @@ def _record_problem(record) -> str | None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= MAX_VALUE:
             return f"{key} {value!r:.30}, expected a finite number within +-{MAX_VALUE:g}"
+        low, high = CURVE_RANGES[key]
+        if not low <= value <= high:
+            return f"{key} {value!r:.30}, expected a number from {low:g} to {high:g}"
     return None

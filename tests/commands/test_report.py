@@ -165,6 +165,24 @@ def test_read_training_keeps_the_valid_records_sorted_and_reads_the_preset():
         assert read_training({"train_mnist": {"history": [{**history[0], "accuracy": bad}]}})[1] == []
 
 
+@pytest.mark.parametrize("key, value, reason", [
+    ("accuracy", 2.0, "accuracy 2.0, expected a number from 0 to 1"),
+    ("val_accuracy", 90, "val_accuracy 90, expected a number from 0 to 1"),  # a percentage
+    ("accuracy", -0.1, "accuracy -0.1, expected a number from 0 to 1"),
+    ("loss", -1.5, "loss -1.5, expected a number from 0 to 1e+100"),
+    ("val_loss", -1e-9, "val_loss -1e-09, expected a number from 0 to 1e+100"),
+])
+def test_read_training_skips_a_record_whose_curve_no_training_could_give(key, value, reason):
+    from nnscratch.commands.report import read_training
+
+    history = good_history(2)
+    _, drawn, skipped = read_training({"train_mnist": {"history": [history[0], {**history[1], key: value}]}})
+    assert [r["epoch"] for r in drawn] == [1]
+    assert skipped == [f"1 of its 2 history records skipped, not train-mnist epoch records (record 2: {reason})"]
+    for edge in (0, 1.0) if "accuracy" in key else (0.0, 1e100):  # the ends of the range are kept
+        assert len(read_training({"train_mnist": {"history": [{**history[0], key: edge}]}})[1]) == 1
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
@@ -183,7 +201,7 @@ METADATA = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(METADATA)
 def test_read_training_never_raises_and_keeps_only_drawable_records(metadata):
-    from nnscratch.commands.report import CURVES, MAX_EPOCH, MAX_VALUE, read_training
+    from nnscratch.commands.report import CURVE_RANGES, CURVES, MAX_EPOCH, MAX_VALUE, read_training
 
     preset, history, skipped = read_training(metadata)
     assert preset is None or (isinstance(preset, str) and len(preset) <= 40)
@@ -193,7 +211,7 @@ def test_read_training_never_raises_and_keeps_only_drawable_records(metadata):
         for key in CURVES:
             value = record[key]
             assert (value is None and key.startswith("val_")) or (
-                type(value) in (int, float) and abs(value) <= MAX_VALUE)
+                type(value) in (int, float) and CURVE_RANGES[key][0] <= value <= CURVE_RANGES[key][1] <= MAX_VALUE)
 
 
 @pytest.mark.filterwarnings("error")  # a RuntimeWarning would be a second line on stderr

@@ -30,6 +30,9 @@ OUTPUT_OPTIONS = ("save", "metrics", "plot")
 # one record of a checkpoint's history: the key, and whether None is allowed (no validation set, no lr)
 HISTORY_FIELDS = {"epoch": False, "loss": False, "accuracy": False, "val_loss": True, "val_accuracy": True,
                   "lr": True, "seconds": False}
+# what fit can have written in each (an accuracy is a fraction, losses, rates and times are >= 0)
+HISTORY_RANGES = {"accuracy": (0.0, 1.0), "val_accuracy": (0.0, 1.0), "loss": (0.0, math.inf),
+                  "val_loss": (0.0, math.inf), "lr": (0.0, math.inf), "seconds": (0.0, math.inf)}
 
 
 def _epilog() -> str:
@@ -203,6 +206,9 @@ def _check_resumed_run(path, checkpoint, config: dict) -> None:
             value = record[key]
             if not ((optional and value is None) or _is_finite_number(value)):
                 refuse(f"history record {index + 1} has {key}={value!r:.40}, expected a finite number")
+            low, high = HISTORY_RANGES.get(key, (-math.inf, math.inf))
+            if value is not None and not low <= value <= high:
+                refuse(f"history record {index + 1} has {key}={value!r:.40}, expected a number from {low:g} to {high:g}")
     try:
         np.random.default_rng(0).bit_generator.state = saved.get("shuffle_state")
     except (KeyError, TypeError, ValueError) as error:

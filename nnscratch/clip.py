@@ -26,12 +26,13 @@ def clip_grad_norm(source, max_norm, error_if_nonfinite=False) -> float:
     max_norm - 1e-6 is left alone. One norm over all deltas, not one per
     array: clipping keeps the gradient's direction. ``max_norm=math.inf`` only measures.
 
-    A float32 delta's squares are summed in float32 (BLAS's dot, as PyTorch does) when that sum
-    lies safely inside float32's range, and again in float64 when it does not: float32 deltas
+    The deltas' sums are added up in float64. Within one float32 delta the squares are summed in
+    float32 (BLAS's dot, in many lanes; PyTorch sums in float32 too) when that sum lies safely
+    inside float32's range (1e-30 to 1e30), and again in float64 when it does not: float32 deltas
     around 1e20 square to 1e40, beyond float32, and must not make the norm infinite, nor deltas
     around 1e-20 (squares below float32's smallest) make it 0. A non-finite norm (an inf or NaN
-    in some delta) leaves every delta as it is and is returned,
-    so that the caller can skip the step or stop (PyTorch instead multiplies by 0 or NaN); with
+    in some delta) leaves every delta as it is and is returned, so that the caller can skip the
+    step or stop (PyTorch instead multiplies by 0 or NaN); with
     ``error_if_nonfinite=True`` it raises FloatingPointError.
 
     Raises:

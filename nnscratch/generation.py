@@ -43,7 +43,7 @@ class Sampler:
         self.model, self.rng = model, rng
         self.context = check_int("Sampler", "context", context, 1)
         self.temperature = check_number("Sampler", "temperature", temperature, 0.0, MAX_TEMPERATURE,
-                                        low_inclusive=False)
+                                        low_inclusive=False, high_inclusive=True)
         self.top_k = None if top_k is None else check_int("Sampler", "top_k", top_k, 1)
         self.recurrent = bool(recurrent_layers(model))
         self.reset()

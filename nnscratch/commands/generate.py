@@ -67,8 +67,10 @@ def _numbers(args) -> dict:
     return options
 
 
-def _check_for_model(args, options: dict, vocabulary, lines: bool) -> None:
-    """The options that depend on the model: its kind (text or lines) and its vocabulary."""
+def _check_for_model(args, options: dict, vocabulary, config: dict) -> None:
+    """The options that depend on the model: its kind (text or lines), its vocabulary and, for a line
+    model, the longest line it writes (its context less the start marker)."""
+    lines = config["lines"]
     if lines and args.tokens is not None:
         raise UsageError("--tokens is for a text model; this is a line model (train-text --lines): use --count")
     if not lines and (args.count is not None or args.keep_known):
@@ -78,6 +80,9 @@ def _check_for_model(args, options: dict, vocabulary, lines: bool) -> None:
         check_int_range("--top-k", options["top_k"], 1, len(vocabulary))
     if lines and "\n" in args.prompt:
         raise UsageError("--prompt of a line model is how each line begins: it cannot hold a line break")
+    if lines and len(args.prompt) > config["block_size"] - 1:  # every line drawn would be cut
+        raise UsageError(f"--prompt has {len(args.prompt):,} characters; this line model writes lines of at most "
+                         f"{config['block_size'] - 1:,}")
     try:
         vocabulary.encode(args.prompt, "--prompt")
     except ValueError as error:
@@ -94,7 +99,7 @@ def _run(args) -> int:
     checkpoint = read_checkpoint(args.checkpoint)
     saved = read_metadata(shown(args.checkpoint), checkpoint)
     config, vocabulary = saved["config"], saved["vocabulary"]
-    _check_for_model(args, options, vocabulary, config["lines"])
+    _check_for_model(args, options, vocabulary, config)
     check_finite_weights(args.checkpoint, checkpoint.model)
     net = checkpoint.model
     layers = getattr(net, "layers", None)
@@ -104,6 +109,11 @@ def _run(args) -> int:
     if width != len(vocabulary):
         raise UsageError(f"{shown(args.checkpoint)}: its network scores {width} characters, its vocabulary has "
                          f"{len(vocabulary)}")
+    try:  # the context the sampler will feed it (a transformer has positions for so many, no more)
+        net[:-2].output_shape((1, config["block_size"]))
+    except ValueError as error:
+        raise UsageError(f"{shown(args.checkpoint)}: its network cannot read the context of {config['block_size']:,} "
+                         f"characters its record gives ({error})") from None
     sampler = Sampler(net[:-2], config["block_size"], np.random.default_rng(options["seed"]),
                       temperature=options["temperature"], top_k=options["top_k"])
     try:

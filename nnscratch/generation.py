@@ -137,15 +137,18 @@ def sample_text(sampler: Sampler, vocabulary, prompt: str, count: int, start: st
 
 def sample_lines(sampler: Sampler, vocabulary, count: int, max_length: int, is_known=None, on_line=None,
                  max_draws: int | None = None, max_chars: int | None = None, prefix: str = "",
-                 marker: str = "\n") -> dict:
+                 marker: str = "\n", max_drawn: int | None = None) -> dict:
     """Up to ``count`` new lines, each drawn from the start marker (then ``prefix``, which begins every
     line) to the end marker (line mode).
 
     A line for which ``is_known(line)`` is true (one of the training text's), one already drawn, or an
     empty one is dropped; so is one cut at ``max_length`` characters (the model never ended it). Drawing stops
     after ``max_draws`` lines (default ``50 * count + 100``), so a model that only repeats its
-    training lines cannot loop for ever; and once the lines kept hold ``max_chars`` characters (their
-    newlines included), if given. ``on_line(line)`` sees each line kept as soon as it is drawn.
+    training lines cannot loop for ever; once the lines kept hold ``max_chars`` characters (their
+    newlines included), if given; and once the lines drawn, kept or dropped, hold ``max_drawn``
+    characters (each line's end counted too), if given: a model that only repeats long lines it
+    knows costs a forward per character drawn. ``on_line(line)`` sees each line kept as soon as it
+    is drawn.
 
     Returns ``{"lines": [...], "known": n, "repeated": n, "empty": n, "cut": n, "draws": n}``.
     """
@@ -153,10 +156,12 @@ def sample_lines(sampler: Sampler, vocabulary, count: int, max_length: int, is_k
     prefix_ids = vocabulary.encode(prefix, "the prompt")
     max_draws = 50 * count + 100 if max_draws is None else max_draws
     result = {"lines": [], "known": 0, "repeated": 0, "empty": 0, "cut": 0, "draws": 0}
-    drawn, chars = set(), 0
-    while len(result["lines"]) < count and result["draws"] < max_draws and (max_chars is None or chars < max_chars):
+    drawn, chars, drawn_chars = set(), 0, 0
+    while (len(result["lines"]) < count and result["draws"] < max_draws and (max_chars is None or chars < max_chars)
+           and (max_drawn is None or drawn_chars < max_drawn)):
         ids, ended = sampler.line(marker_id, max_length, prefix_ids)
         result["draws"] += 1
+        drawn_chars += len(ids) + 1
         line = vocabulary.decode(ids)
         if not ended:
             result["cut"] += 1

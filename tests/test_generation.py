@@ -169,3 +169,11 @@ def test_bad_sampler_settings_are_refused(kwargs, message):
     settings = {"context": 4, **kwargs}
     with pytest.raises((ValueError, TypeError), match=message):
         Sampler(FixedLogits([0.0, 1.0]), settings.pop("context"), np.random.default_rng(0), **settings)
+
+
+def test_sample_lines_stops_once_its_draws_hold_max_drawn_characters():
+    # a model that only writes lines it knows: the characters drawn, not the lines kept, bound the work
+    vocabulary = Vocabulary("\nab")
+    sampler = Sampler(Scripted(vocabulary, ["abababab"] * 100), 20, np.random.default_rng(0))
+    result = sample_lines(sampler, vocabulary, 5, 12, is_known=lambda line: True, max_drawn=25)
+    assert result["lines"] == [] and result["draws"] == 3 and result["known"] == 3  # 9, 18, then 27 >= 25

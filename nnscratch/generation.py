@@ -79,7 +79,10 @@ class Sampler:
 
     def draw(self, logits: np.ndarray) -> int:
         """One id drawn from softmax(logits / temperature) over the ``top_k`` largest logits."""
-        scaled = (logits - logits.max()) / self.temperature  # the max subtracted: exp never overflows
+        # the max subtracted: exp never overflows. A tiny temperature sends the others to -inf, as meant
+        # (their exp is 0), without numpy's overflow warning on the user's terminal
+        with np.errstate(over="ignore"):
+            scaled = (logits - logits.max()) / self.temperature
         if self.top_k is not None and self.top_k < len(scaled):
             cut = np.partition(scaled, -self.top_k)[-self.top_k]
             scaled = np.where(scaled >= cut, scaled, -np.inf)

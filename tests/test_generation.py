@@ -57,6 +57,14 @@ def test_huge_logits_and_a_tiny_temperature_stay_finite():
     assert {sampler.draw(logits) for _ in range(50)} == {0}
 
 
+@pytest.mark.filterwarnings("error")  # generate printed numpy's "overflow encountered in divide" twice
+@pytest.mark.parametrize("temperature", [5e-324, 1e-310])
+def test_the_smallest_temperatures_draw_the_most_likely_without_a_warning(temperature):
+    logits = np.array([0.5, 2.0, -3.0, 1.9])
+    sampler = Sampler(FixedLogits(logits), 8, np.random.default_rng(0), temperature=temperature)
+    assert {sampler.draw(logits) for _ in range(50)} == {1}
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_a_recurrent_model_carries_its_state_to_the_logits_of_the_whole_sequence(kind):
     model = recurrent(kind, 7, 16, 2, rng=np.random.default_rng(0))[:-2]

@@ -152,7 +152,7 @@ def _report(config: dict, corpus, loop, validation: float, sample: str, quiet: b
     what = "lines" if config["lines"] else "characters"
     count = len(corpus.validation_lines) if config["lines"] else len(corpus.validation)
     print(f"validation loss {validation:.4f} nats per character ({validation / math.log(2):.4f} bits) over the whole "
-          f"validation split ({count:,} {what}); {config['model']}, {config['iters']} iterations, "
+          f"validation split ({count:,} {what}); {config['model']}, {loop.done} iterations, "
           f"{loop.seconds:.1f} s training")
     kind = "new lines" if config["lines"] else f"{SAMPLE_CHARS} characters"
     print(f"sample ({kind}, temperature {SAMPLE_TEMPERATURE}):")

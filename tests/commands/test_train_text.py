@@ -220,3 +220,14 @@ def test_the_line_sample_of_a_model_that_only_repeats_its_lines_is_bounded(monke
     config = {"block_size": 61, "seed": 0, "lines": True}
     assert train_text._sample(Training(), config, Corpus(), known_lines([line])) == ""
     assert Repeats.calls <= train_text.SAMPLE_DRAWN + 61  # the characters drawn in all, the last line finished
+
+
+def test_a_resume_asked_for_fewer_iterations_than_done_reports_the_iterations_done(verse, tmp_path, capsys):
+    # the model has 30 iterations behind it; the summary said "rnn, 10 iterations"
+    assert train_text_main([str(verse), *SMALL, "--save", str(tmp_path / "m.npz")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert train_text_main(["--resume", str(tmp_path / "m.npz"), "--iters", "10", "--quiet"]) == 0
+    again = capsys.readouterr().out.splitlines()[0]
+    untimed = [re.sub(r"[\d.]+ s training$", "", line) for line in (first, again)]
+    assert "; rnn, 30 iterations, " in first
+    assert untimed[0] == untimed[1]  # the same model, the same loss

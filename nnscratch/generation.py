@@ -67,7 +67,7 @@ class Sampler:
                 x = np.asarray(ids, np.int64)[None]
                 for index, layer in enumerate(self.model.layers):
                     if hasattr(layer, "final_state"):
-                        x = layer.forward(x, initial_state=self.states.get(index))
+                        x = _step_from(layer, x, self.states.get(index))
                         self.states[index] = layer.final_state
                     else:
                         x = layer.forward(x)
@@ -123,6 +123,19 @@ class Sampler:
         """Give back the memory the model's layers kept from the last forward."""
         release_memory(self.model)
 
+
+
+def _step_from(layer, x, state):
+    """``layer.forward(x, initial_state=state)``, from zeros when ``state`` is None, even for a stateful
+    layer: the state it carries (a training stream's) neither starts the sample nor is replaced by it."""
+    stateful = getattr(layer, "stateful", False)
+    if not stateful:
+        return layer.forward(x, initial_state=state)
+    layer.stateful = False  # for this call only: a layer that is not stateful leaves its carried state alone
+    try:
+        return layer.forward(x, initial_state=state)
+    finally:
+        layer.stateful = stateful
 
 
 def sample_text(sampler: Sampler, vocabulary, prompt: str, count: int, start: str = "\n", on_char=None) -> str:

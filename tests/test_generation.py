@@ -185,3 +185,16 @@ def test_sample_lines_stops_once_its_draws_hold_max_drawn_characters():
     sampler = Sampler(Scripted(vocabulary, ["abababab"] * 100), 20, np.random.default_rng(0))
     result = sample_lines(sampler, vocabulary, 5, 12, is_known=lambda line: True, max_drawn=25)
     assert result["lines"] == [] and result["draws"] == 3 and result["known"] == 3  # 9, 18, then 27 >= 25
+
+
+def test_a_stateful_model_samples_from_zeros_and_keeps_the_state_it_carries():
+    # sampling a model trained with truncated backpropagation (stateful=True) failed on the state carried
+    # from its last training batch, and after reset_state() left it carrying the sampler's batch of 1
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Embedding(5, 4, rng=1), nn.LSTM(4, 6, stateful=True, rng=2), nn.Linear(6, 5, rng=3))
+    plain = nn.Sequential(nn.Embedding(5, 4, rng=1), nn.LSTM(4, 6, rng=2), nn.Linear(6, 5, rng=3))
+    model.forward(rng.integers(0, 5, (3, 7)))  # a training batch: the LSTM now carries a state of batch 3
+    carried = [part.copy() for part in model[1]._carried]
+    drawn = list(Sampler(model, 8, np.random.default_rng(4)).text([1, 2], 6))
+    assert drawn == list(Sampler(plain, 8, np.random.default_rng(4)).text([1, 2], 6))
+    assert model[1].stateful and all(np.array_equal(a, b) for a, b in zip(model[1]._carried, carried, strict=True))

@@ -126,9 +126,9 @@ def _check_history(history, iteration: int, refuse) -> None:
             refuse(f"history record {index + 1} has iter={record['iter']!r:.40}, expected an int after the last "
                    f"record's and at most {iteration}")
         previous = record["iter"]
-        for key in HISTORY_KEYS[1:]:
-            if not _finite(record[key]):
-                refuse(f"history record {index + 1} has {key}={record[key]!r:.40}, expected a finite number")
+        for key in HISTORY_KEYS[1:]:  # cross-entropies, a rate and a time: none is ever negative
+            if not (_finite(record[key]) and record[key] >= 0):
+                refuse(f"history record {index + 1} has {key}={record[key]!r:.40}, expected a finite number >= 0")
 
 
 def _check_known_lines(record, lines: bool, refuse) -> None:

@@ -80,6 +80,8 @@ def test_resume_refuses_another_text_and_a_checkpoint_that_is_not_train_texts(te
     (lambda m, c: m["config"]["text"].update(sha256="abc"), r"its record of the text is not train-text's"),
     (lambda m, c: m.update(iteration=-3), r"its iteration is -3, expected an int from 0"),
     (lambda m, c: m["history"][0].update(val_loss=None), r"history record 1 has val_loss=None, expected a finite"),
+    (lambda m, c: m["history"][0].update(loss=-0.5), r"history record 1 has loss=-0.5, expected a finite number >= 0"),
+    (lambda m, c: m["history"][1].update(seconds=-2.0), r"history record 2 has seconds=-2.0, expected a finite number >= 0"),
     (lambda m, c: m["history"][1].update(iter=8), r"history record 2 has iter=8, expected an int after the last"),
     (lambda m, c: m.update(rng_state={"bit_generator": "MT19937"}), r"the state of its training windows' generator is "
                                                                     r"invalid"),

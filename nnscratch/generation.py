@@ -46,6 +46,11 @@ class Sampler:
                                         low_inclusive=False, high_inclusive=True)
         self.top_k = None if top_k is None else check_int("Sampler", "top_k", top_k, 1)
         self.recurrent = bool(recurrent_layers(model))
+        if not self.recurrent and hasattr(model, "output_shape"):
+            try:  # the windows it will be fed (positions for so many, as a transformer has), checked now
+                model.output_shape((1, self.context))
+            except ValueError as error:
+                raise ValueError(f"Sampler: the model cannot read a context of {self.context} ids ({error})") from None
         self.reset()
 
     def reset(self) -> None:

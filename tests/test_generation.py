@@ -198,3 +198,12 @@ def test_a_stateful_model_samples_from_zeros_and_keeps_the_state_it_carries():
     drawn = list(Sampler(model, 8, np.random.default_rng(4)).text([1, 2], 6))
     assert drawn == list(Sampler(plain, 8, np.random.default_rng(4)).text([1, 2], 6))
     assert model[1].stateful and all(np.array_equal(a, b) for a, b in zip(model[1]._carried, carried, strict=True))
+
+
+def test_a_context_longer_than_the_model_has_positions_for_is_refused_at_once():
+    # it failed only once the text outgrew the positions (max_len), after part of it was written
+    model = nn.Sequential(nn.Embedding(3, 4, rng=0), nn.PositionalEmbedding(6, 4, rng=1), nn.Linear(4, 3, rng=2))
+    with pytest.raises(ValueError, match=r"^Sampler: the model cannot read a context of 7 ids \(.*PositionalEmbedding: "
+                                         r"the input has T = 7 positions, longer than max_len = 6"):
+        Sampler(model, 7, np.random.default_rng(0))
+    assert len(list(Sampler(model, 6, np.random.default_rng(0)).text([1], 20))) == 20

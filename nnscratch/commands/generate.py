@@ -109,13 +109,11 @@ def _run(args) -> int:
     if width != len(vocabulary):
         raise UsageError(f"{shown(args.checkpoint)}: its network scores {width} characters, its vocabulary has "
                          f"{len(vocabulary)}")
-    try:  # the context the sampler will feed it (a transformer has positions for so many, no more)
-        net[:-2].output_shape((1, config["block_size"]))
+    try:  # the sampler checks the context its record gives against the network's positions
+        sampler = Sampler(net[:-2], config["block_size"], np.random.default_rng(options["seed"]),
+                          temperature=options["temperature"], top_k=options["top_k"])
     except ValueError as error:
-        raise UsageError(f"{shown(args.checkpoint)}: its network cannot read the context of {config['block_size']:,} "
-                         f"characters its record gives ({error})") from None
-    sampler = Sampler(net[:-2], config["block_size"], np.random.default_rng(options["seed"]),
-                      temperature=options["temperature"], top_k=options["top_k"])
+        raise UsageError(f"{shown(args.checkpoint)}: {error}") from None
     try:
         if config["lines"]:
             return _lines(sampler, args, saved, options)

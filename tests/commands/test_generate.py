@@ -214,6 +214,6 @@ def test_a_tampered_record_that_the_network_cannot_follow_is_refused(text_model,
     nn.save(checkpoint.model, path, metadata=checkpoint.metadata)
     assert generate(path, "--tokens", 20) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.startswith(f"generate: error: {path}: its network cannot read the "
-                                                          "context of 9 characters its record gives (")
+    assert captured.out == "" and captured.err.startswith(f"generate: error: {path}: Sampler: the model cannot read "
+                                                          "a context of 9 ids (")
     assert captured.err.count("\n") == 1

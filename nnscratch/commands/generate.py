@@ -6,8 +6,9 @@ printed (and flushed) as soon as it is drawn; a line model (``train-text --lines
 new lines, each printed when complete, by default none that is in its training text (the command
 says how many it dropped). The same ``--seed`` gives the same text.
 
-Exit codes: 0 done, 1 fewer new lines than asked (the model kept repeating known ones), 2 bad
-options or a checkpoint that is not a usable text model, 130 interrupted.
+Exit codes: 0 done, 1 fewer new lines than asked (the model kept repeating known ones) or a
+standard output that cannot be written (closed, or a full disk), 2 bad options or a checkpoint that
+is not a usable text model, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ def _run(args) -> int:
     from .text_checkpoint import read_metadata
 
     options = _numbers(args)
+    if sys.stdout is None:  # started with standard output closed (`>&-`): print() would drop the text silently
+        print("generate: the standard output is closed: nowhere to write the text", file=sys.stderr)
+        return 1
     checkpoint = read_checkpoint(args.checkpoint)
     saved = read_metadata(shown(args.checkpoint), checkpoint)
     config, vocabulary = saved["config"], saved["vocabulary"]

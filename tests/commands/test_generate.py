@@ -217,3 +217,14 @@ def test_a_tampered_record_that_the_network_cannot_follow_is_refused(text_model,
     assert captured.out == "" and captured.err.startswith(f"generate: error: {path}: Sampler: the model cannot read "
                                                           "a context of 9 ids (")
     assert captured.err.count("\n") == 1
+
+
+def test_a_closed_standard_output_is_one_line_and_exit_1(text_model, line_model, capsys, monkeypatch):
+    # `generate ... >&-`: Python's sys.stdout is None; text mode died with an AttributeError traceback,
+    # line mode wrote its lines nowhere and exited 0
+    import sys
+
+    monkeypatch.setattr(sys, "stdout", None)
+    for model, argv in ((text_model, ["--tokens", "5"]), (line_model, ["--count", "2"])):
+        assert generate(model, *argv) == 1
+        assert capsys.readouterr().err == "generate: the standard output is closed: nowhere to write the text\n"

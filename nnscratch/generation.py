@@ -24,6 +24,9 @@ from .protocol import in_mode
 from .validation import check_int, check_number
 
 MAX_TEMPERATURE = 100.0
+# sample_lines gives up after so many draws in a row with no new line: a model that writes a new one
+# even once in 50 draws fails so 1000 times in a row with a probability of 2e-9
+MAX_MISSES = 1000
 
 
 def recurrent_layers(model) -> list:
@@ -156,16 +159,21 @@ def sample_text(sampler: Sampler, vocabulary, prompt: str, count: int, start: st
     return "".join(drawn)
 
 
+def default_max_draws(count: int) -> int:
+    """The lines ``sample_lines`` draws at most for ``count`` new ones, by default."""
+    return 50 * count + 100
+
+
 def sample_lines(sampler: Sampler, vocabulary, count: int, max_length: int, is_known=None, on_line=None,
                  max_draws: int | None = None, max_chars: int | None = None, prefix: str = "",
-                 marker: str = "\n", max_drawn: int | None = None) -> dict:
+                 marker: str = "\n", max_drawn: int | None = None, max_misses: int = MAX_MISSES) -> dict:
     """Up to ``count`` new lines, each drawn from the start marker (then ``prefix``, which begins every
     line) to the end marker (line mode).
 
     A line for which ``is_known(line)`` is true (one of the training text's), one already drawn, or an
     empty one is dropped; so is one cut at ``max_length`` characters (the model never ended it). Drawing stops
-    after ``max_draws`` lines (default ``50 * count + 100``), so a model that only repeats its
-    training lines cannot loop for ever; once the lines kept hold ``max_chars`` characters (their
+    after ``max_draws`` lines (default ``50 * count + 100``), or ``max_misses`` draws in a row that
+    gave nothing new, so a model that only repeats its training lines cannot loop for ever; once the lines kept hold ``max_chars`` characters (their
     newlines included), if given; and once the lines drawn, kept or dropped, hold ``max_drawn``
     characters (each line's end counted too), if given: a model that only repeats long lines it
     knows costs a forward per character drawn. ``on_line(line)`` sees each line kept as soon as it
@@ -175,14 +183,15 @@ def sample_lines(sampler: Sampler, vocabulary, count: int, max_length: int, is_k
     """
     marker_id = int(vocabulary.encode(marker, "the line marker")[0])
     prefix_ids = vocabulary.encode(prefix, "the prompt")
-    max_draws = 50 * count + 100 if max_draws is None else max_draws
+    max_draws = default_max_draws(count) if max_draws is None else max_draws
     result = {"lines": [], "known": 0, "repeated": 0, "empty": 0, "cut": 0, "draws": 0}
-    drawn, chars, drawn_chars = set(), 0, 0
+    drawn, chars, drawn_chars, misses = set(), 0, 0, 0
     while (len(result["lines"]) < count and result["draws"] < max_draws and (max_chars is None or chars < max_chars)
-           and (max_drawn is None or drawn_chars < max_drawn)):
+           and (max_drawn is None or drawn_chars < max_drawn) and misses < max_misses):
         ids, ended = sampler.line(marker_id, max_length, prefix_ids)
         result["draws"] += 1
         drawn_chars += len(ids) + 1
+        misses += 1  # back to 0 when the line is kept
         line = vocabulary.decode(ids)
         if not ended:
             result["cut"] += 1
@@ -194,7 +203,7 @@ def sample_lines(sampler: Sampler, vocabulary, count: int, max_length: int, is_k
             result["repeated"] += 1
         else:
             drawn.add(line)
-            chars += len(line) + 1
+            chars, misses = chars + len(line) + 1, 0
             result["lines"].append(line)
             if on_line is not None:
                 on_line(line)

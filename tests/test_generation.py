@@ -207,3 +207,12 @@ def test_a_context_longer_than_the_model_has_positions_for_is_refused_at_once():
                                          r"the input has T = 7 positions, longer than max_len = 6"):
         Sampler(model, 7, np.random.default_rng(0))
     assert len(list(Sampler(model, 6, np.random.default_rng(0)).text([1], 20))) == 20
+
+
+def test_sample_lines_gives_up_after_max_misses_draws_in_a_row_with_nothing_new():
+    # a model that can only write lines it knows drew 50 x count + 100 lines: 20 minutes for --count 100000
+    vocabulary = Vocabulary("\nab")
+    script = ["ab", "ba"] + ["ab"] * 39 + ["bb"] + ["ab"] * 100  # 39 misses, a new line, then 40 misses
+    sampler = Sampler(Scripted(vocabulary, script), 20, np.random.default_rng(0))
+    result = sample_lines(sampler, vocabulary, 1000, 4, max_misses=40)
+    assert result["lines"] == ["ab", "ba", "bb"] and result["draws"] == 42 + 40 and result["repeated"] == 79

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from .common import UsageError, check_finite_weights, read_checkpoint, run_command, shown, stdout_failed
-from .training import check_int_range, number_text, read_numbers
+from .training import check_int_range, read_numbers
 
 HELP = "write text with a language model trained by train-text, as it is sampled"
 NUMBER_OPTIONS = {"tokens": int, "temperature": float, "top_k": int, "seed": int, "count": int}
@@ -143,7 +143,7 @@ def _text(sampler, vocabulary, prompt: str, tokens: int) -> None:
 
 
 def _lines(sampler, args, saved: dict, options: dict) -> int:
-    from ..generation import sample_lines
+    from ..generation import MAX_MISSES, default_max_draws, sample_lines
     from .text_checkpoint import known_set, line_hash
 
     known = None if args.keep_known else known_set(saved["known_lines"])
@@ -159,10 +159,12 @@ def _lines(sampler, args, saved: dict, options: dict) -> int:
         ("cut", f"not ended within {saved['config']['block_size'] - 1} characters")) if result[key]]
     note = "" if known is not None or args.keep_known else " (the checkpoint keeps no hashes of the training " \
         "lines: lines of the training text were not dropped)"
-    print(f"generate: {len(result['lines']):,} new lines from {number_text(result['draws'])} drawn; dropped "
+    print(f"generate: {len(result['lines']):,} new lines from {result['draws']:,} drawn; dropped "
           f"{', '.join(dropped) if dropped else 'none'}{note}", file=sys.stderr)
     if len(result["lines"]) < options["count"]:
-        print(f"generate: stopped after {result['draws']:,} lines drawn with {len(result['lines']):,} of the "
-              f"{options['count']:,} new ones asked for", file=sys.stderr)
+        when = (f"when {MAX_MISSES:,} lines drawn in a row gave nothing new," if result["draws"] < default_max_draws(
+            options["count"]) else f"after {result['draws']:,} lines drawn")
+        print(f"generate: stopped {when} with {len(result['lines']):,} of the {options['count']:,} new ones asked for",
+              file=sys.stderr)
         return 1
     return 0

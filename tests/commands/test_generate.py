@@ -228,3 +228,16 @@ def test_a_closed_standard_output_is_one_line_and_exit_1(text_model, line_model,
     for model, argv in ((text_model, ["--tokens", "5"]), (line_model, ["--count", "2"])):
         assert generate(model, *argv) == 1
         assert capsys.readouterr().err == "generate: the standard output is closed: nowhere to write the text\n"
+
+
+def test_a_line_model_with_nothing_new_to_write_gives_up_soon(tmp_path, capsys):
+    # it drew 50 lines per line asked for: --count 1000 of a model that only knows "ab" drew 50,100
+    (tmp_path / "ab.txt").write_text("ab\n" * 100)
+    assert train_text_main([str(tmp_path / "ab.txt"), "--lines", *TRAIN, "--save", str(tmp_path / "ab.npz")]) == 0
+    capsys.readouterr()
+    assert generate(tmp_path / "ab.npz", "--count", 1000) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("generate: 0 new lines from 1,000 drawn; dropped 1,000 in the training text\n"
+                            "generate: stopped when 1,000 lines drawn in a row gave nothing new, with 0 of the 1,000 "
+                            "new ones asked for\n")

@@ -31,7 +31,7 @@ SAMPLE_CHARS = 300
 SAMPLE_TEMPERATURE = 0.8  # nanoGPT's sample.py
 # line mode: the most characters drawn for the sample, lines dropped included (a model that only
 # repeats its training lines would otherwise draw 50 lines per character of the sample)
-SAMPLE_DRAWN = 50 * SAMPLE_CHARS
+SAMPLE_DRAWN = 10 * SAMPLE_CHARS
 
 
 def run(args) -> int:
@@ -156,7 +156,7 @@ def _report(config: dict, corpus, loop, validation: float, sample: str, quiet: b
           f"{loop.seconds:.1f} s training")
     kind = "new lines" if config["lines"] else f"{SAMPLE_CHARS} characters"
     print(f"sample ({kind}, temperature {SAMPLE_TEMPERATURE}):")
-    print(sample)
+    print(sample or f"(none: no line that is not in the text, within the {SAMPLE_DRAWN:,} characters drawn)")
     if "save" in loop.outputs and "save" not in loop.outputs.failed and not quiet:
         print(f"train-text: checkpoint saved to {loop.outputs['save']}", file=sys.stderr)
 

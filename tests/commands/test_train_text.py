@@ -231,3 +231,12 @@ def test_a_resume_asked_for_fewer_iterations_than_done_reports_the_iterations_do
     untimed = [re.sub(r"[\d.]+ s training$", "", line) for line in (first, again)]
     assert "; rnn, 30 iterations, " in first
     assert untimed[0] == untimed[1]  # the same model, the same loss
+
+
+def test_an_empty_line_sample_says_why(tmp_path, capsys):
+    # a model that only writes its training lines printed "sample (new lines, ...):" over an empty line
+    (tmp_path / "ab.txt").write_text("ab\n" * 100)
+    assert train_text_main([str(tmp_path / "ab.txt"), "--lines", *SMALL]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("sample (new lines, temperature 0.8):\n(none: no line that is not in the text, within the "
+                        "3,000 characters drawn)\n")

@@ -225,7 +225,7 @@ class Residual(Container):
     Every layer gets the extra ``args`` of forward, as in ``Sequential``.
 
     Shape:
-        x: whatever the first layer takes; f(x) must have the same shape; y: same as x
+        x: whatever the first layer takes; f(x) must have the same shape; y: same shape as x, in f(x)'s dtype
     """
 
     def __init__(self, *layers):
@@ -249,6 +249,8 @@ class Residual(Container):
                 f"Residual: f(x) has shape {np.shape(fx)} but x has shape {x.shape}; y = x + f(x) needs "
                 "f to keep the shape of its input"
             )
+        if isinstance(fx, np.ndarray) and fx.dtype.kind == "f" and fx.dtype != x.dtype:
+            x = x.astype(fx.dtype)  # the block computes in its layers' dtype, as they do (float64 in, float32 out)
         y = x + fx
         self._output = (y.shape, y.dtype)
         return y

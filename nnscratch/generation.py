@@ -24,6 +24,9 @@ from .protocol import in_mode
 from .validation import check_int, check_number
 
 MAX_TEMPERATURE = 100.0
+# sample_lines gives up after so many draws in a row with no new line: a model that writes a new one
+# even once in 50 draws fails so 1000 times in a row with a probability of 2e-9
+MAX_MISSES = 1000
 
 
 def recurrent_layers(model) -> list:
@@ -43,9 +46,14 @@ class Sampler:
         self.model, self.rng = model, rng
         self.context = check_int("Sampler", "context", context, 1)
         self.temperature = check_number("Sampler", "temperature", temperature, 0.0, MAX_TEMPERATURE,
-                                        low_inclusive=False)
+                                        low_inclusive=False, high_inclusive=True)
         self.top_k = None if top_k is None else check_int("Sampler", "top_k", top_k, 1)
         self.recurrent = bool(recurrent_layers(model))
+        if not self.recurrent and hasattr(model, "output_shape"):
+            try:  # the windows it will be fed (positions for so many, as a transformer has), checked now
+                model.output_shape((1, self.context))
+            except ValueError as error:
+                raise ValueError(f"Sampler: the model cannot read a context of {self.context} ids ({error})") from None
         self.reset()
 
     def reset(self) -> None:
@@ -67,7 +75,7 @@ class Sampler:
                 x = np.asarray(ids, np.int64)[None]
                 for index, layer in enumerate(self.model.layers):
                     if hasattr(layer, "final_state"):
-                        x = layer.forward(x, initial_state=self.states.get(index))
+                        x = _step_from(layer, x, self.states.get(index))
                         self.states[index] = layer.final_state
                     else:
                         x = layer.forward(x)
@@ -79,7 +87,10 @@ class Sampler:
 
     def draw(self, logits: np.ndarray) -> int:
         """One id drawn from softmax(logits / temperature) over the ``top_k`` largest logits."""
-        scaled = (logits - logits.max()) / self.temperature  # the max subtracted: exp never overflows
+        # the max subtracted: exp never overflows. A tiny temperature sends the others to -inf, as meant
+        # (their exp is 0), without numpy's overflow warning on the user's terminal
+        with np.errstate(over="ignore"):
+            scaled = (logits - logits.max()) / self.temperature
         if self.top_k is not None and self.top_k < len(scaled):
             cut = np.partition(scaled, -self.top_k)[-self.top_k]
             scaled = np.where(scaled >= cut, scaled, -np.inf)
@@ -122,6 +133,19 @@ class Sampler:
 
 
 
+def _step_from(layer, x, state):
+    """``layer.forward(x, initial_state=state)``, from zeros when ``state`` is None, even for a stateful
+    layer: the state it carries (a training stream's) neither starts the sample nor is replaced by it."""
+    stateful = getattr(layer, "stateful", False)
+    if not stateful:
+        return layer.forward(x, initial_state=state)
+    layer.stateful = False  # for this call only: a layer that is not stateful leaves its carried state alone
+    try:
+        return layer.forward(x, initial_state=state)
+    finally:
+        layer.stateful = stateful
+
+
 def sample_text(sampler: Sampler, vocabulary, prompt: str, count: int, start: str = "\n", on_char=None) -> str:
     """``count`` characters drawn after ``prompt`` (after ``start`` when the prompt is empty: the model
     needs something to read; the start is not part of the result). ``on_char(c)`` sees each as drawn."""
@@ -135,28 +159,39 @@ def sample_text(sampler: Sampler, vocabulary, prompt: str, count: int, start: st
     return "".join(drawn)
 
 
+def default_max_draws(count: int) -> int:
+    """The lines ``sample_lines`` draws at most for ``count`` new ones, by default."""
+    return 50 * count + 100
+
+
 def sample_lines(sampler: Sampler, vocabulary, count: int, max_length: int, is_known=None, on_line=None,
                  max_draws: int | None = None, max_chars: int | None = None, prefix: str = "",
-                 marker: str = "\n") -> dict:
+                 marker: str = "\n", max_drawn: int | None = None, max_misses: int = MAX_MISSES) -> dict:
     """Up to ``count`` new lines, each drawn from the start marker (then ``prefix``, which begins every
     line) to the end marker (line mode).
 
     A line for which ``is_known(line)`` is true (one of the training text's), one already drawn, or an
     empty one is dropped; so is one cut at ``max_length`` characters (the model never ended it). Drawing stops
-    after ``max_draws`` lines (default ``50 * count + 100``), so a model that only repeats its
-    training lines cannot loop for ever; and once the lines kept hold ``max_chars`` characters (their
-    newlines included), if given. ``on_line(line)`` sees each line kept as soon as it is drawn.
+    after ``max_draws`` lines (default ``50 * count + 100``), or ``max_misses`` draws in a row that
+    gave nothing new, so a model that only repeats its training lines cannot loop for ever; once the lines kept hold ``max_chars`` characters (their
+    newlines included), if given; and once the lines drawn, kept or dropped, hold ``max_drawn``
+    characters (each line's end counted too), if given: a model that only repeats long lines it
+    knows costs a forward per character drawn. ``on_line(line)`` sees each line kept as soon as it
+    is drawn.
 
     Returns ``{"lines": [...], "known": n, "repeated": n, "empty": n, "cut": n, "draws": n}``.
     """
     marker_id = int(vocabulary.encode(marker, "the line marker")[0])
     prefix_ids = vocabulary.encode(prefix, "the prompt")
-    max_draws = 50 * count + 100 if max_draws is None else max_draws
+    max_draws = default_max_draws(count) if max_draws is None else max_draws
     result = {"lines": [], "known": 0, "repeated": 0, "empty": 0, "cut": 0, "draws": 0}
-    drawn, chars = set(), 0
-    while len(result["lines"]) < count and result["draws"] < max_draws and (max_chars is None or chars < max_chars):
+    drawn, chars, drawn_chars, misses = set(), 0, 0, 0
+    while (len(result["lines"]) < count and result["draws"] < max_draws and (max_chars is None or chars < max_chars)
+           and (max_drawn is None or drawn_chars < max_drawn) and misses < max_misses):
         ids, ended = sampler.line(marker_id, max_length, prefix_ids)
         result["draws"] += 1
+        drawn_chars += len(ids) + 1
+        misses += 1  # back to 0 when the line is kept
         line = vocabulary.decode(ids)
         if not ended:
             result["cut"] += 1
@@ -168,7 +203,7 @@ def sample_lines(sampler: Sampler, vocabulary, count: int, max_length: int, is_k
             result["repeated"] += 1
         else:
             drawn.add(line)
-            chars += len(line) + 1
+            chars, misses = chars + len(line) + 1, 0
             result["lines"].append(line)
             if on_line is not None:
                 on_line(line)

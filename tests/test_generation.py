@@ -57,6 +57,14 @@ def test_huge_logits_and_a_tiny_temperature_stay_finite():
     assert {sampler.draw(logits) for _ in range(50)} == {0}
 
 
+@pytest.mark.filterwarnings("error")  # generate printed numpy's "overflow encountered in divide" twice
+@pytest.mark.parametrize("temperature", [5e-324, 1e-310])
+def test_the_smallest_temperatures_draw_the_most_likely_without_a_warning(temperature):
+    logits = np.array([0.5, 2.0, -3.0, 1.9])
+    sampler = Sampler(FixedLogits(logits), 8, np.random.default_rng(0), temperature=temperature)
+    assert {sampler.draw(logits) for _ in range(50)} == {1}
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_a_recurrent_model_carries_its_state_to_the_logits_of_the_whole_sequence(kind):
     model = recurrent(kind, 7, 16, 2, rng=np.random.default_rng(0))[:-2]
@@ -169,3 +177,42 @@ def test_bad_sampler_settings_are_refused(kwargs, message):
     settings = {"context": 4, **kwargs}
     with pytest.raises((ValueError, TypeError), match=message):
         Sampler(FixedLogits([0.0, 1.0]), settings.pop("context"), np.random.default_rng(0), **settings)
+
+
+def test_sample_lines_stops_once_its_draws_hold_max_drawn_characters():
+    # a model that only writes lines it knows: the characters drawn, not the lines kept, bound the work
+    vocabulary = Vocabulary("\nab")
+    sampler = Sampler(Scripted(vocabulary, ["abababab"] * 100), 20, np.random.default_rng(0))
+    result = sample_lines(sampler, vocabulary, 5, 12, is_known=lambda line: True, max_drawn=25)
+    assert result["lines"] == [] and result["draws"] == 3 and result["known"] == 3  # 9, 18, then 27 >= 25
+
+
+def test_a_stateful_model_samples_from_zeros_and_keeps_the_state_it_carries():
+    # sampling a model trained with truncated backpropagation (stateful=True) failed on the state carried
+    # from its last training batch, and after reset_state() left it carrying the sampler's batch of 1
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Embedding(5, 4, rng=1), nn.LSTM(4, 6, stateful=True, rng=2), nn.Linear(6, 5, rng=3))
+    plain = nn.Sequential(nn.Embedding(5, 4, rng=1), nn.LSTM(4, 6, rng=2), nn.Linear(6, 5, rng=3))
+    model.forward(rng.integers(0, 5, (3, 7)))  # a training batch: the LSTM now carries a state of batch 3
+    carried = [part.copy() for part in model[1]._carried]
+    drawn = list(Sampler(model, 8, np.random.default_rng(4)).text([1, 2], 6))
+    assert drawn == list(Sampler(plain, 8, np.random.default_rng(4)).text([1, 2], 6))
+    assert model[1].stateful and all(np.array_equal(a, b) for a, b in zip(model[1]._carried, carried, strict=True))
+
+
+def test_a_context_longer_than_the_model_has_positions_for_is_refused_at_once():
+    # it failed only once the text outgrew the positions (max_len), after part of it was written
+    model = nn.Sequential(nn.Embedding(3, 4, rng=0), nn.PositionalEmbedding(6, 4, rng=1), nn.Linear(4, 3, rng=2))
+    with pytest.raises(ValueError, match=r"^Sampler: the model cannot read a context of 7 ids \(.*PositionalEmbedding: "
+                                         r"the input has T = 7 positions, longer than max_len = 6"):
+        Sampler(model, 7, np.random.default_rng(0))
+    assert len(list(Sampler(model, 6, np.random.default_rng(0)).text([1], 20))) == 20
+
+
+def test_sample_lines_gives_up_after_max_misses_draws_in_a_row_with_nothing_new():
+    # a model that can only write lines it knows drew 50 x count + 100 lines: 20 minutes for --count 100000
+    vocabulary = Vocabulary("\nab")
+    script = ["ab", "ba"] + ["ab"] * 39 + ["bb"] + ["ab"] * 100  # 39 misses, a new line, then 40 misses
+    sampler = Sampler(Scripted(vocabulary, script), 20, np.random.default_rng(0))
+    result = sample_lines(sampler, vocabulary, 1000, 4, max_misses=40)
+    assert result["lines"] == ["ab", "ba", "bb"] and result["draws"] == 42 + 40 and result["repeated"] == 79

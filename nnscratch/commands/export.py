@@ -8,7 +8,8 @@ written after all (a full disk); 130 interrupted.
 
 The loss layers at the end of a training network are dropped (see ``nnscratch.export.onnx``). The
 input shape (one sample, no batch axis) comes from ``--input-shape``, else from the preset a
-``train-mnist`` checkpoint records, else from a first layer that fixes it (a Linear's in_features).
+``train-mnist`` checkpoint records or the context (block size) a ``train-text`` one does, else from a
+first layer that fixes it (a Linear's in_features).
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ HELP = "write a checkpoint's model (its loss dropped) as an ONNX file for ONNX R
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint written by nn.save or train-mnist --save")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint written by nn.save, train-mnist --save or train-text --save")
     parser.add_argument("output", metavar="OUT", help="the ONNX file to write (replaced atomically if it exists)")
     parser.add_argument(
         "--input-shape",
         metavar="D,...",
         help="one sample's shape without the batch axis, e.g. 1,28,28 (default: the train-mnist preset's, "
-        "or a first Linear layer's in_features)",
+        "a train-text model's context, or a first Linear layer's in_features)",
     )
 
 
@@ -49,12 +50,15 @@ def _first_layer(model):
     return model
 
 
-def infer_input_shape(checkpoint) -> tuple | None:
-    """One sample's shape for ``checkpoint``'s model: its train-mnist preset's, else a first Linear's
-    (in_features,); None when neither tells."""
+def infer_input_shape(checkpoint, path) -> tuple | None:
+    """One sample's shape for ``checkpoint``'s model: its train-mnist preset's, a train-text model's
+    context of ids (block_size,), else a first Linear's (in_features,); None when none tells."""
     from ..layers import Linear
     from ..presets import PRESETS
+    from .text_checkpoint import KEY, read_metadata
 
+    if KEY in checkpoint.metadata:  # checked in full: a broken record is one line, as for generate
+        return (read_metadata(shown(path), checkpoint)["config"]["block_size"],)
     recorded = checkpoint.metadata.get("train_mnist")
     config = recorded.get("config") if isinstance(recorded, dict) else None
     preset = config.get("model") if isinstance(config, dict) else None
@@ -76,10 +80,10 @@ def _check(args) -> tuple:
     args.output = check_outputs([("OUT", args.output)], [("the checkpoint", args.checkpoint)])["OUT"]
     checkpoint = read_checkpoint(args.checkpoint)
     check_finite_weights(args.checkpoint, checkpoint.model, "an ONNX file of it would compute nothing meaningful")
-    shape = shape or infer_input_shape(checkpoint)
+    shape = shape or infer_input_shape(checkpoint, args.checkpoint)
     if shape is None:
-        raise UsageError(f"cannot tell the input shape of {shown(args.checkpoint)}'s model (not a train-mnist checkpoint, "
-                         "first layer not Linear); pass --input-shape, e.g. 1,28,28")
+        raise UsageError(f"cannot tell the input shape of {shown(args.checkpoint)}'s model (not a train-mnist or "
+                         "train-text checkpoint, first layer not Linear); pass --input-shape, e.g. 1,28,28")
     return checkpoint, shape
 
 

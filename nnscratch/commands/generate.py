@@ -6,8 +6,9 @@ printed (and flushed) as soon as it is drawn; a line model (``train-text --lines
 new lines, each printed when complete, by default none that is in its training text (the command
 says how many it dropped). The same ``--seed`` gives the same text.
 
-Exit codes: 0 done, 1 fewer new lines than asked (the model kept repeating known ones), 2 bad
-options or a checkpoint that is not a usable text model, 130 interrupted.
+Exit codes: 0 done, 1 fewer new lines than asked (the model kept repeating known ones) or a
+standard output that cannot be written (closed, or a full disk), 2 bad options or a checkpoint that
+is not a usable text model, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from .common import UsageError, check_finite_weights, read_checkpoint, run_command, shown, stdout_failed
-from .training import check_int_range, number_text, read_numbers
+from .training import check_int_range, read_numbers
 
 HELP = "write text with a language model trained by train-text, as it is sampled"
 NUMBER_OPTIONS = {"tokens": int, "temperature": float, "top_k": int, "seed": int, "count": int}
@@ -67,8 +68,10 @@ def _numbers(args) -> dict:
     return options
 
 
-def _check_for_model(args, options: dict, vocabulary, lines: bool) -> None:
-    """The options that depend on the model: its kind (text or lines) and its vocabulary."""
+def _check_for_model(args, options: dict, vocabulary, config: dict) -> None:
+    """The options that depend on the model: its kind (text or lines), its vocabulary and, for a line
+    model, the longest line it writes (its context less the start marker)."""
+    lines = config["lines"]
     if lines and args.tokens is not None:
         raise UsageError("--tokens is for a text model; this is a line model (train-text --lines): use --count")
     if not lines and (args.count is not None or args.keep_known):
@@ -78,6 +81,9 @@ def _check_for_model(args, options: dict, vocabulary, lines: bool) -> None:
         check_int_range("--top-k", options["top_k"], 1, len(vocabulary))
     if lines and "\n" in args.prompt:
         raise UsageError("--prompt of a line model is how each line begins: it cannot hold a line break")
+    if lines and len(args.prompt) > config["block_size"] - 1:  # every line drawn would be cut
+        raise UsageError(f"--prompt has {len(args.prompt):,} characters; this line model writes lines of at most "
+                         f"{config['block_size'] - 1:,}")
     try:
         vocabulary.encode(args.prompt, "--prompt")
     except ValueError as error:
@@ -91,10 +97,13 @@ def _run(args) -> int:
     from .text_checkpoint import read_metadata
 
     options = _numbers(args)
+    if sys.stdout is None:  # started with standard output closed (`>&-`): print() would drop the text silently
+        print("generate: the standard output is closed: nowhere to write the text", file=sys.stderr)
+        return 1
     checkpoint = read_checkpoint(args.checkpoint)
     saved = read_metadata(shown(args.checkpoint), checkpoint)
     config, vocabulary = saved["config"], saved["vocabulary"]
-    _check_for_model(args, options, vocabulary, config["lines"])
+    _check_for_model(args, options, vocabulary, config)
     check_finite_weights(args.checkpoint, checkpoint.model)
     net = checkpoint.model
     layers = getattr(net, "layers", None)
@@ -104,8 +113,11 @@ def _run(args) -> int:
     if width != len(vocabulary):
         raise UsageError(f"{shown(args.checkpoint)}: its network scores {width} characters, its vocabulary has "
                          f"{len(vocabulary)}")
-    sampler = Sampler(net[:-2], config["block_size"], np.random.default_rng(options["seed"]),
-                      temperature=options["temperature"], top_k=options["top_k"])
+    try:  # the sampler checks the context its record gives against the network's positions
+        sampler = Sampler(net[:-2], config["block_size"], np.random.default_rng(options["seed"]),
+                          temperature=options["temperature"], top_k=options["top_k"])
+    except ValueError as error:
+        raise UsageError(f"{shown(args.checkpoint)}: {error}") from None
     try:
         if config["lines"]:
             return _lines(sampler, args, saved, options)
@@ -131,7 +143,7 @@ def _text(sampler, vocabulary, prompt: str, tokens: int) -> None:
 
 
 def _lines(sampler, args, saved: dict, options: dict) -> int:
-    from ..generation import sample_lines
+    from ..generation import MAX_MISSES, default_max_draws, sample_lines
     from .text_checkpoint import known_set, line_hash
 
     known = None if args.keep_known else known_set(saved["known_lines"])
@@ -147,10 +159,12 @@ def _lines(sampler, args, saved: dict, options: dict) -> int:
         ("cut", f"not ended within {saved['config']['block_size'] - 1} characters")) if result[key]]
     note = "" if known is not None or args.keep_known else " (the checkpoint keeps no hashes of the training " \
         "lines: lines of the training text were not dropped)"
-    print(f"generate: {len(result['lines']):,} new lines from {number_text(result['draws'])} drawn; dropped "
+    print(f"generate: {len(result['lines']):,} new lines from {result['draws']:,} drawn; dropped "
           f"{', '.join(dropped) if dropped else 'none'}{note}", file=sys.stderr)
     if len(result["lines"]) < options["count"]:
-        print(f"generate: stopped after {result['draws']:,} lines drawn with {len(result['lines']):,} of the "
-              f"{options['count']:,} new ones asked for", file=sys.stderr)
+        when = (f"when {MAX_MISSES:,} lines drawn in a row gave nothing new," if result["draws"] < default_max_draws(
+            options["count"]) else f"after {result['draws']:,} lines drawn")
+        print(f"generate: stopped {when} with {len(result['lines']):,} of the {options['count']:,} new ones asked for",
+              file=sys.stderr)
         return 1
     return 0

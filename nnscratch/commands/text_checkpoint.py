@@ -85,7 +85,7 @@ def _check_config(config, refuse) -> None:
 
 def read_metadata(path, checkpoint) -> dict:
     """``checkpoint.metadata["train_text"]``, checked in full; UsageError naming ``path`` otherwise."""
-    from ..data.text import Vocabulary
+    from ..data.text import MARKER, Vocabulary
 
     def refuse(what):
         raise UsageError(f"{path}: {what}")
@@ -102,6 +102,8 @@ def read_metadata(path, checkpoint) -> dict:
         vocabulary = Vocabulary(saved["vocabulary"] if isinstance(saved["vocabulary"], str) else "")
     except ValueError as error:
         refuse(f"its vocabulary is not usable ({error})")
+    if saved["config"]["lines"] and MARKER not in vocabulary.chars:  # every line starts and ends with it
+        refuse(f"it is a line model, and its vocabulary has no line marker ({MARKER!r})")
     if not (_integer(saved["iteration"]) and 0 <= saved["iteration"] <= 10_000_000):
         refuse(f"its iteration is {saved['iteration']!r:.40}, expected an int from 0")
     if not (_finite(saved["seconds"]) and saved["seconds"] >= 0):

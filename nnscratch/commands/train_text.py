@@ -29,6 +29,9 @@ from .train_text_options import add_arguments, resolve_options  # noqa: F401 (ad
 HELP = "train a character-level language model (GPT, LSTM, GRU or RNN) on a text (default: tiny shakespeare)"
 SAMPLE_CHARS = 300
 SAMPLE_TEMPERATURE = 0.8  # nanoGPT's sample.py
+# line mode: the most characters drawn for the sample, lines dropped included (a model that only
+# repeats its training lines would otherwise draw 50 lines per character of the sample)
+SAMPLE_DRAWN = 10 * SAMPLE_CHARS
 
 
 def run(args) -> int:
@@ -139,7 +142,7 @@ def _sample(training, config: dict, corpus, known) -> str:
         hashes = known_set(known)
         drawn = sample_lines(sampler, corpus.vocabulary, SAMPLE_CHARS, config["block_size"] - 1,
                              is_known=None if hashes is None else (lambda line: line_hash(line) in hashes),
-                             max_chars=SAMPLE_CHARS)
+                             max_chars=SAMPLE_CHARS, max_drawn=SAMPLE_DRAWN)
         return "\n".join(drawn["lines"])
     finally:
         sampler.close()
@@ -149,11 +152,11 @@ def _report(config: dict, corpus, loop, validation: float, sample: str, quiet: b
     what = "lines" if config["lines"] else "characters"
     count = len(corpus.validation_lines) if config["lines"] else len(corpus.validation)
     print(f"validation loss {validation:.4f} nats per character ({validation / math.log(2):.4f} bits) over the whole "
-          f"validation split ({count:,} {what}); {config['model']}, {config['iters']} iterations, "
+          f"validation split ({count:,} {what}); {config['model']}, {loop.done} iterations, "
           f"{loop.seconds:.1f} s training")
     kind = "new lines" if config["lines"] else f"{SAMPLE_CHARS} characters"
     print(f"sample ({kind}, temperature {SAMPLE_TEMPERATURE}):")
-    print(sample)
+    print(sample or f"(none: no line that is not in the text, within the {SAMPLE_DRAWN:,} characters drawn)")
     if "save" in loop.outputs and "save" not in loop.outputs.failed and not quiet:
         print(f"train-text: checkpoint saved to {loop.outputs['save']}", file=sys.stderr)
 

@@ -57,7 +57,7 @@ def build_corpus(text: str, source: str, config: dict, saved):
         if config["lines"]:
             corpus = LineCorpus(text, vocabulary=vocabulary)
             if config["block_size"] is None:
-                config["block_size"] = corpus.longest + 1
+                config["block_size"] = _line_context(corpus, config)
         else:
             corpus = CharCorpus(text, vocabulary=vocabulary)
         corpus.check_block_size(config["block_size"])
@@ -65,3 +65,21 @@ def build_corpus(text: str, source: str, config: dict, saved):
         raise UsageError(f"{'the text' if source == TINY_SHAKESPEARE else shown(source)}: {error}") from None
     config["text"] = {"source": source, "sha256": digest, "characters": len(text)}
     return corpus
+
+
+def _line_context(corpus, config: dict) -> int:
+    """Line mode's block size, the longest line + 1, within the bounds the --block-size option has."""
+    from .text_checkpoint import INT_RANGES
+    from .train_text_options import check_batch_memory
+
+    context, most = corpus.longest + 1, INT_RANGES["block_size"][1]
+    if context > most:
+        raise ValueError(f"the longest line has {corpus.longest:,} characters: line mode needs a context of "
+                         f"{context:,} (the line and its end), more than the {most:,} a context may have; leave out "
+                         "the long lines")
+    try:
+        check_batch_memory({**config, "block_size": context}, f"a context of {context:,} (the longest line and its "
+                           "end)", "take a smaller --batch-size or leave out the long lines")
+    except UsageError as error:
+        raise ValueError(str(error)) from None
+    return context

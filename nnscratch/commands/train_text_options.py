@@ -22,6 +22,9 @@ NUMBER_OPTIONS = {"iters": int, "batch_size": int, "block_size": int, "lr": floa
 # the options a resumed run takes from its checkpoint (they must not contradict it)
 RUN_OPTIONS = ("model", "batch_size", "block_size", "lr", "seed", "lines")
 MAX_TOKENS = 1 << 20  # batch size x block size: past this one step's arrays take gigabytes
+# batch size x block size squared, for the transformer: the attention weights of one head, which each of
+# its 4 blocks x 4 heads keeps for backward in float32 (1 GiB in all at this bound)
+MAX_ATTENTION_WEIGHTS = 1 << 24
 TINY_SHAKESPEARE = "tinyshakespeare"  # the text's source in a config when no FILE was given
 OUTPUT_OPTIONS = ("save", "metrics", "plot")
 
@@ -127,11 +130,22 @@ def _check_numbers(config: dict) -> None:
     for name, (low, high) in INT_RANGES.items():
         if config[name] is not None:
             check_int_range(f"--{name.replace('_', '-')}", config[name], low, high)
-    if config["block_size"] is not None and config["batch_size"] * config["block_size"] > MAX_TOKENS:
-        raise UsageError(f"--batch-size {config['batch_size']} x --block-size {config['block_size']} is more than "
-                         f"{MAX_TOKENS:,} characters a batch; take smaller ones")
+    if config["block_size"] is not None:
+        check_batch_memory(config, f"--block-size {config['block_size']}", "take smaller ones")
     if not (math.isfinite(config["lr"]) and 0 < config["lr"] <= MAX_LR):
         raise UsageError(f"--lr must be a number > 0 and at most {MAX_LR:g}, got {config['lr']:g}")
+
+
+def check_batch_memory(config: dict, block: str, advice: str) -> None:
+    """A step's arrays bounded: batch x block characters, and the transformer's attention weights.
+
+    ``block`` says where the block size came from (the option, or line mode's longest line)."""
+    batch, size = config["batch_size"], config["block_size"]
+    if batch * size > MAX_TOKENS:
+        raise UsageError(f"--batch-size {batch} x {block} is more than {MAX_TOKENS:,} characters a batch; {advice}")
+    if config["model"] == "transformer" and batch * size * size > MAX_ATTENTION_WEIGHTS:
+        raise UsageError(f"--batch-size {batch} x {block} squared is more than {MAX_ATTENTION_WEIGHTS:,} attention "
+                         f"weights a head (the transformer keeps them for its 16 heads, 1 GiB at that bound); {advice}")
 
 
 def _resolve_config(args, saved) -> dict:

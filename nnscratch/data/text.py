@@ -112,14 +112,17 @@ class Vocabulary:
 
     def encode(self, text: str, what: str = "the text") -> np.ndarray:
         """Shape: -> (len(text),) int64 ids in [0, len(self))."""
-        code_points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        # surrogatepass: a lone surrogate (a byte of a command-line argument that was not UTF-8) gets
+        # its code point, which no vocabulary read from UTF-8 holds, and is named below as unknown
+        code_points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         ids = np.searchsorted(self._code_points, code_points)
         unknown = (ids >= len(self)) | (self._code_points[np.minimum(ids, len(self) - 1)] != code_points)
         if unknown.any():
             where = int(np.argmax(unknown))
+            undecoded = " (a byte that is not UTF-8)" if "\udc80" <= text[where] <= "\udcff" else ""
             raise ValueError(
                 f"{what} has the character {text[where]!r} (at position {where}), which is not in the model's "
-                f"vocabulary of {len(self)} characters: {self.chars!r:.200}"
+                f"vocabulary of {len(self)} characters: {self.chars!r:.200}{undecoded}"
             )
         return ids.astype(np.int64)
 

@@ -206,8 +206,11 @@ def _recurrent_from_torch(module, where: str):
     return stack[0] if len(stack) == 1 else Sequential(*stack).train(bool(module.training))
 
 
-def _attention_from_torch(module, where: str):
-    attention, where = module.attention, f"{where}.attention"
+def _attention_from_torch(module, where: str, causal: bool | None = None):
+    """nnscratch's twin (``module.attention``, ``module.causal``), or with ``causal`` given, PyTorch's own
+    ``nn.MultiheadAttention`` (which takes its masks in each call: read as not causal)."""
+    attention, where = (module, where) if causal is not None else (module.attention, f"{where}.attention")
+    causal = bool(module.causal) if causal is None else causal
     require(attention, where, "batch_first", attention.batch_first, True, "nnscratch's attention is batch first")
     require(attention, where, "kdim and vdim", (attention.kdim, attention.vdim), (attention.embed_dim,) * 2,
             "nnscratch's attention is self-attention, with one packed in_proj_weight")
@@ -216,7 +219,7 @@ def _attention_from_torch(module, where: str):
     e = attention.embed_dim
     weight = read(attention, where, "in_proj_weight", (3 * e, e))
     bias = attention.in_proj_bias is not None
-    layer = layers.MultiHeadAttention(e, attention.num_heads, causal=bool(module.causal),
+    layer = layers.MultiHeadAttention(e, attention.num_heads, causal=causal,
                                       dropout=float(attention.dropout), bias=bias, dtype=weight.dtype, rng=0)
     layer.in_proj_weight[...] = weight
     layer.out_proj_weight[...] = read(attention.out_proj, where, "weight", (e, e), weight.dtype)
@@ -273,6 +276,7 @@ def from_torch_table(torch) -> dict:
         nn.LSTM: _recurrent_from_torch,
         nn.GRU: _recurrent_from_torch,
         torch_modules(torch).MultiHeadAttention: _attention_from_torch,
+        nn.MultiheadAttention: lambda module, where: _attention_from_torch(module, where, causal=False),
         torch_modules(torch).TransformerBlock: _transformer_block_from_torch,
         nn.AvgPool2d: _avgpool2d_from_torch,
         nn.BatchNorm1d: _batchnorm_from_torch(layers.BatchNorm1D),

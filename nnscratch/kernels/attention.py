@@ -64,7 +64,7 @@ def softmax_keys_(scores: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     exp(s - max s) is the same softmax and never overflows: the largest exponent is 0."""
     if bias is not None:
         scores += bias
-    top = np.maximum.reduce(scores, axis=-2, keepdims=True)
+    top = np.maximum.reduce(scores, axis=-2, keepdims=True, initial=-np.inf)  # T = 0: no keys, no max
     top[np.isneginf(top)] = 0.0  # a query with nothing to see: exp(-inf - 0) = 0 throughout
     scores -= top
     np.exp(scores, out=scores)
@@ -116,7 +116,7 @@ def attention_backward(d_heads, d_out, out, used, weights, q, k, v, dq, dk, dv, 
         d_weights *= keep[0]
         d_weights *= keep_scale
     n, t, e = d_out.shape
-    per_head = (n, t, q.shape[1], -1)
+    per_head = (n, t, q.shape[1], q.shape[-1])  # not -1, which numpy cannot infer for N = 0
     # einsum multiplies and sums along d in one pass (measured, 4 sequences of (64, 4 heads, 32):
     # 8.6 us, against 29 for a product then .sum(axis=-1) over rows of 32)
     key_dot = np.einsum("nthd,nthd->nth", d_out.reshape(per_head), out.reshape(per_head))

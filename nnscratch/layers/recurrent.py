@@ -57,7 +57,7 @@ class _FastRecurrent:
         xs[...] = x.transpose(1, 0, 2)
         gates = self._array("gates", (steps, n, self.weight_ih.shape[0]), x.dtype)
         weight_t = self._scaled("weight_ih_t", self.weight_ih, transposed=True)
-        np.matmul(xs.reshape(steps * n, d), weight_t, out=gates.reshape(steps * n, -1))
+        np.matmul(xs.reshape(steps * n, d), weight_t, out=gates.reshape(steps * n, gates.shape[-1]))
         if self.bias_ih is not None:
             gates += self._scaled("bias", self.bias_ih + self.bias_hh if with_bias_hh else self.bias_ih)
         return xs, gates
@@ -88,10 +88,11 @@ class _FastRecurrent:
         steps, n, d = xs.shape
         rows = steps * n
         one_share = d_hidden is d_input  # RNN, LSTM: the biases enter as their sum, with one gradient
-        d_input, d_hidden = d_input.reshape(rows, -1), d_hidden.reshape(rows, -1)
+        # explicit widths, not -1, which numpy cannot infer for an empty batch (rows = 0)
+        d_input, d_hidden = d_input.reshape(rows, d_input.shape[-1]), d_hidden.reshape(rows, d_hidden.shape[-1])
         deltas = writable_deltas(self)
         np.matmul(d_input.T, xs.reshape(rows, d), out=deltas[0])
-        np.matmul(d_hidden.T, h[:-1].reshape(rows, -1), out=deltas[1])  # h_{t-1} for every step t
+        np.matmul(d_hidden.T, h[:-1].reshape(rows, h.shape[-1]), out=deltas[1])  # h_{t-1} for every step t
         if self.bias_ih is not None:
             # the sums over all rows as one matrix-vector product each (see Linear.backward)
             ones = self._ones

@@ -46,6 +46,8 @@ class Softmax(Elementwise):
         x = self._input(x)
         if x.ndim == 0:
             raise ValueError("Softmax: expected an input with at least 1 axis (..., C), got a scalar")
+        if x.shape[-1] < 1:  # no values to sum to 1
+            raise ValueError(f"Softmax: expected at least one value along the last axis, got shape {x.shape}")
         self._y = softmax(x)
         return self._y
 

@@ -73,7 +73,7 @@ class MultiHeadAttention(MultiHeadAttentionBase):
         for h in range(self.num_heads):
             cols = slice(h * d, (h + 1) * d)
             scores = np.where(allowed, q[..., cols] @ k[..., cols].transpose(0, 2, 1) / math.sqrt(d), -np.inf)
-            top = scores.max(axis=-1, keepdims=True)
+            top = scores.max(axis=-1, keepdims=True, initial=-np.inf)  # initial: T = 0 has no keys
             top[np.isinf(top)] = 0.0  # a query that sees no key: every score stays -inf, every exp 0
             exps = np.exp(scores - top)
             total = exps.sum(axis=-1, keepdims=True)

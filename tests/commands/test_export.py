@@ -119,3 +119,21 @@ def test_without_onnx_the_message_names_the_extra(tmp_path, capsys, monkeypatch)
     assert capsys.readouterr().err == (
         "nnscratch export: export_onnx needs the onnx package, an optional extra: pip install 'nnscratch[onnx]'\n"
     )
+
+
+@pytest.mark.onnx
+def test_a_train_text_checkpoint_exports_its_context_without_input_shape(tmp_path, capsys):
+    # a text model's sample is its context of ids; export asked for --input-shape "e.g. 1,28,28"
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    (tmp_path / "t.txt").write_text("to be or not to be, that is the question\n" * 20)
+    assert cli.train_text_main([str(tmp_path / "t.txt"), "--model", "lstm", "--iters", "1", "--block-size", "12",
+                                "--batch-size", "2", "--threads", "1", "--quiet", "--save", str(tmp_path / "t.npz")]) == 0
+    capsys.readouterr()
+    assert cli.main(["export", str(tmp_path / "t.npz"), str(tmp_path / "t.onnx")]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"wrote {tmp_path / 't.onnx'}: input (N, 12) -> output (N, 12, 15), ONNX opset 17, float32\n"
+    assert err == ""
+    ids = np.random.default_rng(0).integers(0, 15, (3, 12))  # 15 distinct characters
+    (got,) = ort.InferenceSession(str(tmp_path / "t.onnx")).run(None, {"input": ids})
+    np.testing.assert_allclose(got, nn.predict(nn.load(tmp_path / "t.npz")[:-2], ids), rtol=1e-5, atol=1e-5)

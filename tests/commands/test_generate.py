@@ -177,3 +177,67 @@ def test_broken_weights_and_a_broken_record_are_refused(text_model, tmp_path, ca
     nn.save(checkpoint.model, path, metadata=checkpoint.metadata)
     assert generate(path) == 2
     assert "its vocabulary is not usable" in capsys.readouterr().err
+
+
+def test_the_highest_temperature_the_option_allows_is_sampled(text_model, capsys):
+    # --temperature is "in (0, 100]": 100 itself must write text, not fail inside the sampler
+    assert generate(text_model, "--tokens", 30, "--temperature", 100, "--seed", 3) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and len(captured.out.rstrip("\n")) == 30 and set(captured.out) <= set(TEXT)
+
+
+def test_a_line_prompt_longer_than_any_line_the_model_writes_is_a_bad_option(line_model, capsys):
+    longest = nn.load_checkpoint(line_model).metadata["train_text"]["config"]["block_size"] - 1
+    assert generate(line_model, "--prompt", "a" * (longest + 1), "--count", 2) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        f"generate: error: --prompt has {longest + 1} characters; this line model writes lines of at most "
+        f"{longest}\n")
+    assert generate(line_model, "--prompt", "a" * longest, "--count", 1, "--keep-known") in (0, 1)  # may be kept
+
+
+def test_a_tampered_record_that_the_network_cannot_follow_is_refused(text_model, line_model, tmp_path, capsys):
+    path = tmp_path / "tampered.npz"
+    checkpoint = nn.load_checkpoint(line_model)  # a line model's vocabulary always holds the line marker
+    record = checkpoint.metadata["train_text"]
+    record["vocabulary"] = "".join(sorted(record["vocabulary"].replace("\n", "~")))
+    nn.save(checkpoint.model, path, metadata=checkpoint.metadata)
+    assert generate(path, "--count", 2) == 2
+    assert capsys.readouterr().err == (f"generate: error: {path}: it is a line model, and its vocabulary has no line "
+                                       "marker ('\\n')\n")
+    gpt = tmp_path / "gpt.npz"
+    assert train_text_main([str(text_model.parent / "t.txt"), "--iters", "1", "--block-size", "8", "--batch-size",
+                            "2", "--threads", "1", "--quiet", "--save", str(gpt)]) == 0
+    capsys.readouterr()
+    checkpoint = nn.load_checkpoint(gpt)  # a context longer than the positions the transformer has
+    checkpoint.metadata["train_text"]["config"]["block_size"] = 9
+    nn.save(checkpoint.model, path, metadata=checkpoint.metadata)
+    assert generate(path, "--tokens", 20) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(f"generate: error: {path}: Sampler: the model cannot read "
+                                                          "a context of 9 ids (")
+    assert captured.err.count("\n") == 1
+
+
+def test_a_closed_standard_output_is_one_line_and_exit_1(text_model, line_model, capsys, monkeypatch):
+    # `generate ... >&-`: Python's sys.stdout is None; text mode died with an AttributeError traceback,
+    # line mode wrote its lines nowhere and exited 0
+    import sys
+
+    monkeypatch.setattr(sys, "stdout", None)
+    for model, argv in ((text_model, ["--tokens", "5"]), (line_model, ["--count", "2"])):
+        assert generate(model, *argv) == 1
+        assert capsys.readouterr().err == "generate: the standard output is closed: nowhere to write the text\n"
+
+
+def test_a_line_model_with_nothing_new_to_write_gives_up_soon(tmp_path, capsys):
+    # it drew 50 lines per line asked for: --count 1000 of a model that only knows "ab" drew 50,100
+    (tmp_path / "ab.txt").write_text("ab\n" * 100)
+    assert train_text_main([str(tmp_path / "ab.txt"), "--lines", *TRAIN, "--save", str(tmp_path / "ab.npz")]) == 0
+    capsys.readouterr()
+    assert generate(tmp_path / "ab.npz", "--count", 1000) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("generate: 0 new lines from 1,000 drawn; dropped 1,000 in the training text\n"
+                            "generate: stopped when 1,000 lines drawn in a row gave nothing new, with 0 of the 1,000 "
+                            "new ones asked for\n")

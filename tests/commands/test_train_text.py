@@ -189,3 +189,54 @@ def test_the_default_transformer_learns_tiny_shakespeare(text_mirror, tmp_path, 
     assert run("--iters", "200", "--data-dir", tmp_path, "--mirror", text_mirror, "--quiet") == 0
     loss = float(re.match(r"validation loss (\d\.\d+)", capsys.readouterr().out).group(1))
     assert loss < 2.6
+
+
+def test_the_line_sample_of_a_model_that_only_repeats_its_lines_is_bounded(monkeypatch):
+    # it drew 50 x 300 + 100 lines for a 300-character sample: 9 minutes after 11 s of training for a
+    # transformer that had learnt its two lines of 60 characters
+    from nnscratch.commands import train_text
+    from nnscratch.commands.text_checkpoint import known_lines
+    from nnscratch.data.text import Vocabulary
+
+    vocabulary, line = Vocabulary("\nab"), "ab" * 30
+
+    class Repeats:
+        layers, calls = [], 0
+
+        def forward(self, ids):
+            Repeats.calls += 1
+            written = ids.shape[1] - 1  # the ids read so far: the start marker, then the line
+            logits = np.full((*ids.shape, 3), -1e4, np.float32)
+            logits[..., 0 if written == len(line) else vocabulary.chars.index(line[written])] = 0.0
+            return logits
+
+    class Training:
+        model = Repeats()
+
+    class Corpus:
+        pass
+
+    Corpus.vocabulary = vocabulary
+    config = {"block_size": 61, "seed": 0, "lines": True}
+    assert train_text._sample(Training(), config, Corpus(), known_lines([line])) == ""
+    assert Repeats.calls <= train_text.SAMPLE_DRAWN + 61  # the characters drawn in all, the last line finished
+
+
+def test_a_resume_asked_for_fewer_iterations_than_done_reports_the_iterations_done(verse, tmp_path, capsys):
+    # the model has 30 iterations behind it; the summary said "rnn, 10 iterations"
+    assert train_text_main([str(verse), *SMALL, "--save", str(tmp_path / "m.npz")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert train_text_main(["--resume", str(tmp_path / "m.npz"), "--iters", "10", "--quiet"]) == 0
+    again = capsys.readouterr().out.splitlines()[0]
+    untimed = [re.sub(r"[\d.]+ s training$", "", line) for line in (first, again)]
+    assert "; rnn, 30 iterations, " in first
+    assert untimed[0] == untimed[1]  # the same model, the same loss
+
+
+def test_an_empty_line_sample_says_why(tmp_path, capsys):
+    # a model that only writes its training lines printed "sample (new lines, ...):" over an empty line
+    (tmp_path / "ab.txt").write_text("ab\n" * 100)
+    assert train_text_main([str(tmp_path / "ab.txt"), "--lines", *SMALL]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("sample (new lines, temperature 0.8):\n(none: no line that is not in the text, within the "
+                        "3,000 characters drawn)\n")

@@ -69,3 +69,20 @@ def test_ctrl_c_during_the_download_is_one_line_and_130(text_mirror, tmp_path, c
     assert run(*FEW, "--data-dir", tmp_path, "--mirror", text_mirror) == 130
     assert capsys.readouterr().err == "train-text: interrupted\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("longest, argv, message", [
+    (70_000, [], r"the longest line has 70,000 characters: line mode needs a context of 70,001 \(the line and its "
+                 r"end\), more than the 65,536 a context may have; leave out the long lines"),
+    (40_000, ["--model", "rnn"], r"--batch-size 32 x a context of 40,001 \(the longest line and its end\) is more "
+                                 r"than 1,048,576 characters a batch; take a smaller --batch-size or leave out the "
+                                 r"long lines"),
+])
+def test_a_line_too_long_for_any_context_is_one_line_before_any_work(tmp_path, capsys, longest, argv, message):
+    # line mode's context is the longest line + 1: one stray paragraph must not take it past the bounds the
+    # options have (a step of gigabytes, and a checkpoint --resume would refuse)
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(["anna", "bob", "x" * longest, "carl"] * 3) + "\n")
+    assert run(path, "--lines", *argv, "--iters", "1", "--save", tmp_path / "m.npz", "--quiet") == 2
+    assert re.fullmatch(rf"train-text: error: {path}: {message}\n", capsys.readouterr().err)
+    assert not (tmp_path / "m.npz").exists()

@@ -26,7 +26,7 @@ from helpers.text_runs import FEW, RUN, run
     (["--seed", "-2"], r"--seed must be >= 0, got -2"),
     (["--eval-interval", "0"], r"--eval-interval must be >= 1, got 0"),
     (["--threads", "0"], r"--threads must be auto or an int from 1 to 1024, got 0"),
-    (["--block-size", "5000"], r".*richard.txt: the text is too short for windows of 5000 characters"),
+    (["--model", "rnn", "--block-size", "5000"], r".*richard.txt: the text is too short for windows of 5000 characters"),
 ])
 def test_bad_options_are_one_line_before_any_work(text, tmp_path, capsys, argv, message):
     assert run(text, *argv, "--save", tmp_path / "m.npz") == 2
@@ -99,3 +99,15 @@ def test_help_names_every_preset_and_the_validation_split_as_printed(capsys):
         assert re.search(rf"^  {preset} +\S", out, re.M), preset
     assert "(the last 10% of the text, or of the lines)" in out  # argparse does not %-format an epilog
     assert "%%" not in out
+
+
+def test_the_transformers_attention_weights_are_bounded_before_any_work(text, tmp_path, capsys):
+    # batch x context fits the token bound, but the attention keeps batch x 4 heads x context^2 weights a block
+    assert run(text, "--model", "transformer", "--batch-size", "16", "--block-size", "4096", "--save",
+               tmp_path / "m.npz") == 2
+    assert capsys.readouterr().err == (
+        "train-text: error: --batch-size 16 x --block-size 4096 squared is more than 16,777,216 attention weights a "
+        "head (the transformer keeps them for its 16 heads, 1 GiB at that bound); take smaller ones\n")
+    assert not (tmp_path / "m.npz").exists()
+    assert run(text, "--model", "lstm", "--batch-size", "16", "--block-size", "4096", "--iters", "0") == 2
+    assert "too short for windows of 4096" in capsys.readouterr().err  # only the transformer's weights grow so

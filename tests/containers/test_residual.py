@@ -110,6 +110,13 @@ def test_keeps_float32_end_to_end():
     assert y.dtype == np.float32 and dx.dtype == np.float32
     assert all(d.dtype == np.float32 for d in block.parameters_deltas)
     assert block.forward(np.arange(12).reshape(3, 4)).dtype == np.float32  # integers compute in float32
+    # float64 input: the block computes in its layers' float32, as Linear alone does (the skip made y float64,
+    # so a float32 TransformerBlock handed float64 on to the rest of the model)
+    y = block.forward(x.astype(np.float64))
+    assert y.dtype == np.float32 and np.array_equal(y, block.forward(x))
+    assert block.backward(np.ones((3, 4))).dtype == np.float32
+    transformer = nn.TransformerBlock(4, 2, rng=0)
+    assert transformer.forward(x[None].astype(np.float64)).dtype == np.float32
 
 
 def test_train_eval_reach_the_layers_inside_and_buffers_are_concatenated():

@@ -94,6 +94,15 @@ def test_a_character_outside_the_vocabulary_is_named_with_its_position():
         vocab.decode([0, 3])
 
 
+def test_a_byte_that_was_not_utf8_in_a_prompt_is_named_as_outside_the_vocabulary():
+    # a command-line argument with a byte that is not UTF-8 reaches Python as a lone surrogate; it was
+    # a UnicodeEncodeError of the 'utf-32-le' codec, naming neither the prompt nor the vocabulary
+    prompt = b"ab\xffa".decode("utf-8", "surrogateescape")
+    with pytest.raises(ValueError, match=r"^the prompt has the character '\\udcff' \(at position 2\), which is not in "
+                                         r"the model's vocabulary of 3 characters: 'abc' \(a byte that is not UTF-8\)$"):
+        Vocabulary("abc").encode(prompt, what="the prompt")
+
+
 @pytest.mark.parametrize("chars", ["a", "ba", "aab", ["ab", "c"], [1, 2]])
 def test_a_vocabulary_must_be_distinct_sorted_single_characters(chars):
     with pytest.raises(ValueError, match="Vocabulary: "):

@@ -102,3 +102,18 @@ def test_to_torch_refuses_a_block_whose_layers_were_changed(torch):
     with pytest.raises(TypeError, match=r"TransformerBlock: its layers were changed from LayerNorm, MultiHeadAttention "
                                         r"and LayerNorm, Linear, GELU, Linear; got .*'ReLU'"):
         nn.to_torch(block)
+
+
+def test_a_bare_multihead_attention_converts_as_non_causal_self_attention(torch):
+    # PyTorch's own module, as nn.LSTM's is taken bare; it was "no nnscratch layer here"
+    module = _perturbed(torch, torch.nn.MultiheadAttention(6, 3, batch_first=True, dtype=torch.float64)).eval()
+    (layer,) = nn.from_torch(module)  # a Sequential of one, as every module comes back
+    assert type(layer) is nn.MultiHeadAttention and not layer.causal and not layer.training
+    x = np.random.default_rng(3).standard_normal((2, 5, 6))
+    mask = np.array([[False] * 5, [False, True, False, True, True]])
+    with torch.no_grad():
+        t = torch.from_numpy(x)
+        theirs = module(t, t, t, key_padding_mask=torch.from_numpy(mask), need_weights=False)[0].numpy()
+    np.testing.assert_allclose(layer.forward(x, key_padding_mask=mask), theirs, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"^from_torch: module \(MultiheadAttention\) has batch_first=False"):
+        nn.from_torch(torch.nn.MultiheadAttention(6, 3))

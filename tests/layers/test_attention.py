@@ -267,3 +267,17 @@ def test_save_and_load_round_trip_both_levels(tmp_path):
     assert [layer.config() for layer in loaded] == [layer.config() for layer in model]
     x = np.random.default_rng(3).standard_normal((2, 5, 8)).astype(np.float32)
     np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 4), (2, 0, 4), (0, 0, 4)], ids=["N=0", "T=0", "both"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_an_empty_batch_or_sequence_gives_empty_results_and_zero_gradients(shape, causal):
+    # as PyTorch's nn.MultiheadAttention: (N, T, E) out, zero gradients; both levels failed in numpy's
+    # reshape or in the softmax's max over no keys
+    fast, slow = twins(4, 2, causal=causal)
+    for layer in (fast, slow):
+        layer.parameters_deltas[0][...] = 1.0  # a stale gradient must be overwritten
+    mask = np.zeros(shape[:2], bool)
+    y, dx = assert_twins_agree(fast, slow, np.zeros(shape), mask=mask)
+    assert y.shape == dx.shape == shape
+    assert all(not grad.any() for grad in fast.parameters_deltas)

@@ -19,9 +19,9 @@ def close(got, want, dtype):
     """Equal to float64 rounding, or to float32 rounding relative to the largest value."""
     assert got.dtype == dtype, (got.dtype, dtype)
     if dtype == np.float32:
-        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6 * max(1.0, float(np.abs(want).max())))
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6 * max(1.0, float(np.abs(want).max(initial=0.0))))
     else:
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(want).max())))
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(want).max(initial=0.0))))
 
 
 def against_reference(layer, x, state, delta):
@@ -258,3 +258,16 @@ def test_a_character_model_on_token_ids_learns_a_repeated_text(cell):
         assert net.backward() is None  # integer ids have no gradient
         optimizer.step()
     assert losses[0] > 2.0 and np.mean(losses[-10:]) < 0.5
+
+
+@EACH_CELL
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_empty_batch_gives_empty_results_and_zero_gradients_as_the_twin(cell, extra, dtype):
+    # N = 0 (PyTorch's nn.LSTM gives (0, T, H) and zero gradients); the fast layer's reshapes failed on it
+    layer = make(nn, cell, extra, dtype=dtype)
+    layer.parameters_deltas[0][...] = 1.0  # a stale gradient must be overwritten
+    x = np.zeros((0, 5, 3), dtype)
+    y, dx = against_reference(layer, x, None, np.zeros((0, 5, 4), dtype))
+    assert y.shape == (0, 5, 4) and dx.shape == (0, 5, 3)
+    assert all(part.shape == (0, 4) for part in parts(layer.final_state) + parts(layer.initial_state_delta))
+    assert all(not grad.any() for grad in layer.parameters_deltas)

@@ -5,6 +5,7 @@ its Jacobian, stable for large inputs, over the last axis of any input."""
 import math
 
 import numpy as np
+import pytest
 
 import nnscratch as nn
 from nnscratch.layers.softmax import softmax
@@ -75,3 +76,10 @@ def test_softmax_function_keeps_the_dtype_and_never_overflows():
 def test_the_layer_computes_through_the_function():
     x = np.random.default_rng(1).standard_normal((4, 3))
     np.testing.assert_array_equal(nn.Softmax().forward(x), softmax(x))
+
+
+def test_softmax_over_no_classes_is_a_clear_error():
+    # rows of no values cannot sum to 1 (the max over them was numpy's own error)
+    with pytest.raises(ValueError, match=r"^Softmax: expected at least one value along the last axis, got shape \(2, 3, 0\)$"):
+        nn.Softmax().forward(np.zeros((2, 3, 0)))
+    assert nn.Softmax().forward(np.zeros((0, 3))).shape == (0, 3)  # no rows is fine: nothing to normalise

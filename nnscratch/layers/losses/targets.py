@@ -105,6 +105,8 @@ def check_scores(layer: Layer, x, what: str, leading_axes: bool = False) -> np.n
             raise ValueError(f"{layer.name}: expected a 2-D or larger input (N, ..., C {what}), got shape {x.shape}")
     else:
         layer._check_input(x, 2, f"N, C {what}")
+    if x.shape[-1] < 1:
+        raise ValueError(f"{layer.name}: expected at least one class (C >= 1), got {what} of shape {x.shape}")
     if x.dtype.kind != "f":
         x = x.astype(np.float32)
     return x

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from nnscratch import CrossEntropy, MeanSquaredError
+from nnscratch import CrossEntropy, Hinge, MeanSquaredError, SoftmaxCrossEntropy
 from nnscratch.layers.losses.targets import (check_scores, class_labels, class_targets, elementwise_pair,
                                              labels_in_range, per_sample_delta, rows_delta, token_losses)
 
@@ -82,6 +82,19 @@ def test_scores_must_be_two_d_or_have_leading_axes_and_become_float():
         check_scores(LOSS, np.zeros(3), "logits", leading_axes=True)
     with pytest.raises(ValueError, match=r"^CrossEntropy: expected .*\(N, C scores\)"):
         check_scores(LOSS, np.zeros(3), "scores")
+    # no classes: there is no distribution to score (a max over nothing was numpy's own error)
+    with raises(ValueError, "CrossEntropy: expected at least one class (C >= 1), got logits of shape (2, 3, 0)"):
+        check_scores(LOSS, np.zeros((2, 3, 0)), "logits", leading_axes=True)
+    with raises(ValueError, "CrossEntropy: expected at least one class (C >= 1), got scores of shape (0, 0)"):
+        check_scores(LOSS, np.zeros((0, 0)), "scores")
+
+
+@pytest.mark.parametrize("cls", [SoftmaxCrossEntropy, CrossEntropy, Hinge])
+def test_each_classification_loss_refuses_no_classes_even_with_every_target_ignored(cls):
+    targets = np.full((2, 3), -100) if cls is not Hinge else np.zeros(2, int)
+    x = np.zeros((2, 3, 0)) if cls is not Hinge else np.zeros((2, 0))
+    with pytest.raises(ValueError, match=rf"^{cls.__name__}: expected at least one class \(C >= 1\)"):
+        cls().forward(x, targets)
 
 
 def test_deltas_per_sample_a_scalar_spread_and_masked_values_filled():

@@ -91,7 +91,7 @@ def read_threads(text):
     try:
         count = int(text)
     except (TypeError, ValueError):
-        raise UsageError(f"--threads must be auto or an int >= 1, got {text!r:.40}") from None
+        raise UsageError(f"--threads must be auto or an int from 1 to {MAX_THREADS}, got {text!r:.40}") from None
     if not 1 <= count <= MAX_THREADS:
         raise UsageError(f"--threads must be auto or an int from 1 to {MAX_THREADS}, got {number_text(count)}")
     return count

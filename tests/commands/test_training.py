@@ -40,7 +40,7 @@ def test_threads_auto_or_a_count(text, expected):
 @pytest.mark.parametrize("text, message", [
     ("0", "--threads must be auto or an int from 1 to 1024, got 0"),
     ("1025", "--threads must be auto or an int from 1 to 1024, got 1025"),
-    ("two", "--threads must be auto or an int >= 1, got 'two'"),
+    ("two", "--threads must be auto or an int from 1 to 1024, got 'two'"),
     ("9" * 30, "--threads must be auto or an int from 1 to 1024, got 999999999999...(30 digits)"),
 ])
 def test_a_bad_thread_count_is_one_line(text, message):

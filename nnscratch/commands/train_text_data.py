@@ -21,10 +21,11 @@ def read_source(args, saved):
     if path is None and saved is not None and saved["config"]["text"]["source"] != TINY_SHAKESPEARE:
         path = saved["config"]["text"]["source"]  # a resumed run reads the text it was trained on
     if path is not None:
+        given = Path(path).expanduser()
         try:
-            return read_text(Path(path).expanduser()), str(Path(path).expanduser().absolute())
-        except TextFileError as error:
-            raise UsageError(str(error)) from None
+            return read_text(given), str(given.absolute())
+        except TextFileError as error:  # the path as the data layer names it, shown() as commands show paths
+            raise UsageError(str(error).replace(str(given), shown(given), 1)) from None
     try:
         return load_tiny_shakespeare(args.data_dir, args.mirrors, not args.quiet, args.deadline), TINY_SHAKESPEARE
     except (TextDownloadError, TextCacheError) as error:

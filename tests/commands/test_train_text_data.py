@@ -27,6 +27,14 @@ def test_a_text_it_cannot_use_is_one_line(tmp_path, capsys, content, message):
     assert capsys.readouterr().err == f"train-text: error: {tmp_path / 'none.txt'}: no such file\n"
 
 
+def test_a_file_name_byte_that_is_not_utf8_is_shown_as_the_other_commands_show_it(tmp_path, capsys):
+    import os
+
+    name = os.fsdecode(b"nope\xff.txt")  # the lone surrogate Python keeps for the byte 0xff
+    assert run(tmp_path / name) == 2
+    assert capsys.readouterr().err == f"train-text: error: {tmp_path}/nope\\xff.txt: no such file\n"
+
+
 def test_tiny_shakespeare_is_downloaded_once_then_read_from_the_cache(text_mirror, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("NNSCRATCH_TEXT_DIR", raising=False)
     assert run(*FEW, "--data-dir", tmp_path / "text", "--mirror", text_mirror, "--save", tmp_path / "m.npz") == 0

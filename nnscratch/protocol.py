@@ -49,6 +49,9 @@ class Layer:
 
     # A class attribute, so every subclass has it even if its __init__ never calls Layer's.
     training: bool = True
+    # Whether forward takes a numpy masked array (Mean does: the per-token losses of a cross-entropy
+    # with ignored tokens); every other layer refuses one, whose mask it would silently ignore.
+    takes_masked_input: bool = False
 
     def __init__(self):
         self.parameters: list[np.ndarray] = []
@@ -100,7 +103,7 @@ class Layer:
     def _check_input(self, x, ndim: int | None = None, layout: str = "") -> None:
         """The one check every layer makes of its input: a numpy array of real numbers (of ``ndim``
         axes, laid out as ``layout`` says, when given)."""
-        check_input_array(self.name, x)
+        check_input_array(self.name, x, masked_ok=self.takes_masked_input)
         if ndim is not None:
             self._check_ndim(x.shape, ndim, layout)
 

@@ -124,12 +124,29 @@ def check_real_array(owner: str, what: str, array: np.ndarray) -> None:
         raise TypeError(f"{owner}: {what} must be real numbers (bool, int or float), got an array of {array.dtype}")
 
 
-def check_input_array(owner: str, x, of: str = "") -> None:
+def check_input_array(owner: str, x, of: str = "", masked_ok: bool = False) -> None:
     """What a layer is given must be a numpy array of real numbers (``of``: what it holds, when the
-    layer takes more than one kind, such as a loss's predictions)."""
+    layer takes more than one kind, such as a loss's predictions), not a masked array unless
+    ``masked_ok`` (``Mean``, which averages without the masked values)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{owner}: expected a numpy array{f' of {of}' if of else ''} as input, got {type(x).__name__}")
+    if not (masked_ok and isinstance(x, np.ma.MaskedArray)):
+        check_plain_array(owner, f"the {of or 'input'}", x)
     check_real_array(owner, f"the {of or 'input'}", x)
+
+
+def check_plain_array(owner: str, what: str, array) -> None:
+    """Refuse the numpy subclasses whose arithmetic is not plain element-wise numpy: a masked array
+    (the products would use its masked values, some ufuncs would keep its mask: never what was
+    meant) and a matrix (its ``*`` is a matrix product). Other subclasses (a memmap) pass."""
+    if type(array) is np.ndarray or not isinstance(array, np.ndarray):
+        return
+    if isinstance(array, np.ma.MaskedArray):
+        raise TypeError(f"{owner}: {what} must be a plain numpy array, got a masked array (its mask would be "
+                        "ignored); fill the masked values first: array.filled(value)")
+    if isinstance(array, np.matrix):
+        raise TypeError(f"{owner}: {what} must be a plain numpy array, got a numpy matrix (its * is a matrix "
+                        "product); pass np.asarray(x)")
 
 
 def check_parameter_dtype(owner: str, index: int, p) -> None:

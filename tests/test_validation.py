@@ -182,6 +182,19 @@ def test_check_input_array_says_what_it_wanted():
         check_input_array("MeanSquaredError", np.zeros(2, complex), of="predictions")
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix's own, on making one
+def test_masked_arrays_and_matrices_are_refused_by_name_and_other_subclasses_pass(tmp_path):
+    masked = np.ma.masked_array([1.0, 2.0], mask=[False, True])
+    with raises(TypeError, "ReLU: the input must be a plain numpy array, got a masked array (its mask would be "
+                           "ignored); fill the masked values first: array.filled(value)"):
+        check_input_array("ReLU", masked)
+    with raises(TypeError, "Linear: the input must be a plain numpy array, got a numpy matrix (its * is a "
+                           "matrix product); pass np.asarray(x)"):
+        check_input_array("Linear", np.matrix([[1.0, 2.0]]))
+    memmap = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=(2, 3))
+    check_input_array("ReLU", memmap)  # a memmap computes as a plain array: no error
+
+
 def test_check_parameter_dtype():
     check_parameter_dtype("Adam", 0, np.zeros(2, np.float32))
     with raises(TypeError, "Adam: parameter 3 must be a numpy array, got list"):

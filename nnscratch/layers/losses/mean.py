@@ -24,6 +24,7 @@ class Mean(KeepsMemory, Layer):
     """
 
     _caches = ("_shape", "_mask")
+    takes_masked_input = True  # the one layer that does (see above); every other one refuses a masked array
 
     def __init__(self):
         super().__init__()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...protocol import Layer
-from ...validation import check_input_array, check_real_array
+from ...validation import check_input_array, check_plain_array, check_real_array
 
 
 def class_targets(layer: Layer, targets, shape: tuple, dtype, ignore_index=None) -> tuple:
@@ -29,6 +29,7 @@ def class_targets(layer: Layer, targets, shape: tuple, dtype, ignore_index=None)
             f"{layer.name}: forward needs targets: forward(x, targets) with integer labels (N,) "
             "or one-hot/soft targets (N, C)"
         )
+    check_plain_array(layer.name, "targets", targets)  # np.asarray would drop a mask unseen
     targets = np.asarray(targets)
     check_real_array(layer.name, "targets", targets)
     num_classes = shape[-1]
@@ -155,6 +156,7 @@ def elementwise_pair(layer: Layer, x, targets, what: str, unit_interval: bool = 
         x = x.astype(np.float32)
     if targets is None:
         raise TypeError(f"{layer.name}: forward needs targets: forward(x, targets), targets of the shape of x")
+    check_plain_array(layer.name, "targets", targets)  # np.asarray would drop a mask unseen
     targets = np.asarray(targets)
     check_real_array(layer.name, "targets", targets)
     if targets.shape != x.shape:

@@ -129,3 +129,17 @@ def test_elementwise_pairs():
         elementwise_pair(mse, np.array([0.5, np.nan]), np.zeros(2), "probabilities", unit_interval=True)
     with raises(ValueError, "MeanSquaredError: targets must be in [0, 1], got 2.0"):
         elementwise_pair(mse, np.array([0.5, 0.5]), np.array([0.0, 2.0]), "probabilities", unit_interval=True)
+
+
+def test_masked_targets_are_refused_not_stripped_of_their_mask():
+    # np.asarray drops a mask without a word: the masked labels would count as real ones
+    labels = np.ma.masked_array([2, 0, 1], mask=[False, True, False])
+    with raises(TypeError, "SoftmaxCrossEntropy: targets must be a plain numpy array, got a masked array (its mask "
+                           "would be ignored); fill the masked values first: array.filled(value)"):
+        SoftmaxCrossEntropy().forward(np.zeros((3, 4), np.float32), labels)
+    with raises(TypeError, "MeanSquaredError: targets must be a plain numpy array, got a masked array (its mask "
+                           "would be ignored); fill the masked values first: array.filled(value)"):
+        MeanSquaredError().forward(np.zeros(3, np.float32), np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0]))
+    # filled, with the ignored ones marked, it works as documented
+    loss = SoftmaxCrossEntropy().forward(np.zeros((3, 4), np.float32), labels.filled(-100))
+    np.testing.assert_allclose(loss, [np.log(4), 0.0, np.log(4)], rtol=1e-6)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .common import (UsageError, check_outputs, load_classifier, mnist_inputs, os_error_text, run_command, save_figure,
                      shown, write_failed)
+from .train_mnist_options import HISTORY_RANGES
 
 HELP = "draw a trained network's confusion matrix, worst mistakes, first-layer weights and training curves"
 MISTAKES = 24  # the most confident mistakes shown
@@ -127,9 +128,9 @@ def _first_weighted_layer(model):
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 MAX_EPOCH = 1_000_000
 MAX_VALUE = 1e100  # a curve's values beyond this cannot be drawn (matplotlib's margins overflow)
-# what each curve can be at all: an accuracy is a fraction (train-mnist records 0.9, not 90), a
-# cross-entropy is never negative; a record outside these was not written by train-mnist's fit
-CURVE_RANGES = {"loss": (0.0, MAX_VALUE), "val_loss": (0.0, MAX_VALUE), "accuracy": (0.0, 1.0), "val_accuracy": (0.0, 1.0)}
+# what each curve can be at all (train-mnist's own ranges for its records, which --resume checks too),
+# within what can be drawn; a record outside these was not written by train-mnist's fit
+CURVE_RANGES = {key: (HISTORY_RANGES[key][0], min(HISTORY_RANGES[key][1], MAX_VALUE)) for key in CURVES}
 
 
 def read_training(metadata) -> tuple:

@@ -173,11 +173,11 @@ def sample_lines(sampler: Sampler, vocabulary, count: int, max_length: int, is_k
     A line for which ``is_known(line)`` is true (one of the training text's), one already drawn, or an
     empty one is dropped; so is one cut at ``max_length`` characters (the model never ended it). Drawing stops
     after ``max_draws`` lines (default ``50 * count + 100``), or ``max_misses`` draws in a row that
-    gave nothing new, so a model that only repeats its training lines cannot loop for ever; once the lines kept hold ``max_chars`` characters (their
-    newlines included), if given; and once the lines drawn, kept or dropped, hold ``max_drawn``
-    characters (each line's end counted too), if given: a model that only repeats long lines it
-    knows costs a forward per character drawn. ``on_line(line)`` sees each line kept as soon as it
-    is drawn.
+    gave nothing new, so a model that only repeats its training lines cannot loop for ever; once the
+    lines kept hold ``max_chars`` characters (their newlines included), if given; and once the
+    lines drawn, kept or dropped, hold ``max_drawn`` characters (each line's end counted too), if
+    given: a model that only repeats long lines it knows costs a forward per character drawn.
+    ``on_line(line)`` sees each line kept as soon as it is drawn.
 
     Returns ``{"lines": [...], "known": n, "repeated": n, "empty": n, "cut": n, "draws": n}``.
     """

@@ -1,0 +1,320 @@
+"""Data parallelism over processes: each training step's batch split by rows across processes, one
+core each, the gradients combined into the main process's network.
+
+Why processes, not threads: numpy's element-wise passes (GELU, LayerNorm, the softmax, the
+optimizer's update) run on one core, and only BLAS's products use a second one. Python threads can
+share that work in principle (numpy lets go of the interpreter lock inside its loops), but each of
+a step's ~1,000 numpy calls has to take the lock back, and the threads wait on each other for it:
+measured on train-text's GPT (2 cores), two threads each taking half the batch gave 41-43 ms a
+step against 44-46 for one process with BLAS's two threads, while two processes gave 33 ms
+(docs/benchmarks.md). A process has an interpreter, and a lock, of its own.
+
+How a step goes (``step(x, targets)``), with P processes (the main one and P - 1 workers):
+
+1. The batch is cut into P slices of consecutive rows. The main process copies its parameters into
+   shared memory and sends each worker its slice through a pipe.
+2. Each worker copies the parameters into its own network (built from the same description as a
+   checkpoint's), runs forward and backward on its slice, and writes its gradients, scaled by its
+   slice's share of the counted targets, into its own block of shared memory. The main process does
+   the same with the first slice meanwhile.
+3. The main process adds the workers' gradients into its layers' ``parameters_deltas`` and returns
+   the loss. The loss is a mean over counted targets (a cross-entropy's ignored ones left out), so
+   the slices are weighted by their counts: the result is the whole batch's mean loss and its
+   gradient, up to rounding. The optimizer then updates the main process's weights as usual.
+
+Each process runs BLAS at one thread (``threads``), so P processes use P cores. A run is
+deterministic for a fixed P and thread count. The networks must compute the same thing in every
+process: no dropout in training, no state carried from batch to batch (``check_network``).
+Messages between the processes are this module's own arrays and tuples (pickled by
+``multiprocessing``); nothing a user hands over is unpickled.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+
+import numpy as np
+
+from . import protocol
+
+ALIGN = 64  # bytes: each parameter's block in shared memory starts on a cache line
+START_TIMEOUT = 120.0  # seconds a worker may take to start (import numpy and nnscratch, build the network)
+
+
+class WorkerError(RuntimeError):
+    """A worker process that died, did not start in time, or failed in an unexpected way."""
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system tells), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def leaves(layer) -> list:
+    """The layers of ``layer`` (containers walked into) that hold parameters, in a fixed order."""
+    return [inner for inner in protocol.walk(layer) if not protocol.children(inner) and getattr(inner, "parameters", None)]
+
+
+def check_network(where: str, *layers) -> None:
+    """Refuse what would compute differently in each process: dropout in training, carried state."""
+    for layer in (inner for outer in layers for inner in protocol.walk(outer)):
+        name = type(layer).__name__
+        rate = getattr(layer, "dropout", getattr(layer, "p", 0.0))
+        if isinstance(rate, (int, float)) and rate > 0:
+            raise ValueError(f"{where}: the network has a {name} with dropout {rate:g}; several processes would each "
+                             "draw their own masks. Use one process (--processes 1)")
+        if getattr(layer, "stateful", False):
+            raise ValueError(f"{where}: the network has a stateful {name}, whose state one process alone can carry "
+                             "from batch to batch. Use one process (--processes 1)")
+
+
+def _blocks(arrays, buffer, start: int = 0) -> tuple:
+    """Views into ``buffer`` shaped and typed as ``arrays``, one after the other from byte ``start``,
+    each aligned; (views, the byte after the last)."""
+    views, offset = [], start
+    for array in arrays:
+        offset = -(-offset // ALIGN) * ALIGN
+        views.append(np.ndarray(array.shape, array.dtype, buffer, offset))
+        offset += array.nbytes
+    return views, offset
+
+
+class DataParallel:
+    """``processes`` processes training one network: ``with DataParallel(model, loss, 2, count) as
+    parallel:`` then ``parallel.step(x, targets)`` (forward and backward, the gradients left in
+    ``model``'s and ``loss``'s ``parameters_deltas``) and ``parallel.loss_of(x, targets)`` (eval mode,
+    no backward). ``count(targets) -> int`` is the number of targets the loss averages over. With
+    ``input_delta``, backward also computes dL/dx of the input (and discards it), as a network's
+    first layer would need it; by default it is skipped (``Sequential.backward(input_delta=False)``).
+
+    With ``processes=1`` nothing is started and both run in this process, as plain calls.
+    """
+
+    def __init__(self, model, loss, processes: int, count, threads: int = 1, where: str = "train-text",
+                 input_delta: bool = False):
+        self.model, self.loss, self.count, self.where = model, loss, count, where
+        self.processes, self.threads, self.input_delta = processes, threads, input_delta
+        self._workers: list = []
+        self._memory = self._limiter = None
+        if processes > 1:
+            check_network(where, model, loss)
+
+    # -- starting and stopping -----------------------------------------------------------------------
+    def __enter__(self) -> DataParallel:
+        if self.processes > 1:
+            try:
+                self._start()
+            except BaseException:
+                self.close()
+                raise
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        self.close()
+        return False
+
+    def _start(self) -> None:
+        from threadpoolctl import ThreadpoolController
+
+        from .io.registry import describe, layer_classes
+
+        # this process's BLAS at ``threads`` too while the workers run (FixedThreads' way)
+        self._limiter = ThreadpoolController().select(user_api="blas").limit(limits=self.threads, user_api="blas")
+        classes = layer_classes()
+        descriptions = [describe(self.model, "model", classes), describe(self.loss, "loss", classes)]
+        parameters = self._parameters()
+        size = sum(-(-p.nbytes // ALIGN) * ALIGN for p in parameters) + ALIGN
+        context = multiprocessing.get_context("spawn")  # fork would copy BLAS's threads in a broken state
+        # one block for the parameters, then one for each worker's gradients
+        self._memory = context.RawArray("b", size * self.processes)
+        buffer = memoryview(self._memory).cast("B")
+        self._shared, _ = _blocks(parameters, buffer, 0)
+        for rank in range(1, self.processes):
+            ends = context.Pipe()
+            process = context.Process(target=_worker, name=f"nnscratch-worker-{rank}", daemon=True,
+                                      args=(ends[1], descriptions, self._memory, size, rank, self.threads,
+                                            self.input_delta))
+            process.start()
+            ends[1].close()
+            self._workers.append((process, ends[0], _blocks(parameters, buffer, size * rank)[0]))
+        for process, conn, _ in self._workers:
+            self._answer(process, conn, "start", START_TIMEOUT)
+
+    def close(self) -> None:
+        """Stop the workers (asked first, then terminated), free the shared memory; idempotent."""
+        workers, self._workers = self._workers, []
+        for process, conn, _ in workers:
+            try:
+                conn.send(("stop",))
+            except (OSError, ValueError):
+                pass
+        for process, conn, _ in workers:
+            process.join(5.0)
+            if process.is_alive():
+                process.terminate()
+                process.join(5.0)
+            conn.close()
+        self._memory = None
+        limiter, self._limiter = self._limiter, None
+        if limiter is not None:
+            limiter.restore_original_limits()
+
+    def _parameters(self) -> list:
+        return [p for layer in (self.model, self.loss) for inner in leaves(layer) for p in inner.parameters]
+
+    def _deltas(self) -> list:
+        from .kernels.memory import writable_deltas
+
+        return [d for layer in (self.model, self.loss) for inner in leaves(layer) for d in writable_deltas(inner)]
+
+    # -- a step --------------------------------------------------------------------------------------
+    def step(self, x, targets) -> float:
+        """Forward and backward over the batch (rows split across the processes); the mean loss over
+        every counted target, its gradient in the layers' ``parameters_deltas``."""
+        return self._run(x, targets, train=True)
+
+    def loss_of(self, x, targets) -> float:
+        """The mean loss over the batch's counted targets, in eval mode, without backward."""
+        return self._run(x, targets, train=False)
+
+    def _run(self, x, targets, train: bool) -> float:
+        slices = self._slices(len(x), targets)
+        total = sum(count for _, count in slices)
+        if not self._workers or len(slices) < 2 or total == 0:
+            return _forward_backward(self.model, self.loss, x, targets, train, self.input_delta)
+        for shared, parameter in zip(self._shared, self._parameters()):
+            np.copyto(shared, parameter)  # as they are now: the optimizer changed them since the last call
+        sent, failure = [], None
+        for (rows, count), (process, conn, grads) in zip(slices[1:], self._workers):
+            if count:
+                try:
+                    conn.send(("step" if train else "loss", x[rows], targets[rows], count / total))
+                except (OSError, ValueError):  # the worker is gone
+                    failure = self._exited(process, "step")
+                    break
+                sent.append((process, conn, grads))
+        try:
+            value = self._own_part(x, targets, *slices[0], total, train) if failure is None else 0.0
+        finally:  # every worker's answer is read, also when this process's part failed: none is left over
+            answers = [self._answer(process, conn, "step", None, keep_error=True) for process, conn, _ in sent]
+        answers += [failure] if failure is not None else []
+        for answer in answers:
+            if isinstance(answer, Exception):
+                raise answer
+        value += sum(answers)
+        if train:
+            deltas = self._deltas()
+            for _, _, grads in sent:
+                for delta, grad in zip(deltas, grads):
+                    delta += grad
+        return value
+
+    def _own_part(self, x, targets, rows: slice, count: int, total: int, train: bool) -> float:
+        """This process's slice: its loss and gradients, weighted by its share of the counted targets."""
+        if not count:
+            if train:
+                for delta in self._deltas():
+                    delta.fill(0)
+            return 0.0
+        value = _forward_backward(self.model, self.loss, x[rows], targets[rows], train, self.input_delta)
+        value *= count / total
+        if train:
+            for delta in self._deltas():
+                delta *= delta.dtype.type(count / total)
+        return value
+
+    def _slices(self, rows: int, targets) -> list:
+        """[(slice of rows, counted targets in it)] for each process that gets rows, in order."""
+        parts = min(len(self._workers) + 1, rows) if self._workers else 1
+        bounds = [rows * k // parts for k in range(parts + 1)]
+        return [(slice(a, b), int(self.count(targets[a:b]))) for a, b in zip(bounds, bounds[1:])]
+
+    def _answer(self, process, conn, what: str, timeout, keep_error: bool = False):
+        """The worker's answer to the last message: its value, or the error it reports, raised as
+        ours (returned instead with ``keep_error``, when the worker itself is still well)."""
+        ready = multiprocessing.connection.wait([conn, process.sentinel], timeout)
+        if conn in ready:
+            try:
+                kind, value = conn.recv()
+            except (EOFError, OSError):
+                kind, value = "died", None
+            if kind == "ok":
+                return value
+            if kind == "error":
+                name, message = value
+                error = _error_of_kind(name, f"{self.where}: worker process {process.name} failed: {message}")
+                if keep_error:
+                    return error
+                raise error
+        elif not ready:
+            raise WorkerError(f"{self.where}: worker process {process.name} did not {what} within {timeout:g} s")
+        raise self._exited(process, what)
+
+    def _exited(self, process, what: str) -> WorkerError:
+        process.join(1.0)
+        return WorkerError(f"{self.where}: worker process {process.name} exited (code {process.exitcode}) during "
+                           f"the {what}; try --processes 1")
+
+
+# the errors a worker reports as their own kind (the layers' ValueError and TypeError for bad input,
+# MemoryError, which train-text explains); any other is a WorkerError
+KINDS = {kind.__name__: kind for kind in (ValueError, TypeError, MemoryError, FloatingPointError, OverflowError)}
+
+
+def _error_of_kind(name: str, message: str) -> Exception:
+    return KINDS[name](message) if name in KINDS else WorkerError(f"{message} ({name})")
+
+
+def _forward_backward(model, loss, x, targets, train: bool, input_delta: bool) -> float:
+    """The loss of one slice (and its gradients in the layers, with ``train``)."""
+    if not train:
+        with protocol.in_mode(False, model, loss):
+            return float(loss.forward(model.forward(x), targets))
+    value = float(loss.forward(model.forward(x), targets))
+    model.backward(loss.backward(1.0), input_delta=input_delta)
+    return value
+
+
+def _worker(conn, descriptions, memory, size: int, rank: int, threads: int, input_delta: bool) -> None:
+    """A worker process: build the network, then answer steps until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    try:
+        from threadpoolctl import threadpool_limits
+
+        from .io.registry import build, layer_classes
+        from .kernels.memory import writable_deltas
+
+        threadpool_limits(threads, user_api="blas")
+        classes = layer_classes()
+        model, loss = (build(description, classes) for description in descriptions)
+        parameters = [p for layer in (model, loss) for inner in leaves(layer) for p in inner.parameters]
+        buffer = memoryview(memory).cast("B")
+        shared, _ = _blocks(parameters, buffer, 0)
+        grads, _ = _blocks(parameters, buffer, size * rank)
+        conn.send(("ok", None))
+    except BaseException as error:  # noqa: BLE001 (reported to the main process, which raises it)
+        conn.send(("error", (type(error).__name__, str(error))))
+        return
+    while True:
+        message = conn.recv()
+        if message[0] == "stop":
+            return
+        kind, x, targets, weight = message
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                for parameter, value in zip(parameters, shared):
+                    np.copyto(parameter, value)
+                value = _forward_backward(model, loss, x, targets, kind == "step", input_delta) * weight
+                if kind == "step":
+                    deltas = [d for layer in (model, loss) for inner in leaves(layer) for d in writable_deltas(inner)]
+                    for grad, delta in zip(grads, deltas):
+                        np.multiply(delta, delta.dtype.type(weight), out=grad)
+            conn.send(("ok", value))
+        except Exception as error:  # noqa: BLE001 (reported to the main process, which raises it)
+            conn.send(("error", (type(error).__name__, str(error))))

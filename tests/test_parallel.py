@@ -1,0 +1,141 @@
+"""nnscratch.parallel: a batch shared by several processes gives the whole batch's loss and gradients
+(against the same network run alone), with ignored targets weighted right; what would differ per
+process is refused; a worker that fails or dies is a clear error; nothing is left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import nnscratch as nn
+from nnscratch.data.text import IGNORE_INDEX
+from nnscratch.parallel import DataParallel, WorkerError, check_network, leaves
+from nnscratch.text_presets import gpt
+from nnscratch.text_training import counted_targets
+
+VOCAB, CONTEXT = 11, 8
+
+
+def small_gpt(seed=0):
+    net = gpt(VOCAB, CONTEXT, rng=np.random.default_rng(seed), dim=16, num_heads=2, num_layers=2)
+    return net[:-2], net[-2:]
+
+
+def batch(rows=5, seed=1, ignored=()):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, VOCAB, (rows, CONTEXT))
+    y = rng.integers(0, VOCAB, (rows, CONTEXT))
+    for row, first in ignored:  # line mode's padding: the row's targets from ``first`` on are ignored
+        y[row, first:] = IGNORE_INDEX
+    return x, y
+
+
+def gradients(model, loss) -> list:
+    return [d.copy() for layer in (model, loss) for inner in leaves(layer) for d in inner.parameters_deltas]
+
+
+def test_two_processes_give_the_whole_batch_s_loss_and_gradients():
+    # rows of unequal counted targets: the slices' means must be weighted by their counts
+    x, y = batch(rows=5, ignored=[(0, 2), (1, 7), (4, 0)])
+    model, loss = small_gpt()
+    value = float(loss.forward(model.forward(x), y))
+    model.backward(loss.backward(1.0), input_delta=False)
+    expected = gradients(model, loss)
+    model2, loss2 = small_gpt()
+    with DataParallel(model2, loss2, 2, counted_targets, where="test") as parallel:
+        assert len(parallel._workers) == 1
+        shared = parallel.step(x, y)
+        evaluated = parallel.loss_of(x, y)
+    assert shared == pytest.approx(value, rel=1e-5)
+    assert evaluated == pytest.approx(value, rel=1e-5)  # no dropout: eval mode computes the same
+    got = gradients(model2, loss2)
+    assert len(got) == len(expected) > 10
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+
+
+def test_the_workers_see_the_weights_as_they_are_at_each_step():
+    x, y = batch(rows=4)
+    model, loss = small_gpt()
+    model2, loss2 = small_gpt()
+    with DataParallel(model2, loss2, 2, counted_targets, where="test") as parallel:
+        parallel.step(x, y)
+        for a, b in zip(model.parameters, model2.parameters):  # both change the same way after the first step
+            a *= 0.5
+            b *= 0.5
+        value = parallel.step(x, y)
+    assert value == pytest.approx(float(loss.forward(model.forward(x), y)), rel=1e-5)
+
+
+def test_a_slice_with_nothing_counted_adds_nothing():
+    x, y = batch(rows=4, ignored=[(2, 0), (3, 0)])  # the worker's rows: all ignored
+    model, loss = small_gpt()
+    value = float(loss.forward(model.forward(x[:2]), y[:2]))
+    model.backward(loss.backward(1.0), input_delta=False)
+    model2, loss2 = small_gpt()
+    with DataParallel(model2, loss2, 2, counted_targets, where="test") as parallel:
+        assert parallel.step(x, y) == pytest.approx(value, rel=1e-6)
+    for a, b in zip(gradients(model2, loss2), gradients(model, loss)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+
+
+def test_one_process_starts_nothing_and_runs_the_layers_as_they_are():
+    x, y = batch(rows=3)
+    model, loss = small_gpt()
+    with DataParallel(model, loss, 1, counted_targets) as parallel:
+        assert parallel._workers == []
+        value = parallel.step(x, y)
+    model2, loss2 = small_gpt()
+    assert value == float(loss2.forward(model2.forward(x), y))
+
+
+@pytest.mark.parametrize("layer, words", [
+    (nn.Dropout(0.1), "Dropout with dropout 0.1"),
+    (nn.MultiHeadAttention(8, 2, dropout=0.2), "MultiHeadAttention with dropout 0.2"),
+    (nn.LSTM(8, 8, stateful=True), "stateful LSTM"),
+])
+def test_what_would_differ_from_process_to_process_is_refused(layer, words):
+    with pytest.raises(ValueError, match=f"train-text: the network has a {words}.*--processes 1"):
+        check_network("train-text", nn.Sequential(layer))
+    check_network("train-text", nn.Sequential(nn.Dropout(0.0), nn.LSTM(8, 8)))  # these are the same everywhere
+    DataParallel(nn.Sequential(layer), nn.Sequential(), 1, counted_targets)  # one process: anything goes
+
+
+def test_a_worker_s_error_is_raised_as_its_own_kind_with_its_message():
+    x, y = batch(rows=4)
+    y[3, 0] = VOCAB + 5  # a target out of range in the worker's rows only
+    model, loss = small_gpt()
+    with DataParallel(model, loss, 2, counted_targets, where="test") as parallel:
+        with pytest.raises(ValueError, match=r"^test: worker process nnscratch-worker-1 failed: .*16"):
+            parallel.step(x, y)
+        y[3, 0] = 0
+        assert np.isfinite(parallel.step(x, y))  # and it goes on working
+
+
+def test_a_worker_that_dies_is_a_clear_error_and_nothing_is_left_running():
+    x, y = batch(rows=4)
+    model, loss = small_gpt()
+    parallel = DataParallel(model, loss, 2, counted_targets, where="test")
+    with pytest.raises(WorkerError, match=r"test: worker process nnscratch-worker-1 exited \(code -9\) during the "
+                                           r"step; try --processes 1"):
+        with parallel:
+            process = parallel._workers[0][0]
+            os.kill(process.pid, signal.SIGKILL)
+            process.join(10)
+            parallel.step(x, y)
+    assert parallel._workers == [] and not process.is_alive()
+
+
+def test_the_workers_stop_when_the_block_ends_however_it_ends():
+    model, loss = small_gpt()
+    parallel = DataParallel(model, loss, 3, counted_targets, where="test")
+    with pytest.raises(KeyError):
+        with parallel:
+            processes = [process for process, _, _ in parallel._workers]
+            assert len(processes) == 2 and all(p.is_alive() for p in processes)
+            raise KeyError("stop")
+    assert not any(p.is_alive() for p in processes)
+    parallel.close()  # again: nothing to do

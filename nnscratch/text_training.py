@@ -25,6 +25,7 @@ import numpy as np
 
 from .clip import clip_grad_norm
 from .data.text import IGNORE_INDEX
+from .parallel import DataParallel
 from .protocol import in_mode
 from .train import NonFiniteLossError
 
@@ -32,6 +33,11 @@ ESTIMATE_WINDOWS = 240  # windows per split in an estimate (nanoGPT's CPU run: 2
 ESTIMATE_BATCH = 60  # estimated this many windows at a time
 VALIDATION_BATCH = 64  # the whole validation split, this many windows at a time
 ESTIMATE_STREAM = 2**31 - 1  # the estimate's generator: np.random.default_rng([seed, ESTIMATE_STREAM])
+
+
+def counted_targets(targets) -> int:
+    """The targets the mean loss counts: all but the ignored ones (line mode's padding)."""
+    return int(np.count_nonzero(targets != IGNORE_INDEX))
 
 
 def seeded(seed: int) -> tuple:
@@ -48,6 +54,9 @@ class TextTraining:
 
     ``step(index)`` trains once and returns the batch's loss; ``estimate()`` and
     ``validation_loss()`` measure (in eval mode, leaving every layer's mode as it was).
+
+    ``parallel`` runs each batch's forward and backward: by default in this process alone; a
+    ``DataParallel`` over several processes (``use_processes``) splits the batch's rows among them.
     """
 
     def __init__(self, net, optimizer, corpus, rng, *, batch_size, block_size, schedule, max_grad_norm, seed):
@@ -55,6 +64,13 @@ class TextTraining:
         self.optimizer, self.corpus, self.rng = optimizer, corpus, rng
         self.batch_size, self.block_size = batch_size, block_size
         self.schedule, self.max_grad_norm, self.seed = schedule, max_grad_norm, seed
+        self.parallel = self.use_processes(1)
+
+    def use_processes(self, processes: int, threads: int = 1) -> DataParallel:
+        """Train and measure over ``processes`` processes from now on (each with BLAS at ``threads``
+        threads): the ``DataParallel`` to enter around the work, which starts and stops them."""
+        self.parallel = DataParallel(self.model, self.loss, processes, counted_targets, threads, "train-text")
+        return self.parallel
 
     def step(self, index: int) -> float:
         """Train on one batch with the rate of step ``index`` (0-based); return its loss."""
@@ -62,10 +78,9 @@ class TextTraining:
         x, y = self.corpus.batch(self.rng, self.batch_size, self.block_size)
         # a diverging run overflows in exp() and friends: the checks below say so once, clearly
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            value = float(self.loss.forward(self.model.forward(x), y))
+            value = self.parallel.step(x, y)  # forward and backward
             if not math.isfinite(value):
                 raise self._diverged("loss", value, index)
-            self.model.backward(self.loss.backward(1.0), input_delta=False)
             norm = clip_grad_norm([self.model, self.loss], self.max_grad_norm)
             if not math.isfinite(norm):
                 raise self._diverged("gradient norm", norm, index, f" (the loss was {value:.4f})")
@@ -81,9 +96,9 @@ class TextTraining:
         total, counted = 0.0, 0
         with in_mode(False, self.net), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for x, y in batches:
-                count = int(np.count_nonzero(y != IGNORE_INDEX))
+                count = counted_targets(y)
                 if count:
-                    total += float(self.loss.forward(self.model.forward(x), y)) * count
+                    total += self.parallel.loss_of(x, y) * count
                     counted += count
         return total / counted if counted else math.nan
 

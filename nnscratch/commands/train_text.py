@@ -10,7 +10,8 @@ nats per character, and a 300-character sample (in line mode: new lines).
 Exit codes: 0 done, 1 a failure while running (download, divergence, an output that could not be
 written, out of memory), 2 bad options, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). On Ctrl-C
 the last estimate's state is saved (the steps since are undone), so that ``--resume`` continues
-exactly as the run would have gone on (with a fixed ``--threads``: bit for bit). A diverged run
+exactly as the run would have gone on (with a fixed ``--threads``, or a fixed ``--processes``: bit for
+bit). ``--processes`` splits each batch among processes, one core each (``nnscratch.parallel``). A diverged run
 (a NaN or infinite loss or gradient) stops before the bad step, says so, and writes no NaN anywhere:
 the checkpoint keeps the last estimate's state, and no metrics or plot are written.
 """
@@ -53,12 +54,14 @@ def _start(config: dict, saved, checkpoint, corpus):
 
 
 def _run(args) -> int:
+    from ..parallel import WorkerError
     from ..text_presets import PRESETS
     from ..text_training import TextTraining
     from ..train import NonFiniteLossError
     from .text_checkpoint import known_lines
     from .train_text_data import build_corpus, read_source
     from .train_text_loop import Loop
+    from .train_text_options import processes_for
 
     config, saved, checkpoint, paths = resolve_options(args)
     outputs = Outputs("train-text", paths)
@@ -74,9 +77,12 @@ def _run(args) -> int:
                             max_grad_norm=preset.max_grad_norm, seed=config["seed"])
     known = known_lines(corpus.train_lines + corpus.validation_lines) if config["lines"] else None
     loop = Loop(training, config, outputs, history, seconds, known, progress=not args.quiet)
-    say(_plan(config, start, corpus, net, saved))
+    processes, threads = processes_for(args, config)
+    say(_plan(config, start, corpus, net, saved, processes))
     try:
-        loop.run(start, args.threads)
+        with training.use_processes(processes, 1 if threads == "auto" else threads):
+            loop.run(start, threads)
+            validation = training.validation_loss()
     except KeyboardInterrupt as interrupt:
         saved_to = loop.save_last()
         what = f"saved the state after iteration {loop.last['iteration']} to {saved_to} (continue with --resume " \
@@ -89,7 +95,9 @@ def _run(args) -> int:
         print(f"train-text: out of memory: take a smaller --batch-size (now {config['batch_size']}) or --block-size "
               f"(now {config['block_size']})", file=sys.stderr)
         return 1
-    validation = training.validation_loss()
+    except WorkerError as error:  # a worker process that died or failed unexpectedly (its message names us)
+        print(error, file=sys.stderr)
+        return 1
     if not math.isfinite(validation):
         return _diverged(f"training diverged: the validation loss is {validation}", config, loop, outputs)
     sample = _sample(training, config, corpus, known)
@@ -102,7 +110,7 @@ def _run(args) -> int:
     return 1 if outputs.failed else 0
 
 
-def _plan(config: dict, start: int, corpus, net, saved) -> str:
+def _plan(config: dict, start: int, corpus, net, saved, processes: int) -> str:
     from ..text_presets import parameter_count
 
     if config["lines"]:
@@ -114,8 +122,10 @@ def _plan(config: dict, start: int, corpus, net, saved) -> str:
     plan = (f"iterations {start + 1}-{config['iters']}" if start < config["iters"]
             else f"nothing to train (iteration {start} of {config['iters']} done)")
     resumed = " (resumed)" if saved is not None else ""
+    shared = f" shared by {processes} processes" if processes > 1 else ""
     return (f"train-text: {config['model']} ({parameter_count(net):,} parameters){resumed}, {plan}, batch "
-            f"{config['batch_size']}, {len(corpus.vocabulary)} distinct characters, {data}, seed {config['seed']}")
+            f"{config['batch_size']}{shared}, {len(corpus.vocabulary)} distinct characters, {data}, seed "
+            f"{config['seed']}")
 
 
 def _diverged(message: str, config: dict, loop, outputs) -> int:

@@ -16,7 +16,7 @@ import math
 from ..text_presets import DEFAULT_MODEL, PRESETS
 from .common import UsageError, check_outputs, read_deadline
 from .text_checkpoint import INT_RANGES, MAX_LR
-from .training import check_int_range, read_numbers, read_resume, read_threads
+from .training import check_int_range, read_count, read_numbers, read_resume, read_threads
 
 NUMBER_OPTIONS = {"iters": int, "batch_size": int, "block_size": int, "lr": float, "seed": int, "eval_interval": int}
 # the options a resumed run takes from its checkpoint (they must not contradict it)
@@ -27,6 +27,24 @@ MAX_TOKENS = 1 << 20  # batch size x block size: past this one step's arrays tak
 MAX_ATTENTION_WEIGHTS = 1 << 24
 TINY_SHAKESPEARE = "tinyshakespeare"  # the text's source in a config when no FILE was given
 OUTPUT_OPTIONS = ("save", "metrics", "plot")
+MAX_PROCESSES = 64  # --processes
+MAX_AUTO_PROCESSES = 4  # --processes auto: one per usable CPU, at most this many (measured at 2)
+MIN_PARALLEL_ITERS = 100  # --processes auto: shorter runs take one process (a worker takes ~0.5 s to start)
+
+
+def processes_for(args, config: dict) -> tuple:
+    """(processes, BLAS threads in each) for the run, from --processes and --threads (read already):
+    auto takes one process per usable CPU (at most MAX_AUTO_PROCESSES and one per window of the
+    batch) when --threads is auto and the run is long enough, else one."""
+    from ..parallel import usable_cpus
+
+    processes, threads = args.processes, args.threads
+    if processes == "auto":
+        auto = threads == "auto" and config["iters"] >= MIN_PARALLEL_ITERS
+        processes = min(usable_cpus(), MAX_AUTO_PROCESSES, config["batch_size"]) if auto else 1
+    if processes > 1 and threads == "auto":
+        threads = 1
+    return processes, threads
 
 
 def _epilog() -> str:
@@ -72,7 +90,12 @@ def add_arguments(parser) -> None:
         help="write a PNG of the loss curves (needs matplotlib: pip install 'nnscratch[plot]')")
     add("--threads", default="auto", metavar="N",
         help="numpy's BLAS threads: auto (the default) picks the faster of 1 and the default count as the load "
-        "changes; N fixes it (needed for a --resume that continues bit for bit)")
+        "changes; N fixes it (needed for a --resume that continues bit for bit); with several --processes, "
+        "each process's (auto: 1)")
+    add("--processes", default="auto", metavar="N",
+        help="processes that share each batch, one core each (data parallelism): auto (the default) takes one "
+        f"per CPU, at most {MAX_AUTO_PROCESSES}, for runs of {MIN_PARALLEL_ITERS} iterations or more, or 1 with a "
+        "fixed --threads; N fixes it (a --resume continues bit for bit with the same N)")
     add("--quiet", action="store_true", help="no progress output: only the validation loss and the sample")
     add("--data-dir", metavar="D", default=None,
         help="where tiny shakespeare is kept (default: $NNSCRATCH_TEXT_DIR, else ./data/text)")
@@ -98,6 +121,7 @@ def resolve_options(args):
 
     read_numbers(args, NUMBER_OPTIONS)
     args.threads = read_threads(args.threads)
+    args.processes = read_count("--processes", args.processes, MAX_PROCESSES)
     try:  # the download's options too, even when the cache will spare the download
         args.deadline = read_deadline(args.deadline)
         if args.file is None:

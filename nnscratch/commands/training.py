@@ -86,14 +86,19 @@ def read_numbers(args, kinds: dict) -> None:
 def read_threads(text):
     """``--threads``: "auto" or a thread count from 1 to ``MAX_THREADS`` (not part of a run's
     configuration: a resumed run may use another)."""
+    return read_count("--threads", text, MAX_THREADS)
+
+
+def read_count(option: str, text, most: int):
+    """An option that is "auto" or a count from 1 to ``most`` (``--threads``, ``--processes``)."""
     if text is None or text == "auto":
         return "auto"
     try:
         count = int(text)
     except (TypeError, ValueError):
-        raise UsageError(f"--threads must be auto or an int from 1 to {MAX_THREADS}, got {text!r:.40}") from None
-    if not 1 <= count <= MAX_THREADS:
-        raise UsageError(f"--threads must be auto or an int from 1 to {MAX_THREADS}, got {number_text(count)}")
+        raise UsageError(f"{option} must be auto or an int from 1 to {most}, got {text!r:.40}") from None
+    if not 1 <= count <= most:
+        raise UsageError(f"{option} must be auto or an int from 1 to {most}, got {number_text(count)}")
     return count
 
 

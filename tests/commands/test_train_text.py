@@ -240,3 +240,36 @@ def test_an_empty_line_sample_says_why(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.endswith("sample (new lines, temperature 0.8):\n(none: no line that is not in the text, within the "
                         "3,000 characters drawn)\n")
+
+
+def test_two_processes_train_the_same_model_as_one(verse, tmp_path, capsys):
+    """Each batch split between two processes: the same run as one process's, up to rounding (a few
+    steps: rounding differences grow as training goes on)."""
+    def result(*fixed):
+        path = tmp_path / f"m{len(fixed)}{fixed[-1]}.json"
+        assert run(verse, *SMALL[:2], "--iters", "6", "--eval-interval", "3", *SMALL[6:10], *fixed,
+                   "--metrics", path) == 0
+        return json.loads(path.read_text()), capsys.readouterr().err
+
+    (one, _), (two, err) = result("--processes", "1"), result("--processes", "2")
+    assert "batch 4 shared by 2 processes," in err
+    assert two["validation_loss"] == pytest.approx(one["validation_loss"], rel=1e-5)
+    for a, b in zip(one["history"], two["history"]):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
+
+
+def test_a_worker_process_that_dies_is_one_line(verse, monkeypatch, capsys):
+    import signal
+
+    real_step = TextTraining.step
+
+    def step(self, index):
+        if index == 3:
+            os.kill(self.parallel._workers[0][0].pid, signal.SIGKILL)
+            self.parallel._workers[0][0].join(10)
+        return real_step(self, index)
+
+    monkeypatch.setattr(TextTraining, "step", step)
+    assert run(verse, *SMALL[:-3], "--processes", "2", "--quiet") == 1
+    assert capsys.readouterr().err == ("train-text: worker process nnscratch-worker-1 exited (code -9) during the step; "
+                                       "try --processes 1\n")

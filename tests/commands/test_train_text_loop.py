@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
 import nnscratch as nn
 from helpers.text_runs import RUN, interrupt_at, run, weights
@@ -26,11 +27,11 @@ def test_an_interrupt_without_save_and_sigterm(text, tmp_path, monkeypatch, caps
     assert "train-text: terminated at iteration 10; saved the state after iteration 8" in capsys.readouterr().err
 
 
-def test_the_transformer_resumed_after_an_interrupt_equals_the_run_bit_for_bit(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("fixed", [["--threads", "1"], ["--processes", "2"]])
+def test_the_transformer_resumed_after_an_interrupt_equals_the_run_bit_for_bit(tmp_path, monkeypatch, capsys, fixed):
     text = tmp_path / "t.txt"
     text.write_text("O Romeo, Romeo, wherefore art thou Romeo?\nDeny thy father and refuse thy name.\n" * 30)
-    small = ["--iters", "9", "--eval-interval", "3", "--batch-size", "3", "--block-size", "16", "--threads", "1",
-             "--quiet"]
+    small = ["--iters", "9", "--eval-interval", "3", "--batch-size", "3", "--block-size", "16", *fixed, "--quiet"]
     assert run(text, *small, "--save", tmp_path / "whole.npz") == 0
     real_step = TextTraining.step
 
@@ -42,7 +43,7 @@ def test_the_transformer_resumed_after_an_interrupt_equals_the_run_bit_for_bit(t
     monkeypatch.setattr(TextTraining, "step", step)
     assert run(text, *small, "--save", tmp_path / "part.npz") == 130
     monkeypatch.undo()
-    assert run("--resume", tmp_path / "part.npz", "--threads", "1", "--quiet", "--save", tmp_path / "end.npz") == 0
+    assert run("--resume", tmp_path / "part.npz", *fixed, "--quiet", "--save", tmp_path / "end.npz") == 0
     whole, end = (nn.load_checkpoint(tmp_path / f"{name}.npz") for name in ("whole", "end"))
     assert end.metadata["train_text"]["config"]["model"] == "transformer"
     for a, b in zip(whole.model.parameters, end.model.parameters):

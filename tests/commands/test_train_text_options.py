@@ -26,6 +26,9 @@ from helpers.text_runs import FEW, RUN, run
     (["--seed", "-2"], r"--seed must be >= 0, got -2"),
     (["--eval-interval", "0"], r"--eval-interval must be >= 1, got 0"),
     (["--threads", "0"], r"--threads must be auto or an int from 1 to 1024, got 0"),
+    (["--processes", "0"], r"--processes must be auto or an int from 1 to 64, got 0"),
+    (["--processes", "65"], r"--processes must be auto or an int from 1 to 64, got 65"),
+    (["--processes", "two"], r"--processes must be auto or an int from 1 to 64, got 'two'"),
     (["--model", "rnn", "--block-size", "5000"], r".*richard.txt: the text is too short for windows of 5000 characters"),
 ])
 def test_bad_options_are_one_line_before_any_work(text, tmp_path, capsys, argv, message):
@@ -111,3 +114,23 @@ def test_the_transformers_attention_weights_are_bounded_before_any_work(text, tm
     assert not (tmp_path / "m.npz").exists()
     assert run(text, "--model", "lstm", "--batch-size", "16", "--block-size", "4096", "--iters", "0") == 2
     assert "too short for windows of 4096" in capsys.readouterr().err  # only the transformer's weights grow so
+
+
+@pytest.mark.parametrize("processes, threads, iters, cpus, expected", [
+    ("auto", "auto", 2000, 2, (2, 1)),  # one process per CPU, BLAS at one thread in each
+    ("auto", "auto", 2000, 16, (4, 1)),  # at most MAX_AUTO_PROCESSES
+    ("auto", "auto", 2000, 1, (1, "auto")),
+    ("auto", "auto", 99, 2, (1, "auto")),  # too short to pay for starting a worker
+    ("auto", 2, 2000, 2, (1, 2)),  # a fixed --threads keeps one process (the bit-for-bit promise)
+    (3, "auto", 10, 2, (3, 1)),  # a fixed --processes is taken as it is
+    (2, 2, 10, 2, (2, 2)),
+    (64, "auto", 10, 2, (64, 1)),  # more than the batch's windows: DataParallel uses one per window
+])
+def test_how_many_processes_a_run_takes(monkeypatch, processes, threads, iters, cpus, expected):
+    import argparse
+
+    from nnscratch.commands import train_text_options
+
+    monkeypatch.setattr("nnscratch.parallel.usable_cpus", lambda: cpus)
+    args = argparse.Namespace(processes=processes, threads=threads)
+    assert train_text_options.processes_for(args, {"iters": iters, "batch_size": 12}) == expected

@@ -92,6 +92,7 @@ def render(results: dict) -> str:
         lines += ["", f"{'network':<8}{'nnscratch samples/s':>21}{'PyTorch samples/s':>19}"
                   f"{'ratio':>8}{'target':>9}  result  {'best runs ratio':>15}  CPU used by others"]
     for name, row in results["networks"].items():
+        name = _label(name, row)
         torch_speed = f"{row['pytorch']['median']:,.0f}" if row["pytorch"] else "skipped"
         ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
         best = f"{row['best_ratio']:.2f}" if row["best_ratio"] is not None else "-"
@@ -99,12 +100,12 @@ def render(results: dict) -> str:
         lines.append(f"{name.upper():<8}{row['nnscratch']['median']:>21,.0f}{torch_speed:>19}{ratio:>8}"
                      f"{'>= ' + format(row['target'], 'g'):>9}  {verdict:<6}  {best:>15}  "
                      f"{share(row['others_cpu_share'])}")
-    spreads = [f"{name.upper()} {_spread(row['pair_ratios'])}" for name, row in results["networks"].items()
+    spreads = [f"{_label(name, row)} {_spread(row['pair_ratios'])}" for name, row in results["networks"].items()
                if row["pair_ratios"]]
     if spreads:
         lines.append("ratio of each nnscratch run to the PyTorch run beside it, lowest-highest (middle half): "
                      + "; ".join(spreads))
-    probes = [f"{name.upper()} {_gflops(row['blas_gflops'])}" for name, row in results["networks"].items()]
+    probes = [f"{_label(name, row)} {_gflops(row['blas_gflops'])}" for name, row in results["networks"].items()]
     if probes:
         m, k, n = PROBE_SHAPE
         lines.append(f"numpy's BLAS speed before each pair of runs, GFLOP/s of a {m}x{k} @ {k}x{n} float32 "
@@ -126,11 +127,20 @@ def render(results: dict) -> str:
         lines.append(f"samples/s: medians of {results['settings']['repeats']} alternating runs (a GPT sample: a "
                      "sequence of 64 tokens); ratio = nnscratch / PyTorch (the target is on it); best runs ratio = "
                      "fastest run / fastest run")
+        shared = results["networks"].get("gpt-processes")
+        if shared:
+            lines.append(f"{_label('gpt-processes', shared)}: the GPT with each batch shared by {shared['processes']} "
+                         "processes, BLAS at 1 thread in each, as train-text trains it (nnscratch.parallel)")
     if results.get("recurrent") or results.get("recurrent_memory"):
         lines += ["", *render_recurrent(results.get("recurrent", {}), results.get("recurrent_memory"))]
     if results.get("busy"):
         lines += ["", *render_busy(results["busy"], results["machine"])]
     return "\n".join(lines)
+
+
+def _label(name: str, row: dict) -> str:
+    """A row's name in the table: MLP, CNN, GPT, or GPT-2P for the GPT over 2 processes."""
+    return f"GPT-{row['processes']}P" if name == "gpt-processes" else name.upper()
 
 
 def render_recurrent(rows: dict, memory: dict | None) -> list:
@@ -224,6 +234,11 @@ def run(args) -> dict:
     if "gpt" in args.only:
         results["networks"]["gpt"] = compare_gpt(torch, args.repeats, args.gpt_steps, args.warmup,
                                                  args.warmup_seconds)
+    if "gpt-processes" in args.only:
+        from nnscratch.parallel import usable_cpus
+
+        results["networks"]["gpt-processes"] = compare_gpt(torch, args.repeats, args.gpt_steps, args.warmup,
+                                                           args.warmup_seconds, processes=min(usable_cpus(), 4))
     if "conv" in args.only:
         results["conv2d"] = compare_conv(args.conv_repeats, args.naive_repeats,
                                          warmup_seconds=args.warmup_seconds)
@@ -271,9 +286,10 @@ def parse_args(argv=None):
                         help="timed forward + backward steps per run of the recurrent layers")
     parser.add_argument("--lstm-memory-steps", type=int, default=1000,
                         help="LSTM steps of the lstm-memory part (RSS read every 100)")
-    parser.add_argument("--only", default="mlp,cnn,gpt,conv,memory,lstm,gru,rnn",
-                        help="comma-separated parts to run, of mlp, cnn, gpt, conv, memory, lstm, gru, rnn, "
-                             "lstm-memory (default: all but lstm-memory)")
+    parser.add_argument("--only", default="mlp,cnn,gpt,gpt-processes,conv,memory,lstm,gru,rnn",
+                        help="comma-separated parts to run, of mlp, cnn, gpt, gpt-processes (the GPT with each "
+                             "batch shared by one process per CPU, at most 4, as train-text trains it), conv, "
+                             "memory, lstm, gru, rnn, lstm-memory (default: all but lstm-memory)")
     parser.add_argument("--full-backward", action="store_true",
                         help="also compute dL/dx of the data in nnscratch (PyTorch never does)")
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch column")
@@ -292,8 +308,8 @@ def parse_args(argv=None):
     check_busy_max_seconds(parser, args.busy_max_seconds)
     if not 0 <= args.warmup_seconds <= 60:
         parser.error(f"--warmup-seconds: expected seconds between 0 and 60, got {args.warmup_seconds}")
-    args.only = only_names(parser, args.only, ("mlp", "cnn", "gpt", "conv", "memory", "lstm", "gru", "rnn",
-                                               "lstm-memory"))
+    args.only = only_names(parser, args.only, ("mlp", "cnn", "gpt", "gpt-processes", "conv", "memory", "lstm",
+                                               "gru", "rnn", "lstm-memory"))
     return args
 
 

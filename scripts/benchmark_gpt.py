@@ -101,17 +101,32 @@ def torch_gpt_step(model, optimizer, loss_fn, x, targets):
     return loss
 
 
-def compare_gpt(torch=None, repeats=7, steps=20, warmup=3, warmup_seconds=0.2) -> dict:
+def compare_gpt(torch=None, repeats=7, steps=20, warmup=3, warmup_seconds=0.2, processes=1) -> dict:
     """Alternating timed runs of the two GPT stacks (see ``compare_runs``); a sample is one sequence
-    of ``GPT["context"]`` tokens."""
+    of ``GPT["context"]`` tokens. With ``processes`` > 1, nnscratch shares each batch among that many
+    processes as train-text does (``nnscratch.parallel.DataParallel``, BLAS at one thread in each),
+    dL/dx of the input included as in one process."""
+    from nnscratch.parallel import DataParallel
+
     stack, loss_layers, optimizer = build_nnscratch_gpt()
     batches = gpt_batches(4)
-    runners = {"nnscratch": (lambda x, y: nnscratch_gpt_step(stack, loss_layers, optimizer, x, y), batches)}
-    if torch is not None:
-        model, torch_optimizer, loss_fn = build_torch_gpt(torch, stack)
-        torch_batches = [(torch.from_numpy(x).requires_grad_(True), torch.from_numpy(y)) for x, y in batches]
-        runners["pytorch"] = (lambda x, y: torch_gpt_step(model, torch_optimizer, loss_fn, x, y), torch_batches)
-    return compare_runs(runners, TARGETS["gpt"], repeats, steps, warmup, warmup_seconds)
+    with DataParallel(stack, loss_layers, processes, lambda y: y.size, where="benchmark", input_delta=True) as shared:
+        step = ((lambda x, y: nnscratch_gpt_step(stack, loss_layers, optimizer, x, y)) if processes == 1
+                else (lambda x, y: nnscratch_parallel_step(shared, optimizer, x, y)))
+        runners = {"nnscratch": (step, batches)}
+        if torch is not None:
+            model, torch_optimizer, loss_fn = build_torch_gpt(torch, stack)
+            torch_batches = [(torch.from_numpy(x).requires_grad_(True), torch.from_numpy(y)) for x, y in batches]
+            runners["pytorch"] = (lambda x, y: torch_gpt_step(model, torch_optimizer, loss_fn, x, y), torch_batches)
+        result = compare_runs(runners, TARGETS["gpt"], repeats, steps, warmup, warmup_seconds)
+    return {**result, "processes": processes}
+
+
+def nnscratch_parallel_step(shared, optimizer, x, targets):
+    """One training step with the batch shared among processes (the logits scored as (N, T, V))."""
+    loss = shared.step(x, targets)
+    optimizer.step()
+    return loss
 
 
 def measure_gpt_memory(epochs=5, steps=40) -> dict:

@@ -14,8 +14,9 @@ windows, for the same number of iterations, and are then measured on the whole v
 
 The time is the training iterations alone (the batches drawn, forward, backward, clipping, step), on
 each side; the losses are over the whole validation split, in nats per character. nnscratch runs as
-train-text does (numpy's BLAS threads chosen by its ThreadChooser, unless --threads fixes them);
-PyTorch gets --threads, or as many threads as numpy's BLAS has.
+train-text does: by default each batch shared by one process per CPU (``--processes``), each with
+BLAS at one thread; with --processes 1, numpy's BLAS threads chosen by its ThreadChooser, unless
+--threads fixes them. PyTorch gets --threads, or as many threads as numpy's BLAS has.
 
     python scripts/benchmark_text.py [FILE] [--model transformer] [--iters 2000] [--seed 0]
         [--order nnscratch,pytorch] [--lines] [--json figures.json]
@@ -78,17 +79,24 @@ def nnscratch_run(model: str, corpus, config: dict, seed: int, threads="auto") -
     return training, [p.copy() for p in net.parameters]
 
 
-def train_nnscratch(training, iters: int, threads="auto") -> dict:
+def train_nnscratch(training, iters: int, threads="auto", processes="auto") -> dict:
+    """Train as train-text does (its --threads and --processes rules), then measure."""
+    from nnscratch.commands.train_text_options import processes_for
     from nnscratch.threads import training_threads
 
+    options = argparse.Namespace(threads=threads, processes=processes)
+    processes, threads = processes_for(options, {"iters": iters, "batch_size": training.batch_size})
     losses = []
-    with training_threads(threads, "benchmark") as chooser:
-        started = time.perf_counter()
-        for index in range(iters):
-            losses.append(training.step(index))
-            chooser.step()
-        seconds = time.perf_counter() - started
-    return {"seconds": seconds, "last_losses": float(np.mean(losses[-50:])), "val_loss": training.validation_loss()}
+    with training.use_processes(processes, 1 if threads == "auto" else threads):
+        with training_threads(threads, "benchmark") as chooser:
+            started = time.perf_counter()
+            for index in range(iters):
+                losses.append(training.step(index))
+                chooser.step()
+            seconds = time.perf_counter() - started
+        validation = training.validation_loss()
+    return {"seconds": seconds, "last_losses": float(np.mean(losses[-50:])), "val_loss": validation,
+            "processes": processes}
 
 
 # -- the PyTorch side --------------------------------------------------------------------------------
@@ -207,7 +215,7 @@ def torch_validation_loss(torch, module, corpus, block_size: int) -> float:
 
 # -- the run -----------------------------------------------------------------------------------------
 def compare(torch, model: str, corpus, seed: int, iters=None, order=("nnscratch", "pytorch"), threads=None,
-            lines=False) -> dict:
+            lines=False, processes="auto") -> dict:
     config = recipe(model, corpus, iters, lines)
     training, weights = nnscratch_run(model, corpus, config, seed)
     if threads is not None:
@@ -216,7 +224,8 @@ def compare(torch, model: str, corpus, seed: int, iters=None, order=("nnscratch"
                "load_before": list(os.getloadavg())}
     for side in order:
         if side == "nnscratch":
-            results["nnscratch"] = train_nnscratch(training, config["iters"], "auto" if threads is None else threads)
+            results["nnscratch"] = train_nnscratch(training, config["iters"], "auto" if threads is None else threads,
+                                                   processes)
         else:
             module = torch_twin(torch, model, training.net, weights)
             results["pytorch"] = train_torch(torch, model, module, corpus, config, seed)
@@ -231,6 +240,8 @@ def render(results: dict) -> str:
     lines = [f"{results['model']}, seed {results['seed']}: {config['iters']} iterations of batch {config['batch_size']} "
              f"x {config['block_size']} characters, lr {config['lr']:g}; PyTorch {results['torch_threads']} threads"]
     for side, shown in (("nnscratch", "nnscratch:"), ("pytorch", "PyTorch:  ")):
+        if side == "nnscratch" and side in results and results[side]["processes"] > 1:
+            shown = f"nnscratch ({results[side]['processes']} processes):"
         if side in results:
             seconds = results[side]["seconds"]
             lines.append(f"  {shown} {seconds:7.1f} s training ({1000 * seconds / config['iters']:.1f} ms an "
@@ -251,6 +262,8 @@ def main(argv=None) -> int:
                         "(pytorch) times that side only, e.g. right after the train-text command")
     parser.add_argument("--threads", type=int, default=None, help="fix both sides' threads (default: nnscratch "
                         "chooses as train-text does, PyTorch takes numpy's BLAS count)")
+    parser.add_argument("--processes", default="auto", help="nnscratch's processes, as train-text's --processes "
+                        "(default: auto, as train-text)")
     parser.add_argument("--lines", action="store_true", help="line mode, as train-text --lines")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--mirror", action="append", dest="mirrors", default=None)
@@ -272,7 +285,8 @@ def main(argv=None) -> int:
         counts = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"]
         torch.set_num_threads(max(counts or [1]))
     corpus = load_corpus(args.file, args.lines, args.data_dir, args.mirrors)
-    results = compare(torch, args.model, corpus, args.seed, args.iters, order, args.threads, args.lines)
+    processes = args.processes if args.processes == "auto" else int(args.processes)
+    results = compare(torch, args.model, corpus, args.seed, args.iters, order, args.threads, args.lines, processes)
     print(render(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

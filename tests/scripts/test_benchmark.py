@@ -278,8 +278,8 @@ def test_write_json_is_atomic_on_failure(bench, tmp_path):
         (["--repeats", "0"], "--repeats: expected a positive int, got 0"),
         (["--warmup", "-1"], "--warmup: expected a non-negative int, got -1"),
         (["--warmup-seconds", "-0.5"], "--warmup-seconds: expected seconds between 0 and 60, got -0.5"),
-        (["--only", "mlp,gpu"], "--only: expected names among mlp, cnn, gpt, conv, memory, lstm, gru, rnn, "
-                                "lstm-memory, got gpu"),
+        (["--only", "mlp,gpu"], "--only: expected names among mlp, cnn, gpt, gpt-processes, conv, memory, lstm, "
+                                "gru, rnn, lstm-memory, got gpu"),
         (["--gpt-steps", "0"], "--gpt-steps: expected a positive int, got 0"),
         (["--busy-max-seconds", "0"], "--busy-max-seconds: expected seconds in (0, 3600], got 0.0"),
     ],

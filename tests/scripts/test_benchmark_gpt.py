@@ -94,3 +94,31 @@ def test_training_memory_does_not_grow_per_step(gpt):
     # One batch is 2 x 64 x 128 x 4 B = 64 kB; a per-step leak of that size over 30 steps would be
     # about 2 MB. Allow a tenth of that for interpreter noise.
     assert traced_growth(step, warmup=3, steps=30) < 200_000
+
+
+def test_the_gpt_shared_by_processes_has_its_row(bench, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("nnscratch.parallel.usable_cpus", lambda: 2)
+    path = tmp_path / "figures.json"
+    argv = ["--only", "gpt-processes", "--no-torch", "--repeats", "2", "--gpt-steps", "1", "--warmup", "1",
+            "--warmup-seconds", "0", "--json", str(path)]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    row = json.loads(path.read_text())["networks"]["gpt-processes"]
+    check_speed(row["nnscratch"])
+    assert row["processes"] == 2 and row["target"] == 0.75
+    assert "\nGPT-2P " in out and "GPT-2P: the GPT with each batch shared by 2 processes" in out
+
+
+def test_the_shared_step_computes_what_one_process_computes(gpt):
+    from nnscratch.parallel import DataParallel
+
+    (x, targets), = gpt.gpt_batches(1, batch=4, seed=6)
+    stack, loss_layers, optimizer = gpt.build_nnscratch_gpt(seed=5)
+    plain = gpt.nnscratch_gpt_step(stack, loss_layers, optimizer, x, targets)
+    stack2, loss2, optimizer2 = gpt.build_nnscratch_gpt(seed=5)
+    with DataParallel(stack2, loss2, 2, lambda y: y.size, input_delta=True) as shared:
+        value = gpt.nnscratch_parallel_step(shared, optimizer2, x, targets)
+    assert value == pytest.approx(float(plain), rel=1e-5)
+    assert len(stack.parameters_deltas) == 4 * 12 + 4
+    for index, (a, b) in enumerate(zip(stack2.parameters_deltas, stack.parameters_deltas)):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6, err_msg=f"parameter {index}")

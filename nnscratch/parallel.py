@@ -93,13 +93,17 @@ class DataParallel:
     ``input_delta``, backward also computes dL/dx of the input (and discards it), as a network's
     first layer would need it; by default it is skipped (``Sequential.backward(input_delta=False)``).
 
-    With ``processes=1`` nothing is started and both run in this process, as plain calls.
+    With ``processes=1`` nothing is started and both run in this process, as plain calls; with
+    ``fallback``, so does a DataParallel whose workers could not start (``fallback_reason`` says why).
+    Workers are started by ``multiprocessing``'s spawn, which imports the main script again in each:
+    a script that uses one must keep its work under ``if __name__ == "__main__":``.
     """
 
     def __init__(self, model, loss, processes: int, count, threads: int = 1, where: str = "train-text",
-                 input_delta: bool = False):
+                 input_delta: bool = False, fallback: bool = False):
         self.model, self.loss, self.count, self.where = model, loss, count, where
-        self.processes, self.threads, self.input_delta = processes, threads, input_delta
+        self.processes, self.threads, self.input_delta, self.fallback = processes, threads, input_delta, fallback
+        self.fallback_reason = None
         self._workers: list = []
         self._memory = self._limiter = None
         if processes > 1:
@@ -110,9 +114,17 @@ class DataParallel:
         if self.processes > 1:
             try:
                 self._start()
-            except BaseException:
+            except BaseException as error:
                 self.close()
-                raise
+                # multiprocessing refuses a daemonic process children with an AssertionError
+                if not isinstance(error, (OSError, WorkerError, AssertionError)):
+                    raise
+                reason = f"could not start worker processes ({type(error).__name__}: {error})"
+                if not self.fallback:
+                    if isinstance(error, WorkerError):
+                        raise
+                    raise WorkerError(f"{self.where}: {reason}; try --processes 1") from error
+                self.processes, self.fallback_reason = 1, reason
         return self
 
     def __exit__(self, *exc_info) -> bool:

@@ -66,10 +66,12 @@ class TextTraining:
         self.schedule, self.max_grad_norm, self.seed = schedule, max_grad_norm, seed
         self.parallel = self.use_processes(1)
 
-    def use_processes(self, processes: int, threads: int = 1) -> DataParallel:
+    def use_processes(self, processes: int, threads: int = 1, fallback: bool = False) -> DataParallel:
         """Train and measure over ``processes`` processes from now on (each with BLAS at ``threads``
-        threads): the ``DataParallel`` to enter around the work, which starts and stops them."""
-        self.parallel = DataParallel(self.model, self.loss, processes, counted_targets, threads, "train-text")
+        threads): the ``DataParallel`` to enter around the work, which starts and stops them (or,
+        with ``fallback``, runs in one process if they cannot start)."""
+        self.parallel = DataParallel(self.model, self.loss, processes, counted_targets, threads, "train-text",
+                                     fallback=fallback)
         return self.parallel
 
     def step(self, index: int) -> float:

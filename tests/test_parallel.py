@@ -139,3 +139,22 @@ def test_the_workers_stop_when_the_block_ends_however_it_ends():
             raise KeyError("stop")
     assert not any(p.is_alive() for p in processes)
     parallel.close()  # again: nothing to do
+
+
+def test_workers_that_cannot_start_fall_back_to_one_process_only_when_asked(monkeypatch):
+    def refuse(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(DataParallel, "_start", refuse)
+    x, y = batch(rows=3)
+    model, loss = small_gpt()
+    with DataParallel(model, loss, 2, counted_targets, fallback=True) as parallel:
+        assert parallel.processes == 1 and parallel._workers == []
+        assert parallel.fallback_reason == "could not start worker processes (OSError: [Errno 28] No space left on device)"
+        value = parallel.step(x, y)
+    model2, loss2 = small_gpt()
+    assert value == float(loss2.forward(model2.forward(x), y))
+    with pytest.raises(WorkerError, match=r"^train-text: could not start worker processes \(OSError: \[Errno 28\] No "
+                                          r"space left on device\); try --processes 1$"):
+        with DataParallel(model, loss, 2, counted_targets):
+            pass

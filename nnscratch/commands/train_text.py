@@ -80,7 +80,12 @@ def _run(args) -> int:
     processes, threads = processes_for(args, config)
     say(_plan(config, start, corpus, net, saved, processes))
     try:
-        with training.use_processes(processes, 1 if threads == "auto" else threads):
+        # auto's processes fall back to one when workers cannot start (no /dev/shm, a daemonic parent)
+        with training.use_processes(processes, 1 if threads == "auto" else threads,
+                                    fallback=args.processes == "auto") as parallel:
+            if parallel.fallback_reason:
+                say(f"train-text: {parallel.fallback_reason}; training in one process")
+                threads = args.threads
             loop.run(start, threads)
             validation = training.validation_loss()
     except KeyboardInterrupt as interrupt:

@@ -273,3 +273,21 @@ def test_a_worker_process_that_dies_is_one_line(verse, monkeypatch, capsys):
     assert run(verse, *SMALL[:-3], "--processes", "2", "--quiet") == 1
     assert capsys.readouterr().err == ("train-text: worker process nnscratch-worker-1 exited (code -9) during the step; "
                                        "try --processes 1\n")
+
+
+def test_auto_processes_that_cannot_start_train_in_one_process(verse, monkeypatch, capsys):
+    from nnscratch.parallel import DataParallel
+
+    def refuse(self):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(DataParallel, "_start", refuse)
+    monkeypatch.setattr("nnscratch.parallel.usable_cpus", lambda: 2)
+    argv = [*SMALL[:2], "--iters", "100", "--eval-interval", "50", *SMALL[6:10]]
+    assert run(verse, *argv) == 0
+    err = capsys.readouterr().err
+    assert "batch 4 shared by 2 processes," in err
+    assert ("train-text: could not start worker processes (OSError: [Errno 24] Too many open files); training in one "
+            "process\n") in err
+    assert run(verse, *argv, "--processes", "2") == 1  # asked for: an error
+    assert capsys.readouterr().err.endswith("Too many open files); try --processes 1\n")

@@ -101,19 +101,36 @@ def rss_bytes() -> int:
 
 
 def cpu_snapshot() -> tuple:
-    """(CPU seconds used by the whole machine, by this process, wall clock) now.
+    """(CPU seconds used by the whole machine, by this process and its live worker processes (the
+    GPT-2P row's), wall clock) now.
 
     Two snapshots tell how much of the CPUs *other* processes used in between: the noise that a
     load average, a minute-long mean, only hints at. The machine's figure is None off Linux.
     """
     own = os.times()
+    workers = _workers_cpu_seconds()
     try:
         with open("/proc/stat") as stat:
             ticks = [int(v) for v in stat.readline().split()[1:]]
         busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
     except (OSError, ValueError, IndexError):
         busy = None
-    return busy, own.user + own.system, time.perf_counter()
+    return busy, own.user + own.system + workers, time.perf_counter()
+
+
+def _workers_cpu_seconds() -> float:
+    """CPU seconds used so far by this process's live multiprocessing children (Linux; else 0)."""
+    import multiprocessing
+
+    total = 0.0
+    for child in multiprocessing.active_children():
+        try:
+            with open(f"/proc/{child.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def others_cpu_share(before: tuple, after: tuple) -> float | None:

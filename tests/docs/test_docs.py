@@ -53,6 +53,11 @@ def check_training(ns):
     lrs = [ns["schedule"](t) for t in (0.0, 0.25, 0.5, 3.0, 6.0)]
     assert lrs[0] == 0.0 and lrs[1] < lrs[2] == pytest.approx(3e-3) and lrs[2] > lrs[3] > lrs[4] == pytest.approx(0.0)
     assert len(ns["batches"]) == 10000 // 128
+    # the shared steps trained on (a loss near the evaluated one) and the worker stopped with the block
+    assert ns["shared"].processes == 2 and ns["shared"]._workers == []
+    assert ns["test_loss"] == pytest.approx(nn.evaluate(ns["model"], ns["x_test"][:1000], ns["y_test"][:1000],
+                                                        loss=ns["loss"])["loss"], rel=1e-5)
+    assert 0.0 < ns["value"] < 1.0
 
 
 def check_gradient_checking(ns):

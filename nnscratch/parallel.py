@@ -39,6 +39,7 @@ import signal
 import numpy as np
 
 from . import protocol
+from .validation import check_int
 
 ALIGN = 64  # bytes: each parameter's block in shared memory starts on a cache line
 START_TIMEOUT = 120.0  # seconds a worker may take to start (import numpy and nnscratch, build the network)
@@ -101,6 +102,11 @@ class DataParallel:
 
     def __init__(self, model, loss, processes: int, count, threads: int = 1, where: str = "train-text",
                  input_delta: bool = False, fallback: bool = False):
+        if not callable(count):
+            raise TypeError(f"DataParallel: count must be a function of the targets giving how many the loss "
+                            f"averages over, got {type(count).__name__}")
+        processes = check_int("DataParallel", "processes", processes, 1)
+        threads = check_int("DataParallel", "threads", threads, 1)
         self.model, self.loss, self.count, self.where = model, loss, count, where
         self.processes, self.threads, self.input_delta, self.fallback = processes, threads, input_delta, fallback
         self.fallback_reason = None

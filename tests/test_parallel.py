@@ -158,3 +158,17 @@ def test_workers_that_cannot_start_fall_back_to_one_process_only_when_asked(monk
                                           r"space left on device\); try --processes 1$"):
         with DataParallel(model, loss, 2, counted_targets):
             pass
+
+
+@pytest.mark.parametrize("kwargs, kind, message", [
+    ({"processes": 0}, ValueError, "DataParallel: processes must be a positive int, got 0"),
+    ({"processes": "2"}, TypeError, "DataParallel: processes must be an int, got str '2'"),
+    ({"threads": 0}, ValueError, "DataParallel: threads must be a positive int, got 0"),
+    ({"count": 3}, TypeError, "DataParallel: count must be a function of the targets giving how many the loss "
+                              "averages over, got int"),
+])
+def test_bad_arguments_are_named(kwargs, kind, message):
+    model, loss = small_gpt()
+    arguments = {"processes": 2, "count": counted_targets, **kwargs}
+    with pytest.raises(kind, match=f"^{message}$"):
+        DataParallel(model, loss, **arguments)

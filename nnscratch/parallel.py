@@ -63,7 +63,8 @@ def leaves(layer) -> list:
 
 
 def check_network(where: str, *layers) -> None:
-    """Refuse what would compute differently in each process: dropout in training, carried state."""
+    """Refuse what would compute differently in each process: dropout in training, carried state,
+    running statistics (``buffers``: only parameters travel between the processes)."""
     for layer in (inner for outer in layers for inner in protocol.walk(outer)):
         name = type(layer).__name__
         rate = getattr(layer, "dropout", getattr(layer, "p", 0.0))
@@ -73,6 +74,10 @@ def check_network(where: str, *layers) -> None:
         if getattr(layer, "stateful", False):
             raise ValueError(f"{where}: the network has a stateful {name}, whose state one process alone can carry "
                              "from batch to batch. Use one process (--processes 1)")
+        if getattr(layer, "buffers", None) and not protocol.children(layer):  # a container lists its layers' too
+            raise ValueError(f"{where}: the network has a {name}, whose running statistics each process would update "
+                             "from its own slice of the batch (and its workers' copies never reach the main process). "
+                             "Use one process (--processes 1)")
 
 
 def _blocks(arrays, buffer, start: int = 0) -> tuple:

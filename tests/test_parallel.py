@@ -96,11 +96,13 @@ def test_one_process_starts_nothing_and_runs_the_layers_as_they_are():
     (nn.Dropout(0.1), "Dropout with dropout 0.1"),
     (nn.MultiHeadAttention(8, 2, dropout=0.2), "MultiHeadAttention with dropout 0.2"),
     (nn.LSTM(8, 8, stateful=True), "stateful LSTM"),
+    # its running statistics would be updated from one slice in the main process, never in the workers'
+    (nn.BatchNorm1D(8), "BatchNorm1D, whose running statistics each process would update"),
 ])
 def test_what_would_differ_from_process_to_process_is_refused(layer, words):
     with pytest.raises(ValueError, match=f"train-text: the network has a {words}.*--processes 1"):
         check_network("train-text", nn.Sequential(layer))
-    check_network("train-text", nn.Sequential(nn.Dropout(0.0), nn.LSTM(8, 8)))  # these are the same everywhere
+    check_network("train-text", nn.Sequential(nn.Dropout(0.0), nn.LSTM(8, 8), nn.LayerNorm(8)))  # the same everywhere
     DataParallel(nn.Sequential(layer), nn.Sequential(), 1, counted_targets)  # one process: anything goes
 
 

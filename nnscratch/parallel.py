@@ -35,6 +35,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import time
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from .validation import check_int
 
 ALIGN = 64  # bytes: each parameter's block in shared memory starts on a cache line
 START_TIMEOUT = 120.0  # seconds a worker may take to start (import numpy and nnscratch, build the network)
+STOP_TIMEOUT = 5.0  # seconds the workers get to stop when asked, then when terminated
 
 
 class WorkerError(RuntimeError):
@@ -170,18 +172,22 @@ class DataParallel:
             self._answer(process, conn, "start", START_TIMEOUT)
 
     def close(self) -> None:
-        """Stop the workers (asked first, then terminated), free the shared memory; idempotent."""
+        """Stop the workers (asked first, then terminated, then killed), free the shared memory; idempotent."""
         workers, self._workers = self._workers, []
         for process, conn, _ in workers:
             try:
                 conn.send(("stop",))
             except (OSError, ValueError):
                 pass
-        for process, conn, _ in workers:
-            process.join(5.0)
-            if process.is_alive():
-                process.terminate()
-                process.join(5.0)
+        # a worker stopped (SIGSTOP) or deaf to SIGTERM is killed: else multiprocessing waits for it at exit forever
+        for stop in (None, "terminate", "kill"):
+            alive = [process for process, _, _ in workers if process.is_alive()]
+            for process in alive if stop else ():
+                getattr(process, stop)()
+            deadline = time.monotonic() + STOP_TIMEOUT
+            for process in alive:
+                process.join(max(0.0, deadline - time.monotonic()))
+        for _, conn, _ in workers:
             conn.close()
         self._memory = None
         limiter, self._limiter = self._limiter, None

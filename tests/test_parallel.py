@@ -4,6 +4,7 @@ process is refused; a worker that fails or dies is a clear error; nothing is lef
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 
@@ -141,6 +142,21 @@ def test_the_workers_stop_when_the_block_ends_however_it_ends():
             raise KeyError("stop")
     assert not any(p.is_alive() for p in processes)
     parallel.close()  # again: nothing to do
+
+
+def test_a_worker_that_does_not_stop_is_killed(monkeypatch):
+    # a stopped worker (SIGSTOP) ignores the request and SIGTERM; multiprocessing joined it at exit forever
+    monkeypatch.setattr("nnscratch.parallel.STOP_TIMEOUT", 0.3)
+    model, loss = small_gpt()
+    with DataParallel(model, loss, 2, counted_targets, where="test") as parallel:
+        process = parallel._workers[0][0]
+        os.kill(process.pid, signal.SIGSTOP)
+    try:
+        assert not process.is_alive() and process.exitcode == -signal.SIGKILL
+        assert process not in multiprocessing.active_children()
+    finally:
+        if process.is_alive():
+            process.kill()
 
 
 def test_workers_that_cannot_start_fall_back_to_one_process_only_when_asked(monkeypatch):

@@ -36,6 +36,7 @@ import multiprocessing.connection
 import os
 import signal
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -80,6 +81,23 @@ def check_network(where: str, *layers) -> None:
             raise ValueError(f"{where}: the network has a {name}, whose running statistics each process would update "
                              "from its own slice of the batch (and its workers' copies never reach the main process). "
                              "Use one process (--processes 1)")
+
+
+@contextmanager
+def _sigint_blocked():
+    """SIGINT held back (not lost) in this thread meanwhile; a process started meanwhile keeps it blocked
+    from birth, before it could install ``_worker``'s SIG_IGN (else a Ctrl-C then printed its traceback)."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # started by the first start(), it unblocks SIGINT in this thread afterwards
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _blocks(arrays, buffer, start: int = 0) -> tuple:
@@ -165,7 +183,8 @@ class DataParallel:
             process = context.Process(target=_worker, name=f"nnscratch-worker-{rank}", daemon=True,
                                       args=(ends[1], descriptions, self._memory, size, rank, self.threads,
                                             self.input_delta))
-            process.start()
+            with _sigint_blocked():  # which the worker inherits: a Ctrl-C while it starts is the main process's alone
+                process.start()
             ends[1].close()
             self._workers.append((process, ends[0], _blocks(parameters, buffer, size * rank)[0]))
         for process, conn, _ in self._workers:

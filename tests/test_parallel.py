@@ -144,6 +144,24 @@ def test_the_workers_stop_when_the_block_ends_however_it_ends():
     parallel.close()  # again: nothing to do
 
 
+def test_a_ctrl_c_while_the_workers_start_is_the_main_process_s_alone(monkeypatch, capfd):
+    # a terminal's Ctrl-C reaches every process of the group: a worker still importing printed a traceback
+    real_start = multiprocessing.context.SpawnProcess.start
+
+    def start(self):
+        real_start(self)
+        os.kill(self.pid, signal.SIGINT)
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", start)
+    x, y = batch(rows=4)
+    model, loss = small_gpt()
+    with DataParallel(model, loss, 2, counted_targets, where="test") as parallel:
+        value = parallel.step(x, y)
+    model2, loss2 = small_gpt()
+    assert value == pytest.approx(float(loss2.forward(model2.forward(x), y)), rel=1e-5)
+    assert capfd.readouterr().err == ""
+
+
 def test_a_worker_that_does_not_stop_is_killed(monkeypatch):
     # a stopped worker (SIGSTOP) ignores the request and SIGTERM; multiprocessing joined it at exit forever
     monkeypatch.setattr("nnscratch.parallel.STOP_TIMEOUT", 0.3)

@@ -107,6 +107,23 @@ def test_what_would_differ_from_process_to_process_is_refused(layer, words):
     DataParallel(nn.Sequential(layer), nn.Sequential(), 1, counted_targets)  # one process: anything goes
 
 
+class Scale(nn.Layer):
+    """A layer of the user's own: y = x * weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = np.ones(4, np.float32)
+        self.parameters, self.parameters_deltas = [self.weight], [np.zeros(4, np.float32)]
+
+
+def test_a_layer_no_worker_can_build_is_refused_by_name():
+    # it was describe's TypeError, which spoke of save and advised np.savez
+    with pytest.raises(TypeError, match=r"^test: the network has a Scale, which the worker processes cannot build: .*"
+                                        r"nnscratch's own layers only. Use one process \(--processes 1\)$"):
+        DataParallel(nn.Sequential(nn.Linear(4, 4), Scale()), nn.Sequential(nn.Mean()), 2, len, where="test")
+    DataParallel(nn.Sequential(Scale()), nn.Sequential(), 1, len)  # one process builds nothing
+
+
 def test_a_worker_s_error_is_raised_as_its_own_kind_with_its_message():
     x, y = batch(rows=4)
     y[3, 0] = VOCAB + 5  # a target out of range in the worker's rows only

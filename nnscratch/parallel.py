@@ -35,6 +35,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import time
 from contextlib import contextmanager
 
@@ -150,6 +151,12 @@ class DataParallel:
 
     # -- starting and stopping -----------------------------------------------------------------------
     def __enter__(self) -> DataParallel:
+        # spawn's worker imports the main script again: one without the guard starts its work again in
+        # there (multiprocessing's RuntimeError was a traceback in every worker); it says so and exits
+        if self.processes > 1 and getattr(multiprocessing.current_process(), "_inheriting", False):
+            raise SystemExit(f"{self.where}: a worker process, importing the main script {sys.argv[0]}, was asked to "
+                             "start the work again; a script that uses several processes must keep its work under "
+                             "if __name__ == \"__main__\":")
         if self.processes > 1:
             try:
                 self._start()

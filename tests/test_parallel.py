@@ -7,6 +7,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -177,6 +179,23 @@ def test_a_ctrl_c_while_the_workers_start_is_the_main_process_s_alone(monkeypatc
     model2, loss2 = small_gpt()
     assert value == pytest.approx(float(loss2.forward(model2.forward(x), y)), rel=1e-5)
     assert capfd.readouterr().err == ""
+
+
+def test_a_script_without_the_main_guard_is_told_so_in_one_line(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text("import numpy as np, nnscratch as nn\n"
+                      "from nnscratch.parallel import DataParallel, WorkerError\n"
+                      "try:\n"
+                      "    with DataParallel(nn.Sequential(nn.Linear(2, 2)), nn.Sequential(nn.Mean()), 2, len, where='demo'):\n"
+                      "        pass\n"
+                      "except WorkerError as error:\n"
+                      "    print(error)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert done.stderr == (f"demo: a worker process, importing the main script {script}, was asked to start the work "
+                           "again; a script that uses several processes must keep its work under if __name__ == "
+                           '"__main__":\n')
+    assert done.stdout == "demo: worker process nnscratch-worker-1 exited (code 1) during the start; try --processes 1\n"
 
 
 def test_a_worker_that_does_not_stop_is_killed(monkeypatch):

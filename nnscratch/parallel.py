@@ -146,6 +146,7 @@ class DataParallel:
         self.fallback_reason = None
         self._workers: list = []
         self._memory = self._limiter = None
+        self._calls = 0  # steps and losses asked of the workers; each answer names its call
         if processes > 1:
             check_network(where, model, loss)
 
@@ -182,6 +183,7 @@ class DataParallel:
 
         from .io.registry import describe, layer_classes
 
+        self._calls = 0  # new workers answer call 0 when they are ready
         # this process's BLAS at ``threads`` too while the workers run (FixedThreads' way)
         self._limiter = ThreadpoolController().select(user_api="blas").limit(limits=self.threads, user_api="blas")
         classes = layer_classes()
@@ -254,10 +256,11 @@ class DataParallel:
         for shared, parameter in zip(self._shared, self._parameters()):
             np.copyto(shared, parameter)  # as they are now: the optimizer changed them since the last call
         sent, failure = [], None
+        self._calls += 1
         for (rows, count), (process, conn, grads) in zip(slices[1:], self._workers):
             if count:
                 try:
-                    conn.send(("step" if train else "loss", x[rows], targets[rows], count / total))
+                    conn.send(("step" if train else "loss", self._calls, x[rows], targets[rows], count / total))
                 except (OSError, ValueError):  # the worker is gone
                     failure = self._exited(process, "step")
                     break
@@ -301,23 +304,25 @@ class DataParallel:
     def _answer(self, process, conn, what: str, timeout, keep_error: bool = False):
         """The worker's answer to the last message: its value, or the error it reports, raised as
         ours (returned instead with ``keep_error``, when the worker itself is still well)."""
-        ready = multiprocessing.connection.wait([conn, process.sentinel], timeout)
-        if conn in ready:
+        while True:
+            ready = multiprocessing.connection.wait([conn, process.sentinel], timeout)
+            if not ready:
+                raise WorkerError(f"{self.where}: worker process {process.name} did not {what} within {timeout:g} s")
+            if conn not in ready:
+                raise self._exited(process, what)
             try:
-                kind, value = conn.recv()
+                kind, call, value = conn.recv()
             except (EOFError, OSError):
-                kind, value = "died", None
-            if kind == "ok":
-                return value
-            if kind == "error":
-                name, message = value
-                error = _error_of_kind(name, f"{self.where}: worker process {process.name} failed: {message}")
-                if keep_error:
-                    return error
-                raise error
-        elif not ready:
-            raise WorkerError(f"{self.where}: worker process {process.name} did not {what} within {timeout:g} s")
-        raise self._exited(process, what)
+                raise self._exited(process, what) from None
+            if call == self._calls:  # else the answer to a call interrupted (Ctrl-C) before it was read
+                break
+        if kind == "ok":
+            return value
+        name, message = value
+        error = _error_of_kind(name, f"{self.where}: worker process {process.name} failed: {message}")
+        if keep_error:
+            return error
+        raise error
 
     def _exited(self, process, what: str) -> WorkerError:
         process.join(1.0)
@@ -360,15 +365,15 @@ def _worker(conn, descriptions, memory, size: int, rank: int, threads: int, inpu
         buffer = memoryview(memory).cast("B")
         shared, _ = _blocks(parameters, buffer, 0)
         grads, _ = _blocks(parameters, buffer, size * rank)
-        conn.send(("ok", None))
+        conn.send(("ok", 0, None))
     except BaseException as error:  # noqa: BLE001 (reported to the main process, which raises it)
-        conn.send(("error", (type(error).__name__, str(error))))
+        conn.send(("error", 0, (type(error).__name__, str(error))))
         return
     while True:
         message = conn.recv()
         if message[0] == "stop":
             return
-        kind, x, targets, weight = message
+        kind, call, x, targets, weight = message
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 for parameter, value in zip(parameters, shared):
@@ -378,6 +383,6 @@ def _worker(conn, descriptions, memory, size: int, rank: int, threads: int, inpu
                     deltas = [d for layer in (model, loss) for inner in leaves(layer) for d in writable_deltas(inner)]
                     for grad, delta in zip(grads, deltas):
                         np.multiply(delta, delta.dtype.type(weight), out=grad)
-            conn.send(("ok", value))
+            conn.send(("ok", call, value))
         except Exception as error:  # noqa: BLE001 (reported to the main process, which raises it)
-            conn.send(("error", (type(error).__name__, str(error))))
+            conn.send(("error", call, (type(error).__name__, str(error))))

@@ -73,6 +73,31 @@ def test_the_workers_see_the_weights_as_they_are_at_each_step():
     assert value == pytest.approx(float(loss.forward(model.forward(x), y)), rel=1e-5)
 
 
+def test_an_answer_left_by_an_interrupted_call_is_not_taken_for_the_next_one(monkeypatch):
+    # Ctrl-C while the main process waited, caught inside the block: the next call read the old answer
+    x, y = batch(rows=4)
+    x2, y2 = batch(rows=4, seed=2)
+    model, loss = small_gpt()
+    real_answer = DataParallel._answer
+
+    def interrupted(self, *args, **kwargs):
+        monkeypatch.setattr(DataParallel, "_answer", real_answer)
+        raise KeyboardInterrupt
+
+    with DataParallel(model, loss, 2, counted_targets, where="test") as parallel:
+        monkeypatch.setattr(DataParallel, "_answer", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            parallel.step(x, y)
+        evaluated = parallel.loss_of(x2, y2)
+        value = parallel.step(x2, y2)
+    model2, loss2 = small_gpt()
+    expected = float(loss2.forward(model2.forward(x2), y2))
+    model2.backward(loss2.backward(1.0), input_delta=False)
+    assert evaluated == pytest.approx(expected, rel=1e-5) and value == pytest.approx(expected, rel=1e-5)
+    for a, b in zip(gradients(model, loss), gradients(model2, loss2)):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+
+
 def test_a_slice_with_nothing_counted_adds_nothing():
     x, y = batch(rows=4, ignored=[(2, 0), (3, 0)])  # the worker's rows: all ignored
     model, loss = small_gpt()
@@ -158,9 +183,12 @@ def test_the_workers_stop_when_the_block_ends_however_it_ends():
         with parallel:
             processes = [process for process, _, _ in parallel._workers]
             assert len(processes) == 2 and all(p.is_alive() for p in processes)
+            parallel.loss_of(*batch(rows=3))
             raise KeyError("stop")
     assert not any(p.is_alive() for p in processes)
     parallel.close()  # again: nothing to do
+    with parallel:  # and it starts again
+        assert len(parallel._workers) == 2 and np.isfinite(parallel.loss_of(*batch(rows=3)))
 
 
 def test_a_ctrl_c_while_the_workers_start_is_the_main_process_s_alone(monkeypatch, capfd):

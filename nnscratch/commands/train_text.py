@@ -76,7 +76,7 @@ def _run(args) -> int:
                             block_size=config["block_size"], schedule=preset.schedule(config["lr"], config["iters"]),
                             max_grad_norm=preset.max_grad_norm, seed=config["seed"])
     known = known_lines(corpus.train_lines + corpus.validation_lines) if config["lines"] else None
-    loop = Loop(training, config, outputs, history, seconds, known, progress=not args.quiet)
+    loop = Loop(training, config, outputs, history, seconds, known, progress=not args.quiet, start=start)
     processes, threads = processes_for(args, config)
     say(_plan(config, start, corpus, net, saved, processes))
     try:
@@ -86,7 +86,7 @@ def _run(args) -> int:
             if parallel.fallback_reason:
                 say(f"train-text: {parallel.fallback_reason}; training in one process")
                 threads = args.threads
-            loop.run(start, threads)
+            loop.run(threads)
             validation = training.validation_loss()
     except KeyboardInterrupt as interrupt:
         saved_to = loop.save_last()

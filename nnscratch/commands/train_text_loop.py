@@ -33,12 +33,14 @@ class Loop:
     """One run of ``train-text``: ``run()`` trains, ``save_last()`` saves the kept state (Ctrl-C),
     ``finish()`` writes what the end of a run writes."""
 
-    def __init__(self, training, config: dict, outputs, history: list, seconds: float, known, progress: bool):
+    def __init__(self, training, config: dict, outputs, history: list, seconds: float, known, progress: bool,
+                 start: int):
         self.training, self.config, self.outputs = training, config, outputs
         self.history, self.seconds, self.known, self.progress = history, seconds, known, progress
-        self.done = 0  # iterations done
+        self.start = self.done = start  # iterations done (before this run, and in all)
         self.saves = 0  # checkpoints written by this run
-        self.last = None  # the state kept at the last estimate (or the start)
+        # the state kept at the last estimate, or the start's: a Ctrl-C before the first step saves that
+        self.keep(start)
 
     # -- the state ------------------------------------------------------------------------------------
     def metadata(self, iteration: int, validation_loss=None) -> dict:
@@ -80,13 +82,11 @@ class Loop:
         return self.outputs["save"] if self.save(self.last["metadata"]) else None
 
     # -- training ------------------------------------------------------------------------------------
-    def run(self, start: int, threads) -> None:
+    def run(self, threads) -> None:
         from ..threads import training_threads
 
-        config, training = self.config, self.training
+        config, training, start = self.config, self.training, self.start
         iters, interval = config["iters"], config["eval_interval"]
-        self.done = start
-        self.keep(start)
         bar = None
         if self.progress and tqdm is not None and start < iters:
             bar = tqdm(total=iters, initial=start, desc=f"train-text {config['model']}", unit="it", leave=False,

@@ -27,6 +27,24 @@ def test_an_interrupt_without_save_and_sigterm(text, tmp_path, monkeypatch, caps
     assert "train-text: terminated at iteration 10; saved the state after iteration 8" in capsys.readouterr().err
 
 
+def test_an_interrupt_while_the_workers_start_saves_the_resumed_state(text, tmp_path, monkeypatch, capsys):
+    # it said "interrupted at iteration 0; nothing saved" with --save given, the run resumed at 8
+    from nnscratch.parallel import DataParallel
+
+    first, second = tmp_path / "first.npz", tmp_path / "second.npz"
+    assert run(text, *RUN[:2], "--iters", "8", *RUN[4:], "--save", first) == 0
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DataParallel, "_start", interrupted)
+    assert run("--resume", first, "--iters", "24", "--processes", "2", "--quiet", "--save", second) == 130
+    assert capsys.readouterr().err == (f"train-text: interrupted at iteration 8; saved the state after iteration 8 to "
+                                       f"{second} (continue with --resume {second})\n")
+    for a, b in zip(weights(first), weights(second)):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("fixed", [["--threads", "1"], ["--processes", "2"]])
 def test_the_transformer_resumed_after_an_interrupt_equals_the_run_bit_for_bit(tmp_path, monkeypatch, capsys, fixed):
     text = tmp_path / "t.txt"

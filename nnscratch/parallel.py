@@ -215,20 +215,26 @@ class DataParallel:
                 conn.send(("stop",))
             except (OSError, ValueError):
                 pass
-        # a worker stopped (SIGSTOP) or deaf to SIGTERM is killed: else multiprocessing waits for it at exit forever
-        for stop in (None, "terminate", "kill"):
-            alive = [process for process, _, _ in workers if process.is_alive()]
-            for process in alive if stop else ():
-                getattr(process, stop)()
-            deadline = time.monotonic() + STOP_TIMEOUT
-            for process in alive:
-                process.join(max(0.0, deadline - time.monotonic()))
-        for _, conn, _ in workers:
-            conn.close()
-        self._memory = None
-        limiter, self._limiter = self._limiter, None
-        if limiter is not None:
-            limiter.restore_original_limits()
+        try:
+            for stop in (None, "terminate"):
+                alive = [process for process, _, _ in workers if process.is_alive()]
+                for process in alive if stop else ():
+                    process.terminate()
+                deadline = time.monotonic() + STOP_TIMEOUT
+                for process in alive:
+                    process.join(max(0.0, deadline - time.monotonic()))
+        finally:
+            # a worker stopped (SIGSTOP) or deaf to SIGTERM is killed, also when a second Ctrl-C cuts the waits
+            # short: else multiprocessing's exit handler waits for it forever
+            for process, conn, _ in workers:
+                if process.is_alive():
+                    process.kill()
+                    process.join(STOP_TIMEOUT)
+                conn.close()
+            self._memory = None
+            limiter, self._limiter = self._limiter, None
+            if limiter is not None:
+                limiter.restore_original_limits()
 
     def _parameters(self) -> list:
         return [p for layer in (self.model, self.loss) for inner in leaves(layer) for p in inner.parameters]

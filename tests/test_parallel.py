@@ -241,6 +241,28 @@ def test_a_worker_that_does_not_stop_is_killed(monkeypatch):
             process.kill()
 
 
+def test_a_second_ctrl_c_while_the_workers_stop_still_stops_them(monkeypatch):
+    model, loss = small_gpt()
+    parallel = DataParallel(model, loss, 2, counted_targets, where="test").__enter__()
+    process = parallel._workers[0][0]
+    os.kill(process.pid, signal.SIGSTOP)  # it will not stop when asked
+    real_join = type(process).join
+
+    def join(self, timeout=None):
+        monkeypatch.setattr(type(process), "join", real_join)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(process), "join", join)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            parallel.close()
+        process.join(10)
+        assert not process.is_alive() and process.exitcode == -signal.SIGKILL
+    finally:
+        if process.is_alive():
+            process.kill()
+
+
 def test_workers_that_cannot_start_fall_back_to_one_process_only_when_asked(monkeypatch):
     def refuse(self):
         raise OSError(28, "No space left on device")

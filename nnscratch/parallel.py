@@ -24,9 +24,11 @@ How a step goes (``step(x, targets)``), with P processes (the main one and P - 1
 
 Each process runs BLAS at one thread (``threads``), so P processes use P cores. A run is
 deterministic for a fixed P and thread count. The networks must compute the same thing in every
-process: no dropout in training, no state carried from batch to batch (``check_network``).
-Messages between the processes are this module's own arrays and tuples (pickled by
-``multiprocessing``); nothing a user hands over is unpickled.
+process: no dropout in training, no state carried from batch to batch, no running statistics, and
+built-in layers only (``check_network``). Messages between the processes are this module's own
+arrays and tuples (pickled by ``multiprocessing``), each answer naming the call it answers; nothing
+a user hands over is unpickled. What a worker runs, and the shared memory's layout, are in
+``parallel_worker``.
 """
 
 from __future__ import annotations
@@ -41,10 +43,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import protocol
+from .parallel_worker import ALIGN, blocks, check_network, forward_backward, leaves, worker
 from .validation import check_int
 
-ALIGN = 64  # bytes: each parameter's block in shared memory starts on a cache line
 START_TIMEOUT = 120.0  # seconds a worker may take to start (import numpy and nnscratch, build the network)
 STOP_TIMEOUT = 5.0  # seconds the workers get to stop when asked, then when terminated
 
@@ -59,37 +60,6 @@ def usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def leaves(layer) -> list:
-    """The layers of ``layer`` (containers walked into) that hold parameters, in a fixed order."""
-    return [inner for inner in protocol.walk(layer) if not protocol.children(inner) and getattr(inner, "parameters", None)]
-
-
-def check_network(where: str, *layers) -> None:
-    """Refuse what would compute differently in each process: dropout in training, carried state,
-    running statistics (``buffers``: only parameters travel between the processes); and a layer no
-    worker can build."""
-    from .io.registry import class_key, layer_classes
-
-    classes = layer_classes()
-    for layer in (inner for outer in layers for inner in protocol.walk(outer)):
-        name = type(layer).__name__
-        if not protocol.children(layer) and class_key(layer, classes) is None:
-            raise TypeError(f"{where}: the network has a {name}, which the worker processes cannot build: each builds "
-                            "its copy from the network's description, as nnscratch.load does, and knows nnscratch's "
-                            "own layers only. Use one process (--processes 1)")
-        rate = getattr(layer, "dropout", getattr(layer, "p", 0.0))
-        if isinstance(rate, (int, float)) and rate > 0:
-            raise ValueError(f"{where}: the network has a {name} with dropout {rate:g}; several processes would each "
-                             "draw their own masks. Use one process (--processes 1)")
-        if getattr(layer, "stateful", False):
-            raise ValueError(f"{where}: the network has a stateful {name}, whose state one process alone can carry "
-                             "from batch to batch. Use one process (--processes 1)")
-        if getattr(layer, "buffers", None) and not protocol.children(layer):  # a container lists its layers' too
-            raise ValueError(f"{where}: the network has a {name}, whose running statistics each process would update "
-                             "from its own slice of the batch (and its workers' copies never reach the main process). "
-                             "Use one process (--processes 1)")
 
 
 @contextmanager
@@ -107,17 +77,6 @@ def _sigint_blocked():
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _blocks(arrays, buffer, start: int = 0) -> tuple:
-    """Views into ``buffer`` shaped and typed as ``arrays``, one after the other from byte ``start``,
-    each aligned; (views, the byte after the last)."""
-    views, offset = [], start
-    for array in arrays:
-        offset = -(-offset // ALIGN) * ALIGN
-        views.append(np.ndarray(array.shape, array.dtype, buffer, offset))
-        offset += array.nbytes
-    return views, offset
 
 
 class DataParallel:
@@ -194,16 +153,16 @@ class DataParallel:
         # one block for the parameters, then one for each worker's gradients
         self._memory = context.RawArray("b", size * self.processes)
         buffer = memoryview(self._memory).cast("B")
-        self._shared, _ = _blocks(parameters, buffer, 0)
+        self._shared, _ = blocks(parameters, buffer, 0)
         for rank in range(1, self.processes):
             ends = context.Pipe()
-            process = context.Process(target=_worker, name=f"nnscratch-worker-{rank}", daemon=True,
+            process = context.Process(target=worker, name=f"nnscratch-worker-{rank}", daemon=True,
                                       args=(ends[1], descriptions, self._memory, size, rank, self.threads,
                                             self.input_delta))
             with _sigint_blocked():  # which the worker inherits: a Ctrl-C while it starts is the main process's alone
                 process.start()
             ends[1].close()
-            self._workers.append((process, ends[0], _blocks(parameters, buffer, size * rank)[0]))
+            self._workers.append((process, ends[0], blocks(parameters, buffer, size * rank)[0]))
         for process, conn, _ in self._workers:
             self._answer(process, conn, "start", START_TIMEOUT)
 
@@ -258,7 +217,7 @@ class DataParallel:
         slices = self._slices(len(x), targets)
         total = sum(count for _, count in slices)
         if not self._workers or len(slices) < 2 or total == 0:
-            return _forward_backward(self.model, self.loss, x, targets, train, self.input_delta)
+            return forward_backward(self.model, self.loss, x, targets, train, self.input_delta)
         for shared, parameter in zip(self._shared, self._parameters()):
             np.copyto(shared, parameter)  # as they are now: the optimizer changed them since the last call
         sent, failure = [], None
@@ -294,7 +253,7 @@ class DataParallel:
                 for delta in self._deltas():
                     delta.fill(0)
             return 0.0
-        value = _forward_backward(self.model, self.loss, x[rows], targets[rows], train, self.input_delta)
+        value = forward_backward(self.model, self.loss, x[rows], targets[rows], train, self.input_delta)
         value *= count / total
         if train:
             for delta in self._deltas():
@@ -345,50 +304,3 @@ def _error_of_kind(name: str, message: str) -> Exception:
     return KINDS[name](message) if name in KINDS else WorkerError(f"{message} ({name})")
 
 
-def _forward_backward(model, loss, x, targets, train: bool, input_delta: bool) -> float:
-    """The loss of one slice (and its gradients in the layers, with ``train``)."""
-    if not train:
-        with protocol.in_mode(False, model, loss):
-            return float(loss.forward(model.forward(x), targets))
-    value = float(loss.forward(model.forward(x), targets))
-    model.backward(loss.backward(1.0), input_delta=input_delta)
-    return value
-
-
-def _worker(conn, descriptions, memory, size: int, rank: int, threads: int, input_delta: bool) -> None:
-    """A worker process: build the network, then answer steps until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    try:
-        from threadpoolctl import threadpool_limits
-
-        from .io.registry import build, layer_classes
-        from .kernels.memory import writable_deltas
-
-        threadpool_limits(threads, user_api="blas")
-        classes = layer_classes()
-        model, loss = (build(description, classes) for description in descriptions)
-        parameters = [p for layer in (model, loss) for inner in leaves(layer) for p in inner.parameters]
-        buffer = memoryview(memory).cast("B")
-        shared, _ = _blocks(parameters, buffer, 0)
-        grads, _ = _blocks(parameters, buffer, size * rank)
-        conn.send(("ok", 0, None))
-    except BaseException as error:  # noqa: BLE001 (reported to the main process, which raises it)
-        conn.send(("error", 0, (type(error).__name__, str(error))))
-        return
-    while True:
-        message = conn.recv()
-        if message[0] == "stop":
-            return
-        kind, call, x, targets, weight = message
-        try:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                for parameter, value in zip(parameters, shared):
-                    np.copyto(parameter, value)
-                value = _forward_backward(model, loss, x, targets, kind == "step", input_delta) * weight
-                if kind == "step":
-                    deltas = [d for layer in (model, loss) for inner in leaves(layer) for d in writable_deltas(inner)]
-                    for grad, delta in zip(grads, deltas):
-                        np.multiply(delta, delta.dtype.type(weight), out=grad)
-            conn.send(("ok", call, value))
-        except Exception as error:  # noqa: BLE001 (reported to the main process, which raises it)
-            conn.send(("error", call, (type(error).__name__, str(error))))

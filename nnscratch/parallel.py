@@ -122,8 +122,9 @@ class DataParallel:
                 self._start()
             except BaseException as error:
                 self.close()
-                # multiprocessing refuses a daemonic process children with an AssertionError
-                if not isinstance(error, (OSError, WorkerError, AssertionError)):
+                # multiprocessing refuses a daemonic process children with an AssertionError; a MemoryError
+                # is a worker's copy of the network that did not fit (one process may still train)
+                if not isinstance(error, (OSError, WorkerError, AssertionError, MemoryError)):
                     raise
                 reason = f"could not start worker processes ({type(error).__name__}: {error})"
                 if not self.fallback:

@@ -263,6 +263,28 @@ def test_a_second_ctrl_c_while_the_workers_stop_still_stops_them(monkeypatch):
             process.kill()
 
 
+def test_a_worker_without_memory_for_its_network_is_a_start_failure(monkeypatch):
+    # it was a MemoryError, which train-text explains as "take a smaller --batch-size", even with auto
+    import nnscratch.io.registry as registry
+
+    real_describe = registry.describe
+
+    def describe(layer, where, classes):  # the worker builds a network of 64 TiB
+        huge = {"in_features": 1 << 22, "out_features": 1 << 22, "bias": True, "dtype": "float32"}
+        return {"class": "Linear", "config": huge} if where == "model" else real_describe(layer, where, classes)
+
+    monkeypatch.setattr(registry, "describe", describe)
+    model, loss = nn.Sequential(nn.Linear(2, 2)), nn.Sequential(nn.Mean())
+    with DataParallel(model, loss, 2, len, where="test", fallback=True) as parallel:
+        assert parallel.processes == 1 and parallel._workers == []
+        assert parallel.fallback_reason.startswith("could not start worker processes (MemoryError: test: worker process "
+                                                   "nnscratch-worker-1 failed: Unable to allocate 64.0 TiB")
+    with pytest.raises(WorkerError, match=r"^test: could not start worker processes \(MemoryError: .*64.0 TiB.*\); "
+                                          r"try --processes 1$"):
+        with DataParallel(model, loss, 2, len, where="test"):
+            pass
+
+
 def test_workers_that_cannot_start_fall_back_to_one_process_only_when_asked(monkeypatch):
     def refuse(self):
         raise OSError(28, "No space left on device")

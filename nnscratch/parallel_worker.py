@@ -84,10 +84,16 @@ def worker(conn, descriptions, memory, size: int, rank: int, threads: int, input
         grads, _ = blocks(parameters, buffer, size * rank)
         conn.send(("ok", 0, None))
     except BaseException as error:  # noqa: BLE001 (reported to the main process, which raises it)
-        conn.send(("error", 0, (type(error).__name__, str(error))))
+        try:
+            conn.send(("error", 0, (type(error).__name__, str(error))))
+        except OSError:  # the main process is gone (its answer to "ok" failed too)
+            pass
         return
     while True:
-        message = conn.recv()
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the main process is gone (killed): nobody to answer
+            return
         if message[0] == "stop":
             return
         kind, call, x, targets, weight = message
@@ -100,6 +106,10 @@ def worker(conn, descriptions, memory, size: int, rank: int, threads: int, input
                     deltas = [d for layer in (model, loss) for inner in leaves(layer) for d in writable_deltas(inner)]
                     for grad, delta in zip(grads, deltas):
                         np.multiply(delta, delta.dtype.type(weight), out=grad)
-            conn.send(("ok", call, value))
+            answer = ("ok", call, value)
         except Exception as error:  # noqa: BLE001 (reported to the main process, which raises it)
-            conn.send(("error", call, (type(error).__name__, str(error))))
+            answer = ("error", call, (type(error).__name__, str(error)))
+        try:
+            conn.send(answer)
+        except OSError:  # the main process is gone
+            return

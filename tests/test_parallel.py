@@ -226,6 +226,22 @@ def test_a_script_without_the_main_guard_is_told_so_in_one_line(tmp_path):
     assert done.stdout == "demo: worker process nnscratch-worker-1 exited (code 1) during the start; try --processes 1\n"
 
 
+def test_the_workers_of_a_killed_main_process_leave_quietly(tmp_path):
+    # the OOM killer's SIGKILL: each worker, waiting for its next message, printed an EOFError's traceback
+    script = tmp_path / "killed.py"
+    script.write_text("import sys, time, nnscratch as nn\n"
+                      "from nnscratch.parallel import DataParallel\n"
+                      "if __name__ == '__main__':\n"
+                      "    with DataParallel(nn.Sequential(nn.Linear(2, 2)), nn.Sequential(nn.Mean()), 3, len) as parallel:\n"
+                      "        print([p.pid for p, _, _ in parallel._workers], flush=True)\n"
+                      "        time.sleep(60)\n")
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids = child.stdout.readline()
+    child.kill()
+    _, err = child.communicate(timeout=60)  # its stderr ends when the workers' copies of it close
+    assert pids.startswith("[") and err == ""
+
+
 def test_a_worker_that_does_not_stop_is_killed(monkeypatch):
     # a stopped worker (SIGSTOP) ignores the request and SIGTERM; multiprocessing joined it at exit forever
     monkeypatch.setattr("nnscratch.parallel.STOP_TIMEOUT", 0.3)

@@ -231,10 +231,10 @@ class DataParallel:
                     failure = self._exited(process, "step")
                     break
                 sent.append((process, conn, grads))
-        try:
-            value = self._own_part(x, targets, *slices[0], total, train) if failure is None else 0.0
-        finally:  # every worker's answer is read, also when this process's part failed: none is left over
-            answers = [self._answer(process, conn, "step", None, keep_error=True) for process, conn, _ in sent]
+        # when this process's part fails (Ctrl-C, SIGTERM) the answers are left unread (the next call skips
+        # them): a worker killed by the same SIGTERM must not turn the interrupt into a WorkerError
+        value = self._own_part(x, targets, *slices[0], total, train) if failure is None else 0.0
+        answers = [self._answer(process, conn, "step", None, keep_error=True) for process, conn, _ in sent]
         answers += [failure] if failure is not None else []
         for answer in answers:
             if isinstance(answer, Exception):

@@ -98,6 +98,24 @@ def test_an_answer_left_by_an_interrupted_call_is_not_taken_for_the_next_one(mon
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
 
 
+def test_a_sigterm_to_every_process_is_the_main_process_s_interrupt_not_a_dead_worker(monkeypatch):
+    # a SIGTERM to the process group (timeout, a batch system) kills the workers as it reaches the main one
+    # in the middle of its own slice: the worker's death, read after, masked the interrupt (exit 1, no save)
+    x, y = batch(rows=4)
+    model, loss = small_gpt()
+
+    def own_part(self, *args):
+        process = self._workers[0][0]
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(10)
+        raise KeyboardInterrupt
+
+    with DataParallel(model, loss, 2, counted_targets, where="test") as parallel:
+        monkeypatch.setattr(DataParallel, "_own_part", own_part)
+        with pytest.raises(KeyboardInterrupt):
+            parallel.step(x, y)
+
+
 def test_a_slice_with_nothing_counted_adds_nothing():
     x, y = batch(rows=4, ignored=[(2, 0), (3, 0)])  # the worker's rows: all ignored
     model, loss = small_gpt()

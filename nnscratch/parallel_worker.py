@@ -23,12 +23,12 @@ def check_network(where: str, *layers) -> None:
     """Refuse what would compute differently in each process: dropout in training, carried state,
     running statistics (``buffers``: only parameters travel between the processes); and a layer no
     worker can build."""
-    from .io.registry import class_key, layer_classes
+    from .io.registry import CONTAINERS, class_key, layer_classes
 
     classes = layer_classes()
     for layer in (inner for outer in layers for inner in protocol.walk(outer)):
         name = type(layer).__name__
-        if not protocol.children(layer) and class_key(layer, classes) is None:
+        if CONTAINERS.get(name) is not type(layer) and class_key(layer, classes) is None:
             raise TypeError(f"{where}: the network has a {name}, which the worker processes cannot build: each builds "
                             "its copy from the network's description, as nnscratch.load does, and knows nnscratch's "
                             "own layers only. Use one process (--processes 1)")

@@ -43,6 +43,12 @@ def test_a_layer_no_worker_can_build_is_refused_by_name():
     with pytest.raises(TypeError, match=r"^test: the network has a Scale, which the worker processes cannot build: .*"
                                         r"nnscratch's own layers only. Use one process \(--processes 1\)$"):
         DataParallel(nn.Sequential(nn.Linear(4, 4), Scale()), nn.Sequential(nn.Mean()), 2, len, where="test")
+
+    class Stack(nn.Sequential):  # a container of one's own
+        pass
+
+    with pytest.raises(TypeError, match=r"^test: the network has a Stack, which the worker processes cannot build"):
+        DataParallel(nn.Sequential(Stack(nn.Linear(4, 4))), nn.Sequential(nn.Mean()), 2, len, where="test")
     DataParallel(nn.Sequential(Scale()), nn.Sequential(), 1, len)  # one process builds nothing
 
 

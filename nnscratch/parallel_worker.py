@@ -16,7 +16,8 @@ ALIGN = 64  # bytes: each parameter's block in shared memory starts on a cache l
 
 def leaves(layer) -> list:
     """The layers of ``layer`` (containers walked into) that hold parameters, in a fixed order."""
-    return [inner for inner in protocol.walk(layer) if not protocol.children(inner) and getattr(inner, "parameters", None)]
+    return [inner for inner in protocol.walk(layer)
+            if not protocol.children(inner) and getattr(inner, "parameters", None)]
 
 
 def check_network(where: str, *layers) -> None:

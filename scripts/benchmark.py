@@ -129,9 +129,9 @@ def render(results: dict) -> str:
                      "fastest run / fastest run")
         shared = results["networks"].get("gpt-processes")
         if shared:
-            lines.append(f"{_label('gpt-processes', shared)}: the GPT with each batch shared by {shared['processes']} "
-                         "processes, BLAS at 1 thread in each, as train-text trains it (nnscratch.parallel; its BLAS speed is "
-                         "probed at that 1 thread)")
+            lines.append(f"{_label('gpt-processes', shared)}: the GPT with each batch shared by "
+                         f"{shared['processes']} processes, BLAS at 1 thread in each, as train-text trains it "
+                         "(nnscratch.parallel; its BLAS speed is probed at that 1 thread)")
     if results.get("recurrent") or results.get("recurrent_memory"):
         lines += ["", *render_recurrent(results.get("recurrent", {}), results.get("recurrent_memory"))]
     if results.get("busy"):

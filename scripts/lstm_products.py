@@ -6,8 +6,8 @@ torch.mm, the same shapes, float32, at the same thread count (docs/benchmarks.md
 The products are those of nnscratch's fast LSTM (nnscratch/layers/recurrent.py) at N = batch,
 T = steps, D = H = size: the input projection x W_ih^T (T*N x D @ D x 4H), one h W_hh^T (N x H @
 H x 4H) per step forward and one dA W_hh (N x 4H @ 4H x H) per step backward, the two weight
-gradients, the biases' (a sum over the rows) and dL/dx. Each side's best of --repeats runs is printed; the element-wise work around
-them is what the layer adds.
+gradients, the biases' (a sum over the rows) and dL/dx. Each side's best of --repeats runs is
+printed; the element-wise work around them is what the layer adds.
 """
 
 from __future__ import annotations

@@ -233,7 +233,9 @@ class DataParallel:
                 sent.append((process, conn, grads))
         # when this process's part fails (Ctrl-C, SIGTERM) the answers are left unread (the next call skips
         # them): a worker killed by the same SIGTERM must not turn the interrupt into a WorkerError
-        value = self._own_part(x, targets, *slices[0], total, train) if failure is None else 0.0
+        # the layers' gradient arrays, fetched once (writable_deltas keeps the same arrays through backward)
+        deltas = self._deltas() if train else []
+        value = self._own_part(x, targets, *slices[0], total, train, deltas) if failure is None else 0.0
         answers = [self._answer(process, conn, "step", None, keep_error=True) for process, conn, _ in sent]
         answers += [failure] if failure is not None else []
         for answer in answers:
@@ -241,25 +243,22 @@ class DataParallel:
                 raise answer
         value += sum(answers)
         if train:
-            deltas = self._deltas()
             for _, _, grads in sent:
                 for delta, grad in zip(deltas, grads):
                     delta += grad
         return value
 
-    def _own_part(self, x, targets, rows: slice, count: int, total: int, train: bool) -> float:
-        """This process's slice: its loss and gradients, weighted by its share of the counted targets."""
+    def _own_part(self, x, targets, rows: slice, count: int, total: int, train: bool, deltas: list) -> float:
+        """This process's slice: its loss and, with ``train``, its gradients (in ``deltas``, the
+        layers' gradient arrays), weighted by its share of the counted targets."""
         if not count:
-            if train:
-                for delta in self._deltas():
-                    delta.fill(0)
+            for delta in deltas:
+                delta.fill(0)
             return 0.0
         value = forward_backward(self.model, self.loss, x[rows], targets[rows], train, self.input_delta)
-        value *= count / total
-        if train:
-            for delta in self._deltas():
-                delta *= delta.dtype.type(count / total)
-        return value
+        for delta in deltas:
+            delta *= delta.dtype.type(count / total)
+        return value * (count / total)
 
     def _slices(self, rows: int, targets) -> list:
         """[(slice of rows, counted targets in it)] for each process that gets rows, in order."""
